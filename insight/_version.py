@@ -1,0 +1,8 @@
+"""The package version, read from the installed metadata."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("insight")
+except PackageNotFoundError:  # a checkout that was never installed
+    __version__ = "0.0.0+unknown"

@@ -1,0 +1,45 @@
+"""The one plotly template every insight figure uses (app, export and snapshots alike).
+
+Example:
+
+>>> import plotly.graph_objects as go
+>>> from insight.figures.template import apply_template
+>>> fig = apply_template(go.Figure(), title="Parameters")
+>>> fig.layout.template.layout.font.family
+'Liberation Sans, Arial, sans-serif'
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+__all__ = ["COLORWAY", "FONT", "apply_template", "insight_template"]
+
+FONT = "Liberation Sans, Arial, sans-serif"
+COLORWAY = ["#3b6fb6", "#e07b39", "#4c9a5b", "#b8453c", "#7d5ba6", "#8c6d46", "#d16ba5",
+            "#6f6f6f", "#b5a532", "#3fa7b5"]
+
+
+def insight_template() -> go.layout.Template:
+    """A light, fixed-font template: deterministic pixels wherever it renders."""
+    return go.layout.Template(
+        layout=go.Layout(
+            font=dict(family=FONT, size=13, color="#222"),
+            colorway=COLORWAY,
+            paper_bgcolor="white",
+            plot_bgcolor="white",
+            margin=dict(l=60, r=20, t=50, b=50),
+            xaxis=dict(gridcolor="#e5e5e5", zerolinecolor="#c8c8c8", automargin=True),
+            yaxis=dict(gridcolor="#e5e5e5", zerolinecolor="#c8c8c8", automargin=True),
+            hoverlabel=dict(font=dict(family=FONT)),
+            title=dict(x=0.0, xanchor="left", font=dict(size=16)),
+        )
+    )
+
+
+def apply_template(fig: go.Figure, *, title: str | None = None) -> go.Figure:
+    """Give `fig` the insight template (and a title); returns the same figure."""
+    fig.update_layout(template=insight_template())
+    if title is not None:
+        fig.update_layout(title_text=title)
+    return fig

@@ -1,0 +1,193 @@
+"""The panel registry: every chart or table insight shows is a named panel.
+
+A panel is a pure builder from a `PanelContext` (the loaded model, and later data and logs)
+plus typed parameters to a result: a plotly `Figure`, a pandas `DataFrame`, a `dict` (a card)
+or DOT text (a graph). Pages, exports, deep links and snapshot tests all call `build_panel`,
+so one panel looks the same everywhere. Parameters arrive as strings from URLs and the CLI and
+are validated against each panel's schema.
+
+Example:
+
+>>> from insight.panels import get_panel, panel_names
+>>> "layer_graph" in panel_names()
+True
+>>> get_panel("layer_table").kind
+'table'
+>>> get_panel("nope")
+Traceback (most recent call last):
+...
+insight.errors.UsageError: No such panel: 'nope'. Existing panels are: ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from insight.errors import UsageError
+from insight.loading import LoadedModel
+
+__all__ = ["Param", "Panel", "PanelContext", "register", "get_panel", "panel_names",
+           "build_panel", "validate_params"]
+
+KINDS = ("figure", "table", "card", "dot")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a panel.
+
+    Attributes:
+        name: the parameter name (also its URL query key).
+        type: `"str"`, `"int"`, `"float"` or `"bool"`.
+        default: the value used when it is not given.
+        choices: allowed values, when the set is fixed. Defaults to `None`.
+        help: one line for the UI and `--help`.
+    """
+
+    name: str
+    type: str = "str"
+    default: Any = None
+    choices: tuple[Any, ...] | None = None
+    help: str = ""
+
+    def parse(self, raw: Any, panel: str) -> Any:
+        """Convert a raw (usually string) value and check it against the schema."""
+        value = raw
+        try:
+            if self.type == "int":
+                value = int(raw)
+            elif self.type == "float":
+                value = float(raw)
+            elif self.type == "bool":
+                value = _parse_bool(raw)
+            else:
+                value = str(raw)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"Panel {panel!r} parameter {self.name!r} must be of type {self.type}.",
+                self.help, f"{self.name}={raw!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise UsageError(
+                f"Panel {panel!r} parameter {self.name!r} must be one of "
+                f"{', '.join(map(str, self.choices))}.", "", f"{self.name}={raw!r}")
+        return value
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+@dataclass
+class PanelContext:
+    """What a panel builder may read. Later issues add the dataset and logdir readers.
+
+    Attributes:
+        loaded: the model, or `None` when a panel needs none.
+        data_path: the `--data` path, if any.
+        logdir: the `--logdir` path, if any.
+    """
+
+    loaded: LoadedModel | None = None
+    data_path: Path | None = None
+    logdir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A named, registered builder with its parameter schema.
+
+    Attributes:
+        name: the registry key (`"layer_graph"`).
+        title: what the UI shows.
+        kind: `"figure"`, `"table"`, `"card"` or `"dot"`.
+        builder: `builder(ctx, **params) -> result`.
+        params: the schema.
+        needs_model: whether the builder reads `ctx.loaded`.
+        description: one sentence for galleries and `--help`.
+    """
+
+    name: str
+    title: str
+    kind: str
+    builder: Callable[..., Any]
+    params: tuple[Param, ...] = field(default_factory=tuple)
+    needs_model: bool = True
+    description: str = ""
+
+
+_REGISTRY: dict[str, Panel] = {}
+
+
+def register(panel: Panel) -> Panel:
+    """Add a panel to the registry (a name can be registered once)."""
+    if panel.kind not in KINDS:
+        raise ValueError(f"Panel kind must be one of {KINDS}. Received: kind={panel.kind!r}")
+    if panel.name in _REGISTRY and _REGISTRY[panel.name].builder is not panel.builder:
+        raise ValueError(f"A panel named {panel.name!r} is already registered.")
+    _REGISTRY[panel.name] = panel
+    return panel
+
+
+def _ensure_builtin() -> None:
+    import insight.overview_panels  # noqa: F401  (registers on import)
+
+
+def panel_names() -> list[str]:
+    """Names of all registered panels, sorted."""
+    _ensure_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_panel(name: str) -> Panel:
+    """The panel called `name`.
+
+    Raises:
+        UsageError: no such panel; the message lists the existing ones.
+    """
+    _ensure_builtin()
+    if name not in _REGISTRY:
+        raise UsageError(
+            f"No such panel: {name!r}. Existing panels are: {', '.join(sorted(_REGISTRY))}.",
+            "", f"panel={name!r}")
+    return _REGISTRY[name]
+
+
+def validate_params(panel: Panel, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed parameters for `panel` from raw values (e.g. URL strings), defaults filled in.
+
+    Raises:
+        UsageError: an unknown parameter (the valid ones are listed) or a bad value.
+    """
+    known = {p.name: p for p in panel.params}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        valid = ", ".join(known) or "none"
+        raise UsageError(
+            f"Panel {panel.name!r} has no parameter {unknown[0]!r}. Its parameters are: {valid}.",
+            "", f"{unknown[0]}={raw[unknown[0]]!r}")
+    return {name: p.parse(raw[name], panel.name) if name in raw else p.default
+            for name, p in known.items()}
+
+
+def build_panel(name: str, ctx: PanelContext, **params: Any) -> Any:
+    """Validate `params` and run the panel's builder.
+
+    Example:
+
+    >>> fig = build_panel("param_chart", PanelContext(loaded))  # doctest: +SKIP
+    """
+    panel = get_panel(name)
+    if panel.needs_model and ctx.loaded is None:
+        raise UsageError(f"Panel {name!r} needs a model.", "Choose or pass a model first.",
+                         "model=None")
+    return panel.builder(ctx, **validate_params(panel, params))

@@ -1,0 +1,211 @@
+"""What the Overview shows: the model card and the layer table, as plain data.
+
+Example:
+
+>>> import insight
+>>> loaded = insight.load_model("sample_models/digits_cnn/model.keras")  # doctest: +SKIP
+>>> insight.layer_table(loaded)[["layer", "class", "params"]].head(2)  # doctest: +SKIP
+   layer   class  params
+0  conv1  Conv2D      80
+1  pool1  MaxPooling2D   0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from insight.loading import LoadedModel
+
+__all__ = ["model_card", "layer_table", "model_summary", "iter_layers", "shape_text",
+           "output_shape_text", "param_count",
+           "model_kind"]
+
+LAYER_COLUMNS = ["layer", "class", "output_shape", "params", "trainable", "activation", "depth"]
+
+
+def shape_text(shape: Any) -> str:
+    """Render a shape, or a list of shapes, the way Keras' summary does.
+
+    >>> shape_text((None, 8, 8, 1))
+    '(None, 8, 8, 1)'
+    >>> shape_text([(None, 10), (None, 1)])
+    '[(None, 10), (None, 1)]'
+    """
+    if shape is None:
+        return "?"
+    if isinstance(shape, list | tuple) and shape and isinstance(shape[0], list | tuple):
+        return "[" + ", ".join(shape_text(s) for s in shape) + "]"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+def output_shape_text(layer: Any) -> str:
+    try:
+        out = layer.output
+    except (AttributeError, ValueError, RuntimeError):
+        return "?"
+    if isinstance(out, list | tuple):
+        return shape_text([tuple(t.shape) for t in out])
+    if isinstance(out, dict):
+        return shape_text([tuple(t.shape) for t in out.values()])
+    return shape_text(tuple(out.shape))
+
+
+def param_count(layer: Any) -> int:
+    try:
+        return int(sum(int(np.prod(w.shape)) for w in layer.weights))
+    except (AttributeError, ValueError):
+        return 0
+
+
+def _activation(layer: Any) -> str:
+    act = getattr(layer, "activation", None)
+    if act is None:
+        return ""
+    return str(getattr(act, "__name__", type(act).__name__))
+
+
+def model_kind(model: Any) -> str:
+    """`"sequential"`, `"functional"` or `"subclassed"`."""
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        return "sequential"
+    if type(model).__name__ == "Functional" or (
+        hasattr(model, "_operations") and getattr(model, "_is_graph_network", False)):
+        return "functional"
+    try:
+        cfg = model.get_config()
+    except Exception:  # user code
+        cfg = {}
+    if isinstance(cfg, dict) and "input_layers" in cfg and "output_layers" in cfg:
+        return "functional"
+    return "subclassed"
+
+
+def iter_layers(model: Any, prefix: str = "", depth: int = 0):
+    """Yield `(path, layer, depth)` for every layer, descending into nested models.
+
+    Paths join nested names with `/` (`"backbone/conv1"`). Sequential models' implicit input
+    layer is not listed (Keras does not list it either).
+    """
+    for layer in getattr(model, "layers", []) or []:
+        path = f"{prefix}{layer.name}"
+        yield path, layer, depth
+        if getattr(layer, "layers", None) and layer is not model:
+            yield from iter_layers(layer, path + "/", depth + 1)
+
+
+def layer_table(loaded: LoadedModel) -> pd.DataFrame:
+    """One row per layer, nested layers included with their path.
+
+    Columns: `layer` (path), `class`, `output_shape`, `params` (weights the layer owns,
+    nested models: all of theirs), `trainable`, `activation`, `depth` (0 = top level).
+    """
+    rows = [
+        {
+            "layer": path,
+            "class": type(layer).__name__,
+            "output_shape": output_shape_text(layer),
+            "params": param_count(layer),
+            "trainable": bool(layer.trainable),
+            "activation": _activation(layer),
+            "depth": depth,
+        }
+        for path, layer, depth in iter_layers(loaded.model)
+    ]
+    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+
+
+def _tensor_specs(tensors: Any, names: list[str] | None = None) -> list[dict[str, str]]:
+    if tensors is None:
+        return []
+    if isinstance(tensors, dict):
+        names, tensors = list(tensors), list(tensors.values())
+    if not isinstance(tensors, list | tuple):
+        tensors = [tensors]
+    out = []
+    for i, t in enumerate(tensors):
+        name = (names[i] if names and i < len(names) else None) or getattr(t, "name", f"#{i}")
+        out.append({"name": str(name), "shape": shape_text(tuple(t.shape)),
+                    "dtype": str(getattr(t, "dtype", "?"))})
+    return out
+
+
+def _io(model: Any, loaded: LoadedModel) -> tuple[list[dict], list[dict]]:
+    try:
+        inputs = _tensor_specs(model.inputs)
+    except (AttributeError, ValueError):
+        inputs = []
+    if not inputs:
+        build = (loaded.preflight.config or {}).get("build_config") or {}
+        shape = build.get("input_shape")
+        if shape:
+            inputs = [{"name": "input", "shape": shape_text(tuple(shape)), "dtype": "?"}]
+    try:
+        outputs = _tensor_specs(model.outputs, list(getattr(model, "output_names", []) or []))
+    except (AttributeError, ValueError):
+        outputs = []
+    return inputs, outputs
+
+
+def model_card(loaded: LoadedModel) -> dict[str, Any]:
+    """The model card: identity, format, inputs/outputs, parameter counts, findings.
+
+    Returns:
+        A JSON-ready dict with keys `name`, `format`, `file`, `file_size`, `keras_version`
+        (saved with), `model_class`, `kind`, `built`, `inputs`, `outputs`, `total_params`,
+        `trainable_params`, `non_trainable_params`, `layer_count`, `safe_mode`, `findings`,
+        `limits`.
+    """
+    import keras
+
+    model, pf = loaded.model, loaded.preflight
+    weights = list(getattr(model, "weights", []))
+    trainable = list(getattr(model, "trainable_weights", []))
+    total = int(sum(int(np.prod(w.shape)) for w in weights))
+    n_train = int(sum(int(np.prod(w.shape)) for w in trainable))
+    inputs, outputs = _io(model, loaded)
+    size = pf.model_file.stat().st_size if pf.model_file.is_file() else sum(
+        p.stat().st_size for p in pf.model_file.rglob("*") if p.is_file())
+    kind = "savedmodel" if loaded.format == "savedmodel" else model_kind(model)
+    return {
+        "name": loaded.name,
+        "format": {"keras": ".keras (Keras v3)", "h5": "legacy HDF5 (.h5)",
+                   "savedmodel": "TF SavedModel"}[loaded.format],
+        "file": str(pf.model_file),
+        "file_size": int(size),
+        "keras_version": pf.keras_version or "not recorded",
+        "loaded_with_keras": keras.__version__,
+        "model_class": pf.model_class or type(model).__name__,
+        "kind": kind,
+        "built": bool(getattr(model, "built", True)),
+        "inputs": inputs,
+        "outputs": outputs,
+        "total_params": total,
+        "trainable_params": n_train,
+        "non_trainable_params": total - n_train,
+        "layer_count": sum(1 for _ in iter_layers(model)),
+        "safe_mode": loaded.safe_mode,
+        "findings": pf.findings(),
+        "limits": dict(loaded.limits),
+    }
+
+
+def model_summary(loaded: LoadedModel) -> dict[str, Any]:
+    """Everything `insight summary --json` prints: card, layers and preflight.
+
+    Example:
+
+    >>> summary = model_summary(loaded)  # doctest: +SKIP
+    >>> sorted(summary)  # doctest: +SKIP
+    ['card', 'layers', 'preflight']
+    """
+    return {
+        "card": model_card(loaded),
+        "layers": layer_table(loaded).to_dict(orient="records"),
+        "preflight": loaded.preflight.to_dict(),
+    }
