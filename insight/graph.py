@@ -19,7 +19,7 @@ from typing import Any
 
 from insight.summary import output_shape_text, param_count, model_kind
 
-__all__ = ["GraphNode", "LayerGraph", "layer_graph"]
+__all__ = ["GraphNode", "LayerGraph", "layer_graph", "unknown_graph_reason"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,13 @@ class LayerGraph:
     reason: str = ""
 
 
+def unknown_graph_reason(model: Any) -> str:
+    """Why a subclassed model's graph cannot be drawn."""
+    return (f"{type(model).__name__} is a subclassed model: how its layers connect is written "
+            "in Python in its call() method, not stored in the file, so insight lists its "
+            "layers but cannot draw the graph.")
+
+
 def layer_graph(model: Any) -> LayerGraph:
     """Build the layer graph of a Keras model.
 
@@ -60,11 +67,7 @@ def layer_graph(model: Any) -> LayerGraph:
     kind = model_kind(model)
     if kind == "subclassed":
         graph.known = False
-        graph.reason = (
-            f"{type(model).__name__} is a subclassed model: how its layers connect is written "
-            "in Python in its call() method, not stored in the file, so insight lists its "
-            "layers but cannot draw the graph."
-        )
+        graph.reason = unknown_graph_reason(model)
         return graph
     entries, exits = _emit(model, "", graph)
     for node_id in entries:

@@ -129,7 +129,10 @@ def _tensor_specs(tensors: Any, names: list[str] | None = None) -> list[dict[str
         tensors = [tensors]
     out = []
     for i, t in enumerate(tensors):
-        name = (names[i] if names and i < len(names) else None) or getattr(t, "name", f"#{i}")
+        history = getattr(t, "_keras_history", None)
+        producer = getattr(getattr(history, "operation", None), "name", None)
+        name = (names[i] if names and i < len(names) else None) or producer \
+            or getattr(t, "name", f"#{i}")
         out.append({"name": str(name), "shape": shape_text(tuple(t.shape)),
                     "dtype": str(getattr(t, "dtype", "?"))})
     return out
@@ -159,9 +162,11 @@ def model_card(loaded: LoadedModel) -> dict[str, Any]:
         A JSON-ready dict with keys `name`, `format`, `file`, `file_size`, `keras_version`
         (saved with), `model_class`, `kind`, `built`, `inputs`, `outputs`, `total_params`,
         `trainable_params`, `non_trainable_params`, `layer_count`, `safe_mode`, `findings`,
-        `limits`.
+        `limits`, `graph_note` (why the graph is unknown, or `""`).
     """
     import keras
+
+    from insight.graph import unknown_graph_reason
 
     model, pf = loaded.model, loaded.preflight
     weights = list(getattr(model, "weights", []))
@@ -192,6 +197,7 @@ def model_card(loaded: LoadedModel) -> dict[str, Any]:
         "safe_mode": loaded.safe_mode,
         "findings": pf.findings(),
         "limits": dict(loaded.limits),
+        "graph_note": unknown_graph_reason(model) if kind == "subclassed" else "",
     }
 
 

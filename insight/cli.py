@@ -1,0 +1,184 @@
+"""The `insight` command line.
+
+```
+insight serve [MODEL] [--data PATH] [--logdir DIR] [--host 127.0.0.1] [--port 8501]
+insight summary MODEL [--json]
+insight --version
+```
+
+Every command that loads a model takes `--unsafe` and `--custom-objects FILE`. Errors print
+one line, `error: <message>`, and exit with status 2; `--debug` shows the traceback.
+
+Example:
+
+>>> main(["summary", "sample_models/digits_cnn/model.keras", "--json"])  # doctest: +SKIP
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from insight._version import __version__
+from insight.errors import InsightError, UsageError
+from insight.launch import LaunchOptions, add_model_args, app_argv
+
+__all__ = ["main", "build_parser"]
+
+ENTRY = Path(__file__).parent / "ui" / "entry.py"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `insight`."""
+    parser = argparse.ArgumentParser(
+        prog="insight", description="See what a Keras model does inside.")
+    parser.add_argument("--version", action="version", version=f"insight {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="open the dashboard (default model: bundled sample)")
+    serve.add_argument("model", nargs="?", metavar="MODEL",
+                       help=".keras, .h5/.hdf5 or SavedModel directory (default: the "
+                            "digits_cnn sample)")
+    add_model_args(serve)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind; anything but localhost exposes the app "
+                            "(default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    serve.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    summary = sub.add_parser("summary", help="print the model card and layer table")
+    summary.add_argument("model", metavar="MODEL")
+    summary.add_argument("--json", action="store_true", help="print JSON")
+    add_model_args(summary, companions=False)
+    summary.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handler = {"serve": _serve, "summary": _summary}[args.command]
+    try:
+        return handler(args)
+    except InsightError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from insight.loading import load_model
+    from insight.summary import model_summary
+
+    loaded = load_model(args.model, safe_mode=not args.unsafe,
+                        custom_objects=args.custom_objects)
+    summary = model_summary(loaded)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    card = summary["card"]
+    print(f"{card['name']}  [{card['format']}, {card['model_class']} ({card['kind']}), "
+          f"saved with Keras {card['keras_version']}]")
+    print(f"file: {card['file']}")
+    for key in ("inputs", "outputs"):
+        for spec in card[key]:
+            print(f"{key[:-1]:>6}: {spec['name']} {spec['shape']} {spec['dtype']}")
+    print(f"params: {card['total_params']:,} total, {card['trainable_params']:,} trainable, "
+          f"{card['non_trainable_params']:,} non-trainable; {card['layer_count']} layers")
+    rows = [("layer", "class", "output shape", "params", "activation")] + [
+        (r["layer"], r["class"], r["output_shape"], f"{r['params']:,}", r["activation"])
+        for r in summary["layers"]]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    for n, row in enumerate(rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    for line in card["findings"]:
+        print(f"- {line}")
+    for what, why in card["limits"].items():
+        print(f"- no {what}: {why}")
+
+
+def _check_path(flag: str, value: str | None) -> None:
+    if value and not Path(value).expanduser().exists():
+        raise UsageError(f"The {flag} path does not exist.", "Check the path.",
+                         f"{flag}={value!r}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warm_imports() -> None:
+    """Import TensorFlow and Keras while Streamlit starts, so the first page is faster."""
+    try:
+        import keras  # noqa: F401
+
+        import insight.overview_panels  # noqa: F401
+    except Exception:  # the page reports real import problems
+        pass
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from insight.loading import check_safety
+    from insight.preflight import preflight
+
+    _check_path("--data", args.data)
+    _check_path("--logdir", args.logdir)
+    _check_path("--custom-objects", args.custom_objects)
+    if args.model:
+        # Fail fast with one line, before the server starts (no TensorFlow needed).
+        check_safety(preflight(args.model), safe_mode=not args.unsafe)
+    model = str(Path(args.model).expanduser().resolve()) if args.model else None
+    opts = LaunchOptions(model=model, data=_abs(args.data), logdir=_abs(args.logdir),
+                         unsafe=args.unsafe, custom_objects=_abs(args.custom_objects))
+    if not _is_loopback(args.host):
+        os.environ["INSIGHT_LOCKED"] = "1"
+        print(f"insight: binding {args.host}: anyone who reaches this address can use the app "
+              "(free-form model paths are disabled).", file=sys.stderr)
+    print(f"insight: serving {model or 'the bundled samples'} at "
+          f"http://{args.host}:{args.port}", flush=True)
+    threading.Thread(target=_warm_imports, name="insight-warm", daemon=True).start()
+    from streamlit.web import cli as stcli
+
+    sys.argv = [
+        "streamlit", "run", str(ENTRY),
+        "--server.address", args.host, "--server.port", str(args.port),
+        "--server.headless", "true", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false", "--runner.postScriptGC", "false",
+        "--client.toolbarMode", "minimal", "--theme.base", "light",
+        "--", *app_argv(opts),
+    ]
+    return int(stcli.main() or 0)
+
+
+def _abs(value: str | None) -> str | None:
+    return str(Path(value).expanduser().resolve()) if value else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

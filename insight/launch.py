@@ -1,0 +1,88 @@
+"""How the app learns which model, data and logdir to open.
+
+`insight serve` and `streamlit run app.py -- MODEL [--data ...] [--logdir ...]` pass them as
+script arguments; containers and tests (where `sys.argv` is not the app's) use the
+environment variables `INSIGHT_MODEL`, `INSIGHT_DATA`, `INSIGHT_LOGDIR`, `INSIGHT_UNSAFE`
+and `INSIGHT_CUSTOM_OBJECTS`. Arguments win over the environment. Trust flags come from the
+command line or the environment only, never from a URL.
+
+Example:
+
+>>> opts = parse_app_args(["m.keras", "--logdir", "logs"], env={"INSIGHT_DATA": "x.npz"})
+>>> opts.model, opts.data, opts.logdir, opts.unsafe
+('m.keras', 'x.npz', 'logs', False)
+>>> app_argv(opts)
+['m.keras', '--data', 'x.npz', '--logdir', 'logs']
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = ["LaunchOptions", "add_model_args", "parse_app_args", "app_argv"]
+
+_ENV = {"model": "INSIGHT_MODEL", "data": "INSIGHT_DATA", "logdir": "INSIGHT_LOGDIR",
+        "custom_objects": "INSIGHT_CUSTOM_OBJECTS"}
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """The model and companions the app was started with (all optional)."""
+
+    model: str | None = None
+    data: str | None = None
+    logdir: str | None = None
+    unsafe: bool = False
+    custom_objects: str | None = None
+    locked: bool = False  # served beyond localhost: no free-form paths in the sidebar
+
+
+def add_model_args(parser: argparse.ArgumentParser, *, companions: bool = True) -> None:
+    """Add `--unsafe`, `--custom-objects` (and `--data`, `--logdir`) to a parser."""
+    if companions:
+        parser.add_argument("--data", metavar="PATH",
+                            help="inputs: .npz (x, y, class_names), .npy, .csv or image folder")
+        parser.add_argument("--logdir", metavar="DIR",
+                            help="TensorBoard logdir, CSVLogger csv or history json")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="allow Lambda layers and SavedModels (runs code from the file; "
+                             "only for files you trust)")
+    parser.add_argument("--custom-objects", metavar="FILE",
+                        help="a .py file defining the model's custom classes (it is executed)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="app.py", add_help=False)
+    parser.add_argument("model", nargs="?")
+    add_model_args(parser)
+    return parser
+
+
+def parse_app_args(argv: Sequence[str] | None, env: Mapping[str, str] | None = None
+                   ) -> LaunchOptions:
+    """Combine script arguments (`argv`, without the script name) with the environment.
+
+    Unknown arguments are ignored, so a stray flag never stops the app from starting.
+    """
+    env = os.environ if env is None else env
+    ns, _ = _parser().parse_known_args(list(argv or []))
+    values = {key: getattr(ns, key) or env.get(var) or None for key, var in _ENV.items()}
+    unsafe = bool(ns.unsafe) or env.get("INSIGHT_UNSAFE", "").lower() in _TRUE
+    locked = env.get("INSIGHT_LOCKED", "").lower() in _TRUE
+    return LaunchOptions(unsafe=unsafe, locked=locked, **values)
+
+
+def app_argv(opts: LaunchOptions) -> list[str]:
+    """The script arguments that reproduce `opts` (what `insight serve` passes after `--`)."""
+    out = [opts.model] if opts.model else []
+    for flag, value in (("--data", opts.data), ("--logdir", opts.logdir),
+                        ("--custom-objects", opts.custom_objects)):
+        if value:
+            out += [flag, value]
+    if opts.unsafe:
+        out.append("--unsafe")
+    return out

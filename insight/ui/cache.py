@@ -1,0 +1,71 @@
+"""All caching of the app. Keys are plain strings and numbers, never model objects.
+
+Models are cached as resources (shared by sessions, never mutated); panel results as data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from insight.errors import InsightError
+from insight.loading import LoadedModel, load_model
+from insight.panels import PanelContext, build_panel
+from insight.preflight import resolve_model_path
+
+__all__ = ["ModelRef", "get_model", "panel", "MODEL_LOCK"]
+
+# Keras models are not safe for concurrent calls: pages that run a model take this lock.
+MODEL_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model to load and how (all plain values, so it can key a cache)."""
+
+    path: str
+    safe_mode: bool = True
+    custom_objects: str | None = None
+    label: str = ""
+
+    def stamp(self) -> str:
+        """A key that changes when the file changes (path, mtime, size)."""
+        try:
+            _, file, fmt = resolve_model_path(self.path)
+        except InsightError:
+            return "missing"
+        target = file / "saved_model.pb" if fmt == "savedmodel" else file
+        try:
+            st_ = target.stat()
+        except OSError:
+            return "missing"
+        return f"{st_.st_mtime_ns}:{st_.st_size}"
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _load(path: str, stamp: str, safe_mode: bool, custom_objects: str | None) -> LoadedModel:
+    return load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
+
+
+def get_model(ref: ModelRef) -> LoadedModel:
+    """The loaded model for `ref`, loaded once per file version.
+
+    Raises:
+        InsightError: from `insight.load_model` (errors are not cached).
+    """
+    return _load(ref.path, ref.stamp(), ref.safe_mode, ref.custom_objects)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _panel(model_key: str, name: str, params_json: str, _ctx: PanelContext) -> Any:
+    return build_panel(name, _ctx, **json.loads(params_json))
+
+
+def panel(name: str, ref: ModelRef, ctx: PanelContext, **params: Any) -> Any:
+    """A registered panel's result for the current model, cached by plain keys."""
+    key = f"{ref.path}|{ref.stamp()}|{ref.safe_mode}|{ref.custom_objects}"
+    return _panel(key, name, json.dumps(params, sort_keys=True), ctx)

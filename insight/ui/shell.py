@@ -1,0 +1,26 @@
+"""The app frame: page config, the shared sidebar, navigation over the pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from insight.ui.sidebar import draw_sidebar, launch_options
+
+__all__ = ["main", "PAGES"]
+
+PAGE_DIR = Path(__file__).parent / "app_pages"
+# (file, title, icon): every page is reachable from the sidebar navigation.
+PAGES = [
+    ("overview.py", "Overview", ":material/account_tree:"),
+]
+
+
+def main() -> None:
+    """Run one script pass of the app."""
+    st.set_page_config(page_title="insight", page_icon=":material/insights:", layout="wide")
+    draw_sidebar(launch_options())
+    pages = [st.Page(PAGE_DIR / f, title=t, icon=i, default=n == 0)
+             for n, (f, t, i) in enumerate(PAGES)]
+    st.navigation(pages, position="sidebar").run()

@@ -1,0 +1,92 @@
+"""The sidebar shared by every page: model picker, optional data and logdir.
+
+What it chose lives in `st.session_state` (`insight_ref`, `insight_data`, `insight_logdir`)
+for the pages to read through `insight.ui.widgets.require_model`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from insight.launch import LaunchOptions, parse_app_args
+from insight.samples import Sample, list_samples
+from insight.ui.cache import ModelRef
+
+__all__ = ["launch_options", "draw_sidebar"]
+
+OTHER = "Another file…"
+
+
+def launch_options() -> LaunchOptions:
+    """Script arguments when Streamlit was started on this app, else the environment.
+
+    Under AppTest `sys.argv` is pytest's own, so it is only read when `sys.argv[0]` is the
+    script being run.
+    """
+    ctx = get_script_run_ctx()
+    main = Path(ctx.main_script_path).resolve() if ctx else None
+    ours = bool(sys.argv) and main is not None and Path(sys.argv[0]).resolve() == main
+    return parse_app_args(sys.argv[1:] if ours else [])
+
+
+def _choices(opts: LaunchOptions) -> tuple[dict[str, ModelRef], dict[str, Sample]]:
+    refs: dict[str, ModelRef] = {}
+    samples: dict[str, Sample] = {}
+    if opts.model:
+        label = f"{Path(opts.model).name} (command line)"
+        refs[label] = ModelRef(opts.model, not opts.unsafe, opts.custom_objects, label)
+    for s in list_samples():
+        label = f"Sample: {s.name}"
+        co = str(s.custom_objects) if s.custom_objects else None
+        refs[label] = ModelRef(str(s.model), True, co, label)
+        samples[label] = s
+    return refs, samples
+
+
+def _companion(label: str, key: str, given: str | None, bundled: Path | None, help: str
+               ) -> str | None:
+    typed = st.sidebar.text_input(label, key=key, placeholder=given or "optional", help=help)
+    value = typed.strip() or given
+    if value:
+        if not Path(value).expanduser().exists():
+            st.sidebar.warning(f"{label}: path not found. Received: {value!r}")
+            return None
+        return str(Path(value).expanduser().resolve())
+    if bundled is not None:
+        st.sidebar.caption(f"{label}: using the sample's bundled `{bundled.name}`.")
+        return str(bundled)
+    return None
+
+
+def draw_sidebar(opts: LaunchOptions) -> None:
+    """Draw the sidebar and store the choices in session state."""
+    st.sidebar.markdown("## :material/insights: insight")
+    refs, samples = _choices(opts)
+    options = list(refs) + ([] if opts.locked else [OTHER])
+    choice = st.sidebar.selectbox(
+        "Model", options, key="insight_model_choice",
+        help="The model given on the command line, a bundled sample, or another file.")
+    ref = refs.get(choice)
+    if choice == OTHER:
+        path = st.sidebar.text_input("Model path", key="insight_model_path",
+                                     placeholder="/path/to/model.keras",
+                                     help=".keras, .h5/.hdf5, or a SavedModel directory. "
+                                          "Loaded in safe mode.")
+        ref = ModelRef(path.strip(), True, None, path.strip()) if path.strip() else None
+    sample = samples.get(choice)
+    if sample is not None and sample.description:
+        st.sidebar.caption(sample.description)
+    if ref is not None and not ref.safe_mode:
+        st.sidebar.warning("Safe mode is off for this model (`--unsafe`): code stored in the "
+                           "file may run.", icon=":material/warning:")
+    st.session_state["insight_ref"] = ref
+    st.session_state["insight_data"] = _companion(
+        "Data", "insight_data_path", opts.data, sample.data if sample else None,
+        "Inputs for activations and embeddings: .npz (x, y, class_names), .npy, .csv.")
+    st.session_state["insight_logdir"] = _companion(
+        "Logdir", "insight_logdir_path", opts.logdir, sample.logdir if sample else None,
+        "A TensorBoard logdir, a CSVLogger .csv or a Keras history .json.")
