@@ -1,0 +1,1 @@
+"""Bundled sample models. Rebuild them with `python sample_models/build.py`."""
