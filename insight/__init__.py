@@ -11,18 +11,27 @@ Example:
 19946
 """
 
+from typing import TYPE_CHECKING
+
 from insight._version import __version__
-from insight.errors import (
-    CustomObjectError,
-    InsightError,
-    ModelLoadError,
-    UnsafeModelError,
-    UnsupportedModelError,
-    UsageError,
-)
-from insight.loading import LoadedModel, load_model
-from insight.preflight import Preflight, preflight
-from insight.summary import layer_table, model_card, model_summary
+
+# Names resolve on first use (PEP 562), so `import insight` and the CLI start fast and
+# TensorFlow is imported only when a model is loaded.
+_LAZY = {
+    "CustomObjectError": "insight.errors",
+    "InsightError": "insight.errors",
+    "ModelLoadError": "insight.errors",
+    "UnsafeModelError": "insight.errors",
+    "UnsupportedModelError": "insight.errors",
+    "UsageError": "insight.errors",
+    "LoadedModel": "insight.loading",
+    "load_model": "insight.loading",
+    "Preflight": "insight.preflight",
+    "preflight": "insight.preflight",
+    "layer_table": "insight.summary",
+    "model_card": "insight.summary",
+    "model_summary": "insight.summary",
+}
 
 __all__ = [
     "__version__",
@@ -40,3 +49,31 @@ __all__ = [
     "model_summary",
     "preflight",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'insight' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from insight.errors import (
+        CustomObjectError,
+        InsightError,
+        ModelLoadError,
+        UnsafeModelError,
+        UnsupportedModelError,
+        UsageError,
+    )
+    from insight.loading import LoadedModel, load_model
+    from insight.preflight import Preflight, preflight
+    from insight.summary import layer_table, model_card, model_summary

@@ -22,18 +22,14 @@ import ipaddress
 import json
 import os
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from insight._version import __version__
 from insight.errors import InsightError, UsageError
-from insight.launch import LaunchOptions, add_model_args, app_argv
+from insight.launch import LaunchOptions, add_model_args
 
 __all__ = ["main", "build_parser"]
-
-ENTRY = Path(__file__).parent / "ui" / "entry.py"
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `insight`."""
@@ -133,16 +129,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _warm_imports() -> None:
-    """Import TensorFlow and Keras while Streamlit starts, so the first page is faster."""
-    try:
-        import keras  # noqa: F401
-
-        import insight.overview_panels  # noqa: F401
-    except Exception:  # the page reports real import problems
-        pass
-
-
 def _serve(args: argparse.Namespace) -> int:
     from insight.loading import check_safety
     from insight.preflight import preflight
@@ -162,18 +148,9 @@ def _serve(args: argparse.Namespace) -> int:
               "(free-form model paths are disabled).", file=sys.stderr)
     print(f"insight: serving {model or 'the bundled samples'} at "
           f"http://{args.host}:{args.port}", flush=True)
-    threading.Thread(target=_warm_imports, name="insight-warm", daemon=True).start()
-    from streamlit.web import cli as stcli
+    from insight.ui.serve import serve
 
-    sys.argv = [
-        "streamlit", "run", str(ENTRY),
-        "--server.address", args.host, "--server.port", str(args.port),
-        "--server.headless", "true", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false", "--runner.postScriptGC", "false",
-        "--client.toolbarMode", "minimal", "--theme.base", "light",
-        "--", *app_argv(opts),
-    ]
-    return int(stcli.main() or 0)
+    return serve(opts, host=args.host, port=args.port)
 
 
 def _abs(value: str | None) -> str | None:

@@ -16,7 +16,8 @@ InsightError
 Example:
 
 >>> from insight.errors import InsightError, ModelLoadError
->>> err = ModelLoadError("The file is empty.", fix="Save the model again.", received="path='m.keras'")
+>>> err = ModelLoadError("The file is empty.", fix="Save the model again.",
+...                      received="path='m.keras'")
 >>> print(err)
 The file is empty. Save the model again. Received: path='m.keras'
 >>> isinstance(err, InsightError)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from insight.summary import output_shape_text, param_count, model_kind
+from insight.summary import model_kind, output_shape_text, param_count
 
 __all__ = ["GraphNode", "LayerGraph", "layer_graph", "unknown_graph_reason"]
 

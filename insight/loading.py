@@ -198,7 +198,8 @@ def _missing_custom(report: Preflight, provided: Mapping[str, Any]) -> list[str]
         if any(c and (c in provided or c in registered) for c in candidates):
             continue
         missing.append(ref)
-    return sorted({f"{r.qualified} (in {r.where})" for r in missing})
+    return sorted({r.qualified if r.where == "(model)" else f"{r.qualified} (in {r.where})"
+                   for r in missing})
 
 
 def load_model(

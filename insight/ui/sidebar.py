@@ -16,7 +16,7 @@ from insight.launch import LaunchOptions, parse_app_args
 from insight.samples import Sample, list_samples
 from insight.ui.cache import ModelRef
 
-__all__ = ["launch_options", "draw_sidebar"]
+__all__ = ["launch_options", "draw_sidebar", "default_ref"]
 
 OTHER = "Another file…"
 
@@ -37,7 +37,7 @@ def _choices(opts: LaunchOptions) -> tuple[dict[str, ModelRef], dict[str, Sample
     refs: dict[str, ModelRef] = {}
     samples: dict[str, Sample] = {}
     if opts.model:
-        label = f"{Path(opts.model).name} (command line)"
+        label = f"{'/'.join(Path(opts.model).parts[-2:])} (command line)"
         refs[label] = ModelRef(opts.model, not opts.unsafe, opts.custom_objects, label)
     for s in list_samples():
         label = f"Sample: {s.name}"
@@ -45,6 +45,12 @@ def _choices(opts: LaunchOptions) -> tuple[dict[str, ModelRef], dict[str, Sample
         refs[label] = ModelRef(str(s.model), True, co, label)
         samples[label] = s
     return refs, samples
+
+
+def default_ref(opts: LaunchOptions) -> ModelRef | None:
+    """The model the first page shows: the command line's, else the first sample."""
+    refs, _ = _choices(opts)
+    return next(iter(refs.values()), None)
 
 
 def _companion(label: str, key: str, given: str | None, bundled: Path | None, help: str

@@ -87,8 +87,10 @@ def model_card(card: dict[str, Any]) -> None:
         col.markdown(f"**{title}**")
         if card[key]:
             col.dataframe(pd.DataFrame(card[key]), hide_index=True)
-        else:
+        elif not card["built"]:
             col.caption("Unknown until the model is built.")
+        else:
+            col.caption("Not stored for a subclassed model: its call() computes them.")
     if card["limits"]:
         st.warning("**What this format rules out.** " + " ".join(
             f"No {k}: {v}." for k, v in card["limits"].items()), icon=":material/block:")

@@ -21,3 +21,6 @@ with graph_col:
         show_panel("layer_graph", ref, ctx)
 with params_col:
     show_panel("param_chart", ref, ctx)
+if card["kind"] == "subclassed":
+    st.caption("Output shapes are not recorded for a subclassed model's layers: they exist "
+               "only while its call() runs.")

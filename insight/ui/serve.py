@@ -1,0 +1,59 @@
+"""`insight serve`: start Streamlit on the app, in this process, with warm imports.
+
+TensorFlow's import is most of a cold start. While Streamlit's server starts and the browser
+connects, a background thread imports TensorFlow and Keras, loads the model the first page
+will show into the app's resource cache and builds its Overview panels once, so the first
+script run finds all of that done.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+from insight.launch import LaunchOptions, app_argv
+
+__all__ = ["serve"]
+
+ENTRY = Path(__file__).parent / "entry.py"
+
+
+def _warm(opts: LaunchOptions) -> None:
+    # The import holds the GIL for long stretches; hand it back to the server's event loop
+    # often, so the browser's first page request is not starved meanwhile.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        from insight.panels import PanelContext, build_panel
+        from insight.ui.cache import get_model
+        from insight.ui.sidebar import default_ref
+
+        ref = default_ref(opts)
+        if ref is None:
+            return
+        ctx = PanelContext(get_model(ref))
+        for name in ("model_card", "layer_table", "layer_graph", "param_chart"):
+            build_panel(name, ctx)
+    except Exception:  # noqa: BLE001  the page reports any real problem
+        pass
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def serve(opts: LaunchOptions, *, host: str, port: int) -> int:
+    """Run the app until interrupted; returns Streamlit's exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no C++ chatter about absent GPUs
+    threading.Thread(target=_warm, args=(opts,), name="insight-warm", daemon=True).start()
+    from streamlit.web import cli as stcli
+
+    sys.argv = [
+        "streamlit", "run", str(ENTRY),
+        "--server.address", host, "--server.port", str(port),
+        "--server.headless", "true", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false", "--runner.postScriptGC", "false",
+        "--client.toolbarMode", "minimal", "--theme.base", "light",
+        "--", *app_argv(opts),
+    ]
+    return int(stcli.main() or 0)

@@ -1,0 +1,124 @@
+"""The app frame and the Overview page under AppTest, on every sample and on bad files."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from insight.samples import list_samples
+from insight.ui.cache import ModelRef
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "app.py"
+OVERVIEW = ROOT / "insight" / "ui" / "app_pages" / "overview.py"
+
+SAMPLES = [s.name for s in list_samples()]
+
+
+def _run() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    return at.run()
+
+
+def _plotly_specs(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def test_default_is_digits_cnn():
+    at = _run()
+    assert not at.exception
+    assert at.selectbox(key="insight_model_choice").value == "Sample: digits_cnn"
+    assert at.title[0].value == "digits_cnn"
+    assert len(at.get("graphviz_chart")) == 1
+    assert [m.value for m in at.metric][:1] == ["3,658"]
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_overview_on_every_sample(name):
+    at = _run()
+    at.selectbox(key="insight_model_choice").set_value(f"Sample: {name}").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[-1].value
+    assert len(table) >= 3 and {"layer", "class", "params"} <= set(table.columns)
+    specs = _plotly_specs(at)
+    assert specs and specs[0]["data"][0]["type"] == "bar"
+    graphs = at.get("graphviz_chart")
+    if name == "subclassed":
+        assert not graphs
+        assert any("subclassed model" in i.value for i in at.info)
+    else:
+        assert len(graphs) == 1
+        dot = graphs[0].proto.spec
+        parents = {p.rpartition("/")[0] for p in table["layer"] if "/" in p}
+        for layer in table["layer"]:
+            expected = f"cluster_{layer}" if layer in parents else f'"{layer}"'
+            assert expected in dot
+
+
+def test_command_line_model_from_env(monkeypatch, lambda_keras):
+    monkeypatch.setenv("INSIGHT_MODEL", str(lambda_keras))
+    at = _run()
+    assert not at.exception
+    assert at.selectbox(key="insight_model_choice").value.endswith("(command line)")
+    assert "Refused in safe mode" in at.error[0].value
+    assert "Received: path=" in at.error[0].value
+    # The app keeps working: pick a sample from the same sidebar.
+    at.selectbox(key="insight_model_choice").set_value("Sample: digits_cnn").run()
+    assert not at.error and at.title[0].value == "digits_cnn"
+
+
+def test_unsafe_env_loads_lambda_model(monkeypatch, lambda_keras):
+    monkeypatch.setenv("INSIGHT_MODEL", str(lambda_keras))
+    monkeypatch.setenv("INSIGHT_UNSAFE", "1")
+    at = _run()
+    assert not at.exception and not at.error
+    assert any("Safe mode is off" in w.value for w in at.sidebar.warning)
+
+
+def test_typed_path_errors_are_shown(tmp_path):
+    bad = tmp_path / "broken.keras"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("config.json", "{not json")
+    at = _run()
+    at.selectbox(key="insight_model_choice").set_value("Another file…").run()
+    assert any("No model selected" in i.value for i in at.info)
+    at.text_input(key="insight_model_path").input(str(bad)).run()
+    assert not at.exception
+    assert "config.json is not valid JSON" in at.error[0].value
+    at.text_input(key="insight_model_path").input(str(tmp_path / "nope.keras")).run()
+    assert "does not exist" in at.error[0].value
+
+
+def test_missing_data_path_warns_in_sidebar(tmp_path):
+    at = _run()
+    at.text_input(key="insight_data_path").input(str(tmp_path / "missing.npz")).run()
+    assert not at.exception
+    assert any("path not found" in w.value for w in at.sidebar.warning)
+    assert at.title[0].value == "digits_cnn"
+
+
+def test_locked_server_hides_free_paths(monkeypatch):
+    monkeypatch.setenv("INSIGHT_LOCKED", "1")
+    at = _run()
+    assert "Another file…" not in at.selectbox(key="insight_model_choice").options
+
+
+def test_overview_page_alone_with_seeded_state():
+    sample = next(s for s in list_samples() if s.name == "nested")
+    at = AppTest.from_file(str(OVERVIEW), default_timeout=90)
+    at.session_state["insight_ref"] = ModelRef(str(sample.model))
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "nested"
+    assert "cluster_backbone" in at.get("graphviz_chart")[0].proto.spec
+
+
+def test_overview_page_without_model_shows_empty_state():
+    at = AppTest.from_file(str(OVERVIEW), default_timeout=90).run()
+    assert not at.exception
+    assert "No model selected" in at.info[0].value
