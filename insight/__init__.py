@@ -26,8 +26,8 @@ _LAZY = {
     "UsageError": "insight.errors",
     "LoadedModel": "insight.loading",
     "load_model": "insight.loading",
-    "Preflight": "insight.preflight",
-    "preflight": "insight.preflight",
+    "Preflight": "insight.inspection",
+    "preflight": "insight.inspection",
     "layer_table": "insight.summary",
     "model_card": "insight.summary",
     "model_summary": "insight.summary",
@@ -74,6 +74,6 @@ if TYPE_CHECKING:
         UnsupportedModelError,
         UsageError,
     )
+    from insight.inspection import Preflight, preflight
     from insight.loading import LoadedModel, load_model
-    from insight.preflight import Preflight, preflight
     from insight.summary import layer_table, model_card, model_summary

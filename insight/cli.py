@@ -130,8 +130,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from insight.inspection import preflight
     from insight.loading import check_safety
-    from insight.preflight import preflight
 
     _check_path("--data", args.data)
     _check_path("--logdir", args.logdir)

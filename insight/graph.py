@@ -1,37 +1,44 @@
-"""The layer graph of a model: nodes, edges and nested-model clusters, as plain data.
+"""The layer graph of a model, read from its config: nodes, edges, nested-model clusters.
 
-Sequential models are a chain; Functional models are read from their config's
-`inbound_nodes` (branches, several inputs and outputs); a model used as a layer becomes a
-cluster whose inner inputs and outputs connect to the outer graph. A subclassed model's graph
-lives in Python code (`call()`), so it is reported as unknown, with the reason.
+The graph comes from the model's *config* (what `insight.preflight` reads from the file), so it
+can be drawn before TensorFlow is imported and for files that safe mode refuses to load.
+Sequential models are a chain; Functional models are read from each layer's `inbound_nodes`
+(branches, several inputs and outputs); a model used as a layer becomes a cluster whose inner
+inputs and outputs connect to the outer graph. Output shapes come from the shapes recorded on
+the tensors that consumers receive; once the model is loaded, `details` fills in the rest and
+the parameter counts. A subclassed model's graph lives in Python code (`call()`), so it is
+reported as unknown, with the reason.
 
 Example:
 
->>> g = layer_graph(loaded.model)  # doctest: +SKIP
->>> g.known, len(g.nodes), g.edges[:1]  # doctest: +SKIP
-(True, 8, [('input', 'conv1')])
+>>> import insight
+>>> g = layer_graph(insight.preflight("sample_models/multi_io/model.keras").config)
+...     # doctest: +SKIP
+>>> g.known, [n.id for n in g.nodes if n.role == "input"]  # doctest: +SKIP
+(True, ['image', 'stats'])
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from insight.summary import model_kind, output_shape_text, param_count
-
 __all__ = ["GraphNode", "LayerGraph", "layer_graph", "unknown_graph_reason"]
+
+_MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 
 
 @dataclass(frozen=True)
 class GraphNode:
-    """One layer in the graph. `id` is its path (`"backbone/conv1"`), `cluster` the path of
-    the nested model holding it (`""` at top level)."""
+    """One layer. `id` is its path (`"backbone/conv1"`), `cluster` the path of the nested
+    model holding it (`""` at top level), `params` is `None` until the model is loaded."""
 
     id: str
     name: str
     class_name: str
-    shape: str
-    params: int
+    shape: str = "?"
+    params: int | None = None
     cluster: str = ""
     role: str = ""  # "input", "output" or ""
 
@@ -47,131 +54,154 @@ class LayerGraph:
     reason: str = ""
 
 
-def unknown_graph_reason(model: Any) -> str:
+def unknown_graph_reason(class_name: str) -> str:
     """Why a subclassed model's graph cannot be drawn."""
-    return (f"{type(model).__name__} is a subclassed model: how its layers connect is written "
-            "in Python in its call() method, not stored in the file, so insight lists its "
-            "layers but cannot draw the graph.")
+    return (f"{class_name} is a subclassed model: how its layers connect is written in Python "
+            "in its call() method, not stored in the file, so insight lists its layers but "
+            "cannot draw the graph.")
 
 
-def layer_graph(model: Any) -> LayerGraph:
-    """Build the layer graph of a Keras model.
+def _shape_text(shape: Any) -> str:
+    if not isinstance(shape, list | tuple):
+        return "?"
+    if shape and isinstance(shape[0], list | tuple):
+        return "[" + ", ".join(_shape_text(s) for s in shape) + "]"
+    dims = ", ".join("None" if d is None else str(d) for d in shape)
+    return f"({dims},)" if len(shape) == 1 else f"({dims})"
+
+
+def _is_model(entry: Mapping[str, Any]) -> bool:
+    cfg = entry.get("config")
+    return isinstance(cfg, Mapping) and isinstance(cfg.get("layers"), list) and (
+        entry.get("class_name") in _MODEL_CLASSES or "input_layers" in cfg)
+
+
+def _entry_name(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("name") or (entry.get("config") or {}).get("name") or "?")
+
+
+def layer_graph(config: Mapping[str, Any],
+                details: Mapping[str, tuple[str, int]] | None = None) -> LayerGraph:
+    """Build the layer graph from a model config.
 
     Args:
-        model: a `keras.Model`.
+        config: a serialized model, `{"class_name": ..., "config": {...}}`, as found in a
+            `.keras` archive's `config.json` or an `.h5` file's `model_config`.
+        details: `{layer_path: (output_shape_text, params)}` from the loaded model; fills in
+            shapes the config does not record, and parameter counts. Defaults to `None`.
 
     Returns:
-        A `LayerGraph`; `known=False` with a `reason` for subclassed models.
+        A `LayerGraph`; `known=False` with a `reason` when the config lists no layers.
     """
     graph = LayerGraph()
-    kind = model_kind(model)
-    if kind == "subclassed":
+    if not _is_model(config):
         graph.known = False
-        graph.reason = unknown_graph_reason(model)
+        graph.reason = unknown_graph_reason(str(config.get("class_name", "This model")))
         return graph
-    entries, exits = _emit(model, "", graph)
-    for node_id in entries:
-        _set_role(graph, node_id, "input")
-    for node_id in exits:
-        _set_role(graph, node_id, "output")
+    entries, exits = _emit(config, "", graph)
+    roles = {i: "input" for i in entries} | {i: "output" for i in exits}
+    details = details or {}
+    graph.nodes = [
+        replace(n, role=roles.get(n.id, ""),
+                shape=details[n.id][0] if n.id in details and details[n.id][0] != "?" else n.shape,
+                params=details[n.id][1] if n.id in details else None)
+        for n in graph.nodes
+    ]
+    graph.edges = list(dict.fromkeys(graph.edges))
     return graph
 
 
-def _set_role(graph: LayerGraph, node_id: str, role: str) -> None:
-    for i, n in enumerate(graph.nodes):
-        if n.id == node_id and not n.role:
-            graph.nodes[i] = GraphNode(n.id, n.name, n.class_name, n.shape, n.params,
-                                       n.cluster, role)
+def _emit(model: Mapping[str, Any], prefix: str, graph: LayerGraph):
+    """Add a model's layers under `prefix`; return its entry and exit node ids."""
+    layers = [e for e in model["config"]["layers"] if isinstance(e, Mapping)]
+    if any("inbound_nodes" in e for e in layers):
+        return _emit_functional(model["config"], layers, prefix, graph)
+    return _emit_sequential(model["config"], layers, prefix, graph)
 
 
-def _emit(model: Any, prefix: str, graph: LayerGraph) -> tuple[list[str], list[str]]:
-    """Add `model`'s layers under `prefix`; return its entry and exit node ids."""
-    if model_kind(model) == "sequential":
-        return _emit_sequential(model, prefix, graph)
-    return _emit_functional(model, prefix, graph)
-
-
-def _add_layer(layer: Any, prefix: str, graph: LayerGraph) -> tuple[list[str], list[str]]:
-    path = f"{prefix}{layer.name}"
-    if getattr(layer, "layers", None) and model_kind(layer) != "subclassed":
-        graph.clusters[path] = f"{layer.name} ({type(layer).__name__}, " \
-                               f"{param_count(layer):,} params)"
-        return _emit(layer, path + "/", graph)
-    graph.nodes.append(GraphNode(path, layer.name, type(layer).__name__, output_shape_text(layer),
-                                 param_count(layer), prefix.rstrip("/")))
+def _add(entry: Mapping[str, Any], prefix: str, shape: str, graph: LayerGraph):
+    name = _entry_name(entry)
+    path = f"{prefix}{name}"
+    if _is_model(entry):
+        graph.clusters[path] = f"{name} ({entry.get('class_name')})"
+        return _emit(entry, path + "/", graph)
+    if entry.get("class_name") == "InputLayer":
+        shape = _shape_text((entry.get("config") or {}).get("batch_shape"))
+    graph.nodes.append(GraphNode(path, name, str(entry.get("class_name")), shape,
+                                 cluster=prefix.rstrip("/")))
     return [path], [path]
 
 
-def _emit_sequential(model: Any, prefix: str, graph: LayerGraph):
+def _emit_sequential(cfg: Mapping[str, Any], layers: list, prefix: str, graph: LayerGraph):
     entries: list[str] = []
     previous: list[str] = []
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if inputs:
+    build_shape = cfg.get("build_input_shape")
+    if layers and layers[0].get("class_name") != "InputLayer" and build_shape:
         node_id = f"{prefix}input"
-        shape = "(" + ", ".join("None" if d is None else str(d) for d in inputs[0].shape) + ")"
-        graph.nodes.append(GraphNode(node_id, "input", "InputLayer", shape, 0,
-                                     prefix.rstrip("/")))
+        graph.nodes.append(GraphNode(node_id, "input", "InputLayer", _shape_text(build_shape),
+                                     cluster=prefix.rstrip("/")))
         entries = previous = [node_id]
-    for layer in model.layers:
-        ins, outs = _add_layer(layer, prefix, graph)
-        graph.edges.extend((p, i) for p in previous for i in ins)
+    for i, entry in enumerate(layers):
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        shape = _shape_text(((nxt or {}).get("build_config") or {}).get("input_shape"))
+        ins, outs = _add(entry, prefix, shape, graph)
+        graph.edges.extend((p, d) for p in previous for d in ins)
         entries = entries or ins
         previous = outs
     return entries, previous
 
 
-def _history_refs(value: Any):
-    """Yield `(layer_name, tensor_index)` for every keras tensor in an inbound node."""
-    if isinstance(value, dict):
+def _tensors(value: Any):
+    """Yield `(layer_name, tensor_index, shape)` for every keras tensor in an inbound node."""
+    if isinstance(value, Mapping):
         if value.get("class_name") == "__keras_tensor__":
-            hist = (value.get("config") or {}).get("keras_history")
+            cfg = value.get("config") or {}
+            hist = cfg.get("keras_history")
             if hist:
-                yield hist[0], int(hist[2]) if len(hist) > 2 else 0
+                yield str(hist[0]), int(hist[2]) if len(hist) > 2 else 0, cfg.get("shape")
             return
         for v in value.values():
-            yield from _history_refs(v)
+            yield from _tensors(v)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _history_refs(v)
+            yield from _tensors(v)
 
 
-def _pick(ids: list[str], index: int) -> list[str]:
-    return [ids[index]] if 0 <= index < len(ids) and len(ids) > 1 else ids
-
-
-def _emit_functional(model: Any, prefix: str, graph: LayerGraph):
-    config = model.get_config()
-    ports: dict[str, tuple[list[str], list[str]]] = {}
-    layers = {layer.name: layer for layer in model.layers}
-    for entry in config.get("layers", []):
-        name = entry.get("name") or entry.get("config", {}).get("name")
-        layer = layers.get(name)
-        if layer is None:
-            continue
-        ports[name] = _add_layer(layer, prefix, graph)
-        ins = ports[name][0]
-        for node in entry.get("inbound_nodes", []):
-            for src, index in _history_refs(node):
-                if src in ports:
-                    graph.edges.extend((s, d) for s in _pick(ports[src][1], index) for d in ins)
-    entries = [i for ref in _refs(config.get("input_layers")) if ref in ports
-               for i in ports[ref][0]]
-    exits: list[str] = []
-    for ref, index in _refs(config.get("output_layers"), with_index=True):
-        if ref in ports:
-            exits.extend(_pick(ports[ref][1], index))
-    return entries, exits
-
-
-def _refs(value: Any, with_index: bool = False):
-    """`input_layers`/`output_layers` entries: `["name", 0, 0]` or a list/dict of them."""
-    if isinstance(value, dict):
+def _refs(value: Any):
+    """`input_layers`/`output_layers`: `["name", 0, 0]`, or a list or dict of them."""
+    if isinstance(value, Mapping):
         value = list(value.values())
     if isinstance(value, list) and value and isinstance(value[0], str):
         value = [value]
     for item in value or []:
         if isinstance(item, list) and item and isinstance(item[0], str):
-            yield (item[0], int(item[2]) if len(item) > 2 else 0) if with_index else item[0]
+            yield item[0], int(item[2]) if len(item) > 2 else 0
+
+
+def _pick(ids: list[str], index: int) -> list[str]:
+    return [ids[index]] if len(ids) > 1 and 0 <= index < len(ids) else ids
+
+
+def _emit_functional(cfg: Mapping[str, Any], layers: list, prefix: str, graph: LayerGraph):
+    consumed: dict[str, dict[int, Any]] = {}
+    for entry in layers:
+        for node in entry.get("inbound_nodes") or []:
+            for src, index, shape in _tensors(node):
+                consumed.setdefault(src, {})[index] = shape
+    ports: dict[str, tuple[list[str], list[str]]] = {}
+    for entry in layers:
+        name = _entry_name(entry)
+        shapes = consumed.get(name, {})
+        shape = _shape_text([shapes[k] for k in sorted(shapes)] if len(shapes) > 1
+                            else next(iter(shapes.values()), None))
+        ports[name] = _add(entry, prefix, shape, graph)
+        ins = ports[name][0]
+        for node in entry.get("inbound_nodes") or []:
+            for src, index, _ in _tensors(node):
+                if src in ports:
+                    graph.edges.extend((s, d) for s in _pick(ports[src][1], index) for d in ins)
+    entries = [i for ref, _ in _refs(cfg.get("input_layers")) if ref in ports
+               for i in ports[ref][0]]
+    exits = [i for ref, index in _refs(cfg.get("output_layers")) if ref in ports
+             for i in _pick(ports[ref][1], index)]
+    return entries, exits

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from insight.errors import CustomObjectError, ModelLoadError, UnsafeModelError
-from insight.preflight import Preflight, preflight
+from insight.inspection import Preflight, preflight
 
 __all__ = ["LoadedModel", "load_model", "load_custom_objects", "check_safety"]
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from insight.errors import UsageError
+from insight.inspection import Preflight
 from insight.loading import LoadedModel
 
 __all__ = ["Param", "Panel", "PanelContext", "register", "get_panel", "panel_names",
@@ -92,14 +93,21 @@ class PanelContext:
     """What a panel builder may read. Later issues add the dataset and logdir readers.
 
     Attributes:
-        loaded: the model, or `None` when a panel needs none.
+        loaded: the model, or `None` while it loads, when it was refused, or when a panel
+            needs none.
         data_path: the `--data` path, if any.
         logdir: the `--logdir` path, if any.
+        preflight: the file's static report; taken from `loaded` when not given.
     """
 
     loaded: LoadedModel | None = None
     data_path: Path | None = None
     logdir: Path | None = None
+    preflight: Preflight | None = None
+
+    def __post_init__(self) -> None:
+        if self.preflight is None and self.loaded is not None:
+            self.preflight = self.loaded.preflight
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,7 @@ class Panel:
         kind: `"figure"`, `"table"`, `"card"` or `"dot"`.
         builder: `builder(ctx, **params) -> result`.
         params: the schema.
-        needs_model: whether the builder reads `ctx.loaded`.
+        needs_model: whether the builder reads `ctx.loaded` (else `ctx.preflight` is enough).
         description: one sentence for galleries and `--help`.
     """
 
@@ -187,7 +195,7 @@ def build_panel(name: str, ctx: PanelContext, **params: Any) -> Any:
     >>> fig = build_panel("param_chart", PanelContext(loaded))  # doctest: +SKIP
     """
     panel = get_panel(name)
-    if panel.needs_model and ctx.loaded is None:
-        raise UsageError(f"Panel {name!r} needs a model.", "Choose or pass a model first.",
+    if (ctx.loaded is None and panel.needs_model) or (ctx.loaded is None and ctx.preflight is None):
+        raise UsageError(f"Panel {name!r} needs a loaded model.", "Choose or pass a model first.",
                          "model=None")
     return panel.builder(ctx, **validate_params(panel, params))

@@ -177,6 +177,7 @@ def model_card(loaded: LoadedModel) -> dict[str, Any]:
     size = pf.model_file.stat().st_size if pf.model_file.is_file() else sum(
         p.stat().st_size for p in pf.model_file.rglob("*") if p.is_file())
     kind = "savedmodel" if loaded.format == "savedmodel" else model_kind(model)
+    card_class = pf.model_class or type(model).__name__
     return {
         "name": loaded.name,
         "format": {"keras": ".keras (Keras v3)", "h5": "legacy HDF5 (.h5)",
@@ -185,7 +186,7 @@ def model_card(loaded: LoadedModel) -> dict[str, Any]:
         "file_size": int(size),
         "keras_version": pf.keras_version or "not recorded",
         "loaded_with_keras": keras.__version__,
-        "model_class": pf.model_class or type(model).__name__,
+        "model_class": card_class,
         "kind": kind,
         "built": bool(getattr(model, "built", True)),
         "inputs": inputs,
@@ -197,7 +198,7 @@ def model_card(loaded: LoadedModel) -> dict[str, Any]:
         "safe_mode": loaded.safe_mode,
         "findings": pf.findings(),
         "limits": dict(loaded.limits),
-        "graph_note": unknown_graph_reason(model) if kind == "subclassed" else "",
+        "graph_note": unknown_graph_reason(card_class) if kind == "subclassed" else "",
     }
 
 

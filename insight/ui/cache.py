@@ -13,11 +13,11 @@ from typing import Any
 import streamlit as st
 
 from insight.errors import InsightError
+from insight.inspection import Preflight, preflight, resolve_model_path
 from insight.loading import LoadedModel, load_model
 from insight.panels import PanelContext, build_panel
-from insight.preflight import resolve_model_path
 
-__all__ = ["ModelRef", "get_model", "panel", "MODEL_LOCK"]
+__all__ = ["ModelRef", "get_model", "get_preflight", "model_ready", "panel", "MODEL_LOCK"]
 
 # Keras models are not safe for concurrent calls: pages that run a model take this lock.
 MODEL_LOCK = threading.Lock()
@@ -51,21 +51,49 @@ def _load(path: str, stamp: str, safe_mode: bool, custom_objects: str | None) ->
     return load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
 
 
+_READY: set[tuple] = set()
+
+
+def _key(ref: ModelRef) -> tuple:
+    return (ref.path, ref.stamp(), ref.safe_mode, ref.custom_objects)
+
+
 def get_model(ref: ModelRef) -> LoadedModel:
     """The loaded model for `ref`, loaded once per file version.
 
     Raises:
         InsightError: from `insight.load_model` (errors are not cached).
     """
-    return _load(ref.path, ref.stamp(), ref.safe_mode, ref.custom_objects)
+    loaded = _load(*_key(ref))
+    _READY.add(_key(ref))
+    return loaded
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+def model_ready(ref: ModelRef) -> bool:
+    """Whether `ref` has been loaded in this process already (a page can then skip what
+    it shows only while a model loads)."""
+    return _key(ref) in _READY
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _preflight(path: str, stamp: str) -> Preflight:
+    return preflight(path)
+
+
+def get_preflight(ref: ModelRef) -> Preflight:
+    """The file's static report (no TensorFlow, no code run), once per file version."""
+    return _preflight(ref.path, ref.stamp())
+
+
+# Panel results are shared, not copied (cache_data would unpickle every figure on every
+# rerun): builders return fresh objects and nothing downstream mutates them.
+@st.cache_resource(max_entries=128, show_spinner=False)
 def _panel(model_key: str, name: str, params_json: str, _ctx: PanelContext) -> Any:
     return build_panel(name, _ctx, **json.loads(params_json))
 
 
 def panel(name: str, ref: ModelRef, ctx: PanelContext, **params: Any) -> Any:
     """A registered panel's result for the current model, cached by plain keys."""
-    key = f"{ref.path}|{ref.stamp()}|{ref.safe_mode}|{ref.custom_objects}"
+    phase = "loaded" if ctx.loaded is not None else "static"
+    key = f"{ref.path}|{ref.stamp()}|{ref.safe_mode}|{ref.custom_objects}|{phase}"
     return _panel(key, name, json.dumps(params, sort_keys=True), ctx)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from insight.ui.runtime import keep_keras_session
 from insight.ui.sidebar import draw_sidebar, launch_options
 
 __all__ = ["main", "PAGES"]
@@ -19,6 +20,7 @@ PAGES = [
 
 def main() -> None:
     """Run one script pass of the app."""
+    keep_keras_session()
     st.set_page_config(page_title="insight", page_icon=":material/insights:", layout="wide")
     draw_sidebar(launch_options())
     pages = [st.Page(PAGE_DIR / f, title=t, icon=i, default=n == 0)

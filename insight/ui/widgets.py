@@ -8,59 +8,76 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from insight.inspection import Preflight
 from insight.panels import PanelContext, get_panel
-from insight.ui.cache import ModelRef, get_model, panel
+from insight.ui.cache import ModelRef, get_model, get_preflight, panel
 from insight.ui.feedback import show_error
 
-__all__ = ["require_model", "show_panel", "model_card"]
+__all__ = ["require_ref", "require_preflight", "require_model", "show_panel", "file_header",
+           "model_card"]
 
 
-def require_model() -> tuple[ModelRef, PanelContext]:
-    """The chosen model and a panel context, or an empty/error state and `st.stop()`."""
+def require_ref() -> ModelRef:
+    """The model chosen in the sidebar, or an empty state and `st.stop()`."""
     ref: ModelRef | None = st.session_state.get("insight_ref")
     if ref is None:
         st.info("No model selected: choose one in the sidebar, or type a path.",
                 icon=":material/arrow_back:")
         st.stop()
+    return ref
+
+
+def require_preflight(ref: ModelRef) -> Preflight:
+    """The file's static report, or its error and `st.stop()`."""
     try:
-        with st.spinner(f"Loading {Path(ref.path).name}…"):
+        return get_preflight(ref)
+    except Exception as exc:
+        show_error(exc)
+        st.stop()
+
+
+def require_model(ref: ModelRef) -> PanelContext:
+    """A panel context with the loaded model, or the load error and `st.stop()`."""
+    try:
+        with st.spinner(f"Loading {Path(ref.path).name} (TensorFlow starts on first use)…"):
             loaded = get_model(ref)
     except Exception as exc:
         show_error(exc)
         st.stop()
     data = st.session_state.get("insight_data")
     logdir = st.session_state.get("insight_logdir")
-    return ref, PanelContext(loaded, Path(data) if data else None,
-                             Path(logdir) if logdir else None)
+    return PanelContext(loaded, Path(data) if data else None, Path(logdir) if logdir else None)
 
 
-def show_panel(name: str, ref: ModelRef, ctx: PanelContext, **params: Any) -> Any:
-    """Build (cached) and place a registered panel according to its kind."""
+def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
+               **params: Any) -> Any:
+    """Build (cached) and place a registered panel according to its kind, in `slot` (an
+    `st.empty()`) when given, so a later call can replace it."""
     spec = get_panel(name)
+    where = slot if slot is not None else st
     try:
         result = panel(name, ref, ctx, **params)
     except Exception as exc:
         show_error(exc)
         return None
     if spec.kind == "figure":
-        st.plotly_chart(result, theme=None, key=f"panel-{name}",
-                        config={"displaylogo": False})
+        phase = "loaded" if ctx.loaded is not None else "static"
+        where.plotly_chart(result, theme=None, key=f"{name}-{phase}",
+                           config={"displaylogo": False})
     elif spec.kind == "table":
-        _table(result)
-    elif spec.kind == "dot":
-        if result:
-            st.graphviz_chart(result, width="content")
+        _table(result, where)
     return result
 
 
-def _table(frame: pd.DataFrame) -> None:
+def _table(frame: pd.DataFrame, where: Any) -> None:
     config = {
-        "params": st.column_config.NumberColumn("params", format="localized"),
-        "trainable": st.column_config.CheckboxColumn("trainable"),
+        "params": st.column_config.NumberColumn("params", format="localized", width="small"),
+        "trainable": st.column_config.CheckboxColumn("trainable", width="small"),
         "output_shape": st.column_config.TextColumn("output shape"),
+        "activation": st.column_config.TextColumn("activation", width="small"),
     }
     order = [c for c in frame.columns if c != "depth"]
-    st.dataframe(frame, hide_index=True, column_config=config, column_order=order)
+    where.dataframe(frame, hide_index=True, column_config=config, column_order=order)
 
 
 def _size(n: int) -> str:
@@ -71,12 +88,26 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def model_card(card: dict[str, Any]) -> None:
-    """The model card: identity line, counts, inputs/outputs, file check, limits."""
-    st.title(card["name"])
+_FORMATS = {"keras": ".keras (Keras v3)", "h5": "legacy HDF5 (.h5)",
+            "savedmodel": "TF SavedModel"}
+
+
+def file_header(pf: Preflight) -> None:
+    """Title, identity line and the file check: all read from the file, before loading."""
+    name = (pf.config or {}).get("config", {}).get("name") if pf.config else None
+    st.title(str(name or pf.path.name))
+    size = pf.model_file.stat().st_size if pf.model_file.is_file() else sum(
+        p.stat().st_size for p in pf.model_file.rglob("*") if p.is_file())
     st.caption(
-        f"{card['format']} · {card['model_class']} ({card['kind']}) · saved with Keras "
-        f"{card['keras_version']} · {_size(card['file_size'])} · `{card['file']}`")
+        f"{_FORMATS[pf.format]} · {pf.model_class or '?'} · saved with Keras "
+        f"{pf.keras_version or 'version not recorded'} · {_size(size)} · `{pf.model_file}`")
+    with st.expander("File check (read before loading, no code run)", expanded=True):
+        for line in pf.findings():
+            st.markdown(f"- {line}")
+
+
+def model_card(card: dict[str, Any]) -> None:
+    """The loaded model's card: counts, inputs/outputs, what its format rules out."""
     cols = st.columns(4)
     cols[0].metric("Parameters", f"{card['total_params']:,}")
     cols[1].metric("Trainable", f"{card['trainable_params']:,}")
@@ -94,8 +125,5 @@ def model_card(card: dict[str, Any]) -> None:
     if card["limits"]:
         st.warning("**What this format rules out.** " + " ".join(
             f"No {k}: {v}." for k, v in card["limits"].items()), icon=":material/block:")
-    with st.expander("File check (read before loading, no code run)", expanded=True):
-        for line in card["findings"]:
-            st.markdown(f"- {line}")
-        if not card["safe_mode"]:
-            st.markdown("- Loaded with safe mode **off** (`--unsafe`).")
+    if not card["safe_mode"]:
+        st.warning("Loaded with safe mode **off** (`--unsafe`).", icon=":material/warning:")

@@ -1,26 +1,38 @@
-"""Overview: the model card, the layer graph, the layer table, parameters per layer."""
+"""Overview: the file check and layer graph first (no code run), then the loaded model's
+card, layer table and parameters."""
 
 import streamlit as st
 
-from insight.ui.cache import panel
-from insight.ui.widgets import model_card, require_model, show_panel
+from insight.panels import PanelContext
+from insight.ui.cache import model_ready, panel
+from insight.ui.widgets import (
+    file_header,
+    model_card,
+    require_model,
+    require_preflight,
+    require_ref,
+    show_panel,
+)
 
-ref, ctx = require_model()
-card = panel("model_card", ref, ctx)
-model_card(card)
-
-st.subheader("Layers")
-show_panel("layer_table", ref, ctx)
-
+ref = require_ref()
+pf = require_preflight(ref)
+file_header(pf)
+card_box, table_box = st.container(), st.container()
 graph_col, params_col = st.columns(2, gap="large")
-with graph_col:
-    st.subheader("Layer graph")
-    if card["graph_note"]:
-        st.info(f"Graph unknown. {card['graph_note']}", icon=":material/help:")
-    else:
-        show_panel("layer_graph", ref, ctx)
+graph_slot = graph_col.empty()
+if not model_ready(ref):  # drawn from the file while TensorFlow starts and the model loads
+    show_panel("layer_graph", ref, PanelContext(preflight=pf), slot=graph_slot)
+
+with card_box:
+    ctx = require_model(ref)  # on failure: the error here, the graph below stays
+    card = panel("model_card", ref, ctx)
+    model_card(card)
+with table_box:
+    st.subheader("Layers")
+    show_panel("layer_table", ref, ctx)
+    if card["kind"] == "subclassed":
+        st.caption("Output shapes are not recorded for a subclassed model's layers: they "
+                   "exist only while its call() runs.")
+show_panel("layer_graph", ref, ctx, slot=graph_slot)
 with params_col:
     show_panel("param_chart", ref, ctx)
-if card["kind"] == "subclassed":
-    st.caption("Output shapes are not recorded for a subclassed model's layers: they exist "
-               "only while its call() runs.")

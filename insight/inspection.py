@@ -9,7 +9,7 @@ damaged file (Keras reports a truncated `.keras` as "File not found").
 
 Example:
 
->>> from insight.preflight import preflight
+>>> from insight.inspection import preflight
 >>> report = preflight("sample_models/digits_cnn/model.keras")  # doctest: +SKIP
 >>> report.format, report.keras_version, report.lambda_layers
 ('keras', '3.15.1', [])

@@ -1,0 +1,40 @@
+"""Process-level Streamlit adjustments insight needs.
+
+Streamlit calls `keras.backend.clear_session()` after *every* script run once Keras is
+imported (`_clean_problem_modules` in `streamlit/runtime/scriptrunner/script_runner.py`, a
+leftover from TF1 graphs that grew with each rerun). In Keras 3 that runs `gc.collect()` over
+TensorFlow's heap and clears TensorFlow's kernel cache: measured here, it makes every rerun
+~0.24 s slower (0.28 s vs 0.04 s for a two-widget app) whatever `runner.postScriptGC` says.
+insight never builds models in the script (they are cached resources), so it keeps
+Streamlit's matplotlib clean-up and drops the Keras one. `INSIGHT_STREAMLIT_CLEANUP=1` keeps
+Streamlit's behaviour (the baseline of `benchmarks/bench_serve.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["keep_keras_session"]
+
+
+def _clean_problem_modules_without_keras() -> None:
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        try:
+            plt.close("all")
+        except Exception:  # noqa: BLE001  as Streamlit does: never fail the app here
+            pass
+
+
+def keep_keras_session() -> bool:
+    """Stop Streamlit from resetting Keras after each run; returns whether it was patched
+    (`False` if a future Streamlit no longer has the hook)."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    if os.environ.get("INSIGHT_STREAMLIT_CLEANUP") == "1":
+        return False
+    if not hasattr(script_runner, "_clean_problem_modules"):
+        return False
+    script_runner._clean_problem_modules = _clean_problem_modules_without_keras
+    return True
