@@ -104,7 +104,8 @@ def layer_graph(config: Mapping[str, Any],
     graph.nodes = [
         replace(n, role=roles.get(n.id, ""),
                 shape=details[n.id][0] if n.id in details and details[n.id][0] != "?" else n.shape,
-                params=details[n.id][1] if n.id in details else None)
+                params=details[n.id][1] if n.id in details
+                else 0 if details and n.class_name == "InputLayer" else None)
         for n in graph.nodes
     ]
     graph.edges = list(dict.fromkeys(graph.edges))
@@ -197,9 +198,12 @@ def _emit_functional(cfg: Mapping[str, Any], layers: list, prefix: str, graph: L
         ports[name] = _add(entry, prefix, shape, graph)
         ins = ports[name][0]
         for node in entry.get("inbound_nodes") or []:
-            for src, index, _ in _tensors(node):
-                if src in ports:
-                    graph.edges.extend((s, d) for s in _pick(ports[src][1], index) for d in ins)
+            refs = [(src, index) for src, index, _ in _tensors(node) if src in ports]
+            # A nested model with several inputs takes its k-th tensor on its k-th input.
+            paired = len(ins) > 1 and len(refs) == len(ins)
+            for k, (src, index) in enumerate(refs):
+                targets = [ins[k]] if paired else ins
+                graph.edges.extend((s, d) for s in _pick(ports[src][1], index) for d in targets)
     entries = [i for ref, _ in _refs(cfg.get("input_layers")) if ref in ports
                for i in ports[ref][0]]
     exits = [i for ref, index in _refs(cfg.get("output_layers")) if ref in ports

@@ -84,7 +84,8 @@ class Preflight:
         model_class: the top-level class (`"Sequential"`, `"Functional"`, a subclass name).
         layer_count: number of layers in the config at every depth; `None` when the config
             does not list them (subclassed models).
-        lambda_layers: names of Lambda layers (they hold Python bytecode).
+        lambda_layers: layers holding Python bytecode: Lambda layers, and layers with a
+            Python lambda as an argument (an activation, an initializer).
         custom_objects: classes that are neither built into Keras nor markers.
         foreign_functions: functions referenced from modules outside Keras (`builtins.print`).
         code_loading_layers: layers that load code from elsewhere (`TFSMLayer`).
@@ -533,9 +534,9 @@ def _classify(node: dict[str, Any], class_name: str, where: str, report: Preflig
     if class_name == "Lambda":
         report.lambda_layers.append(where or "(model)")
         return
-    if class_name == "__lambda__":
-        if where and where not in report.lambda_layers:
-            report.notes.append(f"Python lambda function stored in {where}.")
+    if class_name == "__lambda__":  # a Python lambda anywhere: an activation, a loss, ...
+        if (where or "(model)") not in report.lambda_layers:
+            report.lambda_layers.append(where or "(model)")
         return
     if class_name in _CODE_LOADING_CLASSES:
         report.code_loading_layers.append(where or "(model)")

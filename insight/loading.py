@@ -109,8 +109,9 @@ def check_safety(
         )
     if report.lambda_layers:
         raise UnsafeModelError(
-            f"The model has {len(report.lambda_layers)} Lambda layer(s) holding Python "
-            f"bytecode that would run on load: {', '.join(report.lambda_layers)}. "
+            f"The model has {len(report.lambda_layers)} layer(s) holding Python bytecode "
+            f"(Lambda layers or lambda functions) that would run on load: "
+            f"{', '.join(report.lambda_layers)}. "
             "insight refuses them in safe mode.",
             _UNSAFE_HINT,
             shown,
@@ -287,7 +288,7 @@ def _translate(exc: BaseException, shown: str) -> ModelLoadError:
             f"path={shown!r}",
             names=[name.group(1)],
         )
-    if "Lambda" in text and "safe_mode" in text:
+    if "lambda" in text.lower() and "safe_mode" in text:
         return UnsafeModelError(
             "Keras refused a Lambda layer in safe mode.", _UNSAFE_HINT, f"path={shown!r}")
     if any(isinstance(e, MemoryError) for e in chain):

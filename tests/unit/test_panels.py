@@ -1,0 +1,156 @@
+"""The panel registry: names, lookup errors, parameter validation, built results."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from insight import layer_table, model_card, preflight
+from insight.errors import UsageError
+from insight.panels import (
+    Panel,
+    PanelContext,
+    Param,
+    build_panel,
+    get_panel,
+    panel_names,
+    register,
+    validate_params,
+)
+
+OVERVIEW = {"model_card", "layer_table", "layer_graph", "param_chart"}
+
+
+def test_panel_names():
+    names = panel_names()
+    assert OVERVIEW <= set(names)
+    assert names == sorted(names)
+    kinds = {name: get_panel(name).kind for name in OVERVIEW}
+    assert kinds == {"model_card": "card", "layer_table": "table", "layer_graph": "figure",
+                     "param_chart": "figure"}
+    for name in names:
+        panel = get_panel(name)
+        assert panel.name == name and panel.title and panel.description
+
+
+def test_unknown_panel_lists_valid_names():
+    with pytest.raises(UsageError) as excinfo:
+        get_panel("nope")
+    text = str(excinfo.value)
+    assert "'nope'" in text
+    for name in panel_names():
+        assert name in text
+    assert "Received: panel='nope'" in text
+    with pytest.raises(UsageError):
+        build_panel("nope", PanelContext())
+
+
+def test_unknown_param():
+    panel = get_panel("layer_table")
+    with pytest.raises(UsageError) as excinfo:
+        validate_params(panel, {"colour": "red"})
+    text = str(excinfo.value)
+    assert "'colour'" in text and "'layer_table'" in text
+    assert "Received: colour='red'" in text
+    assert validate_params(panel, {}) == {}
+
+
+def test_unknown_param_through_build_panel(load_sample):
+    with pytest.raises(UsageError, match="no parameter 'bins'"):
+        build_panel("param_chart", PanelContext(load_sample("digits_cnn")), bins="3")
+
+
+@pytest.mark.parametrize("name", sorted(OVERVIEW))
+def test_panel_without_any_model(name):
+    with pytest.raises(UsageError) as excinfo:
+        build_panel(name, PanelContext())
+    assert "needs" in str(excinfo.value) and f"'{name}'" in str(excinfo.value)
+    assert "Received:" in str(excinfo.value)
+
+
+def test_panels_needing_a_loaded_model(model_files):
+    """With only the file's preflight, the graph builds; the others need the loaded model."""
+    ctx = PanelContext(preflight=preflight(model_files.lambda_keras))
+    for name in ("model_card", "layer_table", "param_chart"):
+        assert get_panel(name).needs_model
+        with pytest.raises(UsageError, match="model"):
+            build_panel(name, ctx)
+    assert not get_panel("layer_graph").needs_model
+    fig = build_panel("layer_graph", ctx)
+    assert [row[0] for row in fig.data[0].customdata] == ["x", "double"]
+
+
+def test_context_takes_preflight_from_loaded(load_sample):
+    loaded = load_sample("digits_cnn")
+    assert PanelContext(loaded).preflight is loaded.preflight
+
+
+def test_param_parsing_and_defaults():
+    panel = Panel("unit_demo", "Demo", "card", lambda ctx, **kw: kw, params=(
+        Param("top", "int", 5), Param("scale", "float", 1.0), Param("log", "bool", False),
+        Param("order", "str", "size", choices=("size", "name")),
+    ))
+    assert validate_params(panel, {}) == {"top": 5, "scale": 1.0, "log": False, "order": "size"}
+    assert validate_params(panel, {"top": "7", "scale": "0.5", "log": "yes", "order": "name"}) \
+        == {"top": 7, "scale": 0.5, "log": True, "order": "name"}
+    assert validate_params(panel, {"log": "off"})["log"] is False
+    for raw in ({"top": "seven"}, {"scale": "x"}, {"log": "maybe"}, {"order": "colour"}):
+        with pytest.raises(UsageError) as excinfo:
+            validate_params(panel, raw)
+        assert "Received:" in str(excinfo.value)
+
+
+def test_register_refuses_bad_kind_and_duplicate_names():
+    with pytest.raises(ValueError, match="kind"):
+        register(Panel("unit_bad_kind", "Bad", "movie", lambda ctx: None))
+    with pytest.raises(ValueError, match="already registered"):
+        register(Panel("model_card", "Card", "card", lambda ctx: None))
+    assert "unit_bad_kind" not in panel_names()
+    assert get_panel("model_card").kind == "card"
+
+
+def test_param_chart_figure(load_sample):
+    loaded = load_sample("digits_cnn")
+    fig = build_panel("param_chart", PanelContext(loaded))
+    assert isinstance(fig, go.Figure)
+    data = fig.to_dict()["data"]
+    bars = [trace for trace in data if trace["type"] == "bar"]
+    assert bars and len(bars) == len(data)
+    table = layer_table(loaded)
+    shown = [name for trace in bars for name in trace["y"]]
+    assert sorted(shown) == sorted(table["layer"])
+    assert {"conv1", "pool1", "conv2", "flatten", "dense1", "dropout", "predictions"} \
+        == set(shown)
+    # to_dict() packs numeric arrays as base64; read the numbers from the traces themselves
+    counts = [int(v) for trace in fig.data for v in trace.x]
+    assert sum(counts) == model_card(loaded)["total_params"]
+    assert "digits_cnn" in fig.layout.title.text
+
+
+def test_param_chart_nested_shows_inner_layers(load_sample):
+    fig = build_panel("param_chart", PanelContext(load_sample("nested")))
+    shown = {name for trace in fig.to_dict()["data"] for name in trace["y"]}
+    assert "backbone/conv1" in shown
+    assert "backbone" not in shown, "the nested model's own row is replaced by its layers"
+
+
+def test_table_card_and_graph_panels(load_sample):
+    loaded = load_sample("multi_io")
+    ctx = PanelContext(loaded)
+    table = build_panel("layer_table", ctx)
+    assert isinstance(table, pd.DataFrame)
+    pd.testing.assert_frame_equal(table, layer_table(loaded))
+    assert build_panel("model_card", ctx) == model_card(loaded)
+    graph = build_panel("layer_graph", ctx)
+    assert isinstance(graph, go.Figure)
+    rows = {row[0]: row for row in graph.data[0].customdata}
+    assert rows["merge"][1] == "Concatenate"
+    assert rows["shared_dense"][3] == "4,384"  # parameters, once loaded
+    assert "multi_io" in graph.layout.title.text
+
+
+def test_graph_panel_of_subclassed_explains(load_sample):
+    fig = build_panel("layer_graph", PanelContext(load_sample("subclassed")))
+    assert isinstance(fig, go.Figure) and len(fig.data) == 0
+    assert "subclassed" in " ".join(a.text for a in fig.layout.annotations)
