@@ -23,6 +23,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from insight._version import __version__
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 bad input)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no C++ chatter about absent GPUs
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -76,13 +78,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+@contextmanager
+def _quiet_native_stderr(enabled: bool):
+    """Silence what TensorFlow's C++ runtime writes to fd 2 while it starts (CUDA probing,
+    absl banners); Python exceptions are unaffected. `--debug` keeps it."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _summary(args: argparse.Namespace) -> int:
-    from insight.loading import load_model
+    from insight.inspection import preflight
+    from insight.loading import check_safety, load_model
     from insight.summary import model_summary
 
-    loaded = load_model(args.model, safe_mode=not args.unsafe,
-                        custom_objects=args.custom_objects)
-    summary = model_summary(loaded)
+    check_safety(preflight(args.model), safe_mode=not args.unsafe)  # before TensorFlow starts
+    with _quiet_native_stderr(not args.debug):
+        loaded = load_model(args.model, safe_mode=not args.unsafe,
+                            custom_objects=args.custom_objects)
+        summary = model_summary(loaded)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0

@@ -29,8 +29,8 @@ from insight.inspection import Preflight, preflight
 
 __all__ = ["LoadedModel", "load_model", "load_custom_objects", "check_safety"]
 
-_UNSAFE_HINT = ("Only if you trust the file's author: run `insight serve --unsafe` "
-                "(or `insight.load_model(path, safe_mode=False)`).")
+_UNSAFE_HINT = ("Only if you trust the file's author: pass --unsafe (`insight serve MODEL "
+                "--unsafe`), or `insight.load_model(path, safe_mode=False)` in Python.")
 
 # What a SavedModel rules out, and why; pages show these instead of an empty panel.
 SAVEDMODEL_LIMITS = {

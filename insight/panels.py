@@ -122,6 +122,8 @@ class Panel:
         params: the schema.
         needs_model: whether the builder reads `ctx.loaded` (else `ctx.preflight` is enough).
         description: one sentence for galleries and `--help`.
+        uses: which context inputs the result depends on (`"model"`, `"data"`,
+            `"logdir"`); caches key on exactly these.
     """
 
     name: str
@@ -131,6 +133,7 @@ class Panel:
     params: tuple[Param, ...] = field(default_factory=tuple)
     needs_model: bool = True
     description: str = ""
+    uses: tuple[str, ...] = ("model",)
 
 
 _REGISTRY: dict[str, Panel] = {}

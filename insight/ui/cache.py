@@ -15,7 +15,7 @@ import streamlit as st
 from insight.errors import InsightError
 from insight.inspection import Preflight, preflight, resolve_model_path
 from insight.loading import LoadedModel, load_model
-from insight.panels import PanelContext, build_panel
+from insight.panels import PanelContext, build_panel, get_panel
 
 __all__ = ["ModelRef", "get_model", "get_preflight", "model_ready", "panel", "MODEL_LOCK"]
 
@@ -94,6 +94,9 @@ def _panel(model_key: str, name: str, params_json: str, _ctx: PanelContext) -> A
 
 def panel(name: str, ref: ModelRef, ctx: PanelContext, **params: Any) -> Any:
     """A registered panel's result for the current model, cached by plain keys."""
+    uses = get_panel(name).uses
     phase = "loaded" if ctx.loaded is not None else "static"
-    key = f"{ref.path}|{ref.stamp()}|{ref.safe_mode}|{ref.custom_objects}|{phase}"
+    key = "|".join([ref.path, ref.stamp(), str(ref.safe_mode), str(ref.custom_objects), phase,
+                    str(ctx.data_path) if "data" in uses else "",
+                    str(ctx.logdir) if "logdir" in uses else ""])
     return _panel(key, name, json.dumps(params, sort_keys=True), ctx)

@@ -1,16 +1,17 @@
 """`insight serve`: start Streamlit on the app, in this process, with warm imports.
 
-TensorFlow's import is most of a cold start. While Streamlit's server starts and the browser
-connects, a background thread imports TensorFlow and Keras, loads the model the first page
-will show into the app's resource cache and builds its Overview panels once, so the first
-script run finds all of that done.
+TensorFlow's import is most of a cold start. As soon as Streamlit's runtime exists, and while
+the browser loads the page, a background thread imports TensorFlow and Keras, loads the model
+the first page will show into the app's resource cache and builds its Overview panels into
+the panel cache, so the first script run finds all of that done. Meanwhile that run shows
+the file check and the layer graph, which need no TensorFlow.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 from insight.launch import LaunchOptions, app_argv
@@ -26,8 +27,13 @@ def _warm(opts: LaunchOptions) -> None:
     interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
-        from insight.panels import PanelContext, build_panel
-        from insight.ui.cache import get_model
+        import keras  # noqa: F401  the long part: TensorFlow
+        from streamlit.runtime import Runtime
+
+        while not Runtime.exists():  # the app's caches belong to the running server
+            time.sleep(0.02)
+        from insight.panels import PanelContext
+        from insight.ui.cache import get_model, panel
         from insight.ui.sidebar import default_ref
 
         ref = default_ref(opts)
@@ -35,7 +41,7 @@ def _warm(opts: LaunchOptions) -> None:
             return
         ctx = PanelContext(get_model(ref))
         for name in ("model_card", "layer_table", "layer_graph", "param_chart"):
-            build_panel(name, ctx)
+            panel(name, ref, ctx)  # the same cache entries the first page reads
     except Exception:  # noqa: BLE001  the page reports any real problem
         pass
     finally:
@@ -44,7 +50,6 @@ def _warm(opts: LaunchOptions) -> None:
 
 def serve(opts: LaunchOptions, *, host: str, port: int) -> int:
     """Run the app until interrupted; returns Streamlit's exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no C++ chatter about absent GPUs
     threading.Thread(target=_warm, args=(opts,), name="insight-warm", daemon=True).start()
     from streamlit.web import cli as stcli
 

@@ -98,9 +98,10 @@ def file_header(pf: Preflight) -> None:
     st.title(str(name or pf.path.name))
     size = pf.model_file.stat().st_size if pf.model_file.is_file() else sum(
         p.stat().st_size for p in pf.model_file.rglob("*") if p.is_file())
-    st.caption(
-        f"{_FORMATS[pf.format]} · {pf.model_class or '?'} · saved with Keras "
-        f"{pf.keras_version or 'version not recorded'} · {_size(size)} · `{pf.model_file}`")
+    saved = f"saved with Keras {pf.keras_version}" if pf.keras_version else \
+        "Keras version not recorded"
+    st.caption(f"{_FORMATS[pf.format]} · {pf.model_class or '?'} · {saved} · {_size(size)} · "
+               f"`{pf.model_file}`")
     with st.expander("File check (read before loading, no code run)", expanded=True):
         for line in pf.findings():
             st.markdown(f"- {line}")
@@ -125,5 +126,4 @@ def model_card(card: dict[str, Any]) -> None:
     if card["limits"]:
         st.warning("**What this format rules out.** " + " ".join(
             f"No {k}: {v}." for k, v in card["limits"].items()), icon=":material/block:")
-    if not card["safe_mode"]:
-        st.warning("Loaded with safe mode **off** (`--unsafe`).", icon=":material/warning:")
+
