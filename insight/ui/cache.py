@@ -16,6 +16,7 @@ from insight.errors import InsightError
 from insight.inspection import Preflight, preflight, resolve_model_path
 from insight.loading import LoadedModel, load_model
 from insight.panels import PanelContext, build_panel, get_panel
+from insight.ui.runtime import import_keras
 
 __all__ = ["ModelRef", "get_model", "get_preflight", "model_ready", "panel", "MODEL_LOCK"]
 
@@ -48,6 +49,7 @@ class ModelRef:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _load(path: str, stamp: str, safe_mode: bool, custom_objects: str | None) -> LoadedModel:
+    import_keras()
     return load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
 
 

@@ -6,16 +6,23 @@ leftover from TF1 graphs that grew with each rerun). In Keras 3 that runs `gc.co
 TensorFlow's heap and clears TensorFlow's kernel cache: measured here, it makes every rerun
 ~0.24 s slower (0.28 s vs 0.04 s for a two-widget app) whatever `runner.postScriptGC` says.
 insight never builds models in the script (they are cached resources), so it keeps
-Streamlit's matplotlib clean-up and drops the Keras one. `INSIGHT_STREAMLIT_CLEANUP=1` keeps
-Streamlit's behaviour (the baseline of `benchmarks/bench_serve.py`).
+Streamlit's matplotlib clean-up and drops the Keras one.
+
+`INSIGHT_STREAMLIT_DEFAULTS=1` turns both adjustments here off (the baseline of
+`benchmarks/bench_serve.py`).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
-__all__ = ["keep_keras_session"]
+__all__ = ["keep_keras_session", "import_keras"]
+
+
+def _defaults() -> bool:
+    return os.environ.get("INSIGHT_STREAMLIT_DEFAULTS") == "1"
 
 
 def _clean_problem_modules_without_keras() -> None:
@@ -32,9 +39,31 @@ def keep_keras_session() -> bool:
     (`False` if a future Streamlit no longer has the hook)."""
     from streamlit.runtime.scriptrunner import script_runner
 
-    if os.environ.get("INSIGHT_STREAMLIT_CLEANUP") == "1":
+    if _defaults():
         return False
     if not hasattr(script_runner, "_clean_problem_modules"):
         return False
     script_runner._clean_problem_modules = _clean_problem_modules_without_keras
     return True
+
+
+def import_keras() -> None:
+    """Import Keras and TensorFlow with Python's cyclic GC paused, then freeze the result.
+
+    TensorFlow's import creates ~350k objects, and the collections they trigger while it runs
+    cost ~0.7 s of its ~3.6 s here. `gc.freeze()` then moves those long-lived module objects out
+    of every later collection, so TensorFlow's heap no longer slows each full collection.
+    """
+    if "keras" in sys.modules:
+        return
+    if _defaults():
+        import keras  # noqa: F401
+        return
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import keras  # noqa: F401
+    finally:
+        if enabled:
+            gc.enable()
+    gc.freeze()

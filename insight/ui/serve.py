@@ -27,7 +27,9 @@ def _warm(opts: LaunchOptions) -> None:
     interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
-        import keras  # noqa: F401  the long part: TensorFlow
+        from insight.ui.runtime import import_keras
+
+        import_keras()  # the long part: TensorFlow
         from streamlit.runtime import Runtime
 
         while not Runtime.exists():  # the app's caches belong to the running server
