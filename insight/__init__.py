@@ -19,6 +19,7 @@ from insight._version import __version__
 # TensorFlow is imported only when a model is loaded.
 _LAZY = {
     "CustomObjectError": "insight.errors",
+    "DataError": "insight.errors",
     "InsightError": "insight.errors",
     "ModelLoadError": "insight.errors",
     "UnsafeModelError": "insight.errors",
@@ -36,6 +37,7 @@ _LAZY = {
 __all__ = [
     "__version__",
     "CustomObjectError",
+    "DataError",
     "InsightError",
     "LoadedModel",
     "ModelLoadError",
@@ -68,6 +70,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from insight.errors import (
         CustomObjectError,
+        DataError,
         InsightError,
         ModelLoadError,
         UnsafeModelError,

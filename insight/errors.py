@@ -10,7 +10,8 @@ InsightError
 │   ├── UnsupportedModelError    not a format insight reads (or a remote URL)
 │   ├── UnsafeModelError         loading would run code from the file; refused in safe mode
 │   └── CustomObjectError        a custom class is missing, or the --custom-objects file fails
-└── UsageError                a bad argument: unknown panel, bad option value, missing path
+├── DataError                 inputs that cannot be read or do not fit the model
+└── UsageError                a bad argument: unknown panel, unknown layer, bad option value
 ```
 
 Example:
@@ -32,6 +33,7 @@ __all__ = [
     "UnsupportedModelError",
     "UnsafeModelError",
     "CustomObjectError",
+    "DataError",
     "UsageError",
 ]
 
@@ -81,6 +83,11 @@ class CustomObjectError(ModelLoadError):
     def __init__(self, what: str, fix: str = "", received: str = "", *, names=()) -> None:
         self.names = list(names)
         super().__init__(what, fix, received)
+
+
+class DataError(InsightError):
+    """Inputs that cannot be read (a missing or malformed file) or do not fit the model (shape,
+    dtype, number of inputs)."""
 
 
 class UsageError(InsightError):

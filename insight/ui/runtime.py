@@ -18,7 +18,9 @@ import gc
 import os
 import sys
 
-__all__ = ["keep_keras_session", "import_keras"]
+__all__ = ["keep_keras_session", "import_keras", "streamlit_hook"]
+
+_STREAMLIT_HOOK: list = []
 
 
 def _defaults() -> bool:
@@ -41,10 +43,18 @@ def keep_keras_session() -> bool:
 
     if _defaults():
         return False
-    if not hasattr(script_runner, "_clean_problem_modules"):
+    current = getattr(script_runner, "_clean_problem_modules", None)
+    if current is None:
         return False
-    script_runner._clean_problem_modules = _clean_problem_modules_without_keras
+    if current is not _clean_problem_modules_without_keras:
+        _STREAMLIT_HOOK.append(current)
+        script_runner._clean_problem_modules = _clean_problem_modules_without_keras
     return True
+
+
+def streamlit_hook():
+    """Streamlit's own post-run clean-up that `keep_keras_session` replaced, or `None`."""
+    return _STREAMLIT_HOOK[0] if _STREAMLIT_HOOK else None
 
 
 def import_keras() -> None:

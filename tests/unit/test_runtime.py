@@ -7,7 +7,7 @@ import sys
 
 from streamlit.runtime.scriptrunner import script_runner
 
-from insight.ui.runtime import keep_keras_session
+from insight.ui.runtime import keep_keras_session, streamlit_hook
 
 
 def test_streamlit_no_longer_resets_keras_after_each_run(monkeypatch):
@@ -15,12 +15,10 @@ def test_streamlit_no_longer_resets_keras_after_each_run(monkeypatch):
 
     calls = []
     monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: calls.append(1))
-    monkeypatch.setattr(script_runner, "_clean_problem_modules",
-                        script_runner._clean_problem_modules)  # restored after the test
-    script_runner._clean_problem_modules()
-    assert calls == [1]  # Streamlit's own hook: clear_session (and a gc.collect) per rerun
     assert keep_keras_session() is True
-    script_runner._clean_problem_modules()
+    streamlit_hook()()
+    assert calls == [1]  # Streamlit's own hook: clear_session (and a gc.collect) per rerun
+    script_runner._clean_problem_modules()  # what runs after each script run now
     assert calls == [1]
 
 

@@ -1,0 +1,218 @@
+"""Activations and gradients of every layer of any Keras model, in one pass.
+
+The capture wraps each layer's `call` while the model's forward pass is *traced* into a
+`tf.function`: the traced graph returns every layer's output beside the model's, so one
+compiled forward pass yields all activations, for Sequential, Functional, nested (inner layers
+as `backbone/conv2`), subclassed and multi-input/output models alike, without rebuilding the
+model. The wrappers are removed right after tracing; running the compiled function touches no
+layer. Statistics are reduced inside the graph, per unit, batch by batch, so memory stays
+bounded whatever the dataset size. Gradients of the loss (or of the predicted class's score)
+with respect to every weight and every layer output come from one backward pass.
+
+Example:
+
+>>> import insight
+>>> loaded = insight.load_model("sample_models/digits_cnn/model.keras")  # doctest: +SKIP
+>>> acts = insight.activations(loaded, x[:4])  # doctest: +SKIP
+>>> acts["conv1"].shape  # doctest: +SKIP
+(4, 8, 8, 8)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from insight.errors import DataError, UsageError
+from insight.summary import iter_layers
+
+__all__ = ["layer_paths", "resolve_layers", "capture_function", "activations", "as_model",
+           "as_inputs", "count_rows", "slice_rows", "input_spec", "signature_key", "recording",
+           "TRACE_LOCK", "COMPILED",
+           "saturating_activation"]
+
+TRACE_LOCK = threading.RLock()  # layer calls are patched while tracing: one trace at a time
+COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def as_model(model: Any) -> Any:
+    """The `keras.Model` inside a `LoadedModel`, or `model` itself."""
+    return getattr(model, "model", model) if not hasattr(model, "layers") else model
+
+
+def layer_paths(model: Any) -> list[str]:
+    """Paths of the layers whose outputs can be captured (input layers excluded).
+
+    >>> layer_paths(loaded.model)[:3]  # doctest: +SKIP
+    ['conv1', 'pool1', 'conv2']
+    """
+    return [p for p, layer, _ in iter_layers(as_model(model))
+            if type(layer).__name__ != "InputLayer"]
+
+
+def resolve_layers(model: Any, layers: str | Iterable[str] | None) -> list[str]:
+    """Validate layer paths; `None` means all.
+
+    Raises:
+        UsageError: an unknown layer; the message lists the valid ones.
+    """
+    valid = layer_paths(model)
+    if layers is None:
+        return valid
+    wanted = [layers] if isinstance(layers, str) else list(layers)
+    unknown = [w for w in wanted if w not in valid]
+    if unknown:
+        raise UsageError(
+            f"No such layer: {unknown[0]!r}. Existing layers are: {', '.join(valid)}.",
+            "Use a path from the layer table (nested layers as 'outer/inner').",
+            f"layers={wanted!r}")
+    return wanted
+
+
+@contextlib.contextmanager
+def recording(model: Any, paths: set[str], store: dict[str, Any]) -> Iterator[None]:
+    """While active, the chosen layers record their first output in `store`."""
+    patched = []
+    for path, layer, _ in iter_layers(model):
+        if path not in paths:
+            continue
+        original = layer.call
+
+        def call(*args, _original=original, _path=path, **kwargs):
+            out = _original(*args, **kwargs)
+            store.setdefault(_path, out)
+            return out
+
+        layer.call = call
+        patched.append((layer, original))
+    try:
+        yield
+    finally:
+        for layer, original in patched:
+            if "call" in vars(layer):
+                del layer.call
+            else:  # pragma: no cover - a layer that replaced call itself
+                layer.call = original
+
+
+def input_spec(x: Any):
+    import tensorflow as tf
+
+    if isinstance(x, Mapping):
+        return {k: input_spec(v) for k, v in x.items()}
+    arr = np.asarray(x)
+    return tf.TensorSpec((None, *arr.shape[1:]), tf.as_dtype(arr.dtype))
+
+
+def signature_key(x: Any) -> tuple:
+    if isinstance(x, Mapping):
+        return tuple((k, *signature_key(v)) for k, v in sorted(x.items()))
+    arr = np.asarray(x)
+    return (arr.shape[1:], str(arr.dtype))
+
+
+def capture_function(model: Any, layers: list[str], x_example: Any, *, with_outputs=True):
+    """A compiled function `f(x) -> (outputs, {path: activation})` for `layers`.
+
+    Compiled once per model, layer set and input signature (any batch size).
+    """
+    import tensorflow as tf
+
+    model = as_model(model)
+    key = ("capture", tuple(layers), signature_key(x_example))
+    cache = COMPILED.setdefault(model, {})
+    if key in cache:
+        return cache[key]
+    wanted = set(layers)
+
+    def forward(x):
+        store: dict[str, Any] = {}
+        with recording(model, wanted, store):
+            outputs = model(x, training=False)
+        missing = [p for p in layers if p not in store]
+        if missing:
+            raise UsageError(
+                f"These layers were not called by the model's forward pass: {missing}.",
+                "They may be unused attributes of a subclassed model.", f"layers={missing!r}")
+        return (outputs if with_outputs else ()), {p: store[p] for p in layers}
+
+    fn = tf.function(forward, input_signature=[input_spec(x_example)], reduce_retracing=True)
+    with TRACE_LOCK:
+        fn.get_concrete_function()  # trace now, while holding the lock
+    cache[key] = fn
+    return fn
+
+
+def as_inputs(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {k: np.asarray(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        raise DataError("Pass several inputs as a dict keyed by input name.",
+                        "e.g. {'image': ..., 'stats': ...}.", f"x=<{type(x).__name__}>")
+    return np.asarray(x)
+
+
+def count_rows(x: Any) -> int:
+    first = next(iter(x.values())) if isinstance(x, Mapping) else x
+    return int(np.shape(first)[0])
+
+
+def slice_rows(x: Any, start: int, stop: int) -> Any:
+    if isinstance(x, Mapping):
+        return {k: v[start:stop] for k, v in x.items()}
+    return x[start:stop]
+
+
+def activations(model: Any, x: Any, layers: str | Iterable[str] | None = None, *,
+                batch_size: int = 256) -> dict[str, np.ndarray]:
+    """The full outputs of the chosen layers for the inputs `x`, in one forward pass per batch.
+
+    Args:
+        model: a `keras.Model` or a `LoadedModel`.
+        x: the inputs: an array, or `{input_name: array}` for several inputs.
+        layers: layer paths (see `layer_paths`); `None` for every layer. Defaults to `None`.
+        batch_size: rows per forward pass. Defaults to `256`.
+
+    Returns:
+        `{layer_path: array}` with one row per input row, in the model's layer order.
+
+    Raises:
+        UsageError: an unknown layer (the valid ones are listed).
+
+    Example:
+
+    >>> acts = activations(loaded, x[:2], layers=["conv1"])  # doctest: +SKIP
+    >>> acts["conv1"].shape  # doctest: +SKIP
+    (2, 8, 8, 8)
+    """
+    paths = resolve_layers(model, layers)
+    x = as_inputs(x)
+    fn = capture_function(model, paths, x, with_outputs=False)
+    parts: dict[str, list[np.ndarray]] = {p: [] for p in paths}
+    n = count_rows(x)
+    for start in range(0, n, batch_size):
+        _, acts = fn(slice_rows(x, start, min(n, start + batch_size)))
+        for p in paths:
+            parts[p].append(_to_numpy(acts[p]))
+    return {p: np.concatenate(v) if len(v) > 1 else v[0] for p, v in parts.items()}
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, list | tuple):  # a layer with several outputs: keep the first
+        value = value[0]
+    if isinstance(value, Mapping):
+        value = next(iter(value.values()))
+    return np.asarray(value)
+
+
+def saturating_activation(layer: Any) -> str | None:
+    """`"sigmoid"`, `"tanh"` or `"softmax"` when the layer ends in one, else `None`."""
+    act = getattr(layer, "activation", None)
+    name = getattr(act, "__name__", None) or (type(layer).__name__.lower()
+                                               if type(layer).__name__ == "Softmax" else None)
+    return name if name in ("sigmoid", "tanh", "softmax") else None
