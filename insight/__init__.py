@@ -25,6 +25,13 @@ _LAZY = {
     "UnsafeModelError": "insight.errors",
     "UnsupportedModelError": "insight.errors",
     "UsageError": "insight.errors",
+    "Dataset": "insight.data",
+    "load_dataset": "insight.data",
+    "dataset_for": "insight.data",
+    "activations": "insight.probing",
+    "activation_stats": "insight.stats",
+    "gradients": "insight.gradients",
+    "attributions": "insight.attribution",
     "LoadedModel": "insight.loading",
     "load_model": "insight.loading",
     "Preflight": "insight.inspection",
@@ -36,6 +43,13 @@ _LAZY = {
 
 __all__ = [
     "__version__",
+    "Dataset",
+    "activation_stats",
+    "activations",
+    "attributions",
+    "dataset_for",
+    "gradients",
+    "load_dataset",
     "CustomObjectError",
     "DataError",
     "InsightError",
@@ -68,6 +82,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from insight.attribution import attributions
+    from insight.data import Dataset, dataset_for, load_dataset
     from insight.errors import (
         CustomObjectError,
         DataError,
@@ -77,6 +93,9 @@ if TYPE_CHECKING:
         UnsupportedModelError,
         UsageError,
     )
+    from insight.gradients import gradients
     from insight.inspection import Preflight, preflight
     from insight.loading import LoadedModel, load_model
+    from insight.probing import activations
+    from insight.stats import activation_stats
     from insight.summary import layer_table, model_card, model_summary

@@ -433,6 +433,9 @@ def _load_csv(p: Path, shown: str) -> Dataset:
         raise DataError(f"pandas could not parse the CSV file: {str(exc).splitlines()[0]}.",
                         "Save it as a plain comma-separated file with a header row.",
                         shown) from exc
+    if df.empty:
+        raise DataError("The CSV file has a header but no rows: it holds no examples.",
+                        "Give a file with at least one example.", shown)
     labels = [c for c in df.columns if str(c).strip().lower() in LABEL_COLUMNS]
     if len(labels) > 1:
         raise DataError(f"The CSV has several label columns: {', '.join(map(str, labels))}.",
