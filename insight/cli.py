@@ -3,6 +3,7 @@
 ```
 insight serve [MODEL] [--data PATH] [--logdir DIR] [--host 127.0.0.1] [--port 8501]
 insight summary MODEL [--json]
+insight stats MODEL [--data PATH] [--json]
 insight --version
 ```
 
@@ -50,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
     serve.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    stats = sub.add_parser("stats", help="per-layer activation statistics and gradient norms")
+    stats.add_argument("model", metavar="MODEL")
+    stats.add_argument("--data", metavar="PATH",
+                       help="inputs (.npz, .npy, .csv, image folder); default: the data beside "
+                            "the model, else synthetic inputs")
+    stats.add_argument("--batch-size", type=int, default=64, help="rows per pass (default: 64)")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    add_model_args(stats, companions=False)
+    stats.add_argument("--debug", action="store_true", help="show tracebacks")
+
     summary = sub.add_parser("summary", help="print the model card and layer table")
     summary.add_argument("model", metavar="MODEL")
     summary.add_argument("--json", action="store_true", help="print JSON")
@@ -66,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"serve": _serve, "summary": _summary}[args.command]
+    handler = {"serve": _serve, "summary": _summary, "stats": _stats}[args.command]
     try:
         return handler(args)
     except InsightError as exc:
@@ -110,6 +121,35 @@ def _summary(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
         return 0
     _print_summary(summary)
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from insight.data import dataset_for
+    from insight.inspection import preflight
+    from insight.layer_report import layer_report, report_records
+    from insight.loading import check_safety, load_model
+
+    check_safety(preflight(args.model), safe_mode=not args.unsafe)
+    with _quiet_native_stderr(not args.debug):
+        loaded = load_model(args.model, safe_mode=not args.unsafe,
+                            custom_objects=args.custom_objects)
+        dataset = dataset_for(loaded, args.data)
+        table = layer_report(loaded, dataset, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(report_records(table), indent=2))
+        return 0
+    print(f"{dataset.describe()}")
+    for name, count in dataset.nonfinite.items():
+        print(f"warning: input {name!r} holds {count:,} NaN/Inf values")
+    print(f"gradients: {table.attrs['target']}, first {min(64, len(dataset))} rows")
+    cols = ["layer", "class", "mean", "std", "dead_fraction", "saturated_fraction", "grad_norm"]
+    shown = table[cols].copy()
+    for c in cols[2:]:
+        shown[c] = shown[c].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}")
+    print(shown.to_string(index=False))
     return 0
 
 
