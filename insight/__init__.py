@@ -32,6 +32,8 @@ _LAZY = {
     "activation_stats": "insight.stats",
     "gradients": "insight.gradients",
     "attributions": "insight.attribution",
+    "project": "insight.projection",
+    "neighbors": "insight.projection",
     "LoadedModel": "insight.loading",
     "load_model": "insight.loading",
     "Preflight": "insight.inspection",
@@ -63,7 +65,9 @@ __all__ = [
     "load_model",
     "model_card",
     "model_summary",
+    "neighbors",
     "preflight",
+    "project",
 ]
 
 
@@ -97,5 +101,6 @@ if TYPE_CHECKING:
     from insight.inspection import Preflight, preflight
     from insight.loading import LoadedModel, load_model
     from insight.probing import activations
+    from insight.projection import neighbors, project
     from insight.stats import activation_stats
     from insight.summary import layer_table, model_card, model_summary

@@ -1,0 +1,103 @@
+"""Projections (PCA, UMAP, t-SNE, precomputed) and exact nearest neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.manifold import trustworthiness
+
+import insight
+from insight.errors import DataError, UsageError
+from insight.projection import neighbors, project
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    x, y = make_blobs(n_samples=300, n_features=12, centers=4, cluster_std=1.0, random_state=0)
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("method,threshold", [("pca", 0.85), ("tsne", 0.9), ("umap", 0.9)])
+def test_projection_keeps_neighbourhoods_and_is_deterministic(blobs, method, threshold):
+    x, _ = blobs
+    first = project(x, method=method, dims=2, seed=0)
+    again = project(x, method=method, dims=2, seed=0)
+    assert list(first.columns) == ["x", "y"] and len(first) == len(x)
+    np.testing.assert_allclose(first.to_numpy(), again.to_numpy(), rtol=0, atol=1e-5)
+    assert trustworthiness(x, first.to_numpy(), n_neighbors=10) > threshold
+
+
+def test_three_dimensions_and_explained_variance(blobs):
+    x, _ = blobs
+    frame = project(x, method="pca", dims=3)
+    assert list(frame.columns) == ["x", "y", "z"]
+    ratios = frame.attrs["explained_variance"]
+    assert len(ratios) == 3 and ratios == sorted(ratios, reverse=True) and sum(ratios) <= 1
+    tsne3 = project(x[:120], method="tsne", dims=3)
+    assert tsne3.shape == (120, 3)
+
+
+def test_pca_matches_scikit_learn(blobs):
+    from sklearn.decomposition import PCA
+
+    x, _ = blobs
+    ours = project(x, "pca", dims=2).to_numpy()
+    ref = PCA(n_components=2).fit_transform(x)
+    for k in range(2):  # equal up to the sign of each component
+        same, flipped = np.abs(ours[:, k] - ref[:, k]), np.abs(ours[:, k] + ref[:, k])
+        assert min(same.max(), flipped.max()) < 1e-3
+
+
+def test_precomputed_coordinates(blobs):
+    x, _ = blobs
+    coords = np.arange(len(x) * 2, dtype=np.float32).reshape(-1, 2)
+    frame = project(x, "precomputed", coords=coords)
+    np.testing.assert_array_equal(frame.to_numpy(), coords)
+    with pytest.raises(DataError, match="one row per point"):
+        project(x, "precomputed", coords=coords[:-1])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_neighbours_match_brute_force(metric):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2000, 16)).astype(np.float32)
+    got = neighbors(x, 7, k=10, metric=metric)
+    if metric == "cosine":
+        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+        dist = 1 - unit @ unit[7]
+    else:
+        dist = np.linalg.norm(x - x[7], axis=1)
+    dist[7] = np.inf
+    expected = np.argsort(dist, kind="stable")[:10]
+    assert got["index"].tolist() == expected.tolist()
+    np.testing.assert_allclose(got["distance"], dist[expected], rtol=1e-4, atol=1e-5)
+    assert 7 not in got["index"].tolist()
+
+
+@pytest.mark.parametrize("bad,fragment", [
+    (np.zeros((1, 4)), "at least 2 points"),
+    (np.zeros((10, 1)), "at least 2 points of at least 2 dimensions"),
+    (np.zeros(10), "2-D array"),
+    (np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0]]), "NaN/Inf"),
+])
+def test_bad_vectors(bad, fragment):
+    with pytest.raises(DataError, match=fragment) as err:
+        project(bad)
+    assert "Received:" in str(err.value)
+
+
+def test_bad_arguments(blobs):
+    x, _ = blobs
+    with pytest.raises(UsageError, match="Methods are: pca, umap, tsne, precomputed"):
+        project(x, method="lda")
+    with pytest.raises(UsageError, match="2-D or 3-D"):
+        project(x, dims=4)
+    with pytest.raises(UsageError, match="Metrics are"):
+        neighbors(x, 0, metric="manhattan")
+    with pytest.raises(UsageError, match="out of range"):
+        neighbors(x, len(x))
+
+
+def test_public_names():
+    assert insight.project is project and insight.neighbors is neighbors
