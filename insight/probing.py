@@ -124,7 +124,7 @@ def capture_function(model: Any, layers: list[str], x_example: Any, *, with_outp
     import tensorflow as tf
 
     model = as_model(model)
-    key = ("capture", tuple(layers), signature_key(x_example))
+    key = ("capture", tuple(layers), signature_key(x_example), with_outputs)
     cache = COMPILED.setdefault(model, {})
     if key in cache:
         return cache[key]
