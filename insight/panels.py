@@ -98,12 +98,37 @@ class PanelContext:
         data_path: the `--data` path, if any.
         logdir: the `--logdir` path, if any.
         preflight: the file's static report; taken from `loaded` when not given.
+        vectors_path: a `.npy`/`.tsv` of vectors to project, if any.
+        metadata_path: their metadata TSV, if any.
+        memo: `memo(key, compute)` returns a cached result for a plain-string key; the UI
+            passes its cache, so expensive steps inside a builder (a UMAP) are not redone when
+            only a cheap parameter (a colour) changes. `None`: compute every time.
     """
 
     loaded: LoadedModel | None = None
     data_path: Path | None = None
     logdir: Path | None = None
     preflight: Preflight | None = None
+    vectors_path: Path | None = None
+    metadata_path: Path | None = None
+    memo: Callable[[str, Callable[[], Any]], Any] | None = None
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """`compute()`, memoised under `key` plus this context's identity when `memo` is set."""
+        if self.memo is None:
+            return compute()
+        return self.memo(f"{self.identity()}|{key}", compute)
+
+    def identity(self) -> str:
+        """Plain-string identity of the inputs: model file (and its mtime), data, logdir."""
+        parts = []
+        if self.loaded is not None:
+            file = self.loaded.preflight.model_file
+            stamp = file.stat().st_mtime_ns if file.exists() else 0
+            parts.append(f"{file}@{stamp}:{self.loaded.safe_mode}")
+        parts += [str(self.data_path), str(self.logdir), str(self.vectors_path),
+                  str(self.metadata_path)]
+        return "|".join(parts)
 
     def __post_init__(self) -> None:
         if self.preflight is None and self.loaded is not None:
@@ -151,6 +176,8 @@ def register(panel: Panel) -> Panel:
 
 def _ensure_builtin() -> None:
     import insight.overview_panels  # noqa: F401  (registers on import)
+    import insight.probe_panels  # noqa: F401
+    import insight.projection_panels  # noqa: F401
 
 
 def panel_names() -> list[str]:

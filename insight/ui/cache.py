@@ -12,13 +12,16 @@ from typing import Any
 
 import streamlit as st
 
+from insight.data import Dataset
 from insight.errors import InsightError
 from insight.inspection import Preflight, preflight, resolve_model_path
 from insight.loading import LoadedModel, load_model
 from insight.panels import PanelContext, build_panel, get_panel
+from insight.probe_panels import probe_dataset
 from insight.ui.runtime import import_keras
 
-__all__ = ["ModelRef", "get_model", "get_preflight", "model_ready", "panel", "MODEL_LOCK"]
+__all__ = ["ModelRef", "get_model", "get_preflight", "model_ready", "panel", "get_dataset",
+           "MODEL_LOCK"]
 
 # Keras models are not safe for concurrent calls: pages that run a model take this lock.
 MODEL_LOCK = threading.Lock()
@@ -91,6 +94,9 @@ def get_preflight(ref: ModelRef) -> Preflight:
 # rerun): builders return fresh objects and nothing downstream mutates them.
 @st.cache_resource(max_entries=128, show_spinner=False)
 def _panel(model_key: str, name: str, params_json: str, _ctx: PanelContext) -> Any:
+    if "data" in get_panel(name).uses:  # panels that read data run the model
+        with MODEL_LOCK:
+            return build_panel(name, _ctx, **json.loads(params_json))
     return build_panel(name, _ctx, **json.loads(params_json))
 
 
@@ -100,5 +106,31 @@ def panel(name: str, ref: ModelRef, ctx: PanelContext, **params: Any) -> Any:
     phase = "loaded" if ctx.loaded is not None else "static"
     key = "|".join([ref.path, ref.stamp(), str(ref.safe_mode), str(ref.custom_objects), phase,
                     str(ctx.data_path) if "data" in uses else "",
-                    str(ctx.logdir) if "logdir" in uses else ""])
+                    str(ctx.logdir) if "logdir" in uses else "",
+                    f"{ctx.vectors_path}|{ctx.metadata_path}" if "vectors" in uses else ""])
+    if ctx.memo is None:
+        ctx.memo = memo
     return _panel(key, name, json.dumps(params, sort_keys=True), ctx)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _memo(key: str, _compute: Any) -> Any:
+    return _compute()
+
+
+def memo(key: str, compute: Any) -> Any:
+    """What builders memoise through `PanelContext.cached` (a projection, a dataset), keyed by
+    plain strings, shared across sessions and panels."""
+    return _memo(key, compute)
+
+
+def get_dataset(ctx: PanelContext) -> Dataset:
+    """The data the probe panels read for the current model (`insight.data.dataset_for`),
+    once per model file version and data path: the same memoised copy the panels use.
+
+    Raises:
+        DataError: the data cannot be read or does not fit the model (not cached).
+    """
+    if ctx.memo is None:
+        ctx.memo = memo
+    return probe_dataset(ctx)

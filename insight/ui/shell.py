@@ -15,6 +15,9 @@ PAGE_DIR = Path(__file__).parent / "app_pages"
 # (file, title, icon): every page is reachable from the sidebar navigation.
 PAGES = [
     ("overview.py", "Overview", ":material/account_tree:"),
+    ("activations.py", "Activations", ":material/grid_on:"),
+    ("gradients.py", "Gradients", ":material/trending_down:"),
+    ("embeddings.py", "Embeddings", ":material/scatter_plot:"),
 ]
 
 

@@ -8,13 +8,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from insight.data import Dataset
 from insight.inspection import Preflight
 from insight.panels import PanelContext, get_panel
-from insight.ui.cache import ModelRef, get_model, get_preflight, panel
+from insight.ui.cache import ModelRef, get_dataset, get_model, get_preflight, panel
 from insight.ui.feedback import show_error
 
 __all__ = ["require_ref", "require_preflight", "require_model", "show_panel", "file_header",
-           "model_card"]
+           "model_card", "require_probing", "require_dataset"]
 
 
 def require_ref() -> ModelRef:
@@ -49,6 +50,41 @@ def require_model(ref: ModelRef) -> PanelContext:
     return PanelContext(loaded, Path(data) if data else None, Path(logdir) if logdir else None)
 
 
+def require_probing(ctx: PanelContext, what: str) -> None:
+    """Stop with the reason when the model's format rules out `what` ("activations",
+    "gradients"), e.g. for a SavedModel."""
+    reason = ctx.loaded.limits.get(what)
+    if reason:
+        st.info(f"**No {what} for this model.** {reason[0].upper()}{reason[1:]}. Open the "
+                "Keras file (.keras or .h5) it was exported from to see them.",
+                icon=":material/block:")
+        st.stop()
+
+
+def require_dataset(ctx: PanelContext) -> Dataset:
+    """The model's data (cached), said in one line; synthetic inputs and NaN/Inf values are
+    called out. A data error is shown and stops the page."""
+    try:
+        with st.spinner("Reading the data…"):
+            ds = get_dataset(ctx)
+    except Exception as exc:
+        show_error(exc)
+        st.stop()
+    if ds.synthetic:
+        st.warning(f"**Synthetic inputs: no data given.** {len(ds):,} random examples built "
+                   "from the model's input spec, so statistics describe the model, not your "
+                   "data. Give a data file in the sidebar (or `--data`) for real ones.",
+                   icon=":material/casino:")
+    else:
+        st.caption(f"Data: {ds.describe()}")
+    if ds.nonfinite:
+        counts = ", ".join(f"{n:,} in {k!r}" for k, n in ds.nonfinite.items())
+        st.warning(f"**NaN/Inf in the inputs** ({counts}): activations and gradients of "
+                   "those examples are not finite and can hide everything else.",
+                   icon=":material/warning:")
+    return ds
+
+
 def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
                **params: Any) -> Any:
     """Build (cached) and place a registered panel according to its kind, in `slot` (an
@@ -75,9 +111,33 @@ def _table(frame: pd.DataFrame, where: Any) -> None:
         "trainable": st.column_config.CheckboxColumn("trainable", width="small"),
         "output_shape": st.column_config.TextColumn("output shape"),
         "activation": st.column_config.TextColumn("activation", width="small"),
+        **_PROBE_COLUMNS,
     }
     order = [c for c in frame.columns if c != "depth"]
     where.dataframe(frame, hide_index=True, column_config=config, column_order=order)
+
+
+_PROBE_COLUMNS = {  # the activation and gradient tables
+    "flag": st.column_config.TextColumn("flag", width=105, help="Over half the units dead "
+                                        "(never non-zero), or over half the values saturated."),
+    "histogram": st.column_config.BarChartColumn(
+        "histogram", y_min=0.0, width=90,
+        help="Activation values from the layer's min to max, 32 bins."),
+    "units": st.column_config.NumberColumn("units", width="small"),
+    "shape": st.column_config.TextColumn("shape", help="Output shape of one example."),
+    "mean": st.column_config.NumberColumn("mean", format="%.3g", width="small"),
+    "std": st.column_config.NumberColumn("std", format="%.3g", width="small"),
+    "zero_fraction": st.column_config.NumberColumn("zeros", format="percent", width="small"),
+    "dead_fraction": st.column_config.NumberColumn("dead units", format="percent", width="small"),
+    "saturated_fraction": st.column_config.NumberColumn(
+        "saturated", format="percent", width="small", help="Sigmoid or tanh values near "
+        "their limits, or softmax rows above 0.99; empty for other activations."),
+    "weight_norm": st.column_config.NumberColumn("weight norm", format="%.3g"),
+    "weight_grad_norm": st.column_config.NumberColumn("weight gradient norm", format="%.3g"),
+    "activation_grad_norm": st.column_config.NumberColumn(
+        "output gradient norm", format="%.3g", help="Mean over the examples of the L2 norm of "
+        "the gradient with respect to the layer's output."),
+}
 
 
 def _size(n: int) -> str:

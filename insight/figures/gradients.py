@@ -1,0 +1,234 @@
+"""Figures of gradients: norms by depth, weight and gradient histograms, attribution maps.
+
+Builders take plain frames and arrays (from `insight.gradients` and `insight.attribution`)
+and return `go.Figure`s with the shared template; they run no model.
+
+Example:
+
+>>> import pandas as pd
+>>> table = pd.DataFrame({"layer": ["a", "b"], "weight_norm": [1.0, float("nan")],
+...                       "weight_grad_norm": [0.1, float("nan")],
+...                       "activation_grad_norm": [0.01, 0.0]})
+>>> fig = gradient_norms_figure(table)
+>>> fig.layout.yaxis.type
+'log'
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.colors as pc
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from insight.figures.template import COLORWAY, apply_template
+
+__all__ = ["gradient_norms_figure", "histograms_figure", "AttributionPart",
+           "attribution_figure"]
+
+_SERIES = [
+    ("weight_grad_norm", "weight gradient", COLORWAY[0], "solid"),
+    ("activation_grad_norm", "output gradient (mean per example)", COLORWAY[1], "solid"),
+    ("weight_norm", "weights (for scale)", "#9a9a9a", "dot"),
+]
+
+
+def gradient_norms_figure(table: pd.DataFrame, *, title: str = "Gradient norms by depth",
+                          subtitle: str = "") -> go.Figure:
+    """Per-layer norms on a log axis, first layer on the left: a fall over depth is a vanishing
+    gradient, a climb an exploding one. Zero gradients (nothing reaches the layer) are marked
+    on the floor of the axis.
+
+    Args:
+        table: `insight.gradients.Gradients.table` (`layer`, `weight_norm`,
+            `weight_grad_norm`, `activation_grad_norm`).
+        title: the figure title. Defaults to `"Gradient norms by depth"`.
+        subtitle: a second line, e.g. what was differentiated. Defaults to `""`.
+    """
+    layers = table["layer"].tolist()
+    values = table[[c for c, *_ in _SERIES]].to_numpy(np.float64)
+    positive = values[np.isfinite(values) & (values > 0)]
+    floor = float(positive.min()) / 10 if positive.size else 1e-8
+    fig = go.Figure()
+    zeros_x, zeros_text = [], []
+    for column, name, color, dash in _SERIES:
+        col = table[column].to_numpy(np.float64)
+        y = np.where(col > 0, col, np.nan)
+        fig.add_trace(go.Scatter(
+            x=layers, y=y, name=name, mode="lines+markers",
+            connectgaps=column != "activation_grad_norm",  # layers without weights: skipped
+            line=dict(color=color, dash=dash, width=2 if dash == "solid" else 1.2),
+            marker=dict(size=7 if dash == "solid" else 5),
+            hovertemplate="%{x}<br>" + name + ": %{y:.3g}<extra></extra>",
+        ))
+        if column != "weight_norm":
+            for layer, v in zip(layers, col, strict=True):
+                if v == 0:
+                    zeros_x.append(layer)
+                    zeros_text.append(f"{layer}: {name.split(' (')[0]} is exactly 0")
+    if zeros_x:
+        fig.add_trace(go.Scatter(
+            x=zeros_x, y=[floor] * len(zeros_x), mode="markers", name="zero: no gradient",
+            marker=dict(symbol="x", size=10, color=COLORWAY[3]), customdata=zeros_text,
+            hovertemplate="%{customdata}<extra></extra>",
+        ))
+    apply_template(fig, title=title + (f"<br><sup>{subtitle}</sup>" if subtitle else ""))
+    fig.update_layout(
+        height=520, margin=dict(t=90, b=150), hovermode="closest",
+        yaxis=dict(type="log", title="L2 norm (log scale)", exponentformat="power", dtick=1),
+        xaxis=dict(type="category", categoryorder="array", categoryarray=layers,
+                   title="layer, by depth", tickangle=-30 if len(layers) > 6 else 0),
+        legend=dict(orientation="h", y=-0.42, x=0, yanchor="top", font=dict(size=11)),
+    )
+    return fig
+
+
+def _hist(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    values = np.asarray(values, np.float64).ravel()
+    values = values[np.isfinite(values)]
+    bins = int(np.clip(round(2 * np.sqrt(values.size)), 5, bins))
+    if not values.size:
+        return np.zeros(bins), np.linspace(0, 1, bins + 1)
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.histogram(values, bins=bins, range=(lo, hi))
+
+
+def histograms_figure(panels: Sequence[tuple[str, Mapping[str, np.ndarray]]], *, title: str,
+                      bins: int = 40) -> go.Figure:
+    """Side-by-side histograms (e.g. weights | gradients), one outline per variable, as the
+    share of its values per bin (so a bias and a kernel compare).
+
+    Args:
+        panels: `[(subplot title, {variable name: values})]`.
+        title: the figure title.
+        bins: bins per histogram. Defaults to `40`.
+    """
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels],
+                        horizontal_spacing=0.1)
+    names = list(dict.fromkeys(n for _, d in panels for n in d))
+    colors = {n: COLORWAY[i % len(COLORWAY)] for i, n in enumerate(names)}
+    for col, (_, arrays) in enumerate(panels, start=1):
+        for name, values in arrays.items():
+            counts, edges = _hist(values, bins)
+            centres = (edges[:-1] + edges[1:]) / 2
+            share = counts / max(counts.sum(), 1)
+            short = name.rsplit("/", 1)[-1]
+            fig.add_trace(go.Scatter(
+                x=centres, y=share, mode="lines", line=dict(shape="hvh", color=colors[name]),
+                fill="tozeroy", name=f"{short} ({np.size(values):,} values)",
+                legendgroup=name, showlegend=col == 1,
+                hovertemplate=f"{short}<br>%{{x:.3g}}: %{{y:.1%}} of values<extra></extra>",
+            ), row=1, col=col)
+        fig.update_xaxes(title_text="value", row=1, col=col)
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(title_text="share of values", row=1, col=1)
+    apply_template(fig, title=title)
+    fig.update_layout(height=420, legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"),
+                      margin=dict(t=100, b=110))
+    return fig
+
+
+# Inferno as rgb() strings: Streamlit's chart element rewrites the hex colours #000001..#000040
+# (its theme placeholders) anywhere in a figure, and Inferno starts at #000004.
+_INFERNO = [[pos, "rgb({}, {}, {})".format(*pc.hex_to_rgb(c))]
+            for pos, c in pc.get_colorscale("Inferno")]
+# Overlays fade to transparent where the attribution is small, so the input shows through.
+_OVERLAY = [[0.0, "rgba(230,60,20,0)"], [0.15, "rgba(230,60,20,0)"],
+            [1.0, "rgba(230,60,20,0.95)"]]
+_SIGNED_OVERLAY = [[0.0, "rgba(33,102,172,0.95)"], [0.42, "rgba(33,102,172,0)"],
+                   [0.58, "rgba(178,24,43,0)"], [1.0, "rgba(178,24,43,0.95)"]]
+
+
+@dataclass
+class AttributionPart:
+    """One input's attribution, ready to draw.
+
+    Attributes:
+        name: the input's name.
+        kind: `"image"` (`image` and `values` are `(H, W)`), `"tokens"` or `"features"` (one
+            bar per item).
+        values: the attribution map or one value per item.
+        image: the grayscale input, for images.
+        labels: item labels, for bars.
+    """
+
+    name: str
+    kind: str
+    values: np.ndarray
+    image: np.ndarray | None = None
+    labels: Sequence[str] = ()
+
+
+def attribution_figure(parts: Sequence[AttributionPart], *, title: str, note: str = "",
+                       signed: bool = False) -> go.Figure:
+    """Attributions of one example: for an image its input, the map, and the map over the
+    input; for tokens or features one bar each.
+
+    Args:
+        parts: one `AttributionPart` per input.
+        title: the figure title.
+        note: how it was computed (`Attribution.note`), shown under the title.
+        signed: values can be negative (integrated gradients, token attributions); drawn on a
+            red-blue scale centred on 0. Defaults to `False`.
+    """
+    specs, titles, widths = [], [], []
+    for p in parts:
+        if p.kind == "image":
+            specs += [{}, {}, {}]
+            titles += [f"input {p.name!r}", "attribution", "attribution over the input"]
+            widths += [1, 1, 1]
+        else:
+            specs.append({})
+            titles.append(f"attribution per {'token' if p.kind == 'tokens' else 'feature'} "
+                          f"of {p.name!r}")
+            widths.append(max(1.5, min(4.0, len(p.labels) / 6)))
+    fig = make_subplots(rows=1, cols=len(specs), subplot_titles=titles, column_widths=widths,
+                        horizontal_spacing=0.06)
+    scale = "RdBu_r" if signed else _INFERNO
+    overlay = _SIGNED_OVERLAY if signed else _OVERLAY
+    col = 1
+    for p in parts:
+        values = np.asarray(p.values, np.float64)
+        bound = float(np.nanmax(np.abs(values))) if values.size else 1.0
+        bound = bound or 1.0
+        zrange = dict(zmin=-bound, zmax=bound) if signed else dict(zmin=0.0, zmax=bound)
+        if p.kind == "image":
+            gray = dict(z=p.image, colorscale="Greys", showscale=False,
+                        hovertemplate="(%{y}, %{x}) input %{z:.3g}<extra></extra>")
+            heat = dict(z=values, colorscale=scale, **zrange,
+                        hovertemplate="(%{y}, %{x}) attribution %{z:.3g}<extra></extra>")
+            fig.add_trace(go.Heatmap(**gray), row=1, col=col)
+            lo, hi = fig.layout[f"xaxis{col + 1}"].domain  # a scale under the map itself
+            fig.add_trace(go.Heatmap(**heat, colorbar=dict(
+                orientation="h", thickness=10, x=(lo + hi) / 2, xanchor="center", y=-0.04,
+                yanchor="top", len=hi - lo, lenmode="fraction")), row=1, col=col + 1)
+            fig.add_trace(go.Heatmap(**gray), row=1, col=col + 2)
+            fig.add_trace(go.Heatmap(**{**heat, "colorscale": overlay}, showscale=False), row=1,
+                          col=col + 2)
+            for c in range(col, col + 3):
+                axis = "x" if c == 1 else f"x{c}"
+                fig.update_xaxes(visible=False, constrain="domain", row=1, col=c)
+                fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=axis,
+                                 constrain="domain", row=1, col=c)
+            col += 3
+        else:
+            labels = [str(s) for s in p.labels]
+            colors = [COLORWAY[3] if v >= 0 else COLORWAY[0] for v in values] if signed \
+                else COLORWAY[1]
+            fig.add_trace(go.Bar(x=labels, y=values, marker_color=colors, showlegend=False,
+                                 hovertemplate="%{x}<br>attribution %{y:.3g}<extra></extra>"),
+                          row=1, col=col)
+            fig.update_xaxes(type="category", tickangle=-45, automargin=True, row=1, col=col)
+            col += 1
+    sub = "<br>".join(textwrap.wrap(note, 150))
+    apply_template(fig, title=title + (f"<br><sup>{sub}</sup>" if sub else ""))
+    fig.update_layout(height=420 + 16 * sub.count("<br>"), showlegend=False,
+                      margin=dict(t=100 + 16 * sub.count("<br>"), b=70))
+    return fig

@@ -1,0 +1,144 @@
+"""The projector's scatter: every point, WebGL in 2D, coloured by any metadata column.
+
+Example:
+
+>>> import pandas as pd
+>>> coords = pd.DataFrame({"x": [0.0, 1.0, 2.0], "y": [1.0, 0.0, 1.0]})
+>>> meta = pd.DataFrame({"label": ["a", "b", "a"]})
+>>> fig = projection_figure(coords, meta, color="label", title="demo")
+>>> [t.name for t in fig.data], fig.data[0].type
+(['a', 'b'], 'scattergl')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from insight.errors import UsageError
+from insight.figures.template import COLORWAY, apply_template
+
+__all__ = ["projection_figure", "search_mask", "MAX_CATEGORIES"]
+
+MAX_CATEGORIES = 30  # beyond this a column is coloured as "other" after its top categories
+
+
+def search_mask(meta: pd.DataFrame, query: str, *, regex: bool = False) -> np.ndarray:
+    """Rows where any metadata value contains `query` (case-insensitive), or matches it as a
+    regular expression.
+
+    Raises:
+        UsageError: an invalid regular expression.
+    """
+    if not query:
+        return np.zeros(len(meta), dtype=bool)
+    if regex:
+        try:
+            re.compile(query)
+        except re.error as exc:
+            raise UsageError(f"Invalid regular expression: {exc}.", "",
+                             f"search={query!r}") from exc
+    mask = np.zeros(len(meta), dtype=bool)
+    for col in meta.columns:
+        text = meta[col].astype(str)
+        mask |= text.str.contains(query, case=False, regex=regex).to_numpy()
+    return mask
+
+
+def _hover(meta: pd.DataFrame) -> tuple[np.ndarray, str]:
+    cols = list(meta.columns)[:6]
+    index = np.arange(len(meta))[:, None]
+    data = np.hstack([index, meta[cols].astype(str).to_numpy()]) if cols else index
+    lines = ["point %{customdata[0]}"] + [f"{c}: %{{customdata[{i + 1}]}}"
+                                          for i, c in enumerate(cols)]
+    return data, "<br>".join(lines) + "<extra></extra>"
+
+
+def _trace(coords: pd.DataFrame, idx: np.ndarray, **kw) -> go.BaseTraceType:
+    if "z" in coords:
+        return go.Scatter3d(x=coords["x"].to_numpy()[idx], y=coords["y"].to_numpy()[idx],
+                            z=coords["z"].to_numpy()[idx], mode="markers", **kw)
+    return go.Scattergl(x=coords["x"].to_numpy()[idx], y=coords["y"].to_numpy()[idx],
+                        mode="markers", **kw)
+
+
+def projection_figure(coords: pd.DataFrame, meta: pd.DataFrame, *, color: str | None = None,
+                      search: str = "", regex: bool = False,
+                      highlight: Sequence[int] = (), title: str = "Projection") -> go.Figure:
+    """Scatter every projected point; 3-D when `coords` has a `z` column.
+
+    Args:
+        coords: `x`, `y` (and `z`), one row per point (from `insight.project`).
+        meta: one row per point; every column shows on hover.
+        color: a metadata column: categorical columns get one trace (and legend entry) per
+            value, numeric ones a colour scale. Defaults to `None` (one colour).
+        search: highlight rows whose metadata contains it; the rest fade. Defaults to `""`.
+        regex: treat `search` as a regular expression. Defaults to `False`.
+        highlight: point indices to ring (a selected point and its neighbours).
+            Defaults to `()`.
+        title: the figure title. Defaults to `"Projection"`.
+    """
+    if color is not None and color not in meta.columns:
+        raise UsageError(f"No metadata column {color!r}. Columns are: "
+                         f"{', '.join(map(str, meta.columns)) or 'none'}.", "",
+                         f"color={color!r}")
+    n = len(coords)
+    three_d = "z" in coords
+    size = 3 if three_d else 5
+    matched = search_mask(meta, search, regex=regex) if search else None
+    opacity = 0.75 if matched is None else np.where(matched, 0.95, 0.08)
+    custom, template = _hover(meta)
+    fig = apply_template(go.Figure(), title=title)
+    everyone = np.arange(n)
+    column = meta[color] if color is not None else None
+    numeric = column is not None and pd.api.types.is_numeric_dtype(column) and \
+        not pd.api.types.is_bool_dtype(column)
+    if column is None or numeric:
+        marker = dict(size=size, color=COLORWAY[0] if column is None else column.to_numpy(),
+                      opacity=opacity if not three_d else 0.8)
+        if numeric:
+            marker.update(colorscale="Viridis", showscale=True,
+                          colorbar=dict(title=dict(text=str(color)), thickness=12))
+        fig.add_trace(_trace(coords, everyone, marker=marker, customdata=custom,
+                             hovertemplate=template, name="points", showlegend=False))
+    else:
+        values = column.astype(str)
+        counts = values.value_counts()
+        keep = list(counts.index[:MAX_CATEGORIES])
+        grouped = values.where(values.isin(keep), "other")
+        order = sorted(keep, key=_natural) + (["other"] if len(counts) > len(keep) else [])
+        for i, value in enumerate(order):
+            idx = np.flatnonzero(grouped.to_numpy() == value)
+            op = opacity if np.isscalar(opacity) else opacity[idx]
+            fig.add_trace(_trace(coords, idx, name=value, customdata=custom[idx],
+                                 hovertemplate=template,
+                                 marker=dict(size=size, color=COLORWAY[i % len(COLORWAY)],
+                                             opacity=op if not three_d else 0.8)))
+    if len(highlight):
+        idx = np.asarray(highlight, dtype=int)
+        ring = dict(size=size + 9, color="rgba(0,0,0,0)", line=dict(color="#111", width=2))
+        if three_d:
+            ring = dict(size=size + 4, color="#111", symbol="circle-open")
+        fig.add_trace(_trace(coords, idx, name="selected + neighbours", marker=ring,
+                             customdata=custom[idx], hovertemplate=template))
+    fig.update_layout(height=620, legend=dict(itemsizing="constant"), dragmode="zoom")
+    if not three_d:
+        fig.update_layout(xaxis=dict(showticklabels=False, title=None),
+                          yaxis=dict(showticklabels=False, title=None))
+    return fig
+
+
+def _natural(value: str) -> tuple:
+    return (0, float(value), "") if _is_number(value) else (1, 0.0, value)
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True

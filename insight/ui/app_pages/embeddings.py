@@ -1,0 +1,30 @@
+"""Embeddings: project any layer's outputs, an Embedding's weights or your own vectors with
+PCA, UMAP or t-SNE (every point), colour and search by metadata, inspect neighbours."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from insight.projection_panels import SOURCES
+from insight.ui.projector import projection_controls, show_projection
+from insight.ui.widgets import require_model, require_ref, show_panel
+
+ref = require_ref()
+ctx = require_model(ref)
+st.title("Embeddings")
+params = projection_controls(ctx, key=ref.path)
+if params["source"] == "file":
+    vec_col, meta_col = st.columns(2)
+    vectors = vec_col.text_input("Vectors (.npy or .tsv)", key="proj_vectors_path")
+    metadata = meta_col.text_input("Metadata TSV (optional)", key="proj_metadata_path")
+    ctx.vectors_path = Path(vectors).expanduser() if vectors.strip() else None
+    ctx.metadata_path = Path(metadata).expanduser() if metadata.strip() else None
+
+if not show_projection(ref, ctx, params):
+    st.stop()
+st.caption(f"Sources: {', '.join(SOURCES)}. Drag to zoom, click a point to list its "
+           "neighbours in the original space (not in the projection).")
+if params["point"] >= 0:
+    st.subheader(f"Nearest neighbours of point {params['point']}")
+    show_panel("neighbor_images", ref, ctx, **params)
+    show_panel("neighbors", ref, ctx, **params)

@@ -1,0 +1,60 @@
+"""The Embeddings page under AppTest: a layer's outputs and an Embedding's weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from insight.samples import get_sample
+from insight.ui.cache import ModelRef
+
+PAGE = Path(__file__).resolve().parents[2] / "insight" / "ui" / "app_pages" / "embeddings.py"
+
+
+def _page(sample: str) -> AppTest:
+    s = get_sample(sample)
+    at = AppTest.from_file(str(PAGE), default_timeout=120)
+    at.session_state["insight_ref"] = ModelRef(str(s.model))
+    at.session_state["insight_data"] = str(s.data) if s.data else None
+    at.session_state["insight_logdir"] = None
+    return at.run()
+
+
+def _figure(at: AppTest) -> dict:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_layer_projection_every_point_coloured_by_label():
+    at = _page("digits_cnn")
+    assert not at.exception and not at.error
+    fig = _figure(at)
+    assert "all 1,797 points" in fig["layout"]["title"]["text"]
+    assert {t["name"] for t in fig["data"]} == {str(i) for i in range(10)}
+    assert sum(len(t["customdata"]) for t in fig["data"]) == 1797
+
+
+def test_selected_point_lists_neighbours_and_search_fades_others():
+    at = _page("digits_cnn")
+    key = f"proj_point|{get_sample('digits_cnn').model}|layer"
+    at.session_state[key] = 5
+    at.text_input(key=f"proj_search|{get_sample('digits_cnn').model}").input("9").run()
+    assert not at.exception and not at.error
+    table = at.dataframe[-1].value
+    assert len(table) == 10 and 5 not in table["index"].tolist()
+    assert table["distance"].is_monotonic_increasing
+    fig = _figure(at)
+    assert fig["data"][-1]["name"] == "selected + neighbours"
+
+
+def test_embedding_weights_with_vocabulary_in_3d():
+    at = _page("text_embedding")
+    at.selectbox(key=f"proj_source|{get_sample('text_embedding').model}").set_value(
+        "embedding").run()
+    at.selectbox(key=f"proj_dims|{get_sample('text_embedding').model}").set_value(3)
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception and not at.error
+    fig = _figure(at)
+    assert fig["data"][0]["type"] == "scatter3d"
+    assert "502 tokens" in fig["layout"]["title"]["text"]
