@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from insight.errors import UsageError
-from insight.probing import as_inputs, as_model, recording, resolve_layers
+from insight.probing import as_inputs, as_model, first_output, recording, resolve_layers
 from insight.summary import iter_layers
 
 __all__ = ["Attribution", "attributions", "METHODS", "last_conv_layer"]
@@ -70,18 +70,12 @@ def _embedding_layer(model: Any) -> str | None:
                  if type(layer).__name__ == "Embedding"), None)
 
 
-def _first(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return next(iter(value.values()))
-    if isinstance(value, list | tuple):
-        return value[0]
-    return value
 
 
 def _score(outputs: Any, targets):
     import tensorflow as tf
 
-    out = tf.cast(_first(outputs), tf.float32)
+    out = tf.cast(first_output(outputs), tf.float32)
     out = tf.reshape(out, (tf.shape(out)[0], -1))
     return tf.reduce_sum(tf.gather(out, targets, axis=1, batch_dims=1))
 
@@ -116,9 +110,9 @@ def attributions(model: Any, x: Any, method: str = "saliency", *, target: Any = 
     keras_model = as_model(model)
     x = as_inputs(x)
     outputs = keras_model(x, training=False)
-    n = len(_first(x) if isinstance(x, Mapping) else x)
+    n = len(first_output(x) if isinstance(x, Mapping) else x)
     if target is None:
-        targets = np.argmax(np.reshape(np.asarray(_first(outputs)), (n, -1)), axis=1)
+        targets = np.argmax(np.reshape(np.asarray(first_output(outputs)), (n, -1)), axis=1)
     else:
         targets = np.broadcast_to(np.asarray(target, dtype=np.int64), (n,)).copy()
     t = tf.constant(targets, tf.int64)
@@ -171,6 +165,19 @@ def _collapse_channels(m: np.ndarray, signed: bool) -> np.ndarray:
     return m
 
 
+def _layer_gradient(model: Any, x: Any, t, path: str):
+    """`(output, d score / d output)` of the layer at `path`, in one pass."""
+    import tensorflow as tf
+
+    store: dict[str, Any] = {}
+    with tf.GradientTape() as tape:
+        with recording(model, {path}, store):
+            out = model(x, training=False)
+        score = _score(out, t)
+    act = first_output(store[path])
+    return act, tape.gradient(score, act)
+
+
 def _grad_cam(model: Any, x: Any, t, targets: np.ndarray, layer: str | None) -> Attribution:
     import tensorflow as tf
 
@@ -180,20 +187,14 @@ def _grad_cam(model: Any, x: Any, t, targets: np.ndarray, layer: str | None) -> 
                          "Use method='saliency' or 'integrated_gradients'.",
                          "method='grad_cam'")
     resolve_layers(model, [path])
-    store: dict[str, Any] = {}
-    with tf.GradientTape() as tape:
-        with recording(model, {path}, store):
-            out = model(x, training=False)
-        score = _score(out, t)
-    act = _first(store[path])
-    grads = tape.gradient(score, act)
+    act, grads = _layer_gradient(model, x, t, path)
     if len(act.shape) != 4:
         raise UsageError(f"Grad-CAM needs a layer with a 4-D output (batch, h, w, channels); "
                          f"{path!r} outputs {tuple(act.shape)}.", "Pick a conv layer.",
                          f"layer={path!r}")
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * act, axis=-1))[..., None]
-    first = _first(x) if isinstance(x, Mapping) else x
+    first = first_output(x) if isinstance(x, Mapping) else x
     size = np.shape(first)[1:3] if np.ndim(first) == 4 else cam.shape[1:3]
     cam = tf.image.resize(cam, size, method="bilinear")[..., 0].numpy()
     peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
@@ -209,13 +210,7 @@ def _at_embedding(model: Any, x: Any, t, targets: np.ndarray, method: str) -> At
     if path is None:
         raise UsageError("The model takes integer inputs but has no Embedding layer to "
                          "attribute at.", "Pass float inputs.", "dtype=int")
-    store: dict[str, Any] = {}
-    with tf.GradientTape() as tape:
-        with recording(model, {path}, store):
-            out = model(x, training=False)
-        score = _score(out, t)
-    emb = _first(store[path])
-    grads = tape.gradient(score, emb)
+    emb, grads = _layer_gradient(model, x, t, path)
     maps = tf.reduce_sum(grads * emb, axis=-1).numpy()
     return Attribution(maps, method, targets, layer=path,
                        note=f"integer token inputs: attributed at the Embedding output {path!r} "

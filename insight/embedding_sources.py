@@ -72,7 +72,13 @@ def layer_vectors(loaded: Any, dataset: Any, layer: str, *, reduce: str = "flatt
         `Vectors` whose metadata has `label` (class names when known), `predicted`, `correct`
         and `confidence` (from the model's first output, computed in the same pass).
     """
-    from insight.probing import capture_function, count_rows, resolve_layers, slice_rows
+    from insight.probing import (
+        capture_function,
+        count_rows,
+        first_output,
+        resolve_layers,
+        slice_rows,
+    )
 
     if reduce not in REDUCTIONS:
         raise UsageError(f"Unknown reduction {reduce!r}. Reductions are: "
@@ -85,10 +91,10 @@ def layer_vectors(loaded: Any, dataset: Any, layer: str, *, reduce: str = "flatt
     n = count_rows(x)
     for start in range(0, n, batch_size):
         out, acts = fn(slice_rows(x, start, min(n, start + batch_size)))
-        raw = np.asarray(_first(acts[path]))
+        raw = np.asarray(first_output(acts[path]))
         rank = raw.ndim
         parts.append(_reduce(raw, reduce))
-        outs.append(np.asarray(_first(out)))
+        outs.append(np.asarray(first_output(out)))
     vectors = np.concatenate(parts).astype(np.float32)
     meta = _prediction_metadata(np.concatenate(outs), dataset)
     images = _images(x)
@@ -96,12 +102,6 @@ def layer_vectors(loaded: Any, dataset: Any, layer: str, *, reduce: str = "flatt
     return Vectors(vectors, meta, f"layer {path}{how} ({dataset.name})", images)
 
 
-def _first(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return next(iter(value.values()))
-    if isinstance(value, list | tuple):
-        return value[0]
-    return value
 
 
 def _prediction_metadata(outputs: np.ndarray, dataset: Any) -> pd.DataFrame:

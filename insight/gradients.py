@@ -27,6 +27,7 @@ from insight.probing import (
     TRACE_LOCK,
     as_inputs,
     as_model,
+    first_output,
     input_spec,
     recording,
     resolve_layers,
@@ -100,12 +101,6 @@ def resolve_loss(loss: Any, y: Any, outputs: Any, recorded: Any = None):
                          f"loss={name!r}") from exc
 
 
-def _first_output(outputs: Any) -> Any:
-    if isinstance(outputs, Mapping):
-        return next(iter(outputs.values()))
-    if isinstance(outputs, list | tuple):
-        return outputs[0]
-    return outputs
 
 
 def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: Any,
@@ -127,13 +122,13 @@ def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: 
                 outputs = model(x, training=False)
             # A copy: Keras' losses read softmax/sigmoid outputs' hidden logits and would route
             # the gradient around the output tensor, leaving the last layer's gradient at 0.
-            out = tf.identity(tf.cast(_first_output(outputs), tf.float32))
+            out = tf.identity(tf.cast(first_output(outputs), tf.float32))
             if y is None:
                 target = tf.reduce_mean(tf.reduce_max(tf.reshape(out, (tf.shape(out)[0], -1)),
                                                       axis=-1))
             else:
                 target = tf.reduce_mean(loss_obj(y, out))
-        acts = [_first_output(store[p]) for p in paths]
+        acts = [first_output(store[p]) for p in paths]
         grads = tape.gradient(target, [getattr(v, "value", v) for v in variables] + acts,
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
         grads = [tf.convert_to_tensor(g) for g in grads]  # Embedding: IndexedSlices -> dense
@@ -182,7 +177,7 @@ def gradients(model: Any, x: Any, y: Any = None, *, loss: Any = None,
             raise DataError("Labels and inputs have different numbers of rows.",
                             "Pass one label per input row.", f"rows x={rows}, y={len(y)}")
         probe = keras_model(_head(x), training=False)
-        loss_obj, loss_name = resolve_loss(loss, y, _first_output(probe),
+        loss_obj, loss_name = resolve_loss(loss, y, first_output(probe),
                                            _compiled_loss_name(model))
     fn, variables = _gradient_function(keras_model, paths, x, y, loss_obj)
     value, w_grads, a_grads = fn(x) if y is None else fn(x, y)

@@ -33,7 +33,7 @@ from insight.summary import iter_layers
 
 __all__ = ["layer_paths", "resolve_layers", "capture_function", "activations", "as_model",
            "as_inputs", "count_rows", "slice_rows", "input_spec", "signature_key", "recording",
-           "TRACE_LOCK", "COMPILED",
+           "TRACE_LOCK", "COMPILED", "first_output",
            "saturating_activation"]
 
 TRACE_LOCK = threading.RLock()  # layer calls are patched while tracing: one trace at a time
@@ -202,12 +202,17 @@ def activations(model: Any, x: Any, layers: str | Iterable[str] | None = None, *
     return {p: np.concatenate(v) if len(v) > 1 else v[0] for p, v in parts.items()}
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    if isinstance(value, list | tuple):  # a layer with several outputs: keep the first
-        value = value[0]
+def first_output(value: Any) -> Any:
+    """The first tensor of a layer's or model's output (a list, tuple or dict of them)."""
     if isinstance(value, Mapping):
-        value = next(iter(value.values()))
-    return np.asarray(value)
+        return next(iter(value.values()))
+    if isinstance(value, list | tuple):
+        return value[0]
+    return value
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    return np.asarray(first_output(value))
 
 
 def saturating_activation(layer: Any) -> str | None:

@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from insight.probing import (
     as_inputs,
     as_model,
     count_rows,
+    first_output,
     input_spec,
     recording,
     resolve_layers,
@@ -113,15 +114,15 @@ def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
         store: dict[str, Any] = {}
         with recording(model, wanted, store):
             model(x, training=False)
-        return {p: _reduce(_first(store[p]), ranges[i], bins, kinds[p])
+        return {p: _reduce(first_output(store[p]), ranges[i], bins, kinds[p])
                 for i, p in enumerate(paths)}
 
     def extremes(x):
         store: dict[str, Any] = {}
         with recording(model, wanted, store):
             model(x, training=False)
-        return tf.stack([tf.stack([tf.reduce_min(tf.cast(_first(store[p]), tf.float32)),
-                                   tf.reduce_max(tf.cast(_first(store[p]), tf.float32))])
+        return tf.stack([tf.stack([tf.reduce_min(tf.cast(first_output(store[p]), tf.float32)),
+                                   tf.reduce_max(tf.cast(first_output(store[p]), tf.float32))])
                          for p in paths])
 
     spec = input_spec(x_example)
@@ -134,12 +135,6 @@ def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
     return fns
 
 
-def _first(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return value[0]
-    if isinstance(value, Mapping):
-        return next(iter(value.values()))
-    return value
 
 
 def _batches(data: Any, batch_size: int):
