@@ -30,7 +30,7 @@ _LAZY = {
     "dataset_for": "insight.data",
     "activations": "insight.probing",
     "activation_stats": "insight.stats",
-    "gradients": "insight.gradients",
+    "gradients": "insight.backprop",
     "attributions": "insight.attribution",
     "project": "insight.projection",
     "neighbors": "insight.projection",
@@ -87,6 +87,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from insight.attribution import attributions
+    from insight.backprop import gradients
     from insight.data import Dataset, dataset_for, load_dataset
     from insight.errors import (
         CustomObjectError,
@@ -97,7 +98,6 @@ if TYPE_CHECKING:
         UnsupportedModelError,
         UsageError,
     )
-    from insight.gradients import gradients
     from insight.inspection import Preflight, preflight
     from insight.loading import LoadedModel, load_model
     from insight.probing import activations

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from insight.backprop import gradients
 from insight.data import Dataset
-from insight.gradients import gradients
 from insight.stats import activation_stats
 
 __all__ = ["layer_report", "report_records", "REPORT_COLUMNS"]

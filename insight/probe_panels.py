@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from insight.attribution import METHODS, attributions, last_conv_layer
+from insight.backprop import Gradients, gradients
 from insight.data import Dataset, dataset_for
 from insight.errors import UsageError
 from insight.figures.activations import (
@@ -40,7 +41,6 @@ from insight.figures.gradients import (
     gradient_norms_figure,
     histograms_figure,
 )
-from insight.gradients import Gradients, gradients
 from insight.panels import Panel, PanelContext, Param, register
 from insight.probing import activations, resolve_layers
 from insight.stats import ActivationStats, activation_stats

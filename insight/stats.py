@@ -42,7 +42,11 @@ from insight.probing import (
 )
 from insight.summary import iter_layers
 
-__all__ = ["ActivationStats", "activation_stats", "STAT_COLUMNS"]
+__all__ = ["ActivationStats", "activation_stats", "STAT_COLUMNS", "HIST_SAMPLE"]
+
+# Histograms read every k-th value, at most this many per layer per batch: a full histogram
+# of ~1 GB of activations per batch doubled the cost of a statistics pass on MobileNetV2.
+HIST_SAMPLE = 65_536
 
 STAT_COLUMNS = ["layer", "class", "shape", "units", "mean", "std", "min", "max",
                 "zero_fraction", "dead_units", "dead_fraction", "saturation", "saturated_fraction"]
@@ -57,7 +61,9 @@ class ActivationStats:
         units: `{layer: DataFrame}` per unit: `mean`, `std`, `min`, `max`, `zero_fraction`,
             `dead`.
         histograms: `{layer: (counts, edges)}`, fixed bins (values outside the first batch's
-            range, padded by 10%, fall into the edge bins).
+            range, padded by 10%, fall into the edge bins), from every value of layers with at
+            most `HIST_SAMPLE` values per batch, else from every k-th value; every statistic
+            of `table` and `units` is exact.
         n_examples: rows seen.
     """
 
@@ -80,15 +86,22 @@ def _as_units(a):
 def _reduce(a, value_range, bins: int, saturation: str | None):
     import tensorflow as tf
 
+    a = tf.cast(a, tf.float32)
+    if a.shape.rank is not None and a.shape.rank <= 1:
+        a = tf.reshape(a, (-1, 1))
+    axes = list(range(a.shape.rank - 1))
     u = _as_units(a)
+    flat = tf.reshape(a, [-1])
+    step = tf.maximum(tf.size(flat) // HIST_SAMPLE, 1)
     out = {
         "count": tf.cast(tf.shape(u)[0], tf.float32),
-        "sum": tf.reduce_sum(u, 0),
-        "sumsq": tf.reduce_sum(tf.square(u), 0),
+        # Sums over the original axes: ~2x faster than over the (rows, units) view on CPU.
+        "sum": tf.reduce_sum(a, axes),
+        "sumsq": tf.reduce_sum(tf.square(a), axes),
         "min": tf.reduce_min(u, 0),
         "max": tf.reduce_max(u, 0),
         "nonzero": tf.reduce_sum(tf.cast(tf.not_equal(u, 0.0), tf.float32), 0),
-        "hist": tf.histogram_fixed_width(u, value_range, nbins=bins),
+        "hist": tf.histogram_fixed_width(flat[::step], value_range, nbins=bins),
     }
     if saturation == "sigmoid":
         out["saturated"] = tf.reduce_sum(tf.cast((u < 0.01) | (u > 0.99), tf.float32))
@@ -225,8 +238,8 @@ def _summarise(path: str, layer: Any, a: dict[str, np.ndarray], saturation: str 
     std = float(np.sqrt(max(a["sumsq"].sum() / total - mean**2, 0.0)))
     shape = _shape_of(layer)
     saturated = float("nan")
-    if saturation == "softmax":
-        saturated = float(a["saturated"]) / n_examples
+    if saturation == "softmax":  # counted per softmax row (example, or example x step)
+        saturated = float(a["saturated"]) / count
     elif saturation is not None:
         saturated = float(a["saturated"]) / total
     row = {

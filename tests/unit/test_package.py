@@ -21,7 +21,7 @@ from insight.errors import (
 MODULES = ["insight", "insight.errors", "insight.inspection", "insight.loading",
            "insight.summary", "insight.graph", "insight.panels", "insight.overview_panels",
            "insight.launch", "insight.samples", "insight.cli", "insight.figures.model",
-           "insight.data", "insight.probing", "insight.stats", "insight.gradients",
+           "insight.data", "insight.probing", "insight.stats", "insight.backprop",
            "insight.attribution"]
 MAX_SAMPLES_BYTES = 10 * 1024 * 1024
 

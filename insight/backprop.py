@@ -54,8 +54,8 @@ class Gradients:
             per-example L2 of the activation gradient).
     """
 
-    weights: dict[str, np.ndarray]
-    activations: dict[str, np.ndarray]
+    weights: Mapping[str, np.ndarray]
+    activations: Mapping[str, np.ndarray]
     value: float
     target: str
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -103,6 +103,15 @@ def resolve_loss(loss: Any, y: Any, outputs: Any, recorded: Any = None):
 
 
 
+def _own_variables(model: Any, paths: list[str], variables: list) -> dict[str, list[int]]:
+    """Indices into `variables` of each layer's own trainable weights (none for models)."""
+    index = {id(v): i for i, v in enumerate(variables)}
+    layers = {p: layer for p, layer, _ in iter_layers(model)}
+    return {p: [] if getattr(layers[p], "layers", None) else
+            [index[id(v)] for v in layers[p].trainable_weights if id(v) in index]
+            for p in paths}
+
+
 def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: Any,
                        loss_obj: Any):
     import tensorflow as tf
@@ -114,6 +123,13 @@ def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: 
         return cache[key]
     wanted = set(paths)
     variables = list(model.trainable_variables)
+    owned = _own_variables(model, paths, variables)
+
+    def norm(tensors):
+        if not tensors:
+            return tf.constant(float("nan"))
+        return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(t, tf.float32)))
+                                 for t in tensors]))
 
     def run(x, y=None):
         store: dict[str, Any] = {}
@@ -129,10 +145,18 @@ def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: 
             else:
                 target = tf.reduce_mean(loss_obj(y, out))
         acts = [first_output(store[p]) for p in paths]
-        grads = tape.gradient(target, [getattr(v, "value", v) for v in variables] + acts,
+        weights = [getattr(v, "value", v) for v in variables]
+        grads = tape.gradient(target, weights + acts,
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
         grads = [tf.convert_to_tensor(g) for g in grads]  # Embedding: IndexedSlices -> dense
-        return target, grads[:len(variables)], grads[len(variables):]
+        w_grads, a_grads = grads[:len(variables)], grads[len(variables):]
+        # The norm table inside the graph: no host copies of every gradient to compute it.
+        norms = tf.stack([
+            tf.stack([norm([weights[i] for i in owned[p]]), norm([w_grads[i] for i in owned[p]]),
+                      tf.reduce_mean(tf.norm(tf.reshape(tf.cast(g, tf.float32),
+                                                        (tf.shape(g)[0], -1)), axis=1))])
+            for p, g in zip(paths, a_grads, strict=True)])
+        return target, w_grads, a_grads, norms
 
     signature = [input_spec(x_example)]
     if y_example is not None:
@@ -140,8 +164,38 @@ def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: 
     fn = tf.function(run, input_signature=signature, reduce_retracing=True)
     with TRACE_LOCK:
         fn.get_concrete_function()
-    cache[key] = (fn, variables)
+    cache[key] = (fn, variables, owned)
     return cache[key]
+
+
+class _LazyArrays(Mapping):
+    """`{name: tensor}` read as numpy arrays, converted on first access only."""
+
+    def __init__(self, tensors: dict[str, Any]) -> None:
+        self._tensors = tensors
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._arrays:
+            self._arrays[key] = np.asarray(self._tensors[key])
+        return self._arrays[key]
+
+    def __iter__(self):
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+
+def _output_units(model: Any, x: Any) -> Any:
+    """The first output (symbolic when the model has a graph, else from a one-row pass)."""
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        outputs = None
+    if outputs:
+        return outputs[0]
+    return first_output(model(_head(x), training=False))
 
 
 def gradients(model: Any, x: Any, y: Any = None, *, loss: Any = None,
@@ -158,7 +212,8 @@ def gradients(model: Any, x: Any, y: Any = None, *, loss: Any = None,
         layers: layer paths for activation gradients; `None` for all. Defaults to `None`.
 
     Returns:
-        `Gradients`, computed in one forward and one backward pass.
+        `Gradients`, computed in one forward and one backward pass (activation gradients are
+        converted to numpy when first read).
 
     Raises:
         UsageError: an unknown layer or loss.
@@ -176,40 +231,40 @@ def gradients(model: Any, x: Any, y: Any = None, *, loss: Any = None,
         if len(y) != rows:
             raise DataError("Labels and inputs have different numbers of rows.",
                             "Pass one label per input row.", f"rows x={rows}, y={len(y)}")
-        probe = keras_model(_head(x), training=False)
-        loss_obj, loss_name = resolve_loss(loss, y, first_output(probe),
-                                           _compiled_loss_name(model))
-    fn, variables = _gradient_function(keras_model, paths, x, y, loss_obj)
-    value, w_grads, a_grads = fn(x) if y is None else fn(x, y)
-    weights = {v.path: g.numpy() for v, g in zip(variables, w_grads, strict=True)}
-    acts = {p: g.numpy() for p, g in zip(paths, a_grads, strict=True)}
+        loss_obj, loss_name = _cached_loss(keras_model, loss, y, x, _compiled_loss_name(model))
+    fn, variables, owned = _gradient_function(keras_model, paths, x, y, loss_obj)
+    value, w_grads, a_grads, norms = fn(x) if y is None else fn(x, y)
+    weights = _LazyArrays({v.path: g for v, g in zip(variables, w_grads, strict=True)})
+    acts = _LazyArrays(dict(zip(paths, a_grads, strict=True)))
     target = f"loss: {loss_name}" if y is not None else \
         "score of the predicted class (no labels given)"
-    table = _norm_table(keras_model, paths, variables, w_grads, acts)
-    return Gradients(weights, acts, float(value), target, table)
+    return Gradients(weights, acts, float(value), target,
+                     _norm_table(keras_model, paths, variables, owned, norms.numpy()))
+
+
+def _cached_loss(model: Any, loss: Any, y: np.ndarray, x: Any, recorded: Any):
+    key = ("loss", loss if isinstance(loss, str | None) else id(loss), str(y.dtype),
+           tuple(np.unique(y)[:3]) if y.size else (), recorded if isinstance(recorded, str)
+           else None)
+    cache = COMPILED.setdefault(model, {})
+    if key not in cache:
+        cache[key] = resolve_loss(loss, y, _output_units(model, x), recorded)
+    return cache[key]
 
 
 def _head(x: Any) -> Any:
     return {k: v[:1] for k, v in x.items()} if isinstance(x, Mapping) else x[:1]
 
 
-def _norm_table(model: Any, paths: list[str], variables: list, w_grads: list,
-                acts: dict[str, np.ndarray]) -> pd.DataFrame:
-    grad_by_var = {id(v): g.numpy() for v, g in zip(variables, w_grads, strict=True)}
+def _norm_table(model: Any, paths: list[str], variables: list, owned: dict[str, list[int]],
+                norms: np.ndarray) -> pd.DataFrame:
     layers = {p: layer for p, layer, _ in iter_layers(model)}
     rows = []
-    for p in paths:
-        layer = layers[p]
-        own = [] if getattr(layer, "layers", None) else list(layer.trainable_weights)
-        wg = [grad_by_var[id(v)] for v in own if id(v) in grad_by_var]
-        a = acts[p].reshape(len(acts[p]), -1) if acts[p].ndim > 1 else acts[p][:, None]
+    for p, (w_norm, g_norm, a_norm) in zip(paths, norms, strict=True):
         rows.append({
-            "layer": p, "class": type(layer).__name__,
-            "params": int(sum(int(np.prod(v.shape)) for v in own)),
-            "weight_norm": float(np.sqrt(sum(float(np.sum(np.square(v.numpy())))
-                                             for v in own))) if own else float("nan"),
-            "weight_grad_norm": float(np.sqrt(sum(float(np.sum(np.square(g))) for g in wg)))
-            if wg else float("nan"),
-            "activation_grad_norm": float(np.mean(np.linalg.norm(a, axis=1))),
+            "layer": p, "class": type(layers[p]).__name__,
+            "params": int(sum(int(np.prod(variables[i].shape)) for i in owned[p])),
+            "weight_norm": float(w_norm), "weight_grad_norm": float(g_norm),
+            "activation_grad_norm": float(a_norm),
         })
     return pd.DataFrame(rows, columns=GRAD_COLUMNS)

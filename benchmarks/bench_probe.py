@@ -1,0 +1,348 @@
+"""Capture, statistics and gradients of insight against their baselines, in one run.
+
+Rows (every one beside its baseline measured in the same run, the repeats interleaved, the
+order swapped every repeat; medians of `--repeat` timings after untimed warm-up calls,
+so tracing is excluded):
+- capture: `insight.activations(model, x)` (all layers, numpy arrays out) for one batch of 64,
+  vs a plain forward pass compiled the same way (`tf.function` of `model(x, training=False)`).
+  Target <= 1.3x.
+- capture fn: the compiled capture function alone,
+  `insight.probing.capture_function(model, layer_paths(model), x)(x)` (the very function
+  `activations` compiled and cached), vs the same forward pass. Target <= 1.3x.
+- naive: a multi-output `keras.Model(inputs, [every layer's output]).predict(x)` vs the
+  model's own `predict(x)`, as in the reference (anchors-performance.md 2a: 2.0-3.1x).
+- stats time: `insight.activation_stats` over 2,048 random inputs, batch 64, vs 32 compiled
+  forward passes over the same batches. Target <= 1.5x.
+- stats peak RSS: peak resident-memory growth of that call, vs the 32 forward passes, each
+  in a fresh subprocess (a thread samples VmRSS from /proc/self/status every 2 ms; the
+  kernel's VmHWM is reset through /proc/self/clear_refs where allowed). Both include
+  tracing (a cold call). Target < 1.5 GB.
+- gradients: `insight.gradients(model, x, y)` (loss w.r.t. every weight and every layer
+  output, numpy out, norm table) with random integer labels, vs a bare `tf.function`
+  `GradientTape` of the same loss (sparse categorical cross-entropy) w.r.t. the weights only.
+  Target <= 1.2x.
+- keract: the peer library, when it imports and runs on this TensorFlow/Keras; else why not.
+
+Models: `keras.applications.MobileNetV2(input_shape=(96, 96, 3), weights=None)` and
+`ResNet50(input_shape=(64, 64, 3), weights=None)` (1,000 classes), random inputs.
+
+Usage: python benchmarks/bench_probe.py [--repeat 5] [--stats-repeat 3] [--quick]
+`--quick`: MobileNetV2 only, 2 repeats, statistics over 256 inputs: a smoke run (~1-2 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+BATCH = 64
+STATS_ROWS = 2048
+QUICK_STATS_ROWS = 256
+MODELS = {
+    "MobileNetV2-96": ("MobileNetV2", (96, 96, 3)),
+    "ResNet50-64": ("ResNet50", (64, 64, 3)),
+}
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def build(name: str):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    app, shape = MODELS[name]
+    return getattr(keras.applications, app)(input_shape=shape, weights=None)
+
+
+def inputs(name: str, rows: int, seed: int = 0):
+    import numpy as np
+
+    shape = MODELS[name][1]
+    return np.random.default_rng(seed).random((rows, *shape), dtype=np.float32)
+
+
+def compiled_forward(model):
+    import tensorflow as tf
+
+    return tf.function(lambda a: model(a, training=False), reduce_retracing=True)
+
+
+def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int,
+                warmup: int = 1) -> tuple[float, float]:
+    """Medians of `repeat` timings of `a` and `b`, alternated (order swapped each repeat)."""
+    for _ in range(warmup):
+        a()
+        b()
+    gc.collect()
+    ta, tb = [], []
+    for i in range(repeat):
+        order = [(a, ta), (b, tb)] if i % 2 == 0 else [(b, tb), (a, ta)]
+        for fn, out in order:
+            gc.collect()
+            start = time.perf_counter()
+            result = fn()
+            out.append(time.perf_counter() - start)
+            del result
+    return statistics.median(ta), statistics.median(tb)
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[list[str]] = []
+
+    def add(self, model: str, measure: str, insight: str, baseline: str, ratio: str,
+            target: str) -> None:
+        self.rows.append([model, measure, insight, baseline, ratio, target])
+        print(f"  .. {model} | {measure} | {insight} | {baseline} | {ratio}", flush=True)
+
+    def timing(self, model: str, measure: str, t_insight: float, t_base: float,
+               base_name: str, target: str) -> None:
+        self.add(model, measure, f"{t_insight:.3f} s", f"{t_base:.3f} s ({base_name})",
+                 f"{t_insight / t_base:.2f}x", target)
+
+    def render(self) -> str:
+        head = ["model", "measure", "insight", "baseline", "ratio", "target"]
+        widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(len(head))]
+
+        def line(cells):
+            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) \
+                + " |"
+
+        sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+        return "\n".join([line(head), sep, *(line(r) for r in self.rows)])
+
+
+# -- memory, in a fresh subprocess ------------------------------------------------------------
+
+def _rss_kib(field: str = "VmRSS") -> int:
+    with open("/proc/self/status") as f:
+        for row in f:
+            if row.startswith(field + ":"):
+                return int(row.split()[1])
+    return 0
+
+
+def child_memory(mode: str, model_name: str, rows: int) -> dict:
+    """Peak RSS growth of one statistics run (or of the forward passes), in MiB."""
+    import numpy as np
+
+    import insight
+
+    model = build(model_name)
+    x = inputs(model_name, rows)
+    forward = compiled_forward(model)
+    gc.collect()
+    try:  # reset the kernel's peak (VmHWM) to the current RSS
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        hwm_ok = True
+    except OSError:
+        hwm_ok = False
+    before = _rss_kib()
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_kib())
+            done.wait(0.002)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    if mode == "stats":
+        insight.activation_stats(model, x, batch_size=BATCH)
+    else:
+        for i in range(0, rows, BATCH):
+            np.asarray(forward(x[i:i + BATCH]))
+    seconds = time.perf_counter() - start
+    done.set()
+    thread.join()
+    peak_kib = max(peak[0], _rss_kib("VmHWM") if hwm_ok else 0)
+    return {"growth_mib": (peak_kib - before) / 1024, "before_mib": before / 1024,
+            "seconds": seconds, "hwm": hwm_ok}
+
+
+def measure_memory(mode: str, model_name: str, rows: int) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--model", model_name, "--rows", str(rows)],
+        capture_output=True, text=True, check=False, env=dict(os.environ))
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory child {mode} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+def bench_capture(table: Table, name: str, model, x, repeat: int) -> None:
+    import keras
+
+    import insight
+    from insight.probing import capture_function, layer_paths
+
+    forward = compiled_forward(model)
+    paths = layer_paths(model)
+
+    def fwd():
+        return forward(x)
+
+    def capture():
+        return insight.activations(model, x)
+
+    acts = capture()  # compiles and caches the capture function (and checks it)
+    assert len(acts) == len(paths) and all(v.shape[0] == BATCH for v in acts.values())
+    del acts
+    fn = capture_function(model, paths, x)
+
+    t_ins, t_base = interleaved(capture, fwd, repeat)
+    table.timing(name, f"capture all {len(paths)} layers, batch {BATCH}", t_ins, t_base,
+                 "fwd tf.function", "<= 1.3x")
+    t_ins, t_base = interleaved(lambda: fn(x), fwd, repeat)
+    table.timing(name, "capture fn alone (compiled)", t_ins, t_base, "fwd tf.function",
+                 "<= 1.3x")
+
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    t_ins, t_base = interleaved(lambda: probe.predict(x, batch_size=BATCH, verbose=0),
+                                lambda: model.predict(x, batch_size=BATCH, verbose=0),
+                                repeat)
+    table.timing(name, "naive multi-output Model.predict", t_ins, t_base, "model.predict",
+                 "ref 2.0-3.1x")
+
+
+def bench_stats(table: Table, name: str, model, rows: int, repeat: int) -> None:
+    import numpy as np
+
+    import insight
+
+    x = inputs(name, rows, seed=1)
+    forward = compiled_forward(model)
+    batches = rows // BATCH
+
+    def passes():
+        for i in range(0, rows, BATCH):
+            np.asarray(forward(x[i:i + BATCH]))
+
+    def stats():
+        return insight.activation_stats(model, x, batch_size=BATCH)
+
+    # Warm-up (tracing) on one batch only: a full untimed pass would double the row's cost.
+    insight.activation_stats(model, x[:BATCH], batch_size=BATCH)
+    np.asarray(forward(x[:BATCH]))
+    t_ins, t_base = interleaved(stats, passes, repeat, warmup=0)
+    table.timing(name, f"stats over {rows:,} inputs, batch {BATCH}", t_ins, t_base,
+                 f"{batches} fwd passes", "<= 1.5x")
+    mem_ins = measure_memory("stats", name, rows)
+    mem_base = measure_memory("forward", name, rows)
+    table.add(name, f"stats peak RSS growth, {rows:,} inputs (fresh process, cold)",
+              f"{mem_ins['growth_mib']:,.0f} MiB", f"{mem_base['growth_mib']:,.0f} MiB "
+              f"({batches} fwd passes)", f"{mem_ins['growth_mib'] / mem_base['growth_mib']:.2f}x",
+              "< 1.5 GB (1,431 MiB)")
+
+
+def bench_gradients(table: Table, name: str, model, x, repeat: int) -> None:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from insight.backprop import gradients
+
+    classes = int(model.outputs[0].shape[-1])
+    y = np.random.default_rng(2).integers(0, classes, BATCH).astype(np.int64)
+    variables = model.trainable_variables
+
+    @tf.function(reduce_retracing=True)
+    def bare(a, b):
+        with tf.GradientTape() as tape:
+            out = model(a, training=False)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(b, out))
+        return tape.gradient(loss, variables)
+
+    g = gradients(model, x, y)
+    assert g.target == "loss: sparse_categorical_crossentropy", g.target
+    t_ins, t_base = interleaved(lambda: gradients(model, x, y), lambda: bare(x, y), repeat)
+    table.timing(name, "gradients: loss wrt all weights + all layer outputs", t_ins, t_base,
+                 "tf.function tape, weights only", "<= 1.2x")
+
+
+def bench_keract(table: Table, name: str, model, x, repeat: int) -> None:
+    try:
+        import keract
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        table.add(name, "keract get_activations (peer)", f"not available: {exc}", "-", "-",
+                  "-")
+        return
+    version = getattr(keract, "__version__", "?")
+    forward = compiled_forward(model)
+    try:
+        keract.get_activations(model, x)
+    except Exception as exc:  # noqa: BLE001
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:110]}"
+        table.add(name, f"keract {version} get_activations (peer)",
+                  f"fails on TF/Keras 3: {reason}", "-", "-", "-")
+        return
+    t_ins, t_base = interleaved(lambda: keract.get_activations(model, x), lambda: forward(x),
+                                repeat)
+    table.timing(name, f"keract {version} get_activations (peer)", t_ins, t_base,
+                 "fwd tf.function", "-")
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed repeats (median)")
+    parser.add_argument("--stats-repeat", type=int, default=3,
+                        help="timed repeats of the statistics row (each is ~33 passes)")
+    parser.add_argument("--quick", action="store_true", help="fast smoke mode")
+    parser.add_argument("--child", choices=["stats", "forward"], help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="MobileNetV2-96", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, default=STATS_ROWS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child_memory(args.child, args.model, args.rows)))
+        return
+
+    import keras
+    import tensorflow as tf
+
+    repeat = 2 if args.quick and args.repeat == 5 else args.repeat
+    names = ["MobileNetV2-96"] if args.quick else list(MODELS)
+    stats_rows = QUICK_STATS_ROWS if args.quick else STATS_ROWS
+    started = time.perf_counter()
+    table = Table()
+    for name in names:
+        model = build(name)
+        x = inputs(name, BATCH)
+        print(f"{name}: {len(model.layers)} layers, {model.count_params():,} params",
+              flush=True)
+        bench_capture(table, name, model, x, repeat)
+        if name == "MobileNetV2-96":
+            bench_stats(table, name, model, stats_rows, min(repeat, args.stats_repeat))
+        bench_gradients(table, name, model, x, repeat)
+        if name == "MobileNetV2-96":
+            bench_keract(table, name, model, x, repeat)
+        del model
+        keras.backend.clear_session()
+        gc.collect()
+    print()
+    print(f"bench_probe: TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
+          f"median of {repeat} interleaved repeats after warm-up "
+          f"({min(repeat, args.stats_repeat)} for the statistics row)"
+          f"{' (quick)' if args.quick else ''}; total {time.perf_counter() - started:.0f} s")
+    print()
+    print(table.render())
+
+
+if __name__ == "__main__":
+    main()
