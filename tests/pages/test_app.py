@@ -11,10 +11,11 @@ from streamlit.testing.v1 import AppTest
 
 from insight.samples import list_samples
 from insight.ui.cache import ModelRef
+from insight.ui.shell import PAGE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
-OVERVIEW = ROOT / "insight" / "ui" / "app_pages" / "overview.py"
+OVERVIEW = PAGE_DIR / "overview.py"
 
 SAMPLES = [s.name for s in list_samples()]
 

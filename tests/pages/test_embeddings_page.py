@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from insight.samples import get_sample
 from insight.ui.cache import ModelRef
+from insight.ui.shell import PAGE_DIR
 
-PAGE = Path(__file__).resolve().parents[2] / "insight" / "ui" / "app_pages" / "embeddings.py"
+PAGE = PAGE_DIR / "embeddings.py"
 
 
 def _page(sample: str) -> AppTest:

@@ -15,9 +15,10 @@ from insight.panels import PanelContext, build_panel, panel_names
 from insight.probing import layer_paths
 from insight.samples import list_samples
 from insight.ui.cache import ModelRef
+from insight.ui.shell import PAGE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ROOT / "insight" / "ui" / "app_pages"
+PAGES = PAGE_DIR  # where the app loads its pages from (the installed package in CI)
 SAMPLES = {s.name: s for s in list_samples()}
 WITH_DATA = {n for n, s in SAMPLES.items() if s.data is not None}
 
@@ -144,8 +145,9 @@ def test_grad_cam_is_not_offered_without_a_conv_layer():
 
 def test_pages_are_in_the_app_navigation():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    for page, title in (("activations", "Activations"), ("gradients", "Gradients")):
-        at.switch_page(f"insight/ui/app_pages/{page}.py").run()
+    for page, title in (("activations", "Activations"), ("gradients", "Gradients"),
+                        ("embeddings", "Embeddings")):
+        at.switch_page(str(PAGE_DIR / f"{page}.py")).run()
         _clean(at)
         assert at.title[0].value == title
 

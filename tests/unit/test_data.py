@@ -9,19 +9,10 @@ from PIL import Image
 from insight.data import Dataset, conform_to_model, dataset_for, load_dataset, synthetic_dataset
 from insight.errors import DataError, UsageError
 
+from ._errors import assert_error
+
 SHAPE_FREE = 8  # what synthetic_dataset uses for a None dimension
 
-
-def _assert_error(excinfo, error_type, *fragments):
-    """The exact error type, each fragment in the message, and the `Received:` part."""
-    err = excinfo.value
-    assert type(err) is error_type, f"{type(err).__name__}: {err}"
-    text = str(err)
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-    assert "Received:" in text, text
-    assert "\n" not in text, "the CLI prints errors on one line"
-    return err
 
 
 def _input_specs(model):
@@ -81,7 +72,7 @@ def test_load_npz_object_array_refused(tmp_path):
     np.savez(path, x=np.zeros((2, 3)), y=np.array([{"a": 1}, None], dtype=object))
     with pytest.raises(DataError) as excinfo:
         load_dataset(path)
-    _assert_error(excinfo, DataError, "pickled", "'y'", "safety", "obj.npz")
+    assert_error(excinfo, DataError, "pickled", "'y'", "safety", "obj.npz")
 
 
 def test_load_npy_object_array_refused(tmp_path):
@@ -89,7 +80,7 @@ def test_load_npy_object_array_refused(tmp_path):
     np.save(path, np.array([[1], "a"], dtype=object), allow_pickle=True)
     with pytest.raises(DataError) as excinfo:
         load_dataset(path)
-    _assert_error(excinfo, DataError, "pickled")
+    assert_error(excinfo, DataError, "pickled")
 
 
 def test_load_npz_both_label_styles_refused(tmp_path):
@@ -97,7 +88,7 @@ def test_load_npz_both_label_styles_refused(tmp_path):
     np.savez(path, x=np.zeros((2, 3)), y=np.zeros(2), y_out=np.zeros(2))
     with pytest.raises(DataError) as excinfo:
         load_dataset(path)
-    _assert_error(excinfo, DataError, "'y'", "y_<output>")
+    assert_error(excinfo, DataError, "'y'", "y_<output>")
 
 
 def test_load_npz_only_labels(tmp_path):
@@ -105,7 +96,7 @@ def test_load_npz_only_labels(tmp_path):
     np.savez(path, y=np.zeros(2), class_names=np.array(["a", "b"]))
     with pytest.raises(DataError) as excinfo:
         load_dataset(path)
-    _assert_error(excinfo, DataError, "no inputs", "keys=['y', 'class_names']")
+    assert_error(excinfo, DataError, "no inputs", "keys=['y', 'class_names']")
 
 
 def test_load_npz_length_mismatch(tmp_path):
@@ -113,7 +104,7 @@ def test_load_npz_length_mismatch(tmp_path):
     np.savez(path, x=np.zeros((3, 2)), y=np.zeros(4))
     with pytest.raises(DataError) as excinfo:
         load_dataset(path)
-    _assert_error(excinfo, DataError, "x: 3", "y: 4")
+    assert_error(excinfo, DataError, "x: 3", "y: 4")
 
 
 def test_load_npy(tmp_path):
@@ -137,7 +128,7 @@ def test_load_bad_files(tmp_path, name, content, fragment):
         path.write_bytes(content)
     with pytest.raises(DataError) as excinfo:
         load_dataset(path)
-    _assert_error(excinfo, DataError, fragment, name)
+    assert_error(excinfo, DataError, fragment, name)
 
 
 def test_load_truncated_npz(tmp_path, digits_npz):
@@ -146,7 +137,7 @@ def test_load_truncated_npz(tmp_path, digits_npz):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError) as excinfo:
         load_dataset(path)
-    _assert_error(excinfo, DataError, "truncated")
+    assert_error(excinfo, DataError, "truncated")
 
 
 # -- .csv ----------------------------------------------------------------------------------
@@ -173,7 +164,7 @@ def test_load_csv_non_numeric_feature(tmp_path):
     path.write_text("a,colour,shape,y\n1,red,square,0\n2,blue,circle,1\n")
     with pytest.raises(DataError) as excinfo:
         load_dataset(path)
-    _assert_error(excinfo, DataError, "non-numeric", "colour, shape")
+    assert_error(excinfo, DataError, "non-numeric", "colour, shape")
 
 
 def test_load_csv_header_only(tmp_path):
@@ -181,7 +172,7 @@ def test_load_csv_header_only(tmp_path):
     path.write_text("a,b\n")
     with pytest.raises(DataError) as excinfo:
         load_dataset(path)
-    _assert_error(excinfo, DataError, "no examples")
+    assert_error(excinfo, DataError, "no examples")
 
 
 # -- folders of images ---------------------------------------------------------------------
@@ -223,7 +214,7 @@ def test_empty_image_folder(tmp_path):
     (tmp_path / "nothing" / "sub").mkdir(parents=True)
     with pytest.raises(DataError) as excinfo:
         load_dataset(tmp_path / "nothing")
-    _assert_error(excinfo, DataError, "no PNG or JPEG images")
+    assert_error(excinfo, DataError, "no PNG or JPEG images")
 
 
 def test_image_folder_conformed_to_model(image_folder, digits):
@@ -307,7 +298,7 @@ def test_synthetic_unbuilt_subclassed_model():
 
     with pytest.raises(DataError) as excinfo:
         synthetic_dataset(Unbuilt(name="unbuilt"))
-    _assert_error(excinfo, DataError, "never built", "input_shape", "unbuilt")
+    assert_error(excinfo, DataError, "never built", "input_shape", "unbuilt")
     ds = synthetic_dataset(Unbuilt(), n=3, input_shape=(5,))
     assert ds.x.shape == (3, 5) and ds.x.dtype == np.float32
 
@@ -349,19 +340,19 @@ def test_dataset_for_text_bundled_fits(text):
 def test_wrong_shape_names_both_shapes(digits):
     with pytest.raises(DataError) as excinfo:
         conform_to_model(digits.model, Dataset(x=np.zeros((5, 4, 4)), name="small.npy"))
-    _assert_error(excinfo, DataError, "(None, 8, 8, 1)", "(5, 4, 4)", "'image'", "small.npy")
+    assert_error(excinfo, DataError, "(None, 8, 8, 1)", "(5, 4, 4)", "'image'", "small.npy")
 
 
 def test_wrong_rank_for_token_input(text):
     with pytest.raises(DataError) as excinfo:
         conform_to_model(text.model, Dataset(x=np.zeros((5, 24, 2), "int32")))
-    _assert_error(excinfo, DataError, "(None, 24)", "(5, 24, 2)")
+    assert_error(excinfo, DataError, "(None, 24)", "(5, 24, 2)")
 
 
 def test_float_into_token_input_refused(text):
     with pytest.raises(DataError) as excinfo:
         conform_to_model(text.model, Dataset(x=np.zeros((2, 24), "float32")))
-    _assert_error(excinfo, DataError, "int32 token ids", "float32")
+    assert_error(excinfo, DataError, "int32 token ids", "float32")
 
 
 def test_dtype_casts(digits, text):
@@ -377,14 +368,14 @@ def test_missing_input_name_lists_expected(multi_io):
     x = {"image": np.zeros((2, 8, 8, 1), "float32"), "stat": np.zeros((2, 3), "float32")}
     with pytest.raises(DataError) as excinfo:
         conform_to_model(multi_io.model, Dataset(x=x))
-    _assert_error(excinfo, DataError, "expects: image, stats", "missing: stats",
+    assert_error(excinfo, DataError, "expects: image, stats", "missing: stats",
                   "not inputs of the model: stat")
 
 
 def test_single_array_for_multi_input_model(multi_io):
     with pytest.raises(DataError) as excinfo:
         conform_to_model(multi_io.model, Dataset(x=np.zeros((2, 8, 8, 1))))
-    _assert_error(excinfo, DataError, "2 inputs (image, stats)", "single input array")
+    assert_error(excinfo, DataError, "2 inputs (image, stats)", "single input array")
 
 
 def test_single_input_dict_unwrapped(digits):
@@ -448,7 +439,7 @@ def test_take_keeps_structure_and_metadata(digits_npz):
 def test_dataset_checks_lengths_and_repr():
     with pytest.raises(DataError) as excinfo:
         Dataset(x={"a": np.zeros((3, 2)), "b": np.zeros((4, 2))})
-    _assert_error(excinfo, DataError, "x['a']: 3", "x['b']: 4")
+    assert_error(excinfo, DataError, "x['a']: 3", "x['b']: 4")
     ds = Dataset(x=np.zeros((100, 3)), name="n")
     assert repr(ds) == "Dataset(name='n', source='file', examples=100, inputs=['x'])"
     with pytest.raises(UsageError):

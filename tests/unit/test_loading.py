@@ -20,19 +20,10 @@ from insight.errors import (
 from insight.loading import SAVEDMODEL_LIMITS, load_custom_objects
 from insight.summary import LAYER_COLUMNS
 
+from ._errors import assert_error
+
 CARD_FORMATS = {"keras": ".keras (Keras v3)", "h5": "legacy HDF5 (.h5)"}
 
-
-def _assert_error(excinfo, error_type, *fragments):
-    """The exact error type, each fragment in the message, and the `Received:` part."""
-    err = excinfo.value
-    assert type(err) is error_type, f"{type(err).__name__}: {err}"
-    text = str(err)
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-    assert "Received:" in text, text
-    assert "\n" not in text, "the CLI prints errors on one line"
-    return err
 
 
 # -- the samples ---------------------------------------------------------------------------
@@ -106,7 +97,7 @@ def test_subclassed_needs_its_custom_objects(sample_path, subclassed_custom_obje
                         raising=False)
     with pytest.raises(CustomObjectError) as excinfo:
         load_model(sample_path("subclassed"))
-    err = _assert_error(excinfo, CustomObjectError, "insight_samples>DigitsMLP",
+    err = assert_error(excinfo, CustomObjectError, "insight_samples>DigitsMLP",
                         "--custom-objects")
     assert any("DigitsMLP" in n for n in err.names)
 
@@ -140,7 +131,7 @@ def test_directory_with_one_model_loads(model_files):
 def test_savedmodel_refused_in_safe_mode(model_files):
     with pytest.raises(UnsafeModelError) as excinfo:
         load_model(model_files.savedmodel)
-    _assert_error(excinfo, UnsafeModelError, "SavedModel", "--unsafe")
+    assert_error(excinfo, UnsafeModelError, "SavedModel", "--unsafe")
 
 
 def test_savedmodel_loads_unsafe_for_inference(model_files):
@@ -162,7 +153,7 @@ def test_savedmodel_loads_unsafe_for_inference(model_files):
 def test_lambda_model_refused_in_safe_mode(model_files, attr):
     with pytest.raises(UnsafeModelError) as excinfo:
         load_model(getattr(model_files, attr))
-    err = _assert_error(excinfo, UnsafeModelError, "Lambda", "double", "--unsafe")
+    err = assert_error(excinfo, UnsafeModelError, "Lambda", "double", "--unsafe")
     assert err.names == ["double"]
 
 
@@ -178,7 +169,7 @@ def test_lambda_model_loads_unsafe(model_files, attr):
 def test_foreign_function_refused_in_safe_mode(model_files):
     with pytest.raises(UnsafeModelError) as excinfo:
         load_model(model_files.print_keras)
-    err = _assert_error(excinfo, UnsafeModelError, "builtins.print", "d1", "--unsafe")
+    err = assert_error(excinfo, UnsafeModelError, "builtins.print", "d1", "--unsafe")
     assert err.names == ["builtins.print"]
 
 
@@ -187,7 +178,7 @@ def test_python_lambda_outside_lambda_layer_refused_in_safe_mode(model_files):
     just like a Lambda layer: safe mode must refuse it as unsafe, not as a damaged file."""
     with pytest.raises(UnsafeModelError) as excinfo:
         load_model(model_files.lambda_fn_keras)
-    _assert_error(excinfo, UnsafeModelError, "d1", "--unsafe")
+    assert_error(excinfo, UnsafeModelError, "d1", "--unsafe")
 
 
 def test_python_lambda_outside_lambda_layer_loads_unsafe(model_files):
@@ -221,7 +212,7 @@ def test_bad_input(model_files, attr, error_type, fragments):
     path = getattr(model_files, attr)
     with pytest.raises(InsightError) as excinfo:
         load_model(path)
-    _assert_error(excinfo, error_type, *fragments, path.name)
+    assert_error(excinfo, error_type, *fragments, path.name)
 
 
 @pytest.mark.parametrize("url", ["gs://bucket/model.keras", "hf://user/model",
@@ -229,7 +220,7 @@ def test_bad_input(model_files, attr, error_type, fragments):
 def test_remote_paths_refused(url):
     with pytest.raises(UnsupportedModelError) as excinfo:
         load_model(url)
-    _assert_error(excinfo, UnsupportedModelError, "local files only", url)
+    assert_error(excinfo, UnsupportedModelError, "local files only", url)
 
 
 def test_missing_custom_class(fresh_custom):
@@ -241,13 +232,13 @@ def test_missing_custom_class(fresh_custom):
 
     with pytest.raises(CustomObjectError) as excinfo:
         load_model(fresh_custom.registered)
-    err = _assert_error(excinfo, CustomObjectError, f"{fresh_custom.package}>FreshScale",
+    err = assert_error(excinfo, CustomObjectError, f"{fresh_custom.package}>FreshScale",
                         "(in scale)", "--custom-objects")
     assert err.names == [f"{fresh_custom.package}>FreshScale (in scale)"]
 
     with pytest.raises(CustomObjectError) as excinfo:
         load_model(fresh_custom.unregistered)
-    _assert_error(excinfo, CustomObjectError, f"{fresh_custom.module}.FreshShift")
+    assert_error(excinfo, CustomObjectError, f"{fresh_custom.module}.FreshShift")
 
     # With the file that defines them, both load (the file is run, registering FreshScale).
     for path, cls in ((fresh_custom.registered, "FreshScale"),
@@ -261,7 +252,7 @@ def test_missing_custom_class(fresh_custom):
 def test_custom_objects_file_that_raises(model_files):
     with pytest.raises(CustomObjectError) as excinfo:
         load_model(model_files.tiny_keras, custom_objects=model_files.raising_custom_objects)
-    _assert_error(excinfo, CustomObjectError, "RuntimeError", "boom from the custom file",
+    assert_error(excinfo, CustomObjectError, "RuntimeError", "boom from the custom file",
                   "raising_layers.py")
     assert not any("raising_layers" in name for name in sys.modules)
 
@@ -270,7 +261,7 @@ def test_custom_objects_file_that_raises(model_files):
 def test_custom_objects_file_missing_or_not_python(model_files, name):
     with pytest.raises(CustomObjectError) as excinfo:
         load_model(model_files.tiny_keras, custom_objects=model_files.root / name)
-    _assert_error(excinfo, CustomObjectError, ".py file", name)
+    assert_error(excinfo, CustomObjectError, ".py file", name)
 
 
 def test_load_custom_objects_accepts_mapping_and_none():
@@ -282,4 +273,4 @@ def test_load_custom_objects_accepts_mapping_and_none():
 def test_empty_path_is_a_usage_error():
     with pytest.raises(UsageError) as excinfo:
         load_model("  ")
-    _assert_error(excinfo, UsageError, "No model path")
+    assert_error(excinfo, UsageError, "No model path")

@@ -20,18 +20,10 @@ from insight.errors import DataError, UsageError
 from insight.probing import capture_function, layer_paths
 from insight.stats import STAT_COLUMNS
 
+from ._errors import assert_error
+
 ROWS = 5
 
-
-def _assert_error(excinfo, error_type, *fragments):
-    """The exact error type, each fragment in the message, and the `Received:` part."""
-    err = excinfo.value
-    assert type(err) is error_type, f"{type(err).__name__}: {err}"
-    text = str(err)
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-    assert "Received:" in text, text
-    return err
 
 
 def _inputs(loaded, n: int = ROWS):
@@ -371,7 +363,7 @@ def test_stats_on_every_sample(sample_name, load_sample):
 def test_stats_of_an_empty_dataset_is_a_usage_error(mlp):
     with pytest.raises(UsageError) as excinfo:
         insight.activation_stats(mlp, np.zeros((0, 6), "float32"))
-    _assert_error(excinfo, UsageError, "empty")
+    assert_error(excinfo, UsageError, "empty")
 
 
 # -- gradients ------------------------------------------------------------------------------
@@ -467,25 +459,25 @@ def test_unknown_layer_lists_the_valid_ones(load_sample, call):
           "gradients": compute_gradients}[call]
     with pytest.raises(UsageError) as excinfo:
         fn(loaded, x, layers=["head_dense", "nope"])
-    _assert_error(excinfo, UsageError, "'nope'", *layer_paths(loaded.model))
+    assert_error(excinfo, UsageError, "'nope'", *layer_paths(loaded.model))
 
 
 def test_wrong_input_shape_names_both_shapes(load_sample):
     loaded = load_sample("digits_cnn")
     with pytest.raises(DataError) as excinfo:
         conform_to_model(loaded.model, Dataset(x=np.zeros((3, 7, 7, 1), "float32")))
-    _assert_error(excinfo, DataError, "(None, 8, 8, 1)", "(3, 7, 7, 1)")
+    assert_error(excinfo, DataError, "(None, 8, 8, 1)", "(3, 7, 7, 1)")
 
 
 def test_wrong_dtype_is_a_data_error(load_sample):
     text = load_sample("text_embedding")
     with pytest.raises(DataError) as excinfo:
         conform_to_model(text.model, Dataset(x=np.random.default_rng(0).random((3, 24))))
-    _assert_error(excinfo, DataError, "token ids", "float64")
+    assert_error(excinfo, DataError, "token ids", "float64")
     digits = load_sample("digits_cnn")
     with pytest.raises(DataError) as excinfo:
         conform_to_model(digits.model, Dataset(x=np.full((2, 8, 8, 1), "a")))
-    _assert_error(excinfo, DataError, "numbers", "<U1")
+    assert_error(excinfo, DataError, "numbers", "<U1")
 
 
 def test_nan_inputs_are_counted(load_sample):
@@ -505,7 +497,7 @@ def test_labels_with_a_different_row_count(mlp, mlp_data):
     x, y = mlp_data
     with pytest.raises(DataError) as excinfo:
         compute_gradients(mlp, x, y[:5])
-    _assert_error(excinfo, DataError, "different numbers of rows", "x=12", "y=5")
+    assert_error(excinfo, DataError, "different numbers of rows", "x=12", "y=5")
 
 
 def test_several_inputs_as_a_list_are_refused(load_sample):
@@ -513,11 +505,11 @@ def test_several_inputs_as_a_list_are_refused(load_sample):
     x = _inputs(loaded, 2)
     with pytest.raises(DataError) as excinfo:
         insight.activations(loaded, [x["image"], x["stats"]])
-    _assert_error(excinfo, DataError, "dict")
+    assert_error(excinfo, DataError, "dict")
 
 
 def test_unknown_loss_is_a_usage_error(mlp, mlp_data):
     x, y = mlp_data
     with pytest.raises(UsageError) as excinfo:
         compute_gradients(mlp, x, y, loss="not_a_loss")
-    _assert_error(excinfo, UsageError, "not_a_loss")
+    assert_error(excinfo, UsageError, "not_a_loss")
