@@ -12,7 +12,7 @@ from insight.summary import iter_layers
 from insight.ui.cache import ModelRef, panel
 from insight.ui.feedback import show_error
 
-__all__ = ["projection_controls", "show_projection"]
+__all__ = ["projection_controls", "show_projection", "compare_layer"]
 
 _LABELS = {"layer": "A layer's outputs", "embedding": "An Embedding layer's weights",
            "file": "A vectors file", "logdir": "The logdir's projector config"}
@@ -85,7 +85,19 @@ def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
             "point": int(st.session_state.get(f"proj_point|{key}|{source}", -1)), "k": 10}
 
 
-def show_projection(ref: ModelRef, ctx: PanelContext, params: dict[str, Any]) -> bool:
+def compare_layer(ctx: PanelContext, params: dict[str, Any], *, key: str) -> str:
+    """A second layer to project the same points with, side by side; `""` for none."""
+    if params["source"] != "layer":
+        return ""
+    others = [p for p in layer_paths(ctx.loaded.model) if p != params["layer"]]
+    choice = st.selectbox("Compare with layer", ["(none)", *others], key=f"proj_compare|{key}",
+                          help="Project the same points through a second layer; the selected "
+                               "point and its neighbours are ringed in both.")
+    return "" if choice == "(none)" else choice
+
+
+def show_projection(ref: ModelRef, ctx: PanelContext, params: dict[str, Any], *,
+                    slot: str = "main") -> bool:
     """The scatter; clicking a point selects it (its neighbours are then ringed)."""
     try:
         with st.spinner(f"Projecting with {_METHODS[params['method']]}…"):
@@ -94,7 +106,7 @@ def show_projection(ref: ModelRef, ctx: PanelContext, params: dict[str, Any]) ->
         show_error(exc)
         return False
     event = st.plotly_chart(fig, theme=None, on_select="rerun", selection_mode="points",
-                            key=f"proj_chart|{ref.path}", config={"displaylogo": False})
+                            key=f"proj_chart|{ref.path}|{slot}", config={"displaylogo": False})
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     if points:
         chosen = int(points[0]["customdata"][0])

@@ -58,3 +58,14 @@ def test_embedding_weights_with_vocabulary_in_3d():
     fig = _figure(at)
     assert fig["data"][0]["type"] == "scatter3d"
     assert "502 tokens" in fig["layout"]["title"]["text"]
+
+
+def test_compare_two_layers_side_by_side():
+    at = _page("digits_cnn")
+    model = get_sample("digits_cnn").model
+    at.selectbox(key=f"proj_compare|{model}").set_value("conv2").run()
+    assert not at.exception and not at.error
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert len(titles) == 2
+    assert "layer dropout" in titles[0] and "layer conv2" in titles[1]
+    assert all("all 1,797 points" in t for t in titles)

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from insight.projection_panels import SOURCES
-from insight.ui.projector import projection_controls, show_projection
+from insight.ui.projector import compare_layer, projection_controls, show_projection
 from insight.ui.widgets import require_model, require_ref, show_panel
 
 ref = require_ref()
@@ -20,10 +19,19 @@ if params["source"] == "file":
     ctx.vectors_path = Path(vectors).expanduser() if vectors.strip() else None
     ctx.metadata_path = Path(metadata).expanduser() if metadata.strip() else None
 
-if not show_projection(ref, ctx, params):
+other = compare_layer(ctx, params, key=ref.path)
+if other:
+    left, right = st.columns(2, gap="medium")
+    with left:
+        shown = show_projection(ref, ctx, params, slot="left")
+    with right:
+        show_projection(ref, ctx, {**params, "layer": other}, slot="right")
+else:
+    shown = show_projection(ref, ctx, params)
+if not shown:
     st.stop()
-st.caption(f"Sources: {', '.join(SOURCES)}. Drag to zoom, click a point to list its "
-           "neighbours in the original space (not in the projection).")
+st.caption("Every point is projected (no sampling). Drag to zoom; click a point to list its "
+           "neighbours in the original space, not in the projection.")
 if params["point"] >= 0:
     st.subheader(f"Nearest neighbours of point {params['point']}")
     show_panel("neighbor_images", ref, ctx, **params)
