@@ -22,7 +22,7 @@ MODULES = ["insight", "insight.errors", "insight.inspection", "insight.loading",
            "insight.summary", "insight.graph", "insight.panels", "insight.overview_panels",
            "insight.launch", "insight.samples", "insight.cli", "insight.figures.model",
            "insight.data", "insight.probing", "insight.stats", "insight.backprop",
-           "insight.attribution"]
+           "insight.attribution", "insight.data_files"]
 MAX_SAMPLES_BYTES = 10 * 1024 * 1024
 
 
