@@ -5,7 +5,8 @@ with columns `x`, `y` (and `z`), one row per input row, in order.
 
 - `"pca"`: exact, from the covariance matrix (fast at a million rows); the explained variance
   ratio of each component is in `frame.attrs["explained_variance"]`.
-- `"umap"`: umap-learn; seeded, so deterministic (umap-learn then runs single-threaded).
+- `"umap"`: umap-learn; seeded, so deterministic (umap-learn then runs single-threaded); up to
+  `EXACT_KNN_ROWS` points with exact neighbours from scikit-learn (no pynndescent JIT).
 - `"tsne"`: openTSNE when installed, else scikit-learn's TSNE. t-SNE has no `transform`:
   new points cannot be added to an existing map.
 - `"precomputed"`: coordinates the user brings (`coords=`), validated like the others.
@@ -30,10 +31,11 @@ import pandas as pd
 
 from insight.errors import DataError, UsageError
 
-__all__ = ["METHODS", "METRICS", "project", "neighbors", "as_vectors"]
+__all__ = ["METHODS", "METRICS", "project", "neighbors", "as_vectors", "warm_up"]
 
 METHODS = ("pca", "umap", "tsne", "precomputed")
 METRICS = ("euclidean", "cosine")
+EXACT_KNN_ROWS = 60_000  # up to here UMAP gets exact neighbours (brute force, BLAS)
 _AXES = ("x", "y", "z")
 
 
@@ -146,11 +148,33 @@ def _pca(data: np.ndarray, dims: int) -> tuple[np.ndarray, dict[str, Any]]:
 
 def _umap(data: np.ndarray, dims: int, seed: int, metric: str, n_neighbors: int,
           min_dist: float) -> np.ndarray:
+    import warnings
+
     import umap
 
-    reducer = umap.UMAP(n_components=dims, n_neighbors=min(n_neighbors, len(data) - 1),
-                        min_dist=min_dist, metric=metric, random_state=seed)
-    return reducer.fit_transform(data)
+    k = min(n_neighbors, len(data) - 1)
+    kwargs: dict[str, Any] = {}
+    if len(data) <= EXACT_KNN_ROWS:
+        # Exact neighbours from scikit-learn (BLAS, no JIT) instead of pynndescent, whose
+        # numba compilation is ~25 s of a first UMAP and is not served from numba's disk cache.
+        from sklearn.neighbors import NearestNeighbors
+
+        dists, idx = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(
+            data).kneighbors(data)
+        kwargs["precomputed_knn"] = (idx, dists, None)
+    reducer = umap.UMAP(n_components=dims, n_neighbors=k, min_dist=min_dist, metric=metric,
+                        random_state=seed, **kwargs)
+    with warnings.catch_warnings():  # "n_jobs overridden by random_state", "no transform"
+        warnings.simplefilter("ignore", UserWarning)
+        return reducer.fit_transform(data)
+
+
+def warm_up() -> None:
+    """Compile umap-learn's numba functions on a tiny problem (a few seconds, once per
+    process; numba's disk cache keeps most of it across processes when `NUMBA_CACHE_DIR`
+    points somewhere persistent)."""
+    rng = np.random.default_rng(0)
+    _umap(rng.normal(size=(64, 4)).astype(np.float32), 2, 0, "euclidean", 8, 0.1)
 
 
 def _tsne(data: np.ndarray, dims: int, seed: int, perplexity: float):

@@ -9,6 +9,7 @@ the file check and the layer graph, which need no TensorFlow.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -44,6 +45,10 @@ def _warm(opts: LaunchOptions) -> None:
         ctx = PanelContext(get_model(ref))
         for name in ("model_card", "layer_table", "layer_graph", "param_chart"):
             panel(name, ref, ctx)  # the same cache entries the first page reads
+        from insight.projection import warm_up
+
+        time.sleep(2.0)  # let the first page finish drawing: this holds the GIL for seconds
+        warm_up()  # UMAP's numba compilation, before anyone asks for a UMAP
     except Exception:  # noqa: BLE001  the page reports any real problem
         pass
     finally:
@@ -52,6 +57,8 @@ def _warm(opts: LaunchOptions) -> None:
 
 def serve(opts: LaunchOptions, *, host: str, port: int) -> int:
     """Run the app until interrupted; returns Streamlit's exit status."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "insight" / "numba"
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache))  # compiled UMAP kept across restarts
     threading.Thread(target=_warm, args=(opts,), name="insight-warm", daemon=True).start()
     from streamlit.web import cli as stcli
 
