@@ -119,6 +119,13 @@ class PanelContext:
             return compute()
         return self.memo(f"{self.identity()}|{key}", compute)
 
+    def dataset(self):
+        """The data for `loaded` (`insight.data.dataset_for`: `data_path`, else the data beside
+        the model, else synthetic), memoised once for every panel that reads it."""
+        from insight.data import dataset_for
+
+        return self.cached("dataset", lambda: dataset_for(self.loaded, self.data_path))
+
     def identity(self) -> str:
         """Plain-string identity of the inputs: model file (and its mtime), data, logdir."""
         parts = []

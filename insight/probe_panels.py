@@ -24,7 +24,7 @@ import pandas as pd
 
 from insight.attribution import METHODS, attributions, last_conv_layer
 from insight.backprop import Gradients, gradients
-from insight.data import Dataset, dataset_for
+from insight.data import Dataset
 from insight.errors import UsageError
 from insight.figures.activations import (
     feature_maps_figure,
@@ -70,9 +70,9 @@ def _require(ctx: PanelContext, what: str) -> None:
 
 
 def probe_dataset(ctx: PanelContext) -> Dataset:
-    """The data every panel here reads (`insight.data.dataset_for`), memoised through
-    `ctx.cached`, so the page's own look at it shares the same copy."""
-    return ctx.cached("probe:data", lambda: dataset_for(ctx.loaded, ctx.data_path))
+    """The data every panel here reads: `ctx.dataset()`, shared with the page and the
+    Embeddings panels."""
+    return ctx.dataset()
 
 
 _data = probe_dataset

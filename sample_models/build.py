@@ -153,6 +153,13 @@ def compile_classifier(model: keras.Model, learning_rate: float = 3e-3) -> None:
     )
 
 
+def fit(model: keras.Model, train: tuple, validation: tuple, *, epochs: int,
+        callbacks: list | None = None) -> keras.callbacks.History:
+    """Train quietly in batches of 32, validating on the held-out split."""
+    return model.fit(*train, validation_data=validation, epochs=epochs, batch_size=32,
+                     callbacks=callbacks or [], verbose=0)
+
+
 def report(sample: str, history: keras.callbacks.History) -> None:
     """Print the final validation accuracy of each output."""
     scores = {k: v[-1] for k, v in history.history.items() if k.startswith("val_") and "acc" in k}
@@ -228,15 +235,8 @@ def train_digits_cnn(x: np.ndarray, y: np.ndarray) -> keras.Model:
         keras.callbacks.CSVLogger(str(folder / "history.csv")),
         keras.callbacks.TensorBoard(log_dir=str(logdir), histogram_freq=1, profile_batch=(2, 4)),
     ]
-    history = model.fit(
-        x[train_idx],
-        y[train_idx],
-        validation_data=(x[val_idx], y[val_idx]),
-        epochs=10,
-        batch_size=32,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    history = fit(model, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), epochs=10,
+                  callbacks=callbacks)
     report("digits_cnn", history)
     if not find_profiles(logdir):
         capture_profile(model, x, logdir)
@@ -278,14 +278,7 @@ def build_subclassed(x: np.ndarray, y: np.ndarray) -> None:
     reset_seeds()
     model = custom.DigitsMLP(hidden_units=32, num_classes=10, name="digits_mlp")
     compile_classifier(model)
-    history = model.fit(
-        x[train_idx],
-        y[train_idx],
-        validation_data=(x[val_idx], y[val_idx]),
-        epochs=8,
-        batch_size=32,
-        verbose=0,
-    )
+    history = fit(model, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), epochs=8)
     report("subclassed", history)
     save_keras(model, folder / "model.keras")
 
@@ -378,14 +371,8 @@ def build_multi_io(x: np.ndarray, y: np.ndarray) -> None:
     def targets(idx: np.ndarray) -> dict[str, np.ndarray]:
         return {"digit": y[idx], "is_even": y_is_even[idx].astype("float32")[:, None]}
 
-    history = model.fit(
-        inputs(train_idx),
-        targets(train_idx),
-        validation_data=(inputs(val_idx), targets(val_idx)),
-        epochs=8,
-        batch_size=32,
-        verbose=0,
-    )
+    history = fit(model, (inputs(train_idx), targets(train_idx)),
+                  (inputs(val_idx), targets(val_idx)), epochs=8)
     report("multi_io", history)
     save_keras(model, folder / "model.keras")
     save_npz(folder / "data.npz", image=x, stats=stats, y_digit=y, y_is_even=y_is_even)
@@ -418,14 +405,7 @@ def build_nested(x: np.ndarray, y: np.ndarray) -> None:
     reset_seeds()
     model = build_nested_model()
     compile_classifier(model, learning_rate=1e-2)
-    history = model.fit(
-        x[train_idx],
-        y[train_idx],
-        validation_data=(x[val_idx], y[val_idx]),
-        epochs=15,
-        batch_size=32,
-        verbose=0,
-    )
+    history = fit(model, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), epochs=15)
     report("nested", history)
     save_keras(model, ROOT / "nested" / "model.keras")
 
@@ -520,14 +500,7 @@ def build_text_embedding() -> None:
     reset_seeds()
     model = build_text_model(len(vocab), len(class_names))
     compile_classifier(model, learning_rate=1e-2)
-    history = model.fit(
-        x[train_idx],
-        y[train_idx],
-        validation_data=(x[val_idx], y[val_idx]),
-        epochs=20,
-        batch_size=32,
-        verbose=0,
-    )
+    history = fit(model, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), epochs=20)
     report(f"text_embedding ({len(texts)} sentences, {len(vocab)} tokens)", history)
     save_keras(model, folder / "model.keras")
     (folder / "vocab.tsv").write_text("\n".join(vocab) + "\n", encoding="utf-8")

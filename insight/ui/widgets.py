@@ -85,6 +85,16 @@ def require_dataset(ctx: PanelContext) -> Dataset:
     return ds
 
 
+def probe_page(title: str, what: str) -> tuple[ModelRef, PanelContext, Dataset]:
+    """The common top of the pages that run the model on data: the chosen model, its title,
+    the format check for `what` and the data, or an empty/error state and `st.stop()`."""
+    ref = require_ref()
+    ctx = require_model(ref)
+    st.title(title)
+    require_probing(ctx, what)
+    return ref, ctx, require_dataset(ctx)
+
+
 def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
                **params: Any) -> Any:
     """Build (cached) and place a registered panel according to its kind, in `slot` (an

@@ -4,19 +4,9 @@ histograms by depth, one example through one layer, and the examples that drive 
 import streamlit as st
 
 from insight.probe_panels import STATS_EXAMPLES
-from insight.ui.widgets import (
-    require_dataset,
-    require_model,
-    require_probing,
-    require_ref,
-    show_panel,
-)
+from insight.ui.widgets import probe_page, show_panel
 
-ref = require_ref()
-ctx = require_model(ref)
-st.title("Activations")
-require_probing(ctx, "activations")
-ds = require_dataset(ctx)
+ref, ctx, ds = probe_page("Activations", "activations")
 st.caption(f"Statistics over {min(len(ds), STATS_EXAMPLES):,} examples"
            + (f" (the first of {len(ds):,})." if len(ds) > STATS_EXAMPLES else "."))
 table = show_panel("activation_table", ref, ctx)

@@ -4,19 +4,9 @@ and gradient histograms, and attribution maps of one example."""
 import streamlit as st
 
 from insight.probe_panels import GRADIENT_BATCH, METHOD_TITLES, attribution_methods
-from insight.ui.widgets import (
-    require_dataset,
-    require_model,
-    require_probing,
-    require_ref,
-    show_panel,
-)
+from insight.ui.widgets import probe_page, show_panel
 
-ref = require_ref()
-ctx = require_model(ref)
-st.title("Gradients")
-require_probing(ctx, "gradients")
-ds = require_dataset(ctx)
+ref, ctx, ds = probe_page("Gradients", "gradients")
 st.caption(f"One batch: the first {min(len(ds), GRADIENT_BATCH)} examples; "
            + ("gradients of the loss against their labels." if ds.y is not None else
               "no labels, so gradients of the predicted class's score."))
