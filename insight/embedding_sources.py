@@ -39,12 +39,17 @@ class Vectors:
         metadata: a frame with `n` rows (may have no columns).
         name: what the vectors are, for titles.
         images: `(n, H, W)` or `(n, H, W, C)` inputs for thumbnails, when they are images.
+        total: how many points the full set has (more than `n` for a sample); 0: `n`.
     """
 
     vectors: np.ndarray
     metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
     name: str = ""
     images: np.ndarray | None = None
+    total: int = 0
+
+    def __post_init__(self) -> None:
+        self.total = self.total or len(self.vectors)
 
 
 def _reduce(a: np.ndarray, how: str) -> np.ndarray:

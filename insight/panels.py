@@ -103,6 +103,8 @@ class PanelContext:
         memo: `memo(key, compute)` returns a cached result for a plain-string key; the UI
             passes its cache, so expensive steps inside a builder (a UMAP) are not redone when
             only a cheap parameter (a colour) changes. `None`: compute every time.
+        progress: `progress(fraction, message)` for long steps (a UMAP); the UI passes a
+            progress bar. `None`: silent.
     """
 
     loaded: LoadedModel | None = None
@@ -112,6 +114,7 @@ class PanelContext:
     vectors_path: Path | None = None
     metadata_path: Path | None = None
     memo: Callable[[str, Callable[[], Any]], Any] | None = None
+    progress: Callable[[float, str], None] | None = None
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
         """`compute()`, memoised under `key` plus this context's identity when `memo` is set."""
@@ -185,6 +188,7 @@ def _ensure_builtin() -> None:
     import insight.overview_panels  # noqa: F401  (registers on import)
     import insight.probe_panels  # noqa: F401
     import insight.projection_panels  # noqa: F401
+    import insight.trace_panels  # noqa: F401
 
 
 def panel_names() -> list[str]:

@@ -5,7 +5,7 @@ with columns `x`, `y` (and `z`), one row per input row, in order.
 
 - `"pca"`: exact, from the covariance matrix (fast at a million rows); the explained variance
   ratio of each component is in `frame.attrs["explained_variance"]`.
-- `"umap"`: umap-learn; seeded, so deterministic (umap-learn then runs single-threaded); up to
+- `"umap"`: umap-learn, 200 epochs; seeded, so deterministic (and single-threaded); up to
   `EXACT_KNN_ROWS` points with exact neighbours from scikit-learn (no pynndescent JIT).
 - `"tsne"`: openTSNE when installed, else scikit-learn's TSNE. t-SNE has no `transform`:
   new points cannot be added to an existing map.
@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,9 +33,13 @@ import pandas as pd
 
 from insight.errors import DataError, UsageError
 
-__all__ = ["METHODS", "METRICS", "project", "neighbors", "as_vectors", "warm_up"]
+__all__ = ["METHODS", "METRICS", "project", "neighbors", "as_vectors", "warm_up", "Progress"]
 
 METHODS = ("pca", "umap", "tsne", "precomputed")
+UMAP_EPOCHS = 200  # umap-learn's own choice above 10,000 points; it uses 500 below that
+TSNE_ITERS = (250, 500)  # openTSNE's early-exaggeration and main iterations (its defaults)
+# A progress callback: `progress(fraction_done, what_is_running)`.
+Progress = Callable[[float, str], None]
 METRICS = ("euclidean", "cosine")
 EXACT_KNN_ROWS = 60_000  # up to here UMAP gets exact neighbours (brute force, BLAS)
 _AXES = ("x", "y", "z")
@@ -78,7 +84,8 @@ def _check(method: str, dims: int, metric: str) -> None:
 
 def project(vectors: Any, method: str = "pca", dims: int = 2, seed: int = 0, *,
             metric: str = "euclidean", n_neighbors: int = 15, min_dist: float = 0.1,
-            perplexity: float = 30.0, coords: Any = None) -> pd.DataFrame:
+            perplexity: float = 30.0, coords: Any = None,
+            progress: Progress | None = None) -> pd.DataFrame:
     """Project every row of `vectors` to `dims` dimensions.
 
     Args:
@@ -92,6 +99,8 @@ def project(vectors: Any, method: str = "pca", dims: int = 2, seed: int = 0, *,
         min_dist: UMAP's minimum distance. Defaults to `0.1`.
         perplexity: t-SNE's perplexity (capped below n/3). Defaults to `30.0`.
         coords: `(n, dims)` coordinates for `"precomputed"`. Defaults to `None`.
+        progress: called as `progress(fraction, message)` while UMAP or t-SNE runs (for a
+            progress bar). Defaults to `None`.
 
     Returns:
         A DataFrame with columns `x`, `y` (and `z`), one row per input row, in order.
@@ -115,9 +124,10 @@ def project(vectors: Any, method: str = "pca", dims: int = 2, seed: int = 0, *,
     elif method == "pca":
         out, attrs = _pca(data, dims)
     elif method == "umap":
-        out, attrs = _umap(data, dims, seed, metric, n_neighbors, min_dist), {}
+        out = _umap(data, dims, seed, metric, n_neighbors, min_dist, progress)
+        attrs = {"n_epochs": UMAP_EPOCHS}
     else:
-        out, attrs = _tsne(data, dims, seed, perplexity)
+        out, attrs = _tsne(data, dims, seed, perplexity, progress)
     frame = pd.DataFrame(np.asarray(out, dtype=np.float32), columns=list(_AXES[:dims]))
     frame.attrs.update(attrs, method=method, metric=metric)
     return frame
@@ -147,26 +157,65 @@ def _pca(data: np.ndarray, dims: int) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def _umap(data: np.ndarray, dims: int, seed: int, metric: str, n_neighbors: int,
-          min_dist: float) -> np.ndarray:
+          min_dist: float, progress: Progress | None = None) -> np.ndarray:
     import warnings
 
     import umap
 
+    report = progress or (lambda fraction, message: None)
     k = min(n_neighbors, len(data) - 1)
     kwargs: dict[str, Any] = {}
     if len(data) <= EXACT_KNN_ROWS:
         # Exact neighbours from scikit-learn (BLAS, no JIT) instead of pynndescent, whose
         # numba compilation is ~25 s of a first UMAP and is not served from numba's disk cache.
-        from sklearn.neighbors import NearestNeighbors
-
-        dists, idx = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(
-            data).kneighbors(data)
-        kwargs["precomputed_knn"] = (idx, dists, None)
+        kwargs["precomputed_knn"] = (*_exact_knn(data, k, metric, report), None)
+    report(0.15, "UMAP: fuzzy graph and spectral start")
+    # 200 epochs at every size (umap-learn uses 500 below 10,000 points): 2.5x faster on 5,000
+    # points, the same trustworthiness on the tests' blobs.
     reducer = umap.UMAP(n_components=dims, n_neighbors=k, min_dist=min_dist, metric=metric,
-                        random_state=seed, **kwargs)
+                        random_state=seed, n_epochs=UMAP_EPOCHS,
+                        tqdm_kwds={"disable": progress is None, "mininterval": 0.25,
+                                   "file": _EpochSink(report)}, **kwargs)
     with warnings.catch_warnings():  # "n_jobs overridden by random_state", "no transform"
         warnings.simplefilter("ignore", UserWarning)
-        return reducer.fit_transform(data)
+        out = reducer.fit_transform(data)
+    report(1.0, "UMAP: done")
+    return out
+
+
+def _exact_knn(data: np.ndarray, k: int, metric: str,
+               report: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of every row (itself first), in chunks that report progress."""
+    from sklearn.neighbors import NearestNeighbors
+
+    index = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(data)
+    chunk = 5_000
+    dists, idx = [], []
+    for start in range(0, len(data), chunk):
+        report(0.15 * start / len(data), f"UMAP: exact neighbours of {len(data):,} points")
+        d, i = index.kneighbors(data[start:start + chunk])
+        dists.append(d)
+        idx.append(i)
+    return np.concatenate(idx), np.concatenate(dists)
+
+
+class _EpochSink:
+    """A file for tqdm that turns umap-learn's epoch bar ("37/200") into progress calls."""
+
+    _COUNT = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, report: Progress) -> None:
+        self._report = report
+
+    def write(self, text: str) -> None:
+        found = self._COUNT.findall(text)
+        if found:
+            done, total = map(int, found[-1])
+            self._report(0.15 + 0.85 * done / max(total, 1),
+                         f"UMAP: layout epoch {done} of {total}")
+
+    def flush(self) -> None:
+        pass
 
 
 def warm_up() -> None:
@@ -177,7 +226,8 @@ def warm_up() -> None:
     _umap(rng.normal(size=(64, 4)).astype(np.float32), 2, 0, "euclidean", 8, 0.1)
 
 
-def _tsne(data: np.ndarray, dims: int, seed: int, perplexity: float):
+def _tsne(data: np.ndarray, dims: int, seed: int, perplexity: float,
+          progress: Progress | None = None):
     perplexity = float(min(perplexity, max((len(data) - 1) / 3, 1.0)))
     try:
         from openTSNE import TSNE as OpenTSNE
@@ -185,8 +235,24 @@ def _tsne(data: np.ndarray, dims: int, seed: int, perplexity: float):
         OpenTSNE = None
     if OpenTSNE is not None:
         method = "fft" if dims == 2 and len(data) >= 10_000 else "bh"
+        total = sum(TSNE_ITERS)
+        done = [0]
+
+        def tick(iteration: int, error: float, embedding: Any) -> bool:
+            # openTSNE restarts its count for the main phase; count calls instead.
+            done[0] += 25
+            if progress is not None:
+                progress(min(done[0] / total, 1.0),
+                         f"t-SNE: iteration {min(done[0], total)} of {total}")
+            return False
+
+        if progress is not None:
+            progress(0.0, f"t-SNE: affinities of {len(data):,} points")
         emb = OpenTSNE(n_components=dims, perplexity=perplexity, random_state=seed,
-                       negative_gradient_method=method, n_jobs=1, verbose=False).fit(data)
+                       early_exaggeration_iter=TSNE_ITERS[0], n_iter=TSNE_ITERS[1],
+                       negative_gradient_method=method, n_jobs=1, verbose=False,
+                       callbacks=tick if progress is not None else None,
+                       callbacks_every_iters=25).fit(data)
         return np.asarray(emb), {"implementation": "openTSNE"}
     from sklearn.manifold import TSNE
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from insight.errors import UsageError
@@ -23,7 +24,7 @@ from insight.figures.projection import projection_figure
 from insight.panels import Panel, PanelContext, Param, register
 from insight.projection import METHODS, METRICS, neighbors, project
 
-__all__ = ["SOURCES", "projected", "default_color"]
+__all__ = ["SOURCES", "projected", "source_vectors", "default_color"]
 
 SOURCES = ("layer", "embedding", "file", "logdir")
 
@@ -32,6 +33,8 @@ _SOURCE_PARAMS = (
     Param("layer", "str", "", help="layer path (source=layer); empty: the last hidden layer"),
     Param("reduce", "str", "flatten", ("flatten", "mean", "max"),
           "conv outputs: flatten, or pool over space"),
+    Param("sample", "int", 0, help="project a seeded random sample of this many points; "
+                                   "0: every point"),
 )
 _METHOD_PARAMS = (
     Param("method", "str", "pca", METHODS[:3], "projection method"),
@@ -81,16 +84,45 @@ def _vectors(ctx: PanelContext, source: str, layer: str, reduce: str):
     return es.projector_vectors(ctx.logdir)[0]
 
 
-def projected(ctx: PanelContext, *, source: str, layer: str, reduce: str, method: str,
-              dims: int, seed: int, metric: str, n_neighbors: int, min_dist: float,
-              perplexity: float):
-    """`(Vectors, coords)` for the parameters, both memoised through `ctx.cached`."""
+def source_vectors(ctx: PanelContext, *, source: str, layer: str, reduce: str, sample: int = 0,
+                   seed: int = 0, **_: Any):
+    """The `Vectors` to project, memoised through `ctx.cached`; a seeded random subset of
+    `sample` rows when `0 < sample < n` (its metadata then gains a `row` column: the index
+    of each point in the full set)."""
     vkey = f"vectors|{source}|{layer}|{reduce}"
     vectors = ctx.cached(vkey, lambda: _vectors(ctx, source, layer, reduce))
-    pkey = f"{vkey}|{method}|{dims}|{seed}|{metric}|{n_neighbors}|{min_dist}|{perplexity}"
+    if sample < 0:
+        raise UsageError("The sample size must be 0 (every point) or positive.", "",
+                         f"sample={sample!r}")
+    if not 0 < sample < len(vectors.vectors):
+        return vectors
+    return ctx.cached(f"{vkey}|sample={sample}|{seed}", lambda: _subset(vectors, sample, seed))
+
+
+def _subset(vectors, sample: int, seed: int):
+    from dataclasses import replace
+
+    rows = np.sort(np.random.default_rng(seed).choice(len(vectors.vectors), sample,
+                                                      replace=False))
+    meta = vectors.metadata.iloc[rows].reset_index(drop=True)
+    meta.insert(0, "row", rows)
+    return replace(vectors, vectors=vectors.vectors[rows], metadata=meta,
+                   images=None if vectors.images is None else vectors.images[rows],
+                   name=vectors.name, total=len(vectors.vectors))
+
+
+def projected(ctx: PanelContext, *, source: str, layer: str, reduce: str, method: str,
+              dims: int, seed: int, metric: str, n_neighbors: int, min_dist: float,
+              perplexity: float, sample: int = 0):
+    """`(Vectors, coords)` for the parameters, both memoised through `ctx.cached`."""
+    vectors = source_vectors(ctx, source=source, layer=layer, reduce=reduce, sample=sample,
+                             seed=seed)
+    pkey = (f"vectors|{source}|{layer}|{reduce}|{sample}|{method}|{dims}|{seed}|{metric}|"
+            f"{n_neighbors}|{min_dist}|{perplexity}")
     coords = ctx.cached(pkey, lambda: project(
         vectors.vectors, method=method, dims=dims, seed=seed, metric=metric,
-        n_neighbors=n_neighbors, min_dist=min_dist, perplexity=perplexity))
+        n_neighbors=n_neighbors, min_dist=min_dist, perplexity=perplexity,
+        progress=ctx.progress))
     return vectors, coords
 
 
@@ -117,15 +149,18 @@ def _projection(ctx: PanelContext, **params: Any):
         near = neighbors(vectors.vectors, view["point"], k=view["k"], metric=base["metric"])
         highlight = [view["point"], *near["index"].tolist()]
     what = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[base["method"]]
-    title = f"{what} of {vectors.name}: all {len(coords):,} points"
+    if vectors.total > len(coords):
+        title = (f"{what} of {vectors.name}: a random sample of {len(coords):,} of "
+                 f"{vectors.total:,} points (seed {base['seed']})")
+    else:
+        title = f"{what} of {vectors.name}: all {len(coords):,} points"
     return projection_figure(coords, vectors.metadata, color=color, search=view["search"],
                              regex=view["regex"], highlight=highlight, title=title)
 
 
 def _neighbors(ctx: PanelContext, **params: Any) -> pd.DataFrame:
     base, view = _split(params)
-    vectors = ctx.cached(f"vectors|{base['source']}|{base['layer']}|{base['reduce']}",
-                         lambda: _vectors(ctx, base["source"], base["layer"], base["reduce"]))
+    vectors = source_vectors(ctx, **base)
     if view["point"] < 0:
         return pd.DataFrame(columns=["index", "distance"])
     near = neighbors(vectors.vectors, view["point"], k=view["k"], metric=base["metric"])
@@ -137,8 +172,7 @@ def _neighbor_images(ctx: PanelContext, **params: Any):
     from insight.figures.activations import image_grid_figure, message_figure
 
     base, view = _split(params)
-    vectors = ctx.cached(f"vectors|{base['source']}|{base['layer']}|{base['reduce']}",
-                         lambda: _vectors(ctx, base["source"], base["layer"], base["reduce"]))
+    vectors = source_vectors(ctx, **base)
     title = "Selected point and its neighbours"
     if view["point"] < 0 or vectors.images is None:
         why = "Click a point." if view["point"] < 0 else "The inputs are not images."
@@ -152,6 +186,31 @@ def _neighbor_images(ctx: PanelContext, **params: Any):
     return image_grid_figure(vectors.images[idx], captions, title=title, cols=len(idx))
 
 
+def _selected_point(ctx: PanelContext, **params: Any):
+    """The clicked point's input (for images) and metadata, for beside the scatter."""
+    from insight.figures.activations import image_grid_figure, message_figure
+
+    base, view = _split(params)
+    vectors = source_vectors(ctx, **base)
+    point = view["point"]
+    if not 0 <= point < len(vectors.vectors):
+        return message_figure("Click a point to see its input and metadata here.",
+                              title="Selected point", height=160, wrap=28)
+    row = vectors.metadata.iloc[point] if len(vectors.metadata.columns) else {}
+    lines = [f"{k}: {_short(v)}" for k, v in list(dict(row).items())[:8]]
+    if vectors.images is None:
+        return message_figure(" · ".join(lines) or "No metadata.", title=f"Point {point}",
+                              height=160, wrap=28)
+    fig = image_grid_figure(vectors.images[[point]], [""],
+                            title="<br>".join([f"Point {point}", *lines]), cols=1)
+    fig.update_layout(height=300 + 18 * len(lines), title_font_size=13)
+    return fig
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float | np.floating) else str(value)[:40]
+
+
 _ALL = _SOURCE_PARAMS + _METHOD_PARAMS + _VIEW_PARAMS
 _USES = ("model", "data", "logdir", "vectors")
 register(Panel("projection", "Embedding projection", "figure", _projection, _ALL,
@@ -159,6 +218,9 @@ register(Panel("projection", "Embedding projection", "figure", _projection, _ALL
                            "projected with PCA, UMAP or t-SNE, every point.", uses=_USES))
 register(Panel("neighbor_images", "Neighbour thumbnails", "figure", _neighbor_images, _ALL,
                description="The selected input and its nearest neighbours, as images.",
+               uses=_USES))
+register(Panel("selected_point", "Selected point", "figure", _selected_point, _ALL,
+               description="The clicked point's input (a thumbnail for images) and metadata.",
                uses=_USES))
 register(Panel("neighbors", "Nearest neighbours", "table", _neighbors, _ALL,
                description="The selected point's nearest neighbours in the original space.",

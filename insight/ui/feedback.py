@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import streamlit as st
 
 from insight.errors import (
@@ -12,7 +15,7 @@ from insight.errors import (
     UsageError,
 )
 
-__all__ = ["show_error"]
+__all__ = ["show_error", "progress_bar"]
 
 _HEADLINES = [
     (UnsafeModelError, "Refused in safe mode"),
@@ -37,3 +40,31 @@ def show_error(exc: BaseException) -> None:
     )
     with st.expander("Details"):
         st.exception(exc)
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[float, str], None]]:
+    """A `progress(fraction, message)` callback drawing a progress bar, removed on exit.
+
+    Long steps (a UMAP) call it from inside cached builders; the update is not recorded for
+    cache replay (the bar belongs to this run only, and a replay could not find it).
+    """
+    slot = st.empty()
+
+    def update(fraction: float, message: str) -> None:
+        try:
+            from streamlit.runtime.scriptrunner_utils.script_run_context import (
+                in_cached_function,
+            )
+        except ImportError:  # a Streamlit without it: no bar rather than a failed replay
+            return
+        token = in_cached_function.set(False)
+        try:
+            slot.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+        finally:
+            in_cached_function.reset(token)
+
+    try:
+        yield update
+    finally:
+        slot.empty()

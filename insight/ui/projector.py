@@ -10,7 +10,7 @@ from insight.panels import PanelContext
 from insight.probing import layer_paths
 from insight.summary import iter_layers
 from insight.ui.cache import ModelRef, panel
-from insight.ui.feedback import show_error
+from insight.ui.feedback import progress_bar, show_error
 
 __all__ = ["projection_controls", "show_projection", "compare_layer"]
 
@@ -57,7 +57,7 @@ def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
                                       help="Flatten each output, or pool it over space "
                                            "(one value per channel)")
     with st.form(f"proj_form|{key}", border=False):
-        cols = st.columns(6)
+        cols = st.columns(7)
         method = cols[0].selectbox("Method", list(_METHODS), format_func=_METHODS.get,
                                    key=f"proj_method|{key}")
         dims = cols[1].selectbox("Dimensions", [2, 3], key=f"proj_dims|{key}")
@@ -68,6 +68,10 @@ def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
                                         key=f"proj_md|{key}")
         perplexity = cols[5].number_input("t-SNE perplexity", 2.0, 100.0, 30.0, 1.0,
                                           key=f"proj_px|{key}")
+        sample = cols[6].number_input("Sample points", 0, None, 0, 1000, key=f"proj_sample|{key}",
+                                      help="0 projects every point. A positive number projects "
+                                           "a seeded random sample of that many; the plot's "
+                                           "title then says so.")
         st.form_submit_button("Project")
     view = st.columns([2, 3, 1])
     if source in _COLOURS:
@@ -78,7 +82,8 @@ def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
     search = view[1].text_input("Search metadata", key=f"proj_search|{key}",
                                 placeholder="substring; matches stay bright")
     regex = view[2].checkbox("Regex", key=f"proj_regex|{key}")
-    return {"source": source, "layer": layer, "reduce": reduce, "method": method,
+    return {"source": source, "layer": layer, "reduce": reduce, "sample": int(sample),
+            "method": method,
             "dims": int(dims), "seed": 0, "metric": metric, "n_neighbors": int(n_neighbors),
             "min_dist": float(min_dist), "perplexity": float(perplexity),
             "color": color.strip(), "search": search.strip(), "regex": bool(regex),
@@ -100,11 +105,14 @@ def show_projection(ref: ModelRef, ctx: PanelContext, params: dict[str, Any], *,
                     slot: str = "main") -> bool:
     """The scatter; clicking a point selects it (its neighbours are then ringed)."""
     try:
-        with st.spinner(f"Projecting with {_METHODS[params['method']]}…"):
+        with st.spinner(f"Projecting with {_METHODS[params['method']]}…"), \
+                progress_bar() as ctx.progress:
             fig = panel("projection", ref, ctx, **params)
     except Exception as exc:
         show_error(exc)
         return False
+    finally:
+        ctx.progress = None
     event = st.plotly_chart(fig, theme=None, on_select="rerun", selection_mode="points",
                             key=f"proj_chart|{ref.path}|{slot}", config={"displaylogo": False})
     points = (event or {}).get("selection", {}).get("points", []) if event else []

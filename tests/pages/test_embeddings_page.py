@@ -69,3 +69,21 @@ def test_compare_two_layers_side_by_side():
     assert len(titles) == 2
     assert "layer dropout" in titles[0] and "layer conv2" in titles[1]
     assert all("all 1,797 points" in t for t in titles)
+
+
+def test_sampling_says_so_and_clicked_point_shows_beside_the_plot():
+    at = _page("digits_cnn")
+    model = get_sample("digits_cnn").model
+    at.number_input(key=f"proj_sample|{model}").set_value(500)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    fig = _figure(at)
+    assert "a random sample of 500 of 1,797 points (seed 0)" in fig["layout"]["title"]["text"]
+    assert sum(len(t["customdata"]) for t in fig["data"]) == 500
+    assert any("Sampling is on" in c.value for c in at.caption)
+    at.session_state[f"proj_point|{model}|layer"] = 7
+    at.run()
+    side = json.loads(at.get("plotly_chart")[1].proto.spec)
+    title = side["layout"]["title"]["text"]
+    assert title.startswith("Point 7<br>row: ") and "label: " in title
+    assert side["data"][0]["type"] == "heatmap"  # the input image

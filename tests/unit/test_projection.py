@@ -101,3 +101,13 @@ def test_bad_arguments(blobs):
 
 def test_public_names():
     assert insight.project is project and insight.neighbors is neighbors
+
+
+@pytest.mark.parametrize("method", ["umap", "tsne"])
+def test_progress_reports_rise_to_done(blobs, method):
+    calls: list[tuple[float, str]] = []
+    project(blobs[0], method, progress=lambda f, msg: calls.append((f, msg)))
+    fractions = [f for f, _ in calls]
+    assert len(calls) >= 3 and fractions == sorted(fractions)
+    assert fractions[-1] == 1.0 and 0.0 <= fractions[0] < 0.5
+    assert all(msg.startswith("UMAP" if method == "umap" else "t-SNE") for _, msg in calls)

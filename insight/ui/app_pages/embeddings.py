@@ -27,10 +27,18 @@ if other:
     with right:
         show_projection(ref, ctx, {**params, "layer": other}, slot="right")
 else:
-    shown = show_projection(ref, ctx, params)
+    plot_col, side_col = st.columns([4, 1], gap="small")
+    with plot_col:
+        shown = show_projection(ref, ctx, params)
+    if shown:
+        with side_col:
+            show_panel("selected_point", ref, ctx, **params)
 if not shown:
     st.stop()
-st.caption("Every point is projected (no sampling). Drag to zoom; click a point to list its "
+every = ("Every point is projected." if not params["sample"] else
+         f"Sampling is on: at most {params['sample']:,} points, chosen at random (seed 0); "
+         "the `row` column gives each point's index in the full set.")
+st.caption(f"{every} Drag to zoom; click a point to see it beside the plot and list its "
            "neighbours in the original space, not in the projection.")
 if params["point"] >= 0:
     st.subheader(f"Nearest neighbours of point {params['point']}")
