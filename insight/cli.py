@@ -4,6 +4,7 @@
 insight serve [MODEL] [--data PATH] [--logdir DIR] [--host 127.0.0.1] [--port 8501]
 insight summary MODEL [--json]
 insight stats MODEL [--data PATH] [--json]
+insight profile [MODEL] --logdir DIR [--data PATH] [--steps N] [--train] [--xla]
 insight --version
 ```
 
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(stats, companions=False)
     stats.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    from insight.profile_cli import add_profile_parser
+
+    add_profile_parser(sub)
+
     summary = sub.add_parser("summary", help="print the model card and layer table")
     summary.add_argument("model", metavar="MODEL")
     summary.add_argument("--json", action="store_true", help="print JSON")
@@ -77,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"serve": _serve, "summary": _summary, "stats": _stats}[args.command]
+    handler = {"serve": _serve, "summary": _summary, "stats": _stats,
+               "profile": _profile}[args.command]
     try:
         return handler(args)
     except InsightError as exc:
@@ -175,6 +181,12 @@ def _print_summary(summary: dict) -> None:
         print(f"- {line}")
     for what, why in card["limits"].items():
         print(f"- no {what}: {why}")
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from insight.profile_cli import run_profile
+
+    return run_profile(args, _quiet_native_stderr)
 
 
 def _check_path(flag: str, value: str | None) -> None:
