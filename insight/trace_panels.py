@@ -100,6 +100,9 @@ def _card(ctx: PanelContext, run: str) -> dict[str, Any]:
             "hosts": [h.name for h in r.hosts], "size_bytes": r.size, **summary,
             "marked_steps": len(trace.steps), "events": len(trace.events),
             "threads": len(trace.threads), "span_ms": trace.span[1] / 1e3,
+            "step_markers": [(int(n), str(name)) for n, name in
+                             zip(trace.steps["step"], trace.steps["name"], strict=True)],
+            "memory_events": len(memory_timeline(_tool(ctx, r, "memory_profile"))),
             "no_steps_reason": NO_STEPS if summary["no_step_markers"] else "",
             "xprof_command": xprof_command(ctx.logdir),
             "tensorboard_command": f"tensorboard --logdir {ctx.logdir}"}

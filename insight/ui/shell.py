@@ -18,6 +18,7 @@ PAGES = [
     ("activations.py", "Activations", ":material/grid_on:"),
     ("gradients.py", "Gradients", ":material/trending_down:"),
     ("embeddings.py", "Embeddings", ":material/scatter_plot:"),
+    ("profiler.py", "Profiler", ":material/timer:"),
 ]
 
 

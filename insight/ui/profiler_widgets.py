@@ -1,0 +1,160 @@
+"""The Profiler page's widgets: the profile picker, the capture form, the timeline controls.
+
+Capturing runs `insight profile` in a child process: TensorFlow's profiler is one per
+process (a capture must not collide with another session's), the app's model stays
+untouched, and CPU memory events need an allocator chosen before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from insight.errors import InsightError
+from insight.traces import ProfileRun, find_profiles, writable_logdir
+from insight.ui.cache import ModelRef
+
+__all__ = ["Choice", "profile_choices", "pick_profile", "capture_form", "profile_error",
+           "timeline_controls"]
+
+CAPTURE_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A profile the picker offers: the logdir panels read it from, and its run label."""
+
+    logdir: str
+    run: str
+    label: str
+
+
+def _model_name(ref: ModelRef) -> str:
+    p = Path(ref.path)
+    return f"{p.parent.name}_{p.stem}" if p.stem == "model" else p.stem
+
+
+def capture_dir(ref: ModelRef, logdir: str | None) -> Path:
+    """Where the Capture button writes: the sidebar's logdir if writable (and not a bundled
+    sample's), else a folder per model in insight's cache."""
+    return writable_logdir(logdir, _model_name(ref))
+
+
+def profile_choices(ref: ModelRef, logdir: str | None) -> tuple[list[Choice], list[str]]:
+    """Profiles under the sidebar's logdir and the ones captured into the cache for this
+    model, newest first; and problems found while looking (shown, not raised)."""
+    found: list[tuple[ProfileRun, str, str]] = []
+    problems: list[str] = []
+    roots = [(logdir, "logdir")] if logdir else []
+    cache = capture_dir(ref, logdir)
+    if not logdir or Path(cache) != Path(logdir).expanduser():
+        roots.append((str(cache), "captured here"))
+    for root, where in roots:
+        if not Path(root).exists():
+            continue
+        try:
+            found += [(r, root, where) for r in find_profiles(root)]
+        except InsightError as exc:
+            problems.append(str(exc))
+    found.sort(key=lambda t: t[0].folder.name, reverse=True)
+    return [Choice(root, r.label, f"{r.label} ({where})") for r, root, where in found], problems
+
+
+def pick_profile(choices: list[Choice]) -> Choice:
+    """A selectbox over the profiles (a fresh capture is preselected)."""
+    labels = [c.label for c in choices]
+    wanted = st.session_state.pop("prof_select_next", None)
+    if wanted in labels:
+        st.session_state["prof_run"] = wanted
+    if st.session_state.get("prof_run") not in labels:
+        st.session_state["prof_run"] = labels[0]
+    label = st.selectbox("Profile", labels, key="prof_run",
+                         help="Runs found under the sidebar's logdir (searched recursively "
+                              "for plugins/profile/<run>/*.xplane.pb), newest first, and the "
+                              "ones captured here.")
+    return choices[labels.index(label)]
+
+
+def capture_form(ref: ModelRef, logdir: str | None, data: str | None) -> None:
+    """Steps / train / XLA and a Capture button running `insight profile` in a child process."""
+    target = capture_dir(ref, logdir)
+    with st.form("prof_capture", border=True):
+        c1, c2, c3, c4 = st.columns([1, 1, 1, 1.4], vertical_alignment="bottom")
+        steps = c1.number_input("Steps", 1, 200, 5, key="prof_steps",
+                                help="Profiled steps, after 2 unprofiled warm-up steps.")
+        train = c2.toggle("Training steps", key="prof_train",
+                          help="fit steps on a copy of the model (needs labels); off: "
+                               "inference.")
+        xla = c3.toggle("XLA", key="prof_xla", help="Compile the step with jit_compile=True.")
+        go = c4.form_submit_button("Capture profile", icon=":material/radio_button_checked:",
+                                   type="primary")
+        st.caption(f"Writes `{target}/plugins/profile/<run>/` (TensorBoard/XProf layout)"
+                   + ("" if logdir and Path(target) == Path(logdir) else
+                      ": the sidebar's logdir is a bundled sample's, read-only or not set."))
+    if not go:
+        return
+    cmd = [sys.executable, "-m", "insight.cli", "profile", ref.path, "--logdir", str(target),
+           "--steps", str(int(steps))]
+    cmd += ["--train"] if train else []
+    cmd += ["--xla"] if xla else []
+    cmd += ["--data", data] if data else []
+    cmd += [] if ref.safe_mode else ["--unsafe"]
+    cmd += ["--custom-objects", ref.custom_objects] if ref.custom_objects else []
+    with st.spinner(f"Profiling {int(steps)} {'training' if train else 'inference'} steps "
+                    "(TensorFlow starts in a child process)…"):
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=CAPTURE_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            st.error(f"**Capture failed.** It took over {CAPTURE_TIMEOUT_S} s; try fewer steps.",
+                     icon=":material/error:")
+            return
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("error: ")]
+        why = lines[-1].removeprefix("error: ") if lines else proc.stderr.strip()[-800:]
+        st.error(f"**Capture failed.** {why}", icon=":material/error:")
+        return
+    runs = find_profiles(target)
+    if runs:
+        st.session_state["prof_select_next"] = f"{runs[0].label} (" + (
+            "logdir" if logdir and Path(target) == Path(logdir).expanduser() else
+            "captured here") + ")"
+    st.session_state["prof_captured"] = proc.stdout.strip()
+    st.rerun()
+
+
+def profile_error(exc: BaseException) -> None:
+    """A profile that cannot be read: its text, or a bug report for anything unexpected."""
+    if isinstance(exc, InsightError):
+        st.error(f"**Cannot read this profile.** {exc}", icon=":material/error:")
+    else:
+        from insight.ui.feedback import show_error
+
+        show_error(exc)
+
+
+def timeline_controls(card: dict[str, Any], steps: list[tuple[int, str]]) -> dict[str, Any]:
+    """Which part of the trace to draw: a marked step, a time window, or all of it."""
+    options = ["Whole profile", "Time window"] + [f"{name} {n}" for n, name in steps]
+    default = 2 if steps and card["events"] > 20_000 else 0
+    c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+    pick = c1.selectbox("Show", options, index=default, key=f"prof_show_{card['run']}",
+                        help="A step (from its step marker), a window, or the whole trace. "
+                             "Events narrower than a pixel are merged into grey bars; a "
+                             "step or a short window shows them one by one.")
+    params: dict[str, Any] = {"step": -1, "start_ms": -1.0, "end_ms": -1.0}
+    span = max(float(card["span_ms"]), 1e-3)
+    if pick == "Time window":
+        lo, hi = c2.slider("Window (ms)", 0.0, span, (0.0, min(span, span / 4)),
+                           step=max(span / 1000, 1e-3), format="%.3f",
+                           key=f"prof_window_{card['run']}")
+        params.update(start_ms=float(lo), end_ms=float(hi) if hi > lo else float(lo) + span /
+                      1000)
+    elif pick != "Whole profile":
+        params["step"] = steps[options.index(pick) - 2][0]
+    return params
