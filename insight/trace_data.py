@@ -249,15 +249,16 @@ def framework_ops(op_stats: list[dict[str, Any]], layers: Iterable[str] = ()) ->
     """TensorFlow ops by total self time (idle excluded): `type, op, layer, phase, where,
     occurrences, self_time_us, total_time_us, self_time_percent`."""
     table = datatable(op_stats[-1]) if op_stats else pd.DataFrame()
-    cols = ["type", "op", "layer", "phase", "where", "occurrences", "self_time_us",
-            "total_time_us", "self_time_percent"]
+    cols = ["layer", "phase", "type", "self_time_us", "self_time_percent", "occurrences",
+            "op", "where", "total_time_us"]
     if table.empty:
         return pd.DataFrame(columns=cols)
     table = table[table["type"] != "IDLE"]
     layers = frozenset(layers)
     attributed = [layer_of(o, layers) for o in table["operation"]]
     out = pd.DataFrame({
-        "type": table["type"], "op": table["operation"],
+        "type": table["type"],
+        "op": table["operation"].str.replace(r"^StatefulPartitionedCall/", "", regex=True),
         "layer": [a[0] for a in attributed], "phase": [a[1] for a in attributed],
         "where": table["host_or_device"],
         "occurrences": pd.to_numeric(table["occurrences"]).astype(int),
@@ -273,8 +274,8 @@ def hlo_ops(hlo_stats: dict[str, Any] | None, trace: Trace | None = None) -> pd.
     """XLA (HLO) ops by total self time: from xprof's hlo_stats when it has rows (GPU/TPU),
     else summed from the timeline's HLO events (XLA on CPU, where hlo_stats is empty).
     `.attrs["source"]` says which; the frame is empty when nothing ran through XLA."""
-    cols = ["op", "category", "module", "layer", "occurrences", "self_time_us",
-            "self_time_percent"]
+    cols = ["op", "category", "self_time_us", "self_time_percent", "occurrences", "layer",
+            "module"]
     table = datatable(hlo_stats) if hlo_stats else pd.DataFrame()
     if not table.empty:
         out = pd.DataFrame({

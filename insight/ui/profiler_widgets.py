@@ -19,10 +19,22 @@ from insight.errors import InsightError
 from insight.traces import ProfileRun, find_profiles, writable_logdir
 from insight.ui.cache import ModelRef
 
-__all__ = ["Choice", "profile_choices", "pick_profile", "capture_form", "profile_error",
-           "timeline_controls"]
+__all__ = ["OP_COLUMNS", "Choice", "profile_choices", "pick_profile", "capture_form",
+           "profile_error", "timeline_controls"]
 
 CAPTURE_TIMEOUT_S = 600
+OP_COLUMNS = {
+    "layer": st.column_config.TextColumn("layer", help="The Keras layer whose name scope the "
+                                         "op ran in (empty: outside any layer)."),
+    "phase": st.column_config.TextColumn("phase", width="small",
+                                         help="forward, backward (gradient_tape) or optimizer"),
+    "self_time_us": st.column_config.NumberColumn("self time (µs)", format="%.1f"),
+    "self_time_percent": st.column_config.ProgressColumn("share", min_value=0.0,
+                                                         max_value=100.0, format="%.1f%%"),
+    "occurrences": st.column_config.NumberColumn("runs", width="small"),
+    "op": st.column_config.TextColumn("op", width="large"),
+    "total_time_us": st.column_config.NumberColumn("total time (µs)", format="%.1f"),
+}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from insight.panels import PanelContext
 from insight.trace_panels import NO_MEMORY
 from insight.ui.cache import panel
 from insight.ui.profiler_widgets import (
+    OP_COLUMNS,
     capture_form,
     pick_profile,
     profile_choices,
@@ -80,7 +81,12 @@ level = st.segmented_control("Level", ["framework", "hlo"], default="framework",
                                                             "hlo": "XLA (HLO) ops"}.get)
 left, right = st.columns([1.1, 1], gap="medium")
 with left:
-    ops = show_panel("top_ops", ref, ctx, run=choice.run, level=level or "framework", top=25)
+    try:
+        ops = panel("top_ops", ref, ctx, run=choice.run, level=level or "framework", top=25)
+        st.dataframe(ops, hide_index=True, height=420, column_config=OP_COLUMNS)
+    except Exception as exc:  # noqa: BLE001
+        profile_error(exc)
+        ops = None
     if ops is not None and ops.empty:
         st.caption("No XLA ops ran in this profile: capture with **XLA** on to see them."
                    if level == "hlo" else "No TensorFlow ops in this profile.")
