@@ -11,6 +11,7 @@ InsightError
 │   ├── UnsafeModelError         loading would run code from the file; refused in safe mode
 │   └── CustomObjectError        a custom class is missing, or the --custom-objects file fails
 ├── DataError                 inputs that cannot be read or do not fit the model
+├── CompileError              XLA cannot compile the model (an op without an XLA kernel)
 └── UsageError                a bad argument: unknown panel, unknown layer, bad option value
 ```
 
@@ -34,6 +35,7 @@ __all__ = [
     "UnsafeModelError",
     "CustomObjectError",
     "DataError",
+    "CompileError",
     "UsageError",
 ]
 
@@ -88,6 +90,15 @@ class CustomObjectError(ModelLoadError):
 class DataError(InsightError):
     """Inputs that cannot be read (a missing or malformed file) or do not fit the model (shape,
     dtype, number of inputs)."""
+
+
+class CompileError(InsightError):
+    """XLA cannot compile the model's function: an op without an XLA kernel (strings,
+    `tf.py_function`), or shapes that depend on the data."""
+
+    def __init__(self, what: str, fix: str = "", received: str = "", *, ops=()) -> None:
+        self.ops = list(ops)
+        super().__init__(what, fix, received)
 
 
 class UsageError(InsightError):

@@ -189,6 +189,7 @@ def _ensure_builtin() -> None:
     import insight.probe_panels  # noqa: F401
     import insight.projection_panels  # noqa: F401
     import insight.trace_panels  # noqa: F401
+    import insight.xla_panels  # noqa: F401
 
 
 def panel_names() -> list[str]:
@@ -239,4 +240,16 @@ def build_panel(name: str, ctx: PanelContext, **params: Any) -> Any:
     if (ctx.loaded is None and panel.needs_model) or (ctx.loaded is None and ctx.preflight is None):
         raise UsageError(f"Panel {name!r} needs a loaded model.", "Choose or pass a model first.",
                          "model=None")
-    return panel.builder(ctx, **validate_params(panel, params))
+    result = panel.builder(ctx, **validate_params(panel, params))
+    _tag(result, name)
+    return result
+
+
+def _tag(result: Any, name: str) -> None:
+    """Mark a figure with the panel that built it (`layout.meta.insight_panel`): the page
+    tests check that every chart the app draws carries a registered name."""
+    layout = getattr(result, "layout", None)
+    if layout is None or not hasattr(layout, "meta"):
+        return
+    meta = layout.meta if isinstance(layout.meta, dict) else {}
+    layout.meta = {**meta, "insight_panel": name}

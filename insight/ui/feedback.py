@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from insight.errors import (
+    CompileError,
     CustomObjectError,
     InsightError,
     UnsafeModelError,
@@ -22,6 +23,7 @@ _HEADLINES = [
     (CustomObjectError, "Custom code needed"),
     (UnsupportedModelError, "Unsupported file"),
     (UsageError, "Invalid input"),
+    (CompileError, "XLA cannot compile this model"),
     (InsightError, "Cannot load the model"),
 ]
 

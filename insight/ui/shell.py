@@ -19,6 +19,7 @@ PAGES = [
     ("gradients.py", "Gradients", ":material/trending_down:"),
     ("embeddings.py", "Embeddings", ":material/scatter_plot:"),
     ("profiler.py", "Profiler", ":material/timer:"),
+    ("compiler.py", "XLA compiler", ":material/memory:"),
 ]
 
 
@@ -26,6 +27,11 @@ def main() -> None:
     """Run one script pass of the app."""
     keep_keras_session()
     st.set_page_config(page_title="insight", page_icon=":material/insights:", layout="wide")
+    if "panel" in st.query_params:  # a deep link: that panel alone, no sidebar or pages
+        from insight.ui.embed import render_embed
+
+        render_embed(launch_options())
+        return
     draw_sidebar(launch_options())
     pages = [st.Page(PAGE_DIR / f, title=t, icon=i, default=n == 0)
              for n, (f, t, i) in enumerate(PAGES)]

@@ -1,0 +1,227 @@
+"""Figures of the XLA compiler page: what fusion did to the op counts, the graph of one HLO
+computation, and the step time compiled vs not.
+
+Builders take plain frames or an `insight.hlo.HloComputation` plus lookups, never a model.
+
+Example:
+
+>>> import pandas as pd
+>>> table = pd.DataFrame({"opcode": ["add", "fusion"], "before": [4, 0], "after": [0, 2]})
+>>> fig = op_counts_figure(table, title="Ops")
+>>> [t.name for t in fig.data]
+['before optimisation', 'after optimisation']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from insight.figures.template import COLORWAY, apply_template
+from insight.graph_layout import layered_layout
+from insight.hlo import HloComputation, HloInstruction
+
+__all__ = ["op_counts_figure", "hlo_graph_figure", "step_time_figure", "HIDDEN_OPCODES",
+           "op_category"]
+
+# Left out of the graph unless asked for: sources (weights, literals) and no-op reshuffles,
+# whose edges pass through to their consumers.
+HIDDEN_OPCODES = ("parameter", "constant", "bitcast", "get-tuple-element", "tuple")
+_CATEGORIES = {  # category -> (colour, label)
+    "fusion": (COLORWAY[0], "fusion"),
+    "matmul": (COLORWAY[1], "convolution / dot"),
+    "reduce": (COLORWAY[2], "reduce / window"),
+    "data": (COLORWAY[4], "parameter / constant"),
+    "other": (COLORWAY[7], "other"),
+}
+_ROW = 30  # pixels per graph rank
+_MAX_HEIGHT = 6000
+_MAX_LABELS = 300  # above this many nodes, or ...
+_MAX_WIDE = 4  # ... more nodes side by side in one rank, names appear on hover only
+
+
+def op_category(opcode: str) -> str:
+    """`"fusion"`, `"matmul"`, `"reduce"`, `"data"` or `"other"` (the graph's colours)."""
+    if opcode == "fusion":
+        return "fusion"
+    if opcode in ("convolution", "dot", "custom-call"):
+        return "matmul"
+    if opcode.startswith("reduce") or opcode in ("select-and-scatter", "scatter"):
+        return "reduce"
+    if opcode in ("parameter", "constant", "iota"):
+        return "data"
+    return "other"
+
+
+def op_counts_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
+    """Horizontal bars of instructions by opcode, before and after optimisation.
+
+    Args:
+        table: columns `opcode`, `before`, `after` (`XlaCompilation.op_count_table`).
+        title: the figure title.
+    """
+    frame = table.assign(total=table["before"] + table["after"]).sort_values(
+        ["total", "opcode"], ascending=[True, False], kind="stable")
+    fig = go.Figure()
+    # Added after-then-before so each group reads top-down "before, after" as the legend does.
+    for col, name, colour in (("after", "after optimisation", COLORWAY[0]),
+                              ("before", "before optimisation", "#9aa5b1")):
+        fig.add_bar(y=frame["opcode"], x=frame[col], name=name, orientation="h",
+                    marker_color=colour, text=frame[col].where(frame[col] > 0, ""),
+                    textposition="outside", cliponaxis=False,
+                    hovertemplate="%{y}: %{x} instructions<extra>" + name + "</extra>")
+    apply_template(fig, title=title)
+    fig.update_layout(barmode="group", bargap=0.25, height=max(320, 60 + 34 * len(frame)),
+                      legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom",
+                                  traceorder="reversed"),
+                      xaxis_title="instructions that run (a fusion counts once)",
+                      yaxis=dict(categoryorder="array", categoryarray=list(frame["opcode"])),
+                      margin=dict(t=90))
+    return fig
+
+
+def _visible(comp: HloComputation, hidden: tuple[str, ...]
+             ) -> tuple[list[HloInstruction], list[tuple[str, str]]]:
+    """Shown instructions and edges between them, edges passing through hidden ones."""
+    by_name = {i.name: i for i in comp.instructions}
+    shown = [i for i in comp.instructions if i.opcode not in hidden or i.root]
+    keep = {i.name for i in shown}
+    sources: dict[str, set[str]] = {}
+
+    def visible_sources(name: str) -> set[str]:
+        if name in keep:
+            return {name}
+        if name not in sources:
+            sources[name] = set()
+            inst = by_name.get(name)
+            for op in inst.operands if inst else ():
+                sources[name] |= visible_sources(op)
+        return sources[name]
+
+    edges = []
+    for inst in shown:
+        for src in dict.fromkeys(s for op in inst.operands for s in sorted(visible_sources(op))):
+            edges.append((src, inst.name))
+    return shown, edges
+
+
+def hlo_graph_figure(comp: HloComputation, *, title: str,
+                     layers: Callable[[HloInstruction], list[str]],
+                     members: Mapping[str, str] | None = None,
+                     hidden: tuple[str, ...] = HIDDEN_OPCODES) -> go.Figure:
+    """The dataflow graph of one HLO computation, top to bottom.
+
+    Args:
+        comp: the computation.
+        title: the figure title.
+        layers: `layers(instruction) -> [layer path]` for the hover.
+        members: `{fusion name: its member ops as text}` for the hover. Defaults to `None`.
+        hidden: opcodes left out (edges pass through them). Defaults to `HIDDEN_OPCODES`.
+    """
+    members = members or {}
+    shown, edges = _visible(comp, hidden)
+    pos = layered_layout([i.name for i in shown], edges)
+    ranks = max((r for _, r in pos.values()), default=0) + 1
+    width = max((abs(x) for x, _ in pos.values()), default=0)
+    ex, ey = [], []
+    for a, b in edges:
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        if xa == xb and abs(yb - ya) > 1:  # would run over the nodes between: bow it out
+            bow = min(0.25 * abs(yb - ya), 1.2)
+            ex += [xa, xa - bow, xb - bow, xb, None]
+            ey += [ya, ya + 0.5 * (1 if yb > ya else -1), yb - 0.5 * (1 if yb > ya else -1),
+                   yb, None]
+        else:
+            ex += [xa, xb, None]
+            ey += [ya, yb, None]
+    fig = go.Figure()
+    fig.add_scatter(x=ex, y=ey, mode="lines", line=dict(color="#b9c0c8", width=1),
+                    hoverinfo="skip", showlegend=False)
+    per_rank: dict[int, int] = {}
+    for _, r in pos.values():
+        per_rank[r] = per_rank.get(r, 0) + 1
+    labels = len(shown) <= _MAX_LABELS and max(per_rank.values(), default=0) <= _MAX_WIDE
+    for cat, (colour, label) in _CATEGORIES.items():
+        nodes = [i for i in shown if op_category(i.opcode) == cat]
+        if not nodes:
+            continue
+        hover = [_hover(i, layers(i), members.get(i.name, "")) for i in nodes]
+        fig.add_scatter(
+            x=[pos[i.name][0] for i in nodes], y=[pos[i.name][1] for i in nodes],
+            mode="markers+text" if labels else "markers", name=label,
+            text=[_label(i, layers(i)) for i in nodes] if labels else None,
+            textposition="middle right", textfont=dict(size=11),
+            marker=dict(size=[16 if i.opcode == "fusion" else 11 for i in nodes],
+                        color=colour, symbol=["square" if i.root else "circle" for i in nodes],
+                        line=dict(color="white", width=1)),
+            hovertext=hover, hoverinfo="text")
+    apply_template(fig, title=title)
+    fig.update_layout(
+        height=int(min(_MAX_HEIGHT, max(360, 110 + _ROW * ranks))),
+        xaxis=dict(visible=False, range=[-width - 1, width + (2.5 if labels else 1)]),
+        yaxis=dict(visible=False, autorange="reversed"),
+        legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), margin=dict(t=90),
+        hovermode="closest", dragmode="pan")
+    return fig
+
+
+def _short(name: str, n: int = 28) -> str:
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
+def _label(inst: HloInstruction, layers: list[str]) -> str:
+    """`name  · layer` (the innermost part of the first layer path), the layer in grey."""
+    if not layers:
+        return _short(inst.name)
+    where = layers[0].rsplit("/", 1)[-1] + (" …" if len(layers) > 1 else "")
+    return f"{_short(inst.name)} <span style='color:#777'>· {_short(where, 20)}</span>"
+
+
+def _hover(inst: HloInstruction, layers: list[str], members: str) -> str:
+    lines = [f"<b>{inst.name}</b> ({inst.opcode}{', ' + inst.kind if inst.kind else ''})",
+             f"shape: {inst.shape}"]
+    if layers:
+        lines.append(f"layer: {', '.join(layers)}")
+    if inst.op_type:
+        lines.append(f"TF op: {inst.op_type}")
+    if members:
+        lines.append(f"fused: {members}")
+    return "<br>".join(lines)
+
+
+def step_time_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
+    """Bars of the median step time per mode (eager, `tf.function`, XLA), the fastest run
+    as a marker, the first call (trace + compile) in the hover.
+
+    Args:
+        table: `insight.xla.step_times` output.
+        title: the figure title.
+    """
+    names = {"eager": "eager", "graph": "tf.function (no XLA)", "xla": "XLA (jit_compile)"}
+    modes = [names.get(m, m) for m in table["mode"]]
+    colours = ["#9aa5b1", COLORWAY[1], COLORWAY[0]][: len(table)]
+    fig = go.Figure()
+    text = [f"{ms:.3g} ms" + ("" if mode == "eager" else f" · {s:.2g}× eager's speed")
+            for mode, ms, s in zip(table["mode"], table["median_ms"], table["speedup"],
+                                   strict=True)]
+    first = " · ".join(f"{names.get(m, m)} {s:.2f} s" for m, s in
+                       zip(table["mode"], table["first_call_s"], strict=True))
+    fig.add_bar(y=modes, x=table["median_ms"], orientation="h", marker_color=colours,
+                text=text,
+                textposition="outside", cliponaxis=False, showlegend=False,
+                customdata=table[["runs", "first_call_s", "min_ms"]].to_numpy(),
+                hovertemplate="%{y}<br>median %{x:.3g} ms over %{customdata[0]} runs"
+                              "<br>fastest %{customdata[2]:.3g} ms"
+                              "<br>first call (trace + compile) %{customdata[1]:.2f} s"
+                              "<extra></extra>")
+    fig.add_scatter(y=modes, x=table["min_ms"], mode="markers", name="fastest run",
+                    marker=dict(symbol="line-ns-open", size=16, color="#222"),
+                    hovertemplate="fastest %{x:.3g} ms<extra></extra>")
+    apply_template(fig, title=f"{title}<br><sup>first call (trace + compile): {first}</sup>")
+    fig.update_layout(height=320, xaxis_title="median milliseconds per step (same batch)",
+                      xaxis=dict(rangemode="tozero"),
+                      yaxis=dict(autorange="reversed"), margin=dict(t=100, r=170),
+                      legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
+    return fig

@@ -1,0 +1,515 @@
+"""How XLA compiles a Keras model: HLO before and after optimisation, mapped back to layers.
+
+`compile_model` traces the model's forward pass (or a train step) into a
+`tf.function(..., jit_compile=True)` for one batch and asks TensorFlow for the HLO XLA builds
+from it (`experimental_get_compiler_ir(...)(stage="hlo")`) and the HLO after XLA's passes
+(`stage="optimized_hlo"`: fusion, layout, simplification). While tracing, every layer records
+the TensorFlow name scope it ran in (`conv1_1`, `outer_1/backbone_1/conv2_1`), so each HLO
+instruction's `op_name` leads back to its layer exactly, nested models and the backward pass
+(`gradient_tape/conv1_1/...`) included.
+
+The train step is forward (`training=True`), loss, gradients and an SGD update that is
+*computed and returned, not applied*: it runs through `Model.stateless_call`, so neither the
+weights nor BatchNorm statistics of the model change.
+
+Example:
+
+>>> import insight
+>>> from insight.xla import compile_model
+>>> loaded = insight.load_model("sample_models/digits_cnn/model.keras")  # doctest: +SKIP
+>>> comp = compile_model(loaded, x[:32])  # doctest: +SKIP
+>>> comp.op_count_table().set_index("opcode").loc["fusion", "after"]  # doctest: +SKIP
+8
+>>> comp.layer_of("digits_cnn_1/conv1_1/convolution")  # doctest: +SKIP
+'conv1'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from insight.errors import CompileError, DataError, InsightError, UsageError
+from insight.hlo import (
+    HloComputation,
+    HloInstruction,
+    HloModule,
+    executed_computations,
+    fusions,
+    op_counts,
+    parse_hlo,
+)
+from insight.probing import TRACE_LOCK, as_inputs, as_model, count_rows, first_output
+from insight.summary import iter_layers
+
+__all__ = ["FUNCTIONS", "STAGES", "STAGE_TITLES", "XlaCompilation", "compile_model",
+           "step_times", "compiler_error"]
+
+FUNCTIONS = ("forward", "train")
+STAGES = ("hlo", "optimized_hlo")
+STAGE_TITLES = {"hlo": "before optimisation", "optimized_hlo": "after optimisation"}
+LEARNING_RATE = 0.01  # the train step's SGD update (returned, never applied)
+_BACKWARD = "gradient_tape/"
+_UNSUPPORTED = re.compile(r"(\w+) \(No registered '(\w+)' OpKernel for (\w+) devices"
+                          r"[^{]*\{\{node ([^}]+)\}\}")
+
+
+@dataclass
+class XlaCompilation:
+    """One function of one model compiled by XLA for one batch.
+
+    Attributes:
+        model_name: the model's name.
+        function: `"forward"` or `"train"`.
+        batch: rows in the batch it was compiled for.
+        text: `{stage: HLO text}` for `"hlo"` and `"optimized_hlo"`.
+        modules: the same, parsed.
+        scopes: `{layer path: name scopes it ran in}` while tracing.
+        layer_classes: `{layer path: class name}`.
+        loss: the train step's loss name (`""` for the forward pass).
+        seconds: `{"trace": ..., "hlo": ..., "optimized_hlo": ...}` wall time of each step.
+    """
+
+    model_name: str
+    function: str
+    batch: int
+    text: dict[str, str]
+    modules: dict[str, HloModule]
+    scopes: dict[str, tuple[str, ...]]
+    layer_classes: dict[str, str]
+    loss: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    _run: Any = field(default=None, repr=False)  # (python fn, xla tf.function, args)
+    _by_scope: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for path, scopes in self.scopes.items():
+            for scope in scopes:
+                self._by_scope.setdefault(scope, path)
+
+    # -- layers ------------------------------------------------------------------------------
+
+    def layer_of(self, op_name: str) -> str:
+        """The layer path an HLO `op_name` belongs to (innermost layer), `""` if none.
+
+        >>> comp.layer_of("gradient_tape/conv1_1/ReluGrad")  # doctest: +SKIP
+        'conv1'
+        """
+        name = op_name[len(_BACKWARD):] if op_name.startswith(_BACKWARD) else op_name
+        parts = name.split("/")
+        for k in range(len(parts), 0, -1):
+            found = self._by_scope.get("/".join(parts[:k]))
+            if found is not None:
+                return found
+        return ""
+
+    def module(self, stage: str) -> HloModule:
+        """The parsed module of `stage` (`"hlo"` or `"optimized_hlo"`).
+
+        Raises:
+            UsageError: an unknown stage.
+        """
+        if stage not in self.modules:
+            raise UsageError(f"Unknown HLO stage {stage!r}. Stages are: {', '.join(STAGES)}.",
+                             "", f"stage={stage!r}")
+        return self.modules[stage]
+
+    def layers_of(self, inst: HloInstruction, stage: str) -> list[str]:
+        """Layers an instruction computes: its own `op_name`'s, and for a fusion those of
+        its members (in order of first appearance). After optimisation, constants are
+        left out: XLA merges equal constants of different layers into one."""
+        if stage == "optimized_hlo" and inst.opcode == "constant":
+            return []  # XLA merges equal constants across layers: their op_name misleads
+        names = [inst.op_name]
+        if inst.opcode == "fusion":
+            names += [m.op_name for m in _fusion_index(self, stage).get(inst.name, ())
+                      if m.opcode != "constant"]
+        found = []
+        for name in names:
+            layer = self.layer_of(name)
+            if layer and layer not in found:
+                found.append(layer)
+        return found
+
+    def layer_table(self) -> pd.DataFrame:
+        """One row per layer: how many HLO instructions it became before and after
+        optimisation (a fusion counts once), and the fusions holding its ops."""
+        before = _per_layer(self, "hlo")
+        after = _per_layer(self, "optimized_hlo")
+        rows = []
+        for path, cls in self.layer_classes.items():
+            fused = [i.name for i in after.get(path, []) if i.opcode == "fusion"]
+            types = sorted({i.op_type for i in before.get(path, []) if i.op_type})
+            rows.append({"layer": path, "class": cls, "hlo_before": len(before.get(path, [])),
+                         "hlo_after": len(after.get(path, [])), "fusions": len(fused),
+                         "op_types": ", ".join(types)})
+        return pd.DataFrame(rows, columns=["layer", "class", "hlo_before", "hlo_after",
+                                           "fusions", "op_types"])
+
+    def instruction_table(self, stage: str, layer: str = "", search: str = "") -> pd.DataFrame:
+        """The instructions that run (fusion bodies folded into their fusion), with the layer
+        each belongs to; only `layer`'s when given, only those whose text holds `search`."""
+        module = self.module(stage)
+        layer = self._check_layer(layer)
+        index = _fusion_index(self, stage)
+        rows = []
+        for comp in executed_computations(module):
+            for inst in comp.instructions:
+                layers = self.layers_of(inst, stage)
+                if layer and layer not in layers:
+                    continue
+                if search and search.lower() not in inst.text.lower():
+                    continue
+                members = index.get(inst.name, ())
+                rows.append({
+                    "computation": comp.name, "instruction": inst.name, "opcode": inst.opcode,
+                    "shape": inst.shape, "layer": ", ".join(layers),
+                    "pass": _pass(inst, members), "op_type": inst.op_type,
+                    "fused_ops": _member_text(members), "op_name": inst.op_name})
+        return pd.DataFrame(rows, columns=["computation", "instruction", "opcode", "shape",
+                                           "layer", "pass", "op_type", "fused_ops", "op_name"])
+
+    def hlo_text(self, stage: str, layer: str = "", search: str = "") -> str:
+        """The module's HLO text; with `layer` or `search`, only the matching instructions,
+        under their computation's header."""
+        if not layer and not search:
+            self.module(stage)
+            return self.text[stage]
+        module = self.module(stage)
+        layer = self._check_layer(layer)
+        out = []
+        for comp in module.computations.values():
+            lines = [i.text for i in comp.instructions
+                     if (not layer or layer in self.layers_of(i, stage))
+                     and (not search or search.lower() in i.text.lower())]
+            if lines:
+                out.append("\n".join([comp.header, *(f"  {t}" for t in lines), "}"]))
+        return "\n\n".join(out)
+
+    def _check_layer(self, layer: str) -> str:
+        if layer and layer not in self.layer_classes:
+            raise UsageError(
+                f"No such layer: {layer!r}. Existing layers are: "
+                f"{', '.join(self.layer_classes)}.", "Pick a layer path from the layer table.",
+                f"layer={layer!r}")
+        return layer
+
+    # -- what fusion did ---------------------------------------------------------------------
+
+    def op_count_table(self) -> pd.DataFrame:
+        """Instructions by opcode before and after optimisation (`change` = after - before),
+        biggest change first."""
+        before, after = op_counts(self.modules["hlo"]), op_counts(self.modules["optimized_hlo"])
+        rows = [{"opcode": op, "before": before.get(op, 0), "after": after.get(op, 0)}
+                for op in sorted(set(before) | set(after))]
+        frame = pd.DataFrame(rows, columns=["opcode", "before", "after"])
+        frame["change"] = frame["after"] - frame["before"]
+        order = frame["change"].abs().sort_values(ascending=False, kind="stable").index
+        return frame.loc[order].reset_index(drop=True)
+
+    def fusion_table(self) -> pd.DataFrame:
+        """Every fusion after optimisation: kind, members (`add ×2, maximum`), layers."""
+        rows = []
+        for fusion in fusions(self.modules["optimized_hlo"]):
+            inst = fusion.instruction
+            rows.append({"fusion": inst.name, "kind": inst.kind, "ops": len(fusion.members),
+                         "members": _member_text(fusion.members),
+                         "layers": ", ".join(self.layers_of(inst, "optimized_hlo")),
+                         "shape": inst.shape, "computation": fusion.computation})
+        return pd.DataFrame(rows, columns=["fusion", "kind", "ops", "members", "layers",
+                                           "shape", "computation"])
+
+    def computation(self, stage: str, name: str = "") -> HloComputation:
+        """A computation of `stage` by name (the entry when `name` is empty).
+
+        Raises:
+            UsageError: no such computation; the message lists the valid ones.
+        """
+        module = self.module(stage)
+        if not name:
+            return module.entry
+        if name not in module.computations:
+            names = list(module.computations)
+            shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12
+                                             else "")
+            raise UsageError(f"No computation {name!r} in the {STAGE_TITLES[stage]} HLO. "
+                             f"Computations are: {shown}.", "", f"computation={name!r}")
+        return module.computations[name]
+
+
+def _member_text(members: Any) -> str:
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[m.opcode] = counts.get(m.opcode, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in ranked)
+
+
+def _pass(inst: HloInstruction, members: Any) -> str:
+    names = [inst.op_name, *(m.op_name for m in members)]
+    backward = any(n.startswith(_BACKWARD) for n in names)
+    forward = any(n and not n.startswith(_BACKWARD) and not n.startswith("XLA_")
+                  for n in names)
+    return "both" if backward and forward else "backward" if backward else \
+        "forward" if forward else ""
+
+
+def _fusion_index(comp: XlaCompilation, stage: str) -> dict[str, tuple[HloInstruction, ...]]:
+    """`{fusion instruction name: its members}` (memoised on the compilation)."""
+    cache = comp.__dict__.setdefault("_fusion_cache", {})
+    if stage not in cache:
+        cache[stage] = {f.instruction.name: f.members for f in fusions(comp.modules[stage])}
+    return cache[stage]
+
+
+def _per_layer(comp: XlaCompilation, stage: str) -> dict[str, list[HloInstruction]]:
+    out: dict[str, list[HloInstruction]] = {}
+    for c in executed_computations(comp.modules[stage]):
+        for inst in c.instructions:
+            for layer in comp.layers_of(inst, stage):
+                out.setdefault(layer, []).append(inst)
+    return out
+
+
+# -- compiling ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _recording_scopes(model: Any, store: dict[str, list[str]]) -> Iterator[None]:
+    """While active, each layer records the TensorFlow name scope its `call` runs in."""
+    import tensorflow as tf
+
+    patched = []
+    for path, layer, _ in iter_layers(model):
+        original = layer.call
+
+        def call(*args, _original=original, _path=path, **kwargs):
+            scope = tf.get_current_name_scope()
+            if scope not in store.setdefault(_path, []):
+                store[_path].append(scope)
+            return _original(*args, **kwargs)
+
+        layer.call = call
+        patched.append((layer, original))
+    try:
+        yield
+    finally:
+        for layer, original in patched:
+            if "call" in vars(layer):
+                del layer.call
+            else:  # pragma: no cover - a layer that replaced call itself
+                layer.call = original
+
+
+def _labels(y: Any, rows: int) -> np.ndarray:
+    if isinstance(y, Mapping):
+        y = next(iter(y.values()))
+    y = np.asarray(y)
+    if len(y) != rows:
+        raise DataError("Labels and inputs have different numbers of rows.",
+                        "Pass one label per input row.", f"rows x={rows}, y={len(y)}")
+    return y
+
+
+def _loss(model: Any, loaded: Any, y: np.ndarray, x: Any) -> tuple[Any, str]:
+    from insight.backprop import resolve_loss
+
+    pf = getattr(loaded, "preflight", None)
+    recorded = ((getattr(pf, "config", None) or {}).get("compile_config") or {}).get("loss")
+    try:
+        outputs = model.outputs[0] if model.outputs else None
+    except (AttributeError, ValueError):
+        outputs = None
+    if outputs is None:
+        head = {k: v[:1] for k, v in x.items()} if isinstance(x, Mapping) else x[:1]
+        outputs = first_output(model(head, training=False))
+    return resolve_loss(None, y, outputs, recorded)
+
+
+def _functions(model: Any, function: str, loss_obj: Any):
+    """The Python function to compile for `function`."""
+    import tensorflow as tf
+
+    if function == "forward":
+        def forward(x):
+            return model(x, training=False)
+
+        return forward
+    trainable, other = list(model.trainable_variables), list(model.non_trainable_variables)
+
+    def train_step(x, y):
+        weights = [v.value for v in trainable]
+        state = [v.value for v in other]
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            outputs, new_state = model.stateless_call(weights, state, x, training=True)
+            loss = tf.reduce_mean(loss_obj(y, tf.cast(first_output(outputs), tf.float32)))
+        grads = tape.gradient(loss, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return loss, [w - LEARNING_RATE * g for w, g in zip(weights, grads, strict=True)], \
+            new_state
+
+    return train_step
+
+
+def compiler_error(exc: BaseException, function: str, model_name: str,
+                   scopes: Mapping[str, list[str]] | None = None) -> CompileError:
+    """The `CompileError` for an exception raised while XLA compiled `function`: the ops
+    without an XLA kernel and the layers they sit in, when the message names them."""
+    text = str(exc)
+    found = _UNSUPPORTED.findall(text)
+    by_scope = {s: p for p, ss in (scopes or {}).items() for s in ss}
+    ops, where = [], []
+    for op, _, _device, node in found:
+        parts = node.split("/")
+        layer = next((by_scope["/".join(parts[:k])] for k in range(len(parts), 0, -1)
+                      if "/".join(parts[:k]) in by_scope), "")
+        if op not in ops:
+            ops.append(op)
+            where.append(f"{op} (node {node}" + (f", layer {layer!r})" if layer else ")"))
+    what = f"XLA cannot compile the {function} pass of {model_name!r}"
+    if ops:
+        layers = sorted({w.split("layer ")[1].rstrip(")") for w in where if "layer " in w})
+        what += (f": {', '.join(ops)} {'has' if len(ops) == 1 else 'have'} no XLA kernel"
+                 + (f" (in layer {', '.join(layers)})." if layers else "."))
+        fix = ("XLA compiles only ops with an XLA kernel: string ops, tf.py_function and ops "
+               "whose output shape depends on the data are not. Replace the op or move it "
+               "out of the model (e.g. into the input pipeline); the other pages do not need "
+               "XLA.")
+        received = "unsupported ops: " + "; ".join(where)
+    else:
+        first = next((line.strip() for line in text.splitlines() if line.strip()), repr(exc))
+        what += "."
+        fix = ("The model may use an op XLA does not support, or shapes that depend on the "
+               "data. The other pages do not need XLA.")
+        received = f"{type(exc).__name__}: {first[:300]}"
+    return CompileError(what, fix, received, ops=ops)
+
+
+def compile_model(model: Any, x: Any, y: Any = None, *, function: str = "forward"
+                  ) -> XlaCompilation:
+    """Compile `function` of `model` for the batch `x` with XLA and read its HLO.
+
+    Args:
+        model: a `keras.Model` or an `insight.LoadedModel`.
+        x: one batch of inputs (an array or `{input_name: array}`).
+        y: labels for the batch; needed by `function="train"`. Defaults to `None`.
+        function: `"forward"` (inference, `training=False`) or `"train"` (forward with
+            `training=True`, loss, gradients and an SGD update, not applied). Defaults to
+            `"forward"`.
+
+    Returns:
+        An `XlaCompilation` with the HLO before and after optimisation.
+
+    Raises:
+        UsageError: an unknown `function`, or `"train"` without labels.
+        CompileError: XLA cannot compile the function (the ops and layers are named).
+        DataError: labels that do not match the inputs.
+
+    Example:
+
+    >>> comp = compile_model(loaded, x[:32], y[:32], function="train")  # doctest: +SKIP
+    >>> comp.loss  # doctest: +SKIP
+    'sparse_categorical_crossentropy'
+    """
+    import tensorflow as tf
+
+    if function not in FUNCTIONS:
+        raise UsageError(f"Unknown function {function!r}. Functions are: "
+                         f"{', '.join(FUNCTIONS)}.", "", f"function={function!r}")
+    keras_model = as_model(model)
+    name = str(getattr(keras_model, "name", "model"))
+    x = as_inputs(x)
+    rows = count_rows(x)
+    args: list[Any] = [tf.nest.map_structure(tf.constant, x)]
+    loss_name, loss_obj = "", None
+    if function == "train":
+        if y is None:
+            raise UsageError("A train step needs labels, and this data has none.",
+                             "Give a data file with labels (y), or compile the forward pass.",
+                             "y=None")
+        y = _labels(y, rows)
+        loss_obj, loss_name = _loss(keras_model, model, y, x)
+        args.append(tf.constant(y))
+    python_fn = _functions(keras_model, function, loss_obj)
+    xla_fn = tf.function(python_fn, jit_compile=True)
+    scopes: dict[str, list[str]] = {}
+    seconds: dict[str, float] = {}
+    try:
+        with TRACE_LOCK, _recording_scopes(keras_model, scopes):
+            start = time.perf_counter()
+            xla_fn.get_concrete_function(*args)
+            seconds["trace"] = time.perf_counter() - start
+        start = time.perf_counter()
+        ir = xla_fn.experimental_get_compiler_ir(*args)
+        text = {"hlo": ir(stage="hlo")}
+        seconds["hlo"] = time.perf_counter() - start
+        start = time.perf_counter()
+        text["optimized_hlo"] = ir(stage="optimized_hlo")
+        seconds["optimized_hlo"] = time.perf_counter() - start
+    except InsightError:
+        raise
+    except Exception as exc:  # TF raises ValueError, OpError, NotImplementedError...
+        raise compiler_error(exc, "train step" if function == "train" else "forward",
+                             name, scopes) from exc
+    start = time.perf_counter()
+    modules = {stage: parse_hlo(t) for stage, t in text.items()}
+    seconds["parse"] = time.perf_counter() - start
+    classes = {p: type(layer).__name__ for p, layer, _ in iter_layers(keras_model)
+               if type(layer).__name__ != "InputLayer"}
+    return XlaCompilation(name, function, rows, text, modules,
+                          {p: tuple(s) for p, s in scopes.items()}, classes, loss_name,
+                          seconds, _run=(python_fn, xla_fn, args))
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+def _block(result: Any) -> None:
+    import tensorflow as tf
+
+    for t in tf.nest.flatten(result):
+        if hasattr(t, "numpy"):
+            t.numpy()
+
+
+def step_times(comp: XlaCompilation, *, budget_s: float = 1.0, min_runs: int = 3,
+               max_runs: int = 30) -> pd.DataFrame:
+    """Time the compiled function against eager and `tf.function` (no XLA) on the same batch.
+
+    Each mode is called once first (its trace and compilation: `first_call_s`), then run
+    until `budget_s` is spent (at least `min_runs`, at most `max_runs` times).
+
+    Returns:
+        One row per mode (`eager`, `graph`, `xla`): `mode`, `median_ms`, `min_ms`, `runs`,
+        `first_call_s`, `speedup` (eager median / this median).
+    """
+    import tensorflow as tf
+
+    if comp._run is None:
+        raise UsageError("This compilation holds no function to time.",
+                         "Time a compilation returned by compile_model.", "comp._run=None")
+    python_fn, xla_fn, args = comp._run
+    modes = {"eager": python_fn, "graph": tf.function(python_fn), "xla": xla_fn}
+    rows = []
+    for mode, fn in modes.items():
+        start = time.perf_counter()
+        _block(fn(*args))
+        first = time.perf_counter() - start
+        times: list[float] = []
+        spent = 0.0
+        while len(times) < min_runs or (spent < budget_s and len(times) < max_runs):
+            start = time.perf_counter()
+            _block(fn(*args))
+            times.append(time.perf_counter() - start)
+            spent += times[-1]
+        rows.append({"mode": mode, "median_ms": float(np.median(times)) * 1e3,
+                     "min_ms": float(np.min(times)) * 1e3, "runs": len(times),
+                     "first_call_s": first})
+    frame = pd.DataFrame(rows)
+    frame["speedup"] = frame.loc[0, "median_ms"] / frame["median_ms"]
+    return frame
