@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -96,22 +97,39 @@ def probe_page(title: str, what: str) -> tuple[ModelRef, PanelContext, Dataset]:
 
 
 def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
-               **params: Any) -> Any:
+               share: bool = True, **params: Any) -> Any:
     """Build (cached) and place a registered panel according to its kind, in `slot` (an
-    `st.empty()`) when given, so a later call can replace it."""
+    `st.empty()`) when given, so a later call can replace it. With `share`, a "Share" control
+    under it gives its deep link, wiki embed code and HTML/PNG downloads (once the model
+    is loaded)."""
     spec = get_panel(name)
-    where = slot if slot is not None else st
+    where = slot.container() if slot is not None else st.container()
     try:
         result = panel(name, ref, ctx, **params)
     except Exception as exc:
-        show_error(exc)
+        with where:
+            show_error(exc)
         return None
+    phase = "loaded" if ctx.loaded is not None else "static"
     if spec.kind == "figure":
-        phase = "loaded" if ctx.loaded is not None else "static"
         where.plotly_chart(result, theme=None, key=f"{name}-{phase}",
                            config={"displaylogo": False})
     elif spec.kind == "table":
         _table(result, where)
+    elif spec.kind == "card":
+        with where:
+            if name == "model_card":
+                model_card(result)
+            else:
+                st.json(result, expanded=True)
+    elif spec.kind == "dot":
+        where.graphviz_chart(result)
+    if share and ctx.loaded is not None:
+        from insight.ui.share import share_control
+
+        with where:
+            share_control(name, ref, ctx, params, result,
+                          key=f"{name}|{phase}|{json.dumps(params, sort_keys=True, default=str)}")
     return result
 
 

@@ -1,0 +1,129 @@
+"""The "Share" control under every panel: its deep link, the iframe snippet for a wiki, and
+HTML/PNG downloads made by the same code as `insight export`.
+
+Links name models only the way the server knows them (`insight.deeplink`): the server's
+default model (no `model=`), or a bundled sample by name. A model opened from a path typed in
+the sidebar has no link (the URL cannot carry a path), but can still be downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import streamlit as st
+
+from insight.deeplink import iframe_html, share_url
+from insight.errors import InsightError
+from insight.launch import LaunchOptions
+from insight.panels import PanelContext, get_panel, validate_params
+from insight.samples import list_samples
+from insight.ui.cache import ModelRef
+
+__all__ = ["share_control", "link_targets", "link_model_name", "base_url"]
+
+
+def link_targets(opts: LaunchOptions) -> dict[str | None, tuple[ModelRef, str | None, str | None]]:
+    """What a link's `model=` may name: `None` (the server's default model) and each sample,
+    each with the data and logdir the sidebar would give it."""
+    out: dict[str | None, tuple[ModelRef, str | None, str | None]] = {}
+    if opts.model:
+        out[None] = (ModelRef(opts.model, not opts.unsafe, opts.custom_objects), opts.data,
+                     opts.logdir)
+    for s in list_samples():
+        co = str(s.custom_objects) if s.custom_objects else None
+        target = (ModelRef(str(s.model), True, co), opts.data or _str(s.data),
+                  opts.logdir or _str(s.logdir))
+        out[s.name] = target
+        out.setdefault(None, target)
+    return out
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path else None
+
+
+def link_model_name(ref: ModelRef, opts: LaunchOptions) -> tuple[bool, str | None]:
+    """`(shareable, model=)` for the model the page shows."""
+    for name, (target, _, _) in link_targets(opts).items():
+        if target.path == ref.path and target.safe_mode == ref.safe_mode:
+            return True, name
+    return False, None
+
+
+def base_url() -> str:
+    """The app's root URL as the browser sees it (the server's address under tests)."""
+    prefix = (st.get_option("server.baseUrlPath") or "").strip("/")
+    url = st.context.url
+    if url:
+        parts = urlsplit(url)
+        root = f"{parts.scheme}://{parts.netloc}"
+    else:
+        root = f"http://{st.get_option('server.address') or 'localhost'}:" \
+               f"{st.get_option('server.port')}"
+    return f"{root}/{prefix + '/' if prefix else ''}"
+
+
+def _browser_ok() -> bool:
+    from insight.render import find_browser
+
+    try:
+        find_browser()
+    except InsightError:
+        return False
+    return True
+
+
+def share_control(name: str, ref: ModelRef, ctx: PanelContext, params: Mapping[str, Any],
+                  result: Any, *, key: str) -> None:
+    """Draw the share popover of one drawn panel."""
+    from insight.export import panel_html, render_result
+    from insight.render import shared_renderer
+    from insight.ui.sidebar import launch_options
+
+    spec = get_panel(name)
+    typed = validate_params(spec, params)
+    opts = launch_options()
+    shareable, model = link_model_name(ref, opts)
+    model_label = ctx.loaded.name if ctx.loaded is not None else Path(ref.path).name
+    with st.popover("Share", icon=":material/share:", type="tertiary",
+                    help=f"Link, wiki embed code and downloads of “{spec.title}”"):
+        if shareable:
+            url = share_url(base_url(), name, typed, model)
+            st.caption("Link: renders just this panel, full width")
+            st.code(url, language=None, wrap_lines=True)
+            st.caption("Embed in a wiki page")
+            st.code(iframe_html(url, spec.title), language="html", wrap_lines=True)
+            _, data, logdir = link_targets(opts)[model]
+            uses = get_panel(name).uses
+            if ("data" in uses and _differs(ctx.data_path, data)) or (
+                    "logdir" in uses and _differs(ctx.logdir, logdir)):
+                st.caption(":material/warning: The link uses the data and logdir the server "
+                           "was started with, not the paths typed in the sidebar.")
+        else:
+            st.caption("No link: this model was opened from a path typed in the sidebar, and "
+                       "links only name the server's models (its command-line model or a "
+                       "sample). The downloads below work.")
+        left, right = st.columns(2)
+        left.download_button(
+            "HTML", data=lambda: panel_html(result, name, typed, model_label),
+            file_name=f"{name}.html", mime="text/html", key=f"share_html|{key}",
+            on_click="ignore", icon=":material/download:",
+            help="Self-contained: plotly.js inlined, opens offline.")
+        has_browser = _browser_ok()
+        right.download_button(
+            "PNG", data=lambda: render_result(result, name, "png", shared_renderer()),
+            file_name=f"{name}.png", mime="image/png", key=f"share_png|{key}",
+            on_click="ignore", icon=":material/image:", disabled=not has_browser,
+            help="Rendered by the server's Chromium, as `insight export` does."
+            if has_browser else "No Chromium on the server (set INSIGHT_BROWSER).")
+
+
+def _differs(current: Path | None, served: str | None) -> bool:
+    if current is None and served is None:
+        return False
+    if current is None or served is None:
+        return True
+    return Path(current).resolve() != Path(served).resolve()
