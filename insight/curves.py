@@ -40,7 +40,7 @@ from insight.curve_math import (
     smooth,
 )
 from insight.errors import DataError
-from insight.tfevents import EventFileReader, Series
+from insight.tfevents import EventFileReader, Histogram, Series
 
 __all__ = ["COLUMNS", "HIST_COLUMNS", "Logdir", "read_scalars", "read_histograms",
            "read_csv_log", "read_history_json", "split_of", "label_series", "train_val_pairs",
@@ -224,6 +224,10 @@ class Logdir:
 
     def series(self) -> dict[tuple[str, str], Series]:
         """`{(run, tag): Series}` of every scalar series read so far (runs in path order)."""
+        with self._lock:
+            return self._series()
+
+    def _series(self) -> dict[tuple[str, str], Series]:
         out: dict[tuple[str, str], Series] = {}
         parts: dict[tuple[str, str], list[Series]] = {}
         for file, reader in self._files.items():
@@ -258,6 +262,22 @@ class Logdir:
             "wall_time": np.concatenate([series[k].wall_time for k in keys]),
             "value": np.concatenate([series[k].value for k in keys]),
         })
+
+    def histogram_index(self) -> list[tuple[str, str, int]]:
+        """`(run, tag, events)` of every histogram series."""
+        with self._lock:
+            out: dict[tuple[str, str], int] = {}
+            for file, reader in self._files.items():
+                for tag, hs in reader.histograms().items():
+                    key = (self._run(file), tag)
+                    out[key] = out.get(key, 0) + len(hs)
+            return [(r, t, n) for (r, t), n in out.items()]
+
+    def histogram_series(self, run: str, tag: str) -> list[Histogram]:
+        """The histogram events of one run and tag, in file order."""
+        with self._lock:
+            return [h for file, reader in self._files.items() if self._run(file) == run
+                    for h in reader.histograms().get(tag, [])]
 
     def histograms(self) -> pd.DataFrame:
         """Every histogram bucket: `run, tag, step, wall_time, left, right, count`."""

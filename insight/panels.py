@@ -185,7 +185,8 @@ def register(panel: Panel) -> Panel:
 
 
 def _ensure_builtin() -> None:
-    import insight.overview_panels  # noqa: F401  (registers on import)
+    import insight.curve_panels  # noqa: F401  (registers on import)
+    import insight.overview_panels  # noqa: F401
     import insight.probe_panels  # noqa: F401
     import insight.projection_panels  # noqa: F401
     import insight.trace_panels  # noqa: F401
@@ -237,7 +238,8 @@ def build_panel(name: str, ctx: PanelContext, **params: Any) -> Any:
     >>> fig = build_panel("param_chart", PanelContext(loaded))  # doctest: +SKIP
     """
     panel = get_panel(name)
-    if (ctx.loaded is None and panel.needs_model) or (ctx.loaded is None and ctx.preflight is None):
+    if "model" in panel.uses and ((ctx.loaded is None and panel.needs_model)
+                                  or (ctx.loaded is None and ctx.preflight is None)):
         raise UsageError(f"Panel {name!r} needs a loaded model.", "Choose or pass a model first.",
                          "model=None")
     result = panel.builder(ctx, **validate_params(panel, params))

@@ -100,13 +100,21 @@ def _panel(model_key: str, name: str, params_json: str, _ctx: PanelContext) -> A
     return build_panel(name, _ctx, **json.loads(params_json))
 
 
+def _logdir_key(logdir: Any) -> str:
+    """The logdir and a stamp of its files' sizes and mtimes, so results follow a run that is
+    still being written (the Training page's live mode)."""
+    from insight.curves import logdir_stamp
+
+    return f"{logdir}@{logdir_stamp(logdir)}" if logdir else ""
+
+
 def panel(name: str, ref: ModelRef, ctx: PanelContext, **params: Any) -> Any:
     """A registered panel's result for the current model, cached by plain keys."""
     uses = get_panel(name).uses
     phase = "loaded" if ctx.loaded is not None else "static"
     key = "|".join([ref.path, ref.stamp(), str(ref.safe_mode), str(ref.custom_objects), phase,
                     str(ctx.data_path) if "data" in uses else "",
-                    str(ctx.logdir) if "logdir" in uses else "",
+                    _logdir_key(ctx.logdir) if "logdir" in uses else "",
                     f"{ctx.vectors_path}|{ctx.metadata_path}" if "vectors" in uses else ""])
     if ctx.memo is None:
         ctx.memo = memo

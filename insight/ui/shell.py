@@ -18,6 +18,7 @@ PAGES = [
     ("activations.py", "Activations", ":material/grid_on:"),
     ("gradients.py", "Gradients", ":material/trending_down:"),
     ("embeddings.py", "Embeddings", ":material/scatter_plot:"),
+    ("training.py", "Training", ":material/show_chart:"),
     ("profiler.py", "Profiler", ":material/timer:"),
     ("compiler.py", "XLA compiler", ":material/memory:"),
 ]

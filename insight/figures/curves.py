@@ -1,0 +1,169 @@
+"""Training-curve figures: overlaid scalar curves (smoothed over a faint raw line, best and
+overfitting marks, NaN/Inf markers) and histograms over training (heatmap or ridge).
+
+Builders take prepared arrays (`insight.curve_panels` does the reading, smoothing and
+downsampling) and return `go.Figure`s in the one insight template.
+
+Example:
+
+>>> import numpy as np
+>>> line = CurveLine("train", "#3b6fb6", "solid", np.arange(3), np.array([3.0, 2, 1]))
+>>> fig = curves_figure([line], title="loss", x_title="step")
+>>> [t.name for t in fig.data]
+['train']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotly.graph_objects as go
+
+from insight.figures.template import apply_template
+
+__all__ = ["CurveLine", "Mark", "curves_figure", "histogram_heatmap", "histogram_ridge"]
+
+NONFINITE_COLOR = "#c0392b"
+
+
+@dataclass
+class CurveLine:
+    """One series as drawn: `y` raw, `smoothed` (or `None`), `nonfinite` x positions with
+    labels ("NaN", "+Inf", "-Inf") drawn as markers at `nonfinite_y`."""
+
+    name: str
+    color: str
+    dash: str
+    x: np.ndarray
+    y: np.ndarray
+    smoothed: np.ndarray | None = None
+    nonfinite_x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    nonfinite_y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    nonfinite_label: list[str] = field(default_factory=list)
+    group: str = ""
+
+
+@dataclass
+class Mark:
+    """A point to mark (best validation epoch) or a span (overfitting, `x_end` set)."""
+
+    x: float
+    y: float | None
+    label: str
+    color: str = "#2e7d32"
+    x_end: float | None = None
+
+
+def curves_figure(lines: list[CurveLine], *, title: str, x_title: str, subtitle: str = "",
+                  log_y: bool = False, marks: list[Mark] | None = None, x_is_date=False,
+                  height: int = 360) -> go.Figure:
+    """Overlaid curves; with smoothing, the raw curve is drawn faint behind the smoothed one."""
+    fig = go.Figure()
+    nonfinite_shown = False
+    for line in lines:
+        smoothed = line.smoothed is not None
+        fig.add_trace(go.Scattergl(
+            x=line.x, y=line.y, mode="lines", name=line.name, legendgroup=line.name,
+            showlegend=not smoothed, opacity=0.28 if smoothed else 1.0,
+            line=dict(color=line.color, dash=line.dash, width=1.2 if smoothed else 1.8),
+            hovertemplate=f"{line.name}<br>%{{x}}: %{{y:.5g}}" + (" (raw)" if smoothed else "")
+            + "<extra></extra>"))
+        if smoothed:
+            fig.add_trace(go.Scattergl(
+                x=line.x, y=line.smoothed, mode="lines", name=line.name, legendgroup=line.name,
+                line=dict(color=line.color, dash=line.dash, width=2),
+                hovertemplate=f"{line.name}<br>%{{x}}: %{{y:.5g}} (smoothed)<extra></extra>"))
+        if len(line.nonfinite_x):
+            fig.add_trace(go.Scatter(
+                x=line.nonfinite_x, y=line.nonfinite_y, mode="markers", name="NaN/Inf",
+                legendgroup="nonfinite", showlegend=not nonfinite_shown,
+                marker=dict(symbol="x", size=10, color=NONFINITE_COLOR, line=dict(width=1)),
+                text=line.nonfinite_label,
+                hovertemplate=f"{line.name}<br>%{{text}} at %{{x}}<extra></extra>"))
+            nonfinite_shown = True
+    for mark in marks or []:
+        if mark.x_end is not None:
+            fig.add_vrect(x0=mark.x, x1=mark.x_end, fillcolor=mark.color, opacity=0.08,
+                          line_width=0, annotation_text=mark.label,
+                          annotation_position="top left",
+                          annotation_font=dict(color=mark.color, size=12))
+        else:
+            fig.add_trace(go.Scatter(
+                x=[mark.x], y=[mark.y], mode="markers", name=mark.label, showlegend=True,
+                marker=dict(symbol="star", size=14, color=mark.color,
+                            line=dict(color="white", width=1)),
+                hovertemplate=f"{mark.label}<extra></extra>"))
+    text = f"{title}<br><span style='font-size:12px;color:#666'>{subtitle}</span>" \
+        if subtitle else title
+    apply_template(fig, title=text)
+    fig.update_layout(height=height, hovermode="closest", margin=dict(t=70),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    fig.update_xaxes(title_text=x_title, type="date" if x_is_date else None)
+    fig.update_yaxes(type="log" if log_y else "linear")
+    return fig
+
+
+def _rebin(hists: list[np.ndarray], bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of every histogram on one shared grid (cumulative counts interpolated)."""
+    lo = min((h[:, 0].min() for h in hists if len(h)), default=0.0)
+    hi = max((h[:, 1].max() for h in hists if len(h)), default=1.0)
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+        lo, hi = (lo - 0.5, lo + 0.5) if np.isfinite(lo) else (0.0, 1.0)
+    edges = np.linspace(lo, hi, bins + 1)
+    out = np.zeros((len(hists), bins))
+    for i, h in enumerate(hists):
+        if not len(h):
+            continue
+        xp = np.concatenate([[h[0, 0]], h[:, 1]])
+        fp = np.concatenate([[0.0], np.cumsum(h[:, 2])])
+        order = np.argsort(xp, kind="stable")
+        cdf = np.interp(edges, xp[order], np.maximum.accumulate(fp[order]))
+        out[i] = np.diff(cdf)
+    return out, edges
+
+
+def histogram_heatmap(steps: np.ndarray, hists: list[np.ndarray], *, title: str,
+                      bins: int = 64, height: int = 380) -> go.Figure:
+    """Value (y) by step (x), colour = count: how a weight distribution drifts."""
+    counts, edges = _rebin(hists, bins)
+    centers = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure(go.Heatmap(
+        x=np.asarray(steps), y=centers, z=counts.T, colorscale="Blues",
+        colorbar=dict(title="count"),
+        hovertemplate="step %{x}<br>value %{y:.4g}<br>count %{z:.3g}<extra></extra>"))
+    apply_template(fig, title=title)
+    fig.update_layout(height=height)
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="value")
+    return fig
+
+
+def histogram_ridge(steps: np.ndarray, hists: list[np.ndarray], *, title: str,
+                    bins: int = 64, max_rows: int = 24, height: int = 460) -> go.Figure:
+    """One filled outline per step (at most `max_rows`, evenly chosen), first step at the
+    back: TensorBoard's offset view."""
+    pick = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), max_rows)).round()
+                     .astype(int)) if len(steps) else np.zeros(0, int)
+    counts, edges = _rebin([hists[i] for i in pick], bins)
+    centers = (edges[:-1] + edges[1:]) / 2
+    peak = counts.max() if counts.size and counts.max() > 0 else 1.0
+    fig = go.Figure()
+    n = len(pick)
+    for row, i in enumerate(pick):
+        base = float(n - 1 - row) * 0.35
+        shade = int(60 + 140 * row / max(n - 1, 1))
+        color = f"rgb({shade // 2},{shade // 2 + 40},{min(255, shade + 60)})"
+        fig.add_trace(go.Scatter(x=centers, y=np.full(len(centers), base), mode="lines",
+                                 line=dict(width=0), showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(
+            x=centers, y=base + counts[row] / peak, mode="lines", fill="tonexty",
+            line=dict(color=color, width=1), fillcolor="rgba(255,255,255,0.85)",
+            name=f"step {int(steps[i])}", showlegend=False,
+            hovertemplate=f"step {int(steps[i])}<br>value %{{x:.4g}}<extra></extra>"))
+    apply_template(fig, title=title)
+    fig.update_layout(height=height)
+    fig.update_xaxes(title_text="value")
+    fig.update_yaxes(title_text="step", tickvals=[float(n - 1 - r) * 0.35 for r in range(n)],
+                     ticktext=[str(int(steps[i])) for i in pick], showgrid=False)
+    return fig
