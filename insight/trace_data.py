@@ -237,7 +237,8 @@ def trace_events(trace: dict[str, Any], layers: Iterable[str] = (), *,
     ev["row"] = [index[(t, lane)] for t, lane in zip(ev["thread"], ev["lane"], strict=True)]
     marked = ev[ev["step_num"].notna()]
     steps = pd.DataFrame({"step": pd.to_numeric(marked["step_num"], errors="coerce"),
-                          "name": marked["name"], "start": marked["ts"],
+                          "name": marked["name"].str.replace(r"\s+\d+$", "", regex=True),
+                          "start": marked["ts"],
                           "end": marked["ts"] + marked["dur"]}).dropna(subset=["step"])
     steps = steps.drop_duplicates("step").sort_values("start").reset_index(drop=True)
     steps["step"] = steps["step"].astype(int)
