@@ -5,6 +5,9 @@ insight serve [MODEL] [--data PATH] [--logdir DIR] [--host 127.0.0.1] [--port 85
 insight summary MODEL [--json]
 insight stats MODEL [--data PATH] [--json]
 insight profile [MODEL] --logdir DIR [--data PATH] [--steps N] [--train] [--xla]
+insight export MODEL --panel NAME [--param K=V ...] --out FILE.html|.png|.svg
+insight export MODEL --all-panels --out DIR
+insight snapshot MODEL --baseline-dir DIR [--panels SPEC ...] [--update]
 insight --version
 ```
 
@@ -66,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_profile_parser(sub)
 
+    from insight.export_cli import add_export_parsers
+
+    add_export_parsers(sub)
+
     summary = sub.add_parser("summary", help="print the model card and layer table")
     summary.add_argument("model", metavar="MODEL")
     summary.add_argument("--json", action="store_true", help="print JSON")
@@ -83,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     handler = {"serve": _serve, "summary": _summary, "stats": _stats,
-               "profile": _profile}[args.command]
+               "profile": _profile, "export": _export, "snapshot": _snapshot}[args.command]
     try:
         return handler(args)
     except InsightError as exc:
@@ -187,6 +194,18 @@ def _profile(args: argparse.Namespace) -> int:
     from insight.profile_cli import run_profile
 
     return run_profile(args, _quiet_native_stderr)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from insight.export_cli import run_export
+
+    return run_export(args, _quiet_native_stderr)
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from insight.export_cli import run_snapshot
+
+    return run_snapshot(args, _quiet_native_stderr)
 
 
 def _check_path(flag: str, value: str | None) -> None:

@@ -159,6 +159,8 @@ class Panel:
         description: one sentence for galleries and `--help`.
         uses: which context inputs the result depends on (`"model"`, `"data"`,
             `"logdir"`); caches key on exactly these.
+        deterministic: `False` for panels that draw measurements (timings), so the same
+            inputs give different pixels; snapshot tests leave them out unless named.
     """
 
     name: str
@@ -169,6 +171,7 @@ class Panel:
     needs_model: bool = True
     description: str = ""
     uses: tuple[str, ...] = ("model",)
+    deterministic: bool = True
 
 
 _REGISTRY: dict[str, Panel] = {}
