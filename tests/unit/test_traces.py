@@ -207,18 +207,3 @@ def test_cli_bad_profiles_one_line(run_python, tmp_path, captured):
     (bad / "h.xplane.pb").write_bytes((bad / "h.xplane.pb").read_bytes()[:500])
     proc = run_python("-m", "insight.cli", "profile", "--logdir", str(tmp_path / "bad"))
     assert "corrupt or truncated" in _one_error_line(proc)
-
-
-@pytest.mark.slow
-def test_cli_training_capture_has_steps_and_memory(run_python, sample_path, tmp_path):
-    proc = run_python("-m", "insight.cli", "profile", str(sample_path("digits_cnn")),
-                      "--logdir", str(tmp_path), "--steps", "2", "--train", timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "steps: 2, mean" in proc.stdout and "xprof server --logdir" in proc.stdout
-    run = get_profile(tmp_path)
-    steps = step_breakdown(tool_data(run, "overview_page"))
-    assert steps["step"].tolist() == ["train 0", "train 1"]
-    from insight.trace_data import memory_timeline
-
-    memory = memory_timeline(tool_data(run, "memory_profile"))
-    assert len(memory) > 0 and memory["peak_mib"].max() > 0
