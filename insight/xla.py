@@ -477,7 +477,7 @@ def _block(result: Any) -> None:
             t.numpy()
 
 
-def step_times(comp: XlaCompilation, *, budget_s: float = 1.0, min_runs: int = 3,
+def step_times(comp: XlaCompilation, *, budget_s: float = 0.5, min_runs: int = 3,
                max_runs: int = 30) -> pd.DataFrame:
     """Time the compiled function against eager and `tf.function` (no XLA) on the same batch.
 

@@ -74,8 +74,16 @@ if hlo is not None:
         st.info("No instruction matches.", icon=":material/search_off:")
 
 st.subheader("Compiled vs eager")
-with st.spinner("Timing eager, tf.function and XLA on the same batch…"):
-    show_panel("xla_step_time", ref, ctx, function=function)
+timed = f"xla_timed|{ref.path}|{function}"
+if st.button("Measure step time", icon=":material/timer:", key=f"xla_time_button|{function}",
+             help="Runs the same batch eagerly, as a tf.function and compiled by XLA, each "
+                  "about half a second (the first call, which compiles, is timed apart)."):
+    st.session_state[timed] = True
+if st.session_state.get(timed):
+    with st.spinner("Timing eager, tf.function and XLA on the same batch…"):
+        show_panel("xla_step_time", ref, ctx, function=function)
+else:
+    st.caption("Runs the model dozens of times, so it waits for the button.")
 
 st.subheader("Graph of a computation")
 graph_stage_col, comp_col, detail_col = st.columns([2, 3, 2])

@@ -1,0 +1,151 @@
+"""The XLA compiler page under AppTest: digits_cnn end to end (forward pass and train step,
+layer picker, search, graph), a model XLA cannot compile, a model without labels."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from insight.samples import list_samples
+from insight.ui.cache import ModelRef
+from insight.ui.shell import PAGE_DIR
+
+SAMPLES = {s.name: s for s in list_samples()}
+DIGITS = SAMPLES["digits_cnn"]
+
+STRING_LAYER = '''"""A layer with a string op: TensorFlow runs it, XLA has no kernel for it."""
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="insight_xla_page_tests")
+class DigitCount(keras.layers.Layer):
+    def call(self, x):
+        text = tf.strings.as_string(x)
+        return x + tf.cast(tf.strings.length(text), x.dtype) * 0.0
+'''
+
+
+def _page(ref: ModelRef) -> AppTest:
+    at = AppTest.from_file(str(PAGE_DIR / "compiler.py"), default_timeout=180)
+    at.session_state["insight_ref"] = ref
+    at.session_state["insight_data"] = None
+    at.session_state["insight_logdir"] = None
+    return at.run()
+
+
+def _figures(at: AppTest) -> dict[str, dict]:
+    specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return {s["layout"]["title"]["text"].split("<br>")[0]: s for s in specs}
+
+
+def _clean(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def _code(at: AppTest) -> str:
+    """The HLO code block (other code blocks hold share links)."""
+    blocks = [c.proto.code_text for c in at.get("code") if c.proto.language == "llvm"]
+    assert len(blocks) == 1, len(blocks)
+    return blocks[0]
+
+
+@pytest.fixture(scope="module")
+def digits_page() -> AppTest:
+    """The page on digits_cnn, run once for the module (compiling takes seconds)."""
+    return _page(ModelRef(str(DIGITS.model)))
+
+
+def test_page_shows_hlo_fusions_layers_timing_and_graph(digits_page):
+    at = digits_page
+    _clean(at)
+    assert at.title[0].value == "XLA compiler"
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["HLO instructions before"]) > int(metrics["After optimisation"])
+    assert int(metrics["Fusions"]) >= 4
+    assert "Step time of the forward pass on one batch of 32" not in _figures(at)
+    at.button(key="xla_time_button|forward").click().run()
+    _clean(at)
+    figs = _figures(at)
+    counts = next(s for t, s in figs.items() if t.startswith("Instructions by opcode"))
+    assert "fusion" in counts["data"][0]["y"]
+    timing = figs["Step time of the forward pass on one batch of 32"]
+    assert list(timing["data"][0]["y"]) == ["eager", "tf.function (no XLA)",
+                                            "XLA (jit_compile)"]
+    assert any(t.startswith("The entry computation") for t in figs)
+    tables = [d.value for d in at.dataframe]
+    fusions = next(t for t in tables if "members" in t.columns)
+    assert set(fusions["layers"]) >= {"conv1", "dense1", "predictions"}
+    per_layer = next(t for t in tables if "hlo_before" in t.columns)
+    assert per_layer["layer"].tolist()[:2] == ["conv1", "pool1"]
+    assert _code(at).startswith("HloModule ")
+
+
+def test_layer_picker_and_stage_show_that_layers_hlo(digits_page):
+    at = digits_page
+    at.selectbox(key=f"xla_layer|{DIGITS.model}").set_value("conv1").run()
+    _clean(at)
+    rows = next(d.value for d in at.dataframe if "opcode" in d.value.columns)
+    assert len(rows) and rows["layer"].str.contains("conv1").all()
+    assert set(rows["opcode"]) == {"convolution", "fusion"}
+    assert "conv1" in _code(at) and "dense1" not in _code(at)
+    at.segmented_control(key="xla_stage").set_value("hlo").run()
+    rows = next(d.value for d in at.dataframe if "opcode" in d.value.columns)
+    assert "fusion" not in set(rows["opcode"]) and "convolution" in set(rows["opcode"])
+    at.text_input(key="xla_search").set_value("nothing-matches-this").run()
+    _clean(at)
+    assert any("No instruction matches" in i.value for i in at.info)
+
+
+@pytest.mark.slow
+def test_train_step_and_a_fused_computation_graph(digits_page):
+    at = digits_page
+    at.selectbox(key=f"xla_layer|{DIGITS.model}").set_value("").run()
+    at.text_input(key="xla_search").set_value("").run()
+    at.segmented_control(key=f"xla_function|{DIGITS.model}").set_value("train").run()
+    _clean(at)
+    assert any("sparse_categorical_crossentropy" in c.value for c in at.caption)
+    box = at.selectbox(key=f"xla_computation|{DIGITS.model}|train|optimized_hlo")
+    fused = next(o for o in box.options if o.startswith("fused_computation"))
+    box.set_value(fused).run()
+    _clean(at)
+    assert any(t.startswith(f"The computation {fused}") for t in _figures(at))
+
+
+def test_a_model_xla_cannot_compile_is_explained(tmp_path):
+    import keras
+
+    from insight.loading import load_custom_objects
+
+    layers = tmp_path / "string_layers.py"
+    layers.write_text(STRING_LAYER)
+    cls = load_custom_objects(layers)["DigitCount"]
+    inp = keras.Input((4,), name="x")
+    path = tmp_path / "string_op.keras"
+    keras.Model(inp, keras.layers.Dense(2, name="out")(cls(name="count_digits")(inp)),
+                name="string_op").save(path)
+    at = _page(ModelRef(str(path), True, str(layers)))
+    assert not at.exception
+    (error,) = at.error
+    assert "XLA cannot compile this model" in error.value
+    assert "AsString has no XLA kernel" in error.value and "count_digits" in error.value
+    assert not at.get("plotly_chart")
+    assert not [c for c in at.get("code") if c.proto.language == "llvm"]
+
+
+def test_no_labels_means_no_train_step():
+    at = _page(ModelRef(str(SAMPLES["nested"].model)))
+    _clean(at)
+    assert at.segmented_control(key=f"xla_function|{SAMPLES['nested'].model}").options == \
+        ["forward pass"]
+    assert any("no labels, so no train step" in c.value for c in at.caption)
+
+
+def test_page_is_in_the_app_navigation():
+    from insight.ui.shell import PAGES
+
+    assert ("compiler.py", "XLA compiler") in [(f, t) for f, t, _ in PAGES]
+    assert (PAGE_DIR / "compiler.py").is_file()

@@ -1,0 +1,264 @@
+"""XLA compilation of real models: HLO parsing, what fusion did, the layer mapping, the train
+step, timing, the panels, and a model XLA really cannot compile.
+
+digits_cnn is compiled once per session (forward and train step); everything else reads those.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from insight.errors import CompileError, UsageError
+from insight.hlo import executed_computations, fusions, op_counts, parse_hlo
+from insight.xla import XlaCompilation, compile_model, step_times
+
+from ._errors import assert_error
+
+STRING_LAYER = '''"""A layer with a string op: TensorFlow runs it, XLA has no kernel for it."""
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="insight_xla_tests")
+class DigitCount(keras.layers.Layer):
+    def call(self, x):
+        text = tf.strings.as_string(x)
+        return x + tf.cast(tf.strings.length(text), x.dtype) * 0.0
+'''
+
+HLO = """HloModule tiny, entry_computation_layout={(f32[2]{0})->(f32[2]{0}, f32[])}
+
+%add_f (a: f32[], b: f32[]) -> f32[] {
+  %a = f32[] parameter(0)
+  %b = f32[] parameter(1)
+  ROOT %s = f32[] add(f32[] %a, f32[] %b), metadata={op_name="m/Sum"}
+}
+
+%fc (p0: f32[2]) -> f32[2] {
+  %p0 = f32[2]{0} parameter(0)
+  %c = f32[] constant(0)
+  %bc = f32[2]{0} broadcast(%c), dimensions={}
+  ROOT %m = f32[2]{0} maximum(%p0, %bc), metadata={op_type="Relu" op_name="m/d_1/Relu"}
+}
+
+ENTRY %main (x: f32[2], /*index=1*/) -> (f32[2], f32[]) {
+  %x = f32[2]{0} parameter(0), metadata={op_name="XLA_Args"}
+  %relu = f32[2]{0} fusion(%x), kind=kLoop, calls=%fc, metadata={op_type="Relu" op_name="m/d/R"}
+  %zero = f32[] constant(0)
+  %sum = f32[] reduce(f32[2]{0} %relu, f32[] %zero), dimensions={0}, to_apply=%add_f
+  ROOT %out = (f32[2]{0}, f32[]) tuple(%relu, %sum)
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def digits(load_sample):
+    import insight
+
+    loaded = load_sample("digits_cnn")
+    ds = insight.dataset_for(loaded)
+    return loaded, ds.x[:32], ds.y[:32]
+
+
+@pytest.fixture(scope="module")
+def forward(digits) -> XlaCompilation:
+    loaded, x, _ = digits
+    return compile_model(loaded, x)
+
+
+@pytest.fixture(scope="module")
+def train(digits) -> XlaCompilation:
+    loaded, x, y = digits
+    return compile_model(loaded, x, y, function="train")
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+def test_parser_reads_instructions_fusions_and_roles():
+    module = parse_hlo(HLO)
+    assert module.name == "tiny" and module.entry.name == "main"
+    relu = module.instruction("relu")
+    assert (relu.opcode, relu.kind, relu.calls, relu.operands) == \
+        ("fusion", "kLoop", ("fc",), ("x",))
+    assert (relu.op_type, relu.op_name) == ("Relu", "m/d/R")
+    out = module.instruction("out")
+    assert out.root and out.shape == "(f32[2]{0}, f32[])" and out.operands == ("relu", "sum")
+    assert module.instruction("s").operands == ("a", "b")  # typed operands, before optimisation
+    assert module.instruction("x").operands == ()  # parameter(0) reads nothing
+    # fusion bodies and reducers do not run on their own: not counted
+    assert [c.name for c in executed_computations(module)] == ["main"]
+    assert op_counts(module) == {"constant": 1, "fusion": 1, "parameter": 1, "reduce": 1,
+                                 "tuple": 1}
+    (fusion,) = fusions(module)
+    assert [m.name for m in fusion.members] == ["c", "bc", "m"]
+    assert fusion.member_counts == {"constant": 1, "broadcast": 1, "maximum": 1}
+
+
+def test_parser_refuses_text_that_is_not_hlo():
+    with pytest.raises(UsageError) as info:
+        parse_hlo("hello\nworld")
+    assert_error(info, UsageError, "no HLO computation", "HloModule")
+
+
+# -- what XLA did ----------------------------------------------------------------------------
+
+def test_op_counts_change_between_stages(forward):
+    table = forward.op_count_table().set_index("opcode")
+    assert table["before"].sum() > table["after"].sum()  # fusion merged instructions
+    assert table.loc["fusion", "before"] == 0 and table.loc["fusion", "after"] >= 4
+    assert table.loc["broadcast", "after"] < table.loc["broadcast", "before"]
+    assert (table["change"] == table["after"] - table["before"]).all()
+    # the same counts straight from the texts TensorFlow returned
+    before = op_counts(parse_hlo(forward.text["hlo"]))
+    assert table["before"].to_dict() == {op: before.get(op, 0) for op in table.index}
+
+
+def test_every_dense_and_conv_layer_maps_to_hlo(forward, train):
+    for comp in (forward, train):
+        layers = comp.layer_table().set_index("layer")
+        weighted = layers[layers["class"].isin(["Dense", "Conv2D"])]
+        assert list(weighted.index) == ["conv1", "conv2", "dense1", "predictions"]
+        assert (weighted["hlo_before"] > 0).all() and (weighted["hlo_after"] > 0).all()
+        for layer in weighted.index:
+            for stage in ("hlo", "optimized_hlo"):
+                rows = comp.instruction_table(stage, layer=layer)
+                assert len(rows), (comp.function, stage, layer)
+                assert rows["layer"].str.contains(layer).all()
+    ops = set(forward.instruction_table("hlo", layer="conv1")["op_type"])
+    assert {"Conv2D", "BiasAdd", "Relu"} <= ops
+    assert set(forward.instruction_table("hlo", layer="dense1")["opcode"]) >= {"dot"}
+
+
+def test_op_names_map_to_the_innermost_layer(forward, train):
+    scope = forward.scopes["conv1"][0]
+    assert forward.layer_of(f"{scope}/convolution") == "conv1"
+    assert forward.layer_of(f"gradient_tape/{scope}/ReluGrad") == "conv1"
+    assert forward.layer_of("XLA_Args") == ""
+    backward = train.instruction_table("hlo", layer="conv2")
+    assert {"forward", "backward"} <= set(backward["pass"])
+    assert "Conv2DBackpropFilter" in set(backward["op_type"])
+
+
+def test_fusions_list_members_and_layers(forward):
+    table = forward.fusion_table()
+    assert len(table) == forward.op_count_table().set_index("opcode").loc["fusion", "after"]
+    assert (table["ops"] > 0).all() and table["members"].str.len().gt(0).all()
+    dense1 = table[table["layers"] == "dense1"]
+    assert len(dense1) == 1 and "maximum" in dense1["members"].iloc[0]  # bias + ReLU fused
+    # a shared constant does not drag conv1 into dense1's fusion
+    assert not table["layers"].str.contains("conv1, dense1").any()
+
+
+def test_hlo_text_filtered_by_layer_and_search(forward):
+    text = forward.hlo_text("optimized_hlo", layer="dense1")
+    scope = forward.scopes["dense1"][0]
+    body = [ln for ln in text.splitlines() if ln.startswith("  ")]
+    assert body and all(scope in ln for ln in body)
+    assert forward.hlo_text("hlo") == forward.text["hlo"]
+    found = forward.hlo_text("hlo", search="CONVOLUTION")
+    assert [ln for ln in found.splitlines() if ln.startswith("  ")] and \
+        all("convolution" in ln for ln in found.splitlines() if ln.startswith("  "))
+
+
+def test_train_step_leaves_the_model_unchanged(digits, train):
+    loaded, x, _ = digits
+    assert train.loss == "sparse_categorical_crossentropy"
+    before = [w.copy() for w in loaded.model.get_weights()]
+    times = step_times(train, budget_s=0.05, min_runs=2, max_runs=3)
+    assert all(np.array_equal(a, b) for a, b in zip(before, loaded.model.get_weights(),
+                                                     strict=True))
+    assert list(times["mode"]) == ["eager", "graph", "xla"]
+    assert (times["median_ms"] > 0).all() and (times["runs"] >= 2).all()
+    assert times.loc[0, "speedup"] == pytest.approx(1.0)
+    # the first XLA call compiles: slower than its steady state
+    xla = times.set_index("mode").loc["xla"]
+    assert xla["first_call_s"] * 1e3 > xla["median_ms"]
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def uncompilable(tmp_path_factory):
+    """A model with a string op inside a layer: TensorFlow runs it, XLA cannot compile it."""
+    import keras
+
+    from insight.loading import load_custom_objects, load_model
+
+    root = tmp_path_factory.mktemp("xla_bad")
+    layers = root / "string_layers.py"
+    layers.write_text(STRING_LAYER)
+    cls = load_custom_objects(layers)["DigitCount"]
+    inp = keras.Input((4,), name="x")
+    out = keras.layers.Dense(2, name="out")(cls(name="count_digits")(inp))
+    path = root / "string_op.keras"
+    keras.Model(inp, out, name="string_op").save(path)
+    return load_model(path, custom_objects=layers)
+
+
+def test_a_model_xla_cannot_compile_names_the_op_and_layer(uncompilable):
+    x = np.ones((2, 4), np.float32)
+    assert np.asarray(uncompilable.model(x)).shape == (2, 2)  # TensorFlow itself runs it
+    with pytest.raises(CompileError) as info:
+        compile_model(uncompilable, x)
+    err = assert_error(info, CompileError, "XLA cannot compile the forward pass of 'string_op'",
+                       "AsString has no XLA kernel", "layer 'count_digits'", "tf.py_function")
+    assert err.ops == ["AsString"]
+
+
+def test_bad_arguments(forward, digits):
+    loaded, x, _ = digits
+    with pytest.raises(UsageError) as info:
+        compile_model(loaded, x, function="train")
+    assert_error(info, UsageError, "needs labels")
+    with pytest.raises(UsageError) as info:
+        compile_model(loaded, x, function="backward")
+    assert_error(info, UsageError, "Unknown function 'backward'", "forward, train")
+    with pytest.raises(UsageError) as info:
+        forward.instruction_table("hlo", layer="nope")
+    assert_error(info, UsageError, "No such layer: 'nope'", "conv1")
+    with pytest.raises(UsageError) as info:
+        forward.module("llvm")
+    assert_error(info, UsageError, "Unknown HLO stage 'llvm'")
+    with pytest.raises(UsageError) as info:
+        forward.computation("optimized_hlo", "nope")
+    assert_error(info, UsageError, "No computation 'nope'", "fused_computation")
+
+
+# -- panels ----------------------------------------------------------------------------------
+
+def test_panels_share_one_compilation(digits):
+    from insight.panels import PanelContext, build_panel
+
+    store: dict = {}
+    calls = []
+
+    def memo(key, compute):
+        if key not in store:
+            calls.append(key)
+            store[key] = compute()
+        return store[key]
+
+    ctx = PanelContext(digits[0], memo=memo)
+    summary = build_panel("xla_summary", ctx)
+    counts = build_panel("xla_op_counts", ctx).to_dict()
+    graph = build_panel("xla_graph", ctx).to_dict()
+    build_panel("xla_instructions", ctx, layer="conv1", stage="hlo")
+    hlo = build_panel("xla_hlo", ctx, layer="conv2")
+    assert [k.split("|")[-1] for k in calls] == ["dataset", "xla:forward:32"]
+    assert summary["layers"][0] == "conv1" and summary["after"] < summary["before"]
+    assert [t["name"] for t in counts["data"]] == ["after optimisation", "before optimisation"]
+    assert re.search(r"\d+ before optimisation → \d+ after", counts["layout"]["title"]["text"])
+    nodes = [n for t in graph["data"] if t["mode"] != "lines" for n in t["x"]]
+    shown = [i for i in parse_hlo(store[calls[1]].text["optimized_hlo"]).entry.instructions
+             if i.opcode not in ("parameter", "constant", "bitcast", "get-tuple-element",
+                                 "tuple") or i.root]
+    assert len(nodes) == len(shown)
+    assert {t["name"] for t in graph["data"] if t["mode"] != "lines"} >= {"fusion",
+                                                                          "convolution / dot"}
+    assert hlo["lines"] > 0 and not hlo["truncated"] and "conv2" in hlo["text"]
+    detail = build_panel("xla_graph", ctx, detail=True).to_dict()
+    assert sum(len(t["x"]) for t in detail["data"] if t["mode"] != "lines") == \
+        len(store[calls[1]].modules["optimized_hlo"].entry.instructions)
