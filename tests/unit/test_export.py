@@ -1,0 +1,204 @@
+"""Export, deep links and snapshots with real components: the digits_cnn sample, one headless
+Chromium for the module, pixelmatch. Browser tests skip without Chromium (fail under CI=true)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from insight.cli import main
+from insight.deeplink import FORBIDDEN_KEYS, parse_query, share_query, share_url
+from insight.errors import UsageError
+from insight.export import export_panel, parse_params
+from insight.panels import PanelContext, get_panel, panel_names
+
+from ._browser import require_browser
+from ._errors import assert_error
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_models" / "digits_cnn"
+
+
+@pytest.fixture(scope="module")
+def ctx(load_sample):
+    return PanelContext(load_sample("digits_cnn"), logdir=SAMPLE / "logs")
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    require_browser()
+    from insight.render import Renderer
+
+    with Renderer() as r:
+        yield r
+
+
+def _pixels(png: bytes):
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).convert("RGBA")
+
+
+# -- deep links and parameters (no browser) ------------------------------------------------
+
+def test_no_panel_parameter_can_name_a_file_or_trust_flag():
+    for name in panel_names():
+        for p in get_panel(name).params:
+            assert p.name.lower() not in FORBIDDEN_KEYS | {"panel", "model", "embed"}, (name, p)
+
+
+def test_deep_link_round_trip():
+    query = share_query("projection", {"method": "umap", "dims": 3, "regex": True},
+                        model="digits_cnn")
+    assert query == {"panel": "projection", "model": "digits_cnn", "method": "umap",
+                     "dims": "3", "regex": "true"}
+    link = parse_query({**query, "embed": "true", "embed_options": ["light_theme"]})
+    assert (link.panel, link.model, link.params["dims"], link.params["regex"]) == \
+        ("projection", "digits_cnn", 3, True)
+    url = share_url("http://h:1/some/page", "projection", {"method": "umap"})
+    assert url == "http://h:1/some/page/?embed=true&panel=projection&method=umap"
+
+
+@pytest.mark.parametrize(("query", "fragments"), [
+    ({"panel": "nope"}, ["No such panel: 'nope'", "Existing panels are:", "projection"]),
+    ({}, ["names no panel", "param_chart"]),
+    ({"panel": "projection", "method": "bogus"}, ["must be one of pca, umap, tsne",
+                                                   "method='bogus'"]),
+    ({"panel": "projection", "dims": "x"}, ["must be of type int", "dims='x'"]),
+    ({"panel": "projection", "colour": "label"}, ["has no parameter 'colour'",
+                                                   "Its parameters are: source, layer"]),
+    ({"panel": "layer_table", "data": "/etc/passwd"}, ["cannot name files or trust flags",
+                                                       "data='/etc/passwd'"]),
+    ({"panel": "layer_table", "unsafe": "1"}, ["cannot name files or trust flags"]),
+])
+def test_bad_links_say_what_is_valid(query, fragments):
+    with pytest.raises(UsageError) as excinfo:
+        parse_query(query)
+    assert_error(excinfo, UsageError, *fragments)
+
+
+def test_param_pairs():
+    assert parse_params(["method=umap", "search=a=b"]) == {"method": "umap", "search": "a=b"}
+    with pytest.raises(UsageError) as excinfo:
+        parse_params(["method"])
+    assert_error(excinfo, UsageError, "NAME=VALUE", "--param 'method'")
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["--panel", "nope", "--out", "x.html"], "No such panel: 'nope'. Existing panels are:"),
+    (["--panel", "projection", "--param", "method=bogus", "--out", "x.html"],
+     "must be one of pca, umap, tsne"),
+    (["--panel", "projection", "--param", "nope=1", "--out", "x.html"],
+     "has no parameter 'nope'"),
+    (["--panel", "param_chart", "--out", "x.pdf"], "Exports are written as .html, .png, .svg"),
+])
+def test_export_cli_bad_arguments(argv, fragment, capsys, tmp_path):
+    assert main(["export", "digits_cnn", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and fragment in err and "Received:" in err, err
+    assert len(err.splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_snapshot_cli_bad_panel(capsys, tmp_path):
+    assert main(["snapshot", "digits_cnn", "--baseline-dir", str(tmp_path),
+                 "--panels", "projection?method=bogus"]) == 2
+    assert "must be one of pca, umap, tsne" in capsys.readouterr().err
+
+
+# -- rendering (browser) -------------------------------------------------------------------
+
+def test_two_exports_are_pixel_identical(ctx, renderer, tmp_path):
+    from PIL import ImageChops
+
+    for name, params in (("projection", {"method": "pca", "color": "label"}),
+                         ("layer_table", {}), ("attribution", {"method": "grad_cam"})):
+        fresh = PanelContext(ctx.loaded, ctx.data_path, ctx.logdir)  # rebuilt, not memoised
+        a = export_panel(ctx, name, params, tmp_path / f"{name}-a.png", renderer=renderer)
+        b = export_panel(fresh, name, params, tmp_path / f"{name}-b.png", renderer=renderer)
+        img_a, img_b = _pixels(a.read_bytes()), _pixels(b.read_bytes())
+        assert img_a.size == img_b.size and img_a.size[0] >= 600
+        assert ImageChops.difference(img_a, img_b).getbbox() is None, name
+        assert len(set(img_a.getdata())) > 10  # something was drawn
+    html_a = export_panel(ctx, "param_chart", {}, tmp_path / "p-a.html").read_bytes()
+    html_b = export_panel(ctx, "param_chart", {}, tmp_path / "p-b.html").read_bytes()
+    assert html_a == html_b
+
+
+def test_svg_export(ctx, renderer, tmp_path):
+    svg = export_panel(ctx, "param_chart", {}, tmp_path / "p.svg", renderer=renderer)
+    text = svg.read_text()
+    assert text.startswith("<svg") and "Parameters per layer" in text
+
+
+def test_html_export_renders_offline(ctx, tmp_path):
+    browser = require_browser()
+    from playwright.sync_api import sync_playwright
+
+    out = export_panel(ctx, "param_chart", {}, tmp_path / "params.html")
+    text = out.read_text()
+    assert "<script src=" not in text and len(text) > 3_000_000  # plotly.js inlined
+    requests: list[str] = []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(browser), args=["--no-sandbox"])
+        context = b.new_context(offline=True)
+        page = context.new_page()
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(out.as_uri())
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=20000)
+        bars = page.locator(".js-plotly-plot .bars path").count()
+        title = page.locator(".js-plotly-plot .gtitle").first.text_content()
+        b.close()
+    assert bars == len(ctx.loaded.model.layers)  # one bar per layer
+    assert title.startswith("Parameters per layer")
+    assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
+
+
+def test_all_panels_gallery(ctx, renderer, tmp_path):
+    from insight.export import export_all
+
+    names = ["param_chart", "model_card", "training_curves" if "training_curves" in
+             panel_names() else "layer_table"]
+    items = export_all(ctx, tmp_path, names=names, renderer=renderer)
+    index = (tmp_path / "index.html").read_text()
+    for item in items:
+        assert not item.skipped, item
+        assert (tmp_path / f"{item.name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"{item.name}.html" in index
+    assert (tmp_path / "plotly.min.js").stat().st_size > 3_000_000
+
+
+@pytest.mark.slow
+def test_snapshot_cycle_after_changed_weights(tmp_path, capsys):
+    """Fresh baselines pass; perturbed weights fail with a diff image; --update passes."""
+    require_browser()
+    import keras
+    import numpy as np
+
+    for f in ("model.keras", "data.npz"):
+        shutil.copy(SAMPLE / f, tmp_path / f)
+    model, base = tmp_path / "model.keras", tmp_path / "baselines"
+    argv = ["snapshot", str(model), "--baseline-dir", str(base), "--panels",
+            "weight_histograms?layer=dense1"]
+    assert main([*argv, "--update"]) == 0
+    assert [p.name for p in base.iterdir()] == ["weight_histograms--layer=dense1.png"]
+    assert main(argv) == 0
+    assert "1 matched, 0 failed" in capsys.readouterr().out
+
+    m = keras.models.load_model(model)
+    rng = np.random.default_rng(0)
+    m.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype) for w in m.get_weights()])
+    m.save(model)
+    assert main(argv) == 1
+    out = capsys.readouterr()
+    assert "failed   weight_histograms?layer=dense1" in out.out and "1 failed" in out.err
+    diff = tmp_path / "baselines-failures" / "weight_histograms--layer=dense1"
+    assert {p.name for p in diff.iterdir()} == {"actual.png", "expected.png", "diff.png"}
+    red = [px for px in _pixels((diff / "diff.png").read_bytes()).getdata()
+           if px[0] > 200 and px[1] < 60 and px[2] < 60]
+    assert len(red) > 100  # the differing pixels are marked
+
+    assert main([*argv, "--update"]) == 0
+    assert main(argv) == 0
