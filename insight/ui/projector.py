@@ -115,6 +115,9 @@ def show_projection(ref: ModelRef, ctx: PanelContext, params: dict[str, Any], *,
         ctx.progress = None
     event = st.plotly_chart(fig, theme=None, on_select="rerun", selection_mode="points",
                             key=f"proj_chart|{ref.path}|{slot}", config={"displaylogo": False})
+    from insight.ui.share import share_control
+
+    share_control("projection", ref, ctx, params, fig, key=f"projection|{slot}")
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     if points:
         chosen = int(points[0]["customdata"][0])

@@ -124,7 +124,7 @@ def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
                 st.json(result, expanded=True)
     elif spec.kind == "dot":
         where.graphviz_chart(result)
-    if share and ctx.loaded is not None:
+    if share and (ctx.loaded is not None or "model" not in spec.uses):
         from insight.ui.share import share_control
 
         with where:
