@@ -22,9 +22,10 @@ import plotly.graph_objects as go
 from insight.errors import UsageError
 from insight.figures.template import COLORWAY, apply_template
 
-__all__ = ["projection_figure", "search_mask", "MAX_CATEGORIES"]
+__all__ = ["projection_figure", "search_mask", "MAX_CATEGORIES", "HOVER_TEXT_ROWS"]
 
 MAX_CATEGORIES = 30  # beyond this a column is coloured as "other" after its top categories
+HOVER_TEXT_ROWS = 20_000  # above this, hover carries numbers only (see `_hover`)
 
 
 def search_mask(meta: pd.DataFrame, query: str, *, regex: bool = False) -> np.ndarray:
@@ -49,12 +50,26 @@ def search_mask(meta: pd.DataFrame, query: str, *, regex: bool = False) -> np.nd
     return mask
 
 
-def _hover(meta: pd.DataFrame) -> tuple[np.ndarray, str]:
+def _hover(meta: pd.DataFrame, color: str | None) -> tuple[np.ndarray, str]:
+    """Per-point hover data and template. Up to `HOVER_TEXT_ROWS` points every metadata column
+    (as text) shows; above, only numbers travel (a compact binary array, not 100,000 strings
+    per column) and a categorical colour shows through its trace name."""
     cols = list(meta.columns)[:6]
     index = np.arange(len(meta))[:, None]
-    data = np.hstack([index, meta[cols].astype(str).to_numpy()]) if cols else index
-    lines = ["point %{customdata[0]}"] + [f"{c}: %{{customdata[{i + 1}]}}"
-                                          for i, c in enumerate(cols)]
+    if len(meta) <= HOVER_TEXT_ROWS:
+        data = np.hstack([index, meta[cols].astype(str).to_numpy()]) if cols else index
+        lines = ["point %{customdata[0]}"] + [f"{c}: %{{customdata[{i + 1}]}}"
+                                              for i, c in enumerate(cols)]
+        return data, "<br>".join(lines) + "<extra></extra>"
+    numeric = [c for c in cols if pd.api.types.is_numeric_dtype(meta[c])
+               and not pd.api.types.is_bool_dtype(meta[c])]
+    index = index.astype(np.float32)  # exact up to 16M points; half the bytes of float64
+    data = np.hstack([index, meta[numeric].to_numpy(dtype=np.float32)]) if numeric else \
+        index
+    lines = ["point %{customdata[0]}"] + [f"{c}: %{{customdata[{i + 1}]:.4~g}}"
+                                          for i, c in enumerate(numeric)]
+    if color is not None and color not in numeric:
+        lines.append(f"{color}: %{{fullData.name}}")
     return data, "<br>".join(lines) + "<extra></extra>"
 
 
@@ -73,7 +88,8 @@ def projection_figure(coords: pd.DataFrame, meta: pd.DataFrame, *, color: str | 
 
     Args:
         coords: `x`, `y` (and `z`), one row per point (from `insight.project`).
-        meta: one row per point; every column shows on hover.
+        meta: one row per point; its columns show on hover (above `HOVER_TEXT_ROWS` points
+            the numeric ones and the colour; the rest stay one click away).
         color: a metadata column: categorical columns get one trace (and legend entry) per
             value, numeric ones a colour scale. Defaults to `None` (one colour).
         search: highlight rows whose metadata contains it; the rest fade. Defaults to `""`.
@@ -88,10 +104,10 @@ def projection_figure(coords: pd.DataFrame, meta: pd.DataFrame, *, color: str | 
                          f"color={color!r}")
     n = len(coords)
     three_d = "z" in coords
-    size = 3 if three_d else 5
+    size = 3 if three_d or n > HOVER_TEXT_ROWS else 5  # dense clouds: less overdraw
     matched = search_mask(meta, search, regex=regex) if search else None
     opacity = 0.75 if matched is None else np.where(matched, 0.95, 0.08)
-    custom, template = _hover(meta)
+    custom, template = _hover(meta, color)
     fig = apply_template(go.Figure(), title=title)
     everyone = np.arange(n)
     column = meta[color] if color is not None else None

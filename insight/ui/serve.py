@@ -23,6 +23,7 @@ ENTRY = Path(__file__).parent / "entry.py"
 
 
 def _warm(opts: LaunchOptions) -> None:
+    started = time.perf_counter()
     # The import holds the GIL for long stretches; hand it back to the server's event loop
     # often, so the browser's first page request is not starved meanwhile.
     interval = sys.getswitchinterval()
@@ -49,6 +50,8 @@ def _warm(opts: LaunchOptions) -> None:
 
         time.sleep(2.0)  # let the first page finish drawing: this holds the GIL for seconds
         warm_up()  # UMAP's numba compilation, before anyone asks for a UMAP
+        print(f"insight: warm in {time.perf_counter() - started:.1f} s (TensorFlow, the "
+              "model, UMAP)", file=sys.stderr, flush=True)
     except Exception:  # noqa: BLE001  the page reports any real problem
         pass
     finally:
