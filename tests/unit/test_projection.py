@@ -111,3 +111,23 @@ def test_progress_reports_rise_to_done(blobs, method):
     assert len(calls) >= 3 and fractions == sorted(fractions)
     assert fractions[-1] == 1.0 and 0.0 <= fractions[0] < 0.5
     assert all(msg.startswith("UMAP" if method == "umap" else "t-SNE") for _, msg in calls)
+
+
+def test_large_projections_carry_numeric_hover_data_only():
+    import pandas as pd
+
+    from insight.figures.projection import HOVER_TEXT_ROWS, projection_figure
+
+    n = HOVER_TEXT_ROWS + 1
+    rng = np.random.default_rng(0)
+    coords = pd.DataFrame(rng.normal(size=(n, 2)).astype(np.float32), columns=["x", "y"])
+    meta = pd.DataFrame({"group": np.where(np.arange(n) % 2, "odd", "even"),
+                         "score": rng.random(n)})
+    fig = projection_figure(coords, meta, color="group")
+    trace = fig.data[0]
+    assert trace.customdata.dtype == np.float32 and trace.customdata.shape[1] == 2
+    assert "score: %{customdata[1]" in trace.hovertemplate
+    assert "group: %{fullData.name}" in trace.hovertemplate
+    assert sum(len(t.x) for t in fig.data) == n  # still every point
+    small = projection_figure(coords[:100], meta[:100], color="group")
+    assert "group: %{customdata[1]}" in small.data[0].hovertemplate  # text below the limit
