@@ -147,13 +147,13 @@ class EventFileReader:
             try:
                 with open(self.path, "rb") as f:
                     f.seek(self.offset)
-                    data = f.read(max(READ_CHUNK, self._needed(f)))
+                    data = f.read(min(max(READ_CHUNK, self._needed(f)), size - self.offset))
             except OSError as exc:
                 self._note(f"cannot read the file ({exc.strerror})")
                 break
             consumed = self._parse(data, self.offset)
             self.offset += consumed
-            if consumed == 0 or len(data) < READ_CHUNK:
+            if consumed == 0 or self.offset >= size:
                 break
         return self.points() - before
 
@@ -224,7 +224,7 @@ class EventFileReader:
             pos = found
         offs = np.concatenate(offs_all)
         lens = np.concatenate(lens_all)
-        self.pending = end - stop
+        self.pending = 0 if self._resyncing else end - stop
         self._decode(data, arr, offs, lens, base)
         return stop
 

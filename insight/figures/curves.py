@@ -57,7 +57,7 @@ class Mark:
 
 def curves_figure(lines: list[CurveLine], *, title: str, x_title: str, subtitle: str = "",
                   log_y: bool = False, marks: list[Mark] | None = None, x_is_date=False,
-                  height: int = 360) -> go.Figure:
+                  height: int = 400) -> go.Figure:
     """Overlaid curves; with smoothing, the raw curve is drawn faint behind the smoothed one."""
     fig = go.Figure()
     nonfinite_shown = False
@@ -97,10 +97,16 @@ def curves_figure(lines: list[CurveLine], *, title: str, x_title: str, subtitle:
     text = f"{title}<br><span style='font-size:12px;color:#666'>{subtitle}</span>" \
         if subtitle else title
     apply_template(fig, title=text)
-    fig.update_layout(height=height, hovermode="closest", margin=dict(t=70),
-                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
-    fig.update_xaxes(title_text=x_title, type="date" if x_is_date else None)
+    fig.update_layout(height=height, hovermode="closest", margin=dict(t=70, b=95),
+                      legend=dict(orientation="h", yanchor="top", y=-0.32, x=0,
+                                  font=dict(size=11)))
+    fig.update_xaxes(title_text=x_title, type="date" if x_is_date else None, title_standoff=4)
     fig.update_yaxes(type="log" if log_y else "linear")
+    finite = np.concatenate([np.asarray(v, np.float64)[np.isfinite(v)] for line in lines
+                             for v in (line.y,)] or [np.zeros(0)])
+    if len(finite) and finite.min() == finite.max() and not log_y:  # a flat line: centre it
+        pad = abs(finite[0]) * 0.5 or 1.0
+        fig.update_yaxes(range=[finite[0] - pad, finite[0] + pad])
     return fig
 
 

@@ -14,7 +14,7 @@ from insight.ui.feedback import show_error
 from insight.ui.widgets import show_panel
 
 MAX_CHARTS = 24
-X_TITLES = {"step": "Step", "relative": "Relative time", "wall": "Wall time"}
+X_TITLES = {"step": "Step", "relative": "Relative", "wall": "Wall"}
 
 st.title("Training")
 logdir = st.session_state.get("insight_logdir")

@@ -1,0 +1,66 @@
+"""Hand-made event files for the reader tests: exact bytes, any encoding, any damage."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
+
+from insight._tfrecord import masked_crc32c
+
+
+def record(payload: bytes) -> bytes:
+    """One TFRecord: length, its masked CRC, payload, its masked CRC."""
+    head = struct.pack("<Q", len(payload))
+    return (head + struct.pack("<I", masked_crc32c(head)) + payload
+            + struct.pack("<I", masked_crc32c(payload)))
+
+
+def scalar(tag: str, step: int, value: float, *, wall: float | None = None,
+           encoding: str = "content", metadata: bool = True) -> bytes:
+    """A serialized Event holding one scalar: `encoding` is "content" (TF2 tensor_content
+    float32), "float_val", "double_val" or "simple" (legacy simple_value)."""
+    ev = event_pb2.Event(wall_time=1_700_000_000.0 + step if wall is None else wall, step=step)
+    v = ev.summary.value.add(tag=tag)
+    if encoding == "simple":
+        v.simple_value = value
+    else:
+        t = tensor_pb2.TensorProto(tensor_shape=tensor_shape_pb2.TensorShapeProto())
+        if encoding == "content":
+            t.dtype, t.tensor_content = 1, np.float32(value).tobytes()
+        elif encoding == "float_val":
+            t.dtype = 1
+            t.float_val.append(value)
+        else:
+            t.dtype = 2
+            t.double_val.append(value)
+        v.tensor.CopyFrom(t)
+        if metadata:
+            v.metadata.plugin_data.plugin_name = "scalars"
+    return ev.SerializeToString()
+
+
+def file_version() -> bytes:
+    return event_pb2.Event(wall_time=1_700_000_000.0, file_version="brain.Event:2") \
+        .SerializeToString()
+
+
+def legacy_histogram(tag: str, step: int, values: np.ndarray) -> bytes:
+    counts, edges = np.histogram(values, bins=10)
+    h = summary_pb2.HistogramProto(min=float(values.min()), max=float(values.max()),
+                                   num=len(values), sum=float(values.sum()),
+                                   sum_squares=float((values ** 2).sum()),
+                                   bucket_limit=edges[1:].tolist(), bucket=counts.tolist())
+    ev = event_pb2.Event(wall_time=1_700_000_000.0, step=step)
+    ev.summary.value.add(tag=tag, histo=h)
+    return ev.SerializeToString()
+
+
+def write(path: Path, payloads: list[bytes]) -> bytes:
+    """Write the records; returns the file's bytes."""
+    data = b"".join(record(p) for p in payloads)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return data
