@@ -1,0 +1,122 @@
+"""The real app in the system Chromium: one `insight serve` per module on a free port.
+
+Without a Chromium (`INSIGHT_BROWSER`, `BROWSER_PATH`, `/usr/bin/chromium`, PATH) these tests
+skip with the reason; with `CI=true` they fail instead. Baselines live in
+`__snapshots__/<platform>/`; a missing one is written and the test fails, so one run writes them
+all (`INSIGHT_UPDATE_SNAPSHOTS=1` rewrites every baseline and passes).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+SNAPSHOTS = Path(__file__).parent / "__snapshots__" / sys.platform
+FAILURES = Path(os.environ.get("INSIGHT_SNAPSHOT_FAILURES", "snapshot-failures"))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--font-render-hinting=none", "--force-color-profile=srgb"]
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    from insight.errors import InsightError
+    from insight.render import find_browser
+
+    try:
+        return find_browser()
+    except InsightError as exc:
+        reason = f"no Chromium for the browser tests ({exc})"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{reason}; CI must install it (.ci/run: apt-get install chromium)")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium_path), headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(chromium_path, tmp_path_factory):
+    """`insight serve` on the bundled samples (digits_cnn first), until the module ends."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1",
+               XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")))
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "insight.cli", "serve", "--port",
+                                 str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"insight serve did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wait_for_app(page, timeout: float = 120_000) -> None:
+    """Streamlit's own waits: connected, script finished, no skeleton left."""
+    from playwright.sync_api import expect
+
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(
+        state="attached", timeout=timeout)
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=timeout)
+    page.wait_for_timeout(300)
+
+
+def assert_snapshot(png: bytes, name: str, *, threshold: float = 0.1,
+                    max_fraction: float = 0.002) -> None:
+    """Compare with `__snapshots__/<platform>/<name>.png` (pixelmatch tolerance)."""
+    from insight.snapshot import compare_png
+
+    baseline = SNAPSHOTS / f"{name}.png"
+    if os.environ.get("INSIGHT_UPDATE_SNAPSHOTS") == "1" or not baseline.is_file():
+        baseline.parent.mkdir(parents=True, exist_ok=True)
+        existed = baseline.is_file()
+        baseline.write_bytes(png)
+        if not existed and os.environ.get("INSIGHT_UPDATE_SNAPSHOTS") != "1":
+            pytest.fail(f"no baseline for {name}: wrote {baseline}; check it and commit it")
+        return
+    result = compare_png(png, baseline.read_bytes(), threshold=threshold,
+                         max_fraction=max_fraction)
+    if not result.ok:
+        folder = FAILURES / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "actual.png").write_bytes(png)
+        (folder / "expected.png").write_bytes(baseline.read_bytes())
+        if result.diff_png:
+            (folder / "diff.png").write_bytes(result.diff_png)
+        pytest.fail(f"{name}: {result.reason}; see {folder.resolve()}")

@@ -1,0 +1,85 @@
+"""Every page of the real app on digits_cnn in Chromium: no exception, one element screenshot
+per page against its baseline, and a deep-linked panel inside an iframe on another origin."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from insight.ui.shell import PAGES
+
+from .conftest import VIEWPORT, assert_snapshot, free_port, wait_for_app
+
+pytestmark = pytest.mark.slow
+
+
+def _path(file: str, n: int) -> str:
+    return "" if n == 0 else Path(file).stem
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.mark.parametrize(("n", "file", "title"), [(n, f, t) for n, (f, t, _) in
+                                                   enumerate(PAGES)], ids=[t for _, t, _ in PAGES])
+def test_page_loads_and_matches_baseline(page, app_url, n, file, title):
+    page.goto(f"{app_url}/{_path(file, n)}")
+    wait_for_app(page)
+    assert page.get_by_test_id("stException").count() == 0, title
+    errors = page.get_by_test_id("stAlertContentError")
+    assert errors.count() == 0, [errors.nth(i).inner_text() for i in range(errors.count())]
+    chart = page.locator("[data-testid='stPlotlyChart']").first
+    if chart.count():
+        chart.locator(".main-svg").first.wait_for(state="visible")
+        target = chart
+    else:
+        target = page.locator("h1").first
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(200)
+    assert_snapshot(target.screenshot(animations="disabled"), f"page_{Path(file).stem}")
+
+
+def test_deep_link_in_an_iframe_on_another_origin(browser, app_url, tmp_path):
+    wiki = tmp_path / "wiki.html"
+    link = f"{app_url}/?embed=true&panel=param_chart"
+    wiki.write_text(f"<!DOCTYPE html><html><body style='margin:0'><h1>Team wiki</h1>"
+                    f"<iframe src='{link}' width='900' height='560' style='border:0'>"
+                    f"</iframe></body></html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/wiki.html")
+        frame = page.frame_locator("iframe")
+        frame.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible",
+                                                                  timeout=60_000)
+        assert frame.get_by_test_id("stSidebar").count() == 0
+        assert frame.get_by_test_id("stPopover").count() == 0  # no share control inside
+        assert frame.locator("[data-testid='stPlotlyChart']").count() == 1
+        title = frame.locator(".gtitle").first.text_content()
+        assert title.startswith("Parameters per layer")
+        page.mouse.move(0, 0)
+        page.wait_for_timeout(300)
+        assert_snapshot(page.locator("iframe").screenshot(animations="disabled"),
+                        "iframe_param_chart")
+    finally:
+        context.close()
+        server.shutdown()
+
+
+def test_bad_deep_link_lists_the_valid_values(page, app_url):
+    page.goto(f"{app_url}/?embed=true&panel=projection&method=bogus")
+    wait_for_app(page)
+    text = page.get_by_test_id("stAlertContentError").inner_text()
+    assert "must be one of pca, umap, tsne" in text and "method='bogus'" in text
