@@ -8,6 +8,7 @@ insight profile [MODEL] --logdir DIR [--data PATH] [--steps N] [--train] [--xla]
 insight export MODEL --panel NAME [--param K=V ...] --out FILE.html|.png|.svg
 insight export MODEL --all-panels --out DIR
 insight snapshot MODEL --baseline-dir DIR [--panels SPEC ...] [--update]
+insight xla MODEL [--stage hlo|optimized_hlo] [--function forward|train] [--out FILE]
 insight --version
 ```
 
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_parsers(sub)
 
+    from insight.xla_cli import add_xla_parser
+
+    add_xla_parser(sub)
+
     summary = sub.add_parser("summary", help="print the model card and layer table")
     summary.add_argument("model", metavar="MODEL")
     summary.add_argument("--json", action="store_true", help="print JSON")
@@ -90,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     handler = {"serve": _serve, "summary": _summary, "stats": _stats,
-               "profile": _profile, "export": _export, "snapshot": _snapshot}[args.command]
+               "profile": _profile, "export": _export, "snapshot": _snapshot,
+               "xla": _xla}[args.command]
     try:
         return handler(args)
     except InsightError as exc:
@@ -206,6 +212,12 @@ def _snapshot(args: argparse.Namespace) -> int:
     from insight.export_cli import run_snapshot
 
     return run_snapshot(args, _quiet_native_stderr)
+
+
+def _xla(args: argparse.Namespace) -> int:
+    from insight.xla_cli import run_xla
+
+    return run_xla(args, _quiet_native_stderr)
 
 
 def _check_path(flag: str, value: str | None) -> None:

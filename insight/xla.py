@@ -57,6 +57,7 @@ STAGES = ("hlo", "optimized_hlo")
 STAGE_TITLES = {"hlo": "before optimisation", "optimized_hlo": "after optimisation"}
 LEARNING_RATE = 0.01  # the train step's SGD update (returned, never applied)
 _BACKWARD = "gradient_tape/"
+_SOURCE = re.compile(r' source_file="[^"]*"(?: source_line=\d+)?')
 _UNSUPPORTED = re.compile(r"(\w+) \(No registered '(\w+)' OpKernel for (\w+) devices"
                           r"[^{]*\{\{node ([^}]+)\}\}")
 
@@ -169,16 +170,20 @@ class XlaCompilation:
                     continue
                 members = index.get(inst.name, ())
                 rows.append({
-                    "computation": comp.name, "instruction": inst.name, "opcode": inst.opcode,
-                    "shape": inst.shape, "layer": ", ".join(layers),
-                    "pass": _pass(inst, members), "op_type": inst.op_type,
-                    "fused_ops": _member_text(members), "op_name": inst.op_name})
-        return pd.DataFrame(rows, columns=["computation", "instruction", "opcode", "shape",
-                                           "layer", "pass", "op_type", "fused_ops", "op_name"])
+                    "instruction": inst.name, "opcode": inst.opcode, "layer": ", ".join(layers),
+                    "pass": _pass(inst, members), "shape": inst.shape,
+                    "fused_ops": _member_text(members), "op_type": inst.op_type,
+                    "op_name": inst.op_name, "computation": comp.name})
+        return pd.DataFrame(rows, columns=["instruction", "opcode", "layer", "pass", "shape",
+                                           "fused_ops", "op_type", "op_name", "computation"])
 
-    def hlo_text(self, stage: str, layer: str = "", search: str = "") -> str:
+    def hlo_text(self, stage: str, layer: str = "", search: str = "", *,
+                 compact: bool = False) -> str:
         """The module's HLO text; with `layer` or `search`, only the matching instructions,
-        under their computation's header."""
+        under their computation's header. `compact` drops the `source_file`/`source_line`
+        metadata (always TensorFlow's own `ops.py` for Keras models)."""
+        if compact:
+            return _SOURCE.sub("", self.hlo_text(stage, layer, search))
         if not layer and not search:
             self.module(stage)
             return self.text[stage]
@@ -219,11 +224,12 @@ class XlaCompilation:
         rows = []
         for fusion in fusions(self.modules["optimized_hlo"]):
             inst = fusion.instruction
-            rows.append({"fusion": inst.name, "kind": inst.kind, "ops": len(fusion.members),
-                         "members": _member_text(fusion.members),
+            rows.append({"fusion": inst.name,
                          "layers": ", ".join(self.layers_of(inst, "optimized_hlo")),
-                         "shape": inst.shape, "computation": fusion.computation})
-        return pd.DataFrame(rows, columns=["fusion", "kind", "ops", "members", "layers",
+                         "ops": len(fusion.members), "members": _member_text(fusion.members),
+                         "kind": inst.kind, "shape": inst.shape,
+                         "computation": fusion.computation})
+        return pd.DataFrame(rows, columns=["fusion", "layers", "ops", "members", "kind",
                                            "shape", "computation"])
 
     def computation(self, stage: str, name: str = "") -> HloComputation:

@@ -56,7 +56,8 @@ def compilation(ctx: PanelContext, function: str = "forward") -> XlaCompilation:
         raise UsageError(
             "A train step needs labels, and this data has none"
             + (" (synthetic inputs)." if ds.synthetic else "."),
-            "Give a data file with labels (y) in the sidebar, or look at the forward pass.",
+            "Give a data file with labels (y): the sidebar's Data field or --data. Or look "
+            "at the forward pass.",
             f"data={ds.name or 'synthetic'!r}")
     head = ds.take(slice(0, min(BATCH, len(ds))))
     return ctx.cached(f"xla:{function}:{BATCH}",
@@ -84,8 +85,9 @@ def _summary(ctx: PanelContext, function: str) -> dict[str, Any]:
 def _op_counts(ctx: PanelContext, function: str) -> Any:
     table = compilation(ctx, function).op_count_table()
     before, after = int(table["before"].sum()), int(table["after"].sum())
-    return op_counts_figure(table, title=f"Instructions by opcode: {FUNCTION_TITLES[function]}"
-                                         f", {before:,} before optimisation → {after:,} after")
+    return op_counts_figure(table, title=f"Instructions by opcode: {before:,} → {after:,}"
+                                         f"<br><sup>{FUNCTION_TITLES[function]}, before and "
+                                         "after optimisation</sup>")
 
 
 def _op_count_table(ctx: PanelContext, function: str) -> pd.DataFrame:
@@ -109,7 +111,7 @@ def _hlo(ctx: PanelContext, function: str, stage: str, layer: str,
          search: str) -> dict[str, Any]:
     comp = compilation(ctx, function)
     text = comp.hlo_text(stage, layer, search)
-    lines = text.splitlines()
+    lines = comp.hlo_text(stage, layer, search, compact=True).splitlines()
     return {"stage": stage, "module": comp.module(stage).name, "text": text,
             "shown": "\n".join(lines[:MAX_LINES]), "lines": len(lines),
             "truncated": len(lines) > MAX_LINES}
@@ -169,6 +171,6 @@ for _panel in (
           description="The dataflow graph of one computation (fusions as nodes).", uses=_DATA),
     Panel("xla_step_time", "Compiled vs eager step time", "figure", _step_time, (_FUNCTION,),
           description="The same batch run eagerly, as a tf.function, and compiled by XLA.",
-          uses=_DATA),
+          uses=_DATA, deterministic=False),
 ):
     register(_panel)

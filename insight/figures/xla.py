@@ -76,7 +76,7 @@ def op_counts_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
     fig.update_layout(barmode="group", bargap=0.25, height=max(320, 60 + 34 * len(frame)),
                       legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom",
                                   traceorder="reversed"),
-                      xaxis_title="instructions that run (a fusion counts once)",
+                      xaxis_title="instructions (a fusion counts once)",
                       yaxis=dict(categoryorder="array", categoryarray=list(frame["opcode"])),
                       margin=dict(t=90))
     return fig
@@ -191,6 +191,12 @@ def _hover(inst: HloInstruction, layers: list[str], members: str) -> str:
     return "<br>".join(lines)
 
 
+def _speed(ratio: float) -> str:
+    if ratio >= 1:
+        return f"{ratio:.2g}× faster than eager"
+    return f"{1 / ratio:.2g}× slower than eager"
+
+
 def step_time_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
     """Bars of the median step time per mode (eager, `tf.function`, XLA), the fastest run
     as a marker, the first call (trace + compile) in the hover.
@@ -203,7 +209,7 @@ def step_time_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
     modes = [names.get(m, m) for m in table["mode"]]
     colours = ["#9aa5b1", COLORWAY[1], COLORWAY[0]][: len(table)]
     fig = go.Figure()
-    text = [f"{ms:.3g} ms" + ("" if mode == "eager" else f" · {s:.2g}× eager's speed")
+    text = [f"{ms:.3g} ms" + ("" if mode == "eager" else f" · {_speed(s)}")
             for mode, ms, s in zip(table["mode"], table["median_ms"], table["speedup"],
                                    strict=True)]
     first = " · ".join(f"{names.get(m, m)} {s:.2f} s" for m, s in

@@ -92,7 +92,7 @@ def test_layer_picker_and_stage_show_that_layers_hlo(digits_page):
     assert len(rows) and rows["layer"].str.contains("conv1").all()
     assert set(rows["opcode"]) == {"convolution", "fusion"}
     assert "conv1" in _code(at) and "dense1" not in _code(at)
-    at.segmented_control(key="xla_stage").set_value("hlo").run()
+    at.radio(key="xla_stage").set_value("hlo").run()
     rows = next(d.value for d in at.dataframe if "opcode" in d.value.columns)
     assert "fusion" not in set(rows["opcode"]) and "convolution" in set(rows["opcode"])
     at.text_input(key="xla_search").set_value("nothing-matches-this").run()

@@ -250,7 +250,7 @@ def test_panels_share_one_compilation(digits):
     assert [k.split("|")[-1] for k in calls] == ["dataset", "xla:forward:32"]
     assert summary["layers"][0] == "conv1" and summary["after"] < summary["before"]
     assert [t["name"] for t in counts["data"]] == ["after optimisation", "before optimisation"]
-    assert re.search(r"\d+ before optimisation → \d+ after", counts["layout"]["title"]["text"])
+    assert re.search(r"Instructions by opcode: \d+ → \d+<br>", counts["layout"]["title"]["text"])
     nodes = [n for t in graph["data"] if t["mode"] != "lines" for n in t["x"]]
     shown = [i for i in parse_hlo(store[calls[1]].text["optimized_hlo"]).entry.instructions
              if i.opcode not in ("parameter", "constant", "bitcast", "get-tuple-element",
@@ -262,3 +262,29 @@ def test_panels_share_one_compilation(digits):
     detail = build_panel("xla_graph", ctx, detail=True).to_dict()
     assert sum(len(t["x"]) for t in detail["data"] if t["mode"] != "lines") == \
         len(store[calls[1]].modules["optimized_hlo"].entry.instructions)
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+def test_cli_writes_one_layers_hlo(tmp_path, capsys, sample_path):
+    from insight.cli import main
+
+    out = tmp_path / "digits.hlo"
+    assert main(["xla", str(sample_path("digits_cnn")), "--stage", "hlo", "--layer", "dense1",
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("wrote ") and "HLO before optimisation" in said and "dense1" in said
+    body = [ln for ln in out.read_text().splitlines() if ln.startswith("  ")]
+    assert body and all("dense1" in ln for ln in body)
+    assert any(" dot(" in ln for ln in body)
+
+
+def test_cli_explains_a_model_xla_cannot_compile(uncompilable, capsys):
+    from insight.cli import main
+
+    rc = main(["xla", str(uncompilable.path), "--custom-objects",
+               str(uncompilable.custom_objects_file)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("error: XLA cannot compile the forward pass of 'string_op'")
+    assert "AsString" in err[0] and "Received: unsupported ops: AsString" in err[0]

@@ -4,9 +4,21 @@ one computation, and the step time compiled vs eager."""
 
 import streamlit as st
 
+from insight.ui.cache import panel
+from insight.ui.feedback import show_error
 from insight.ui.widgets import require_dataset, require_model, require_ref, show_panel
 from insight.xla import STAGE_TITLES, STAGES
 from insight.xla_panels import BATCH, FUNCTION_TITLES
+
+
+def card(name: str, **params):
+    """A card panel's dict (the page lays it out), or its error shown and `None`."""
+    try:
+        return panel(name, ref, ctx, **params)
+    except Exception as exc:
+        show_error(exc)
+        return None
+
 
 ref = require_ref()
 ctx = require_model(ref)
@@ -23,7 +35,7 @@ st.caption(f"Compiled with `jit_compile=True` for one batch of {min(len(ds), BAT
            + ". *Before optimisation* is the HLO TensorFlow hands to XLA; *after* is what XLA "
            "runs, its elementwise ops fused into kernels.")
 with st.spinner("Compiling with XLA…"):
-    summary = show_panel("xla_summary", ref, ctx, function=function)
+    summary = card("xla_summary", function=function)
 if summary is None:
     st.stop()
 cols = st.columns(4)
@@ -38,7 +50,7 @@ cols[3].metric("Optimised HLO took", f"{took['optimized_hlo']:.2f} s",
 if summary["loss"]:
     st.caption(f"Train step loss: {summary['loss']}.")
 
-counts_col, fusions_col = st.columns([2, 3], gap="large")
+counts_col, fusions_col = st.columns(2, gap="large")
 with counts_col:
     show_panel("xla_op_counts", ref, ctx, function=function)
 with fusions_col:
@@ -49,22 +61,25 @@ st.subheader("From a layer to its HLO")
 layer_col, stage_col, search_col = st.columns([2, 2, 3])
 layer = layer_col.selectbox("Layer", ["", *summary["layers"]], key=f"xla_layer|{ref.path}",
                             format_func=lambda v: v or "(all layers)")
-stage = stage_col.segmented_control("Stage", STAGES, default="optimized_hlo", required=True,
-                                    format_func=STAGE_TITLES.get, key="xla_stage")
+stage = stage_col.radio("Stage", STAGES, index=1, format_func=STAGE_TITLES.get,
+                        key="xla_stage", horizontal=True)
 search = search_col.text_input("Search the instructions", key="xla_search",
                                placeholder="e.g. convolution, fusion, Relu")
 if not layer and not search:
     with st.expander("Instructions per layer", expanded=True):
         show_panel("xla_layers", ref, ctx, function=function)
+        st.caption("A layer with no instruction after optimisation computes nothing there "
+                   "(Dropout at inference) or became a bitcast folded into its neighbours "
+                   "(Flatten).")
 show_panel("xla_instructions", ref, ctx, function=function, stage=stage, layer=layer,
            search=search)
-hlo = show_panel("xla_hlo", ref, ctx, function=function, stage=stage, layer=layer,
-                 search=search)
+hlo = card("xla_hlo", function=function, stage=stage, layer=layer, search=search)
 if hlo is not None:
     what = f"{hlo['lines']:,} lines of HLO {STAGE_TITLES[stage]}" + (
         f", first {hlo['shown'].count(chr(10)) + 1:,} shown" if hlo["truncated"] else "")
     st.caption(what + (f" for layer {layer}" if layer else "") +
-                (f" matching “{search}”" if search else "") + ".")
+               (f" matching “{search}”" if search else "") +
+               ". TensorFlow's source_file metadata is left out here; the download keeps it.")
     if hlo["lines"]:
         st.code(hlo["shown"], language="llvm", height=420)
         st.download_button("Download this HLO", hlo["text"], icon=":material/download:",
@@ -87,9 +102,8 @@ else:
 
 st.subheader("Graph of a computation")
 graph_stage_col, comp_col, detail_col = st.columns([2, 3, 2])
-graph_stage = graph_stage_col.segmented_control(
-    "Stage ", STAGES, default="optimized_hlo", required=True, format_func=STAGE_TITLES.get,
-    key="xla_graph_stage")
+graph_stage = graph_stage_col.radio("Stage ", STAGES, index=1, format_func=STAGE_TITLES.get,
+                                    key="xla_graph_stage", horizontal=True)
 names = summary["computations"][graph_stage]
 computation = comp_col.selectbox(
     "Computation", names, key=f"xla_computation|{ref.path}|{function}|{graph_stage}",
