@@ -33,6 +33,7 @@ _LAZY = {
     "gradients": "insight.backprop",
     "attributions": "insight.attribution",
     "project": "insight.projection",
+    "read_scalars": "insight.curves",
     "neighbors": "insight.projection",
     "LoadedModel": "insight.loading",
     "load_model": "insight.loading",
@@ -68,6 +69,7 @@ __all__ = [
     "neighbors",
     "preflight",
     "project",
+    "read_scalars",
 ]
 
 
@@ -88,6 +90,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from insight.attribution import attributions
     from insight.backprop import gradients
+    from insight.curves import read_scalars
     from insight.data import Dataset, dataset_for, load_dataset
     from insight.errors import (
         CustomObjectError,
