@@ -1,0 +1,109 @@
+"""The Training page under AppTest: the sample's logdir (curves, verdicts, histograms), its
+controls, CSV/JSON logs, NaN values, empty and error states, live mode."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from insight.samples import get_sample
+from insight.ui.shell import PAGE_DIR, PAGES
+
+LOGS = get_sample("digits_cnn").logdir
+
+
+def _page(logdir, **state) -> AppTest:
+    at = AppTest.from_file(str(PAGE_DIR / "training.py"), default_timeout=120)
+    at.session_state["insight_ref"] = None
+    at.session_state["insight_logdir"] = None if logdir is None else str(logdir)
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return {s["layout"]["title"]["text"].split("<br>")[0]: s for s in specs}
+
+
+def _clean(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_page_is_in_the_navigation():
+    files = [f for f, _, _ in PAGES]
+    assert files.index("training.py") == files.index("embeddings.py") + 1
+
+
+def test_sample_logdir_curves_verdicts_and_histograms():
+    at = _page(LOGS)
+    _clean(at)
+    charts = _charts(at)
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= set(charts)
+    loss = charts["epoch_loss"]
+    assert loss["layout"]["meta"]["insight_panel"] == "training_curves"
+    names = [t["name"] for t in loss["data"]]
+    assert {"train", "validation"} <= set(names) and any(n.startswith("best val") for n in names)
+    assert "showing 20 of 20 points" in loss["layout"]["title"]["text"]
+    assert any("7 series · 70 points" in c.value for c in at.caption)
+    verdicts = at.dataframe[0].value
+    assert verdicts.set_index("metric").loc["epoch_loss", "verdict"] == "no sign of overfitting"
+    heat = [s for t, s in charts.items() if t.endswith("over training")]
+    assert len(heat) == 1 and heat[0]["data"][0]["type"] == "heatmap"
+
+
+def test_controls_change_the_charts():
+    at = _page(LOGS)
+    at.text_input(key="train_tags").set_value("loss").run()
+    _clean(at)
+    curves = {t for t in _charts(at) if not t.endswith("over training")}
+    assert curves == {"epoch_loss", "evaluation_loss_vs_iterations"}
+    at.selectbox(key="train_smoothing").set_value("none").run()
+    loss = _charts(at)["epoch_loss"]
+    assert [t["name"] for t in loss["data"]].count("train") == 1  # no raw/smoothed pair
+    at.toggle(key="train_log").set_value(True).run()
+    assert _charts(at)["epoch_loss"]["layout"]["yaxis"]["type"] == "log"
+    at.segmented_control(key="train_hist_mode").set_value("ridge").run()
+    _clean(at)
+    ridge = [s for t, s in _charts(at).items() if t.endswith("over training")][0]
+    assert ridge["data"][0]["type"] == "scatter"
+
+
+def test_bad_regex_is_an_error_not_a_traceback():
+    at = _page(LOGS)
+    at.text_input(key="train_runs").set_value("(").run()
+    assert not at.exception
+    assert any("not a valid regular expression" in e.value for e in at.error)
+
+
+def test_csv_log_and_nonfinite_values(tmp_path):
+    (tmp_path / "log.csv").write_text(
+        "epoch,loss,val_loss\n" + "".join(
+            f"{i},{math.exp(-i / 3)},{'nan' if i == 4 else math.exp(-i / 3) + 0.1}\n"
+            for i in range(12)))
+    at = _page(tmp_path / "log.csv")
+    _clean(at)
+    assert any("1 NaN/Inf values" in w.value for w in at.warning)
+    loss = _charts(at)["loss"]
+    assert any(t["name"] == "NaN/Inf" for t in loss["data"])
+    assert "no wall times" not in loss["layout"]["title"]["text"]  # x is step by default
+
+
+@pytest.mark.parametrize("logdir", [None, "empty"])
+def test_empty_states(tmp_path, logdir):
+    if logdir == "empty":
+        (tmp_path / "empty").mkdir()
+    at = _page(None if logdir is None else tmp_path / logdir)
+    _clean(at)
+    text = " ".join(i.value for i in at.info)
+    assert ("No logdir" in text) if logdir is None else ("No scalars here yet" in text)
+
+
+def test_live_mode_runs():
+    at = _page(LOGS, train_live=True)
+    _clean(at)
+    assert any("**live**" in c.value for c in at.caption)
