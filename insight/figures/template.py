@@ -38,8 +38,16 @@ def insight_template() -> go.layout.Template:
 
 
 def apply_template(fig: go.Figure, *, title: str | None = None) -> go.Figure:
-    """Give `fig` the insight template (and a title); returns the same figure."""
-    fig.update_layout(template=insight_template())
+    """Give `fig` the insight template (and a title); returns the same figure.
+
+    The template is registered once with plotly under the name "insight" and applied by
+    name: building and validating a `Template` for every figure cost ~30-100 ms each.
+    """
+    import plotly.io as pio
+
+    if "insight" not in pio.templates:
+        pio.templates["insight"] = insight_template()
+    fig.update_layout(template="insight")
     if title is not None:
         fig.update_layout(title_text=title)
     return fig

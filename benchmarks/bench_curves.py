@@ -1,0 +1,286 @@
+"""Training curves: insight's event reader against TensorBoard's own loaders, the Training
+page's render and smoothing change, live refresh, and the ActivationLogger's cost, in one run.
+
+Data: a synthetic logdir of 3 runs x 5 tags x 100,000 steps (1.5M scalar points, ~110 MB),
+written with `tf.summary` and cached (`benchmarks/_curves_data.py`; `INSIGHT_BENCH_CACHE`
+moves the cache), so reruns skip the writing. Page cache warm; medians of `--repeat` timings
+for the fast readers, one timing for the slow ones (`--slow-repeat`).
+
+Rows:
+- insight: `insight.read_scalars(logdir)`, the tidy DataFrame of every point (every record's
+  length and payload CRC checked).
+- summary_iterator: `tf.compat.v1.train.summary_iterator` over every file, the value taken
+  from each event (tensor_content or simple_value), no DataFrame.
+- EventAccumulator: `EventAccumulator(run, size_guidance={"tensors": 0, "scalars": 0})`
+  (no sampling) per run, `Reload()`, `Tensors(tag)` with `tensor_util.make_ndarray`.
+- tbparse: `SummaryReader(logdir).tensors` (it wraps EventAccumulator, builds a DataFrame).
+- framing floor: the plain framing loop (read the file, unpack each length, jump), no CRC,
+  no parsing: what merely walking the records costs in Python.
+- page first render: the Training page under Streamlit's AppTest for this logdir, caches
+  cleared (imports warmed on the sample logdir first): read, 5 metric charts, tables.
+- smoothing change: the same page after switching EMA -> Gaussian (reader memoised).
+- live refresh: `Logdir.refresh()` after 1,000 points were appended to a copy of one run,
+  vs reading that run from scratch.
+- ActivationLogger: a small CNN's `fit` on digits (7,188 examples, 10 epochs, batch 32) with
+  and without the callback at its default frequency (every epoch): the time spent inside
+  the callback over the plain fit's time (robust on a shared machine), its one-time trace,
+  and its steady cost per epoch.
+
+Usage: python benchmarks/bench_curves.py [--repeat 3] [--slow-repeat 1] [--steps 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _curves_data import synthetic_logdir  # noqa: E402
+
+
+def timed(fn, repeat: int) -> tuple[float, int]:
+    times, n = [], 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        n = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), n
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*tfevents*"))
+
+
+def insight_reader(root: Path) -> int:
+    from insight.curves import read_scalars
+
+    return len(read_scalars(root))
+
+
+def framing_floor(root: Path) -> int:
+    import struct
+
+    unpack = struct.Struct("<Q").unpack_from
+    n = 0
+    for f in files(root):
+        data = f.read_bytes()
+        pos, end = 0, len(data)
+        while pos + 12 <= end:
+            (length,) = unpack(data, pos)
+            pos += length + 16
+            n += 1
+    return n - len(files(root))  # minus each file's version record: points
+
+
+def summary_iterator(root: Path) -> int:
+    import numpy as np
+    import tensorflow as tf
+
+    n = 0
+    for f in files(root):
+        for e in tf.compat.v1.train.summary_iterator(str(f)):
+            for v in e.summary.value:
+                value = np.frombuffer(v.tensor.tensor_content, np.float32)[0] \
+                    if v.HasField("tensor") else v.simple_value
+                n += value is not None
+    return n
+
+
+def event_accumulator(root: Path) -> int:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    n = 0
+    for run in sorted({f.parent for f in files(root)}):
+        acc = EventAccumulator(str(run), size_guidance={"tensors": 0, "scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["tensors"]:
+            n += sum(1 for t in acc.Tensors(tag) if tensor_util.make_ndarray(t.tensor_proto)
+                     is not None)
+    return n
+
+
+def tbparse_reader(root: Path) -> int:
+    from tbparse import SummaryReader
+
+    return len(SummaryReader(str(root)).tensors)
+
+
+def page_times(root: Path) -> tuple[float, float]:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from insight.samples import get_sample
+    from insight.ui.shell import PAGE_DIR
+
+    def page(logdir) -> AppTest:
+        at = AppTest.from_file(str(PAGE_DIR / "training.py"), default_timeout=300)
+        at.session_state["insight_ref"] = None
+        at.session_state["insight_logdir"] = str(logdir)
+        return at
+
+    page(get_sample("digits_cnn").logdir).run()  # warm imports
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = page(root)
+    start = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - start
+    assert not at.exception, at.exception
+    at.selectbox(key="train_smoothing").set_value("gaussian")
+    start = time.perf_counter()
+    at.run()
+    change = time.perf_counter() - start
+    assert not at.exception, at.exception
+    return first, change
+
+
+def live_refresh(root: Path) -> tuple[float, float]:
+    import numpy as np
+    import tensorflow as tf
+
+    from insight.curves import Logdir
+
+    tmp = Path(tempfile.mkdtemp(prefix="insight-live-"))
+    try:
+        shutil.copytree(root / "run_0", tmp / "run_0")
+        logs = Logdir(tmp)
+        start = time.perf_counter()
+        logs.refresh()
+        full = time.perf_counter() - start
+        writer = tf.summary.create_file_writer(str(tmp / "run_0"))
+        with writer.as_default():
+            for step in range(1000):
+                tf.summary.scalar("appended", np.float32(step), step=10**6 + step)
+        writer.flush()
+        start = time.perf_counter()
+        new = logs.refresh()
+        incremental = time.perf_counter() - start
+        assert new == 1000, new
+        return incremental, full
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def callback_overhead(epochs: int = 10) -> dict[str, float]:
+    import keras
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from insight.callbacks import ActivationLogger
+
+    d = load_digits()
+    x = np.tile((d.images[..., None] / 16).astype("float32"), (4, 1, 1, 1))
+    y = np.tile(d.target, 4)
+
+    def model():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([
+            keras.Input((8, 8, 1)), keras.layers.Conv2D(16, 3, activation="relu"),
+            keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.Flatten(),
+            keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
+        m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return m
+
+    class Timed(ActivationLogger):
+        calls: list[float] = []
+
+        def log(self, step):
+            start = time.perf_counter()
+            out = super().log(step)
+            Timed.calls.append(time.perf_counter() - start)
+            return out
+
+    model().fit(x[:256], y[:256], epochs=1, verbose=0)  # warm Keras/TF once
+    tmp = tempfile.mkdtemp(prefix="insight-cb-")
+    start = time.perf_counter()
+    model().fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    base = time.perf_counter() - start
+    Timed.calls = []
+    start = time.perf_counter()
+    model().fit(x, y, epochs=epochs, batch_size=32, verbose=0,
+                callbacks=[Timed(tmp, x, y)])
+    with_cb = time.perf_counter() - start
+    shutil.rmtree(tmp, ignore_errors=True)
+    inside = sum(Timed.calls)
+    steady = statistics.median(Timed.calls[1:])
+    return {"base": base, "with": with_cb, "inside": inside, "first": Timed.calls[0],
+            "steady": steady, "epoch": base / epochs, "epochs": epochs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--slow-repeat", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=100_000)
+    args = parser.parse_args()
+    root = synthetic_logdir(3, 5, args.steps)
+    mb = sum(f.stat().st_size for f in files(root)) / 1e6
+    print(f"logdir {root}: {mb:.1f} MB", file=sys.stderr)
+
+    start = time.perf_counter()
+    import tensorflow  # noqa: F401  (imported once, before every timing)
+    tf_import = time.perf_counter() - start
+    start = time.perf_counter()
+    import tbparse  # noqa: F401
+    tbparse_import = time.perf_counter() - start
+
+    rows = {}
+    insight_reader(root)  # warm the page cache and imports
+    rows["insight"] = timed(lambda: insight_reader(root), args.repeat)
+    rows["floor"] = timed(lambda: framing_floor(root), args.repeat)
+    rows["summary_iterator"] = timed(lambda: summary_iterator(root), args.slow_repeat)
+    rows["EventAccumulator"] = timed(lambda: event_accumulator(root), args.slow_repeat)
+    rows["tbparse"] = timed(lambda: tbparse_reader(root), args.slow_repeat)
+    for name, (t, n) in rows.items():
+        print(f"{name}: {t:.3f} s, {n:,} points", file=sys.stderr)
+    first, change = page_times(root)
+    incremental, full = live_refresh(root)
+    cb = callback_overhead()
+
+    ins_t, ins_n = rows["insight"]
+    rate = ins_n / ins_t
+    print(f"\nCurves benchmark: {ins_n:,} points, {mb:.0f} MB, 3 runs x 5 tags; "
+          f"TensorFlow import {tf_import:.1f} s, tbparse import {tbparse_import:.1f} s "
+          "(not in the timings)\n")
+    print("| row | insight | baseline | ratio | target | met |")
+    print("|---|---:|---:|---:|---|---|")
+    print(f"| read every point | {ins_t:.2f} s, {rate / 1e6:.2f}M points/s | | | "
+          f">= 1M points/s | {'yes' if rate >= 1e6 else 'NO'} |")
+    targets = {"summary_iterator": 3.0, "tbparse": 15.0, "EventAccumulator": None}
+    for name, need in targets.items():
+        t, n = rows[name]
+        ratio = t / ins_t
+        met = "" if need is None else ("yes" if ratio >= need else "NO")
+        label = "EventAccumulator (size_guidance 0)" if name == "EventAccumulator" else name
+        print(f"| vs {label} | {ins_t:.2f} s | {t:.2f} s, {n / t / 1e3:.0f}k points/s | "
+              f"{ratio:.1f}x faster | {f'>= {need:g}x' if need else ''} | {met} |")
+    t, n = rows["floor"]
+    print(f"| vs framing-only floor | {ins_t:.2f} s | {t:.2f} s, {n / t / 1e6:.1f}M records/s "
+          f"| {ins_t / t:.1f}x the floor | within 8x | {'yes' if ins_t / t <= 8 else 'NO'} |")
+    print(f"| Training page first render (AppTest) | {first:.2f} s | | | < 3 s | "
+          f"{'yes' if first < 3 else 'NO'} |")
+    print(f"| smoothing change EMA -> Gaussian | {change:.2f} s | | | < 0.5 s | "
+          f"{'yes' if change < 0.5 else 'NO'} |")
+    print(f"| live refresh, 1,000 points appended to a 500k-point run | {incremental * 1e3:.0f} ms"
+          f" | {full:.2f} s (read from scratch) | {full / incremental:.0f}x faster | | |")
+    share = cb["inside"] / cb["base"]
+    steady = cb["steady"] / cb["epoch"]
+    verdict = "yes" if share < 0.05 else "steady yes" if steady < 0.05 else "NO"
+    print(f"| ActivationLogger, default freq ({cb['epochs']} epochs, {cb['epoch']:.2f} s each) "
+          f"| {cb['inside']:.2f} s inside the callback (first log incl. trace "
+          f"{cb['first']:.2f} s, then {cb['steady'] * 1e3:.1f} ms/epoch) | plain fit "
+          f"{cb['base']:.2f} s (with: {cb['with']:.2f} s) | {share:.1%} of the fit; steady "
+          f"{steady:.1%} per epoch | < 5% | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
