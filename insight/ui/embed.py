@@ -14,7 +14,7 @@ import streamlit as st
 from insight.deeplink import parse_query
 from insight.errors import UsageError
 from insight.launch import LaunchOptions
-from insight.panels import PanelContext
+from insight.panels import PanelContext, get_panel
 from insight.ui.cache import get_model
 from insight.ui.feedback import show_error
 from insight.ui.share import link_targets
@@ -44,4 +44,7 @@ def render_embed(opts: LaunchOptions) -> None:
         show_error(exc)
         return
     ctx = PanelContext(loaded, Path(data) if data else None, Path(logdir) if logdir else None)
+    spec = get_panel(link.panel)
+    if spec.kind != "figure":  # figures carry their title; tables and cards get one here
+        st.subheader(spec.title)
     show_panel(link.panel, ref, ctx, share=False, **link.params)
