@@ -140,8 +140,18 @@ def _split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             {k: v for k, v in params.items() if k in view})
 
 
-def _projection(ctx: PanelContext, **params: Any):
+def _with_point(ctx: PanelContext, params: dict[str, Any]):
+    """`(base, view, vectors)`; a selected point outside the points shown (another file, a
+    smaller sample) counts as no selection."""
     base, view = _split(params)
+    vectors = source_vectors(ctx, **base)
+    if not 0 <= view["point"] < len(vectors.vectors):
+        view = {**view, "point": -1}
+    return base, view, vectors
+
+
+def _projection(ctx: PanelContext, **params: Any):
+    base, view, _ = _with_point(ctx, params)
     vectors, coords = projected(ctx, **base)
     color = view["color"] or default_color(vectors.metadata)
     highlight: list[int] = []
@@ -159,8 +169,7 @@ def _projection(ctx: PanelContext, **params: Any):
 
 
 def _neighbors(ctx: PanelContext, **params: Any) -> pd.DataFrame:
-    base, view = _split(params)
-    vectors = source_vectors(ctx, **base)
+    base, view, vectors = _with_point(ctx, params)
     if view["point"] < 0:
         return pd.DataFrame(columns=["index", "distance"])
     near = neighbors(vectors.vectors, view["point"], k=view["k"], metric=base["metric"])
@@ -171,8 +180,7 @@ def _neighbors(ctx: PanelContext, **params: Any) -> pd.DataFrame:
 def _neighbor_images(ctx: PanelContext, **params: Any):
     from insight.figures.activations import image_grid_figure, message_figure
 
-    base, view = _split(params)
-    vectors = source_vectors(ctx, **base)
+    base, view, vectors = _with_point(ctx, params)
     title = "Selected point and its neighbours"
     if view["point"] < 0 or vectors.images is None:
         why = "Click a point." if view["point"] < 0 else "The inputs are not images."
@@ -190,8 +198,7 @@ def _selected_point(ctx: PanelContext, **params: Any):
     """The clicked point's input (for images) and metadata, for beside the scatter."""
     from insight.figures.activations import image_grid_figure, message_figure
 
-    base, view = _split(params)
-    vectors = source_vectors(ctx, **base)
+    base, view, vectors = _with_point(ctx, params)
     point = view["point"]
     if not 0 <= point < len(vectors.vectors):
         return message_figure("Click a point to see its input and metadata here.",

@@ -87,7 +87,14 @@ def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
             "dims": int(dims), "seed": 0, "metric": metric, "n_neighbors": int(n_neighbors),
             "min_dist": float(min_dist), "perplexity": float(perplexity),
             "color": color.strip(), "search": search.strip(), "regex": bool(regex),
-            "point": int(st.session_state.get(f"proj_point|{key}|{source}", -1)), "k": 10}
+            "point": int(st.session_state.get(_point_key(key, source, int(sample)), -1)),
+            "k": 10}
+
+
+def _point_key(key: str, source: str, sample: int) -> str:
+    """Where the selected point is kept: per source and sample size (indices change meaning
+    with either; across layers they name the same example)."""
+    return f"proj_point|{key}|{source}|{sample}"
 
 
 def compare_layer(ctx: PanelContext, params: dict[str, Any], *, key: str) -> str:
@@ -122,6 +129,6 @@ def show_projection(ref: ModelRef, ctx: PanelContext, params: dict[str, Any], *,
     if points:
         chosen = int(points[0]["customdata"][0])
         if chosen != params["point"]:
-            st.session_state[f"proj_point|{ref.path}|{params['source']}"] = chosen
+            st.session_state[_point_key(ref.path, params["source"], params["sample"])] = chosen
             st.rerun()
     return True

@@ -37,7 +37,7 @@ def test_layer_projection_every_point_coloured_by_label():
 
 def test_selected_point_lists_neighbours_and_search_fades_others():
     at = _page("digits_cnn")
-    key = f"proj_point|{get_sample('digits_cnn').model}|layer"
+    key = f"proj_point|{get_sample('digits_cnn').model}|layer|0"
     at.session_state[key] = 5
     at.text_input(key=f"proj_search|{get_sample('digits_cnn').model}").input("9").run()
     assert not at.exception and not at.error
@@ -81,8 +81,10 @@ def test_sampling_says_so_and_clicked_point_shows_beside_the_plot():
     assert "a random sample of 500 of 1,797 points (seed 0)" in fig["layout"]["title"]["text"]
     assert sum(len(t["customdata"]) for t in fig["data"]) == 500
     assert any("Sampling is on" in c.value for c in at.caption)
-    at.session_state[f"proj_point|{model}|layer"] = 7
+    at.session_state[f"proj_point|{model}|layer|0"] = 1352  # chosen on all points: not shown
+    at.session_state[f"proj_point|{model}|layer|500"] = 7
     at.run()
+    assert not at.exception and not at.error
     side = json.loads(at.get("plotly_chart")[1].proto.spec)
     title = side["layout"]["title"]["text"]
     assert title.startswith("Point 7<br>row: ") and "label: " in title
