@@ -147,7 +147,7 @@ def _curves(ctx: PanelContext, metric: str = "", runs: str = "", tags: str = "",
         color = SPLIT_COLORS.get(r.split, COLORWAY[2]) if by_split else \
             COLORWAY[groups.index(r.group) % len(COLORWAY)]
         dash = "dash" if (r.split == "validation" and not by_split) else "solid"
-        name = r.run if r.tag == r.metric and r.split else f"{r.run} · {r.tag}"
+        name = r.run if r.tag == r.metric else f"{r.run} · {r.tag}"
         lines.append(CurveLine(name, color, dash, xs[keep], s.value[keep],
                                None if sm is None else sm[keep], xs[bad],
                                _anchor(s.value, sm, bad), [_label(v) for v in s.value[bad]],

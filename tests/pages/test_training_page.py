@@ -87,7 +87,8 @@ def test_csv_log_and_nonfinite_values(tmp_path):
             for i in range(12)))
     at = _page(tmp_path / "log.csv")
     _clean(at)
-    assert any("1 NaN/Inf values" in w.value for w in at.warning)
+    assert any("1 NaN/Inf value**" in w.value for w in at.warning)
+    assert not any("Overfitting" in w.value for w in at.warning)
     loss = _charts(at)["loss"]
     assert any(t["name"] == "NaN/Inf" for t in loss["data"])
     assert "no wall times" not in loss["layout"]["title"]["text"]  # x is step by default
@@ -107,3 +108,20 @@ def test_live_mode_runs():
     at = _page(LOGS, train_live=True)
     _clean(at)
     assert any("**live**" in c.value for c in at.caption)
+
+
+def test_overfitting_is_flagged(tmp_path):
+    from tensorboardX import SummaryWriter
+
+    for split in ("train", "validation"):
+        with SummaryWriter(str(tmp_path / split)) as w:
+            for s in range(40):
+                rise = 0.01 * max(s - 15, 0) ** 1.3 if split == "validation" else 0.0
+                w.add_scalar("epoch_loss", math.exp(-s / 6) + rise, s)
+    at = _page(tmp_path)
+    _clean(at)
+    warnings = [w.value for w in at.warning if "Overfitting" in w.value]
+    assert len(warnings) == 1 and "`epoch_loss`" in warnings[0] and "nan" not in warnings[0]
+    spec = _charts(at)["epoch_loss"]
+    assert any("overfitting from step" in a.get("text", "")
+               for a in spec["layout"]["annotations"])

@@ -26,7 +26,7 @@ if not logdir:
 ref = st.session_state.get("insight_ref") or ModelRef("")
 ctx = PanelContext(logdir=Path(logdir))
 
-top = st.columns([2, 2, 1.3, 1.2, 0.8], vertical_alignment="bottom")
+top = st.columns([2, 2, 2, 0.8, 0.8], vertical_alignment="bottom")
 runs = top[0].text_input("Runs (regex)", key="train_runs", placeholder="e.g. train|validation")
 tags = top[1].text_input("Tags (regex)", key="train_tags", placeholder="e.g. loss|acc")
 x = top[2].segmented_control("x axis", X_AXES, default="step", key="train_x",
@@ -66,8 +66,9 @@ def curves() -> None:
     for problem in status["problems"]:
         st.warning(problem, icon=":material/warning:")
     if status["nonfinite"]:
-        st.warning(f"**{status['nonfinite']:,} NaN/Inf values** in these logs: marked with a "
-                   "red × on the curves where they occur.", icon=":material/warning:")
+        n = status["nonfinite"]
+        st.warning(f"**{n:,} NaN/Inf value{'s' if n > 1 else ''}** in these logs: marked with "
+                   "a red × on the curves where they occur.", icon=":material/warning:")
     if index.empty:
         st.info("**No scalars here yet**" + (" matching these filters." if runs or tags else
                 ": no event file, CSVLogger CSV or history JSON with values. In live mode "
@@ -75,12 +76,11 @@ def curves() -> None:
                 icon=":material/show_chart:")
         return
     verdicts = panel("train_val_verdicts", ref, ctx, runs=runs, tags=tags)
-    for v in verdicts.itertuples():
-        if v.overfitting_from is not None:
-            st.warning(f"**Overfitting in `{v.metric}` ({v.group})**: validation loss rises "
-                       f"from step {v.overfitting_from} while training loss keeps falling; "
-                       f"the best validation value was at step {v.best_val_step}.",
-                       icon=":material/trending_up:")
+    for v in verdicts[verdicts.overfitting_from.notna()].itertuples():
+        st.warning(f"**Overfitting in `{v.metric}` ({v.group})**: validation loss rises from "
+                   f"step {int(v.overfitting_from)} while training loss keeps falling; the best "
+                   f"validation value was at step {int(v.best_val_step)}.",
+                   icon=":material/trending_up:")
     metrics = sorted(index.metric.unique(),
                      key=lambda m: (metric_direction(m) != "min", metric_direction(m) != "max",
                                     m))
