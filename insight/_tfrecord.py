@@ -14,7 +14,7 @@ header after damage.
 Example:
 
 >>> masked_crc32c(b"")
-2743269848
+2726488792
 """
 
 from __future__ import annotations
