@@ -124,14 +124,14 @@ class XlaCompilation:
 
     def layers_of(self, inst: HloInstruction, stage: str) -> list[str]:
         """Layers an instruction computes: its own `op_name`'s, and for a fusion those of
-        its members (in order of first appearance). After optimisation, constants are
-        left out: XLA merges equal constants of different layers into one."""
+        its members (in order of first appearance). After optimisation, constants and what
+        is computed from constants alone are left out: XLA merges equal ones of different
+        layers into one, which keeps only the first layer's name."""
         if stage == "optimized_hlo" and inst.opcode == "constant":
             return []  # XLA merges equal constants across layers: their op_name misleads
         names = [inst.op_name]
         if inst.opcode == "fusion":
-            names += [m.op_name for m in _fusion_index(self, stage).get(inst.name, ())
-                      if m.opcode != "constant"]
+            names += [m.op_name for m in _computed(_fusion_index(self, stage).get(inst.name, ()))]
         found = []
         for name in names:
             layer = self.layer_of(name)
@@ -158,7 +158,7 @@ class XlaCompilation:
         """The instructions that run (fusion bodies folded into their fusion), with the layer
         each belongs to; only `layer`'s when given, only those whose text holds `search`."""
         module = self.module(stage)
-        layer = self._check_layer(layer)
+        layer = self.check_layer(layer)
         index = _fusion_index(self, stage)
         rows = []
         for comp in executed_computations(module):
@@ -188,7 +188,7 @@ class XlaCompilation:
             self.module(stage)
             return self.text[stage]
         module = self.module(stage)
-        layer = self._check_layer(layer)
+        layer = self.check_layer(layer)
         out = []
         for comp in module.computations.values():
             lines = [i.text for i in comp.instructions
@@ -198,7 +198,12 @@ class XlaCompilation:
                 out.append("\n".join([comp.header, *(f"  {t}" for t in lines), "}"]))
         return "\n\n".join(out)
 
-    def _check_layer(self, layer: str) -> str:
+    def check_layer(self, layer: str) -> str:
+        """`layer` itself when it is a layer path of the model (or empty).
+
+        Raises:
+            UsageError: no such layer; the message lists the valid ones.
+        """
         if layer and layer not in self.layer_classes:
             raise UsageError(
                 f"No such layer: {layer!r}. Existing layers are: "
@@ -256,6 +261,19 @@ def _member_text(members: Any) -> str:
         counts[m.opcode] = counts.get(m.opcode, 0) + 1
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in ranked)
+
+
+def _computed(members: Any) -> list[HloInstruction]:
+    """Members that read data: not constants, nor broadcasts/reshapes of constants only."""
+    constant: set[str] = set()
+    out = []
+    for m in members:
+        if m.opcode in ("constant", "iota") or (m.operands and
+                                                 all(o in constant for o in m.operands)):
+            constant.add(m.name)
+        else:
+            out.append(m)
+    return out
 
 
 def _pass(inst: HloInstruction, members: Any) -> str:

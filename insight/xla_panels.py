@@ -118,20 +118,23 @@ def _hlo(ctx: PanelContext, function: str, stage: str, layer: str,
 
 
 def _graph(ctx: PanelContext, function: str, stage: str, computation: str,
-           detail: bool) -> Any:
+           detail: bool, layer: str) -> Any:
     comp = compilation(ctx, function)
     target = comp.computation(stage, computation)
+    layer = comp.check_layer(layer)
     members = {} if stage != "optimized_hlo" else dict(
         zip(*[comp.fusion_table()[c].tolist() for c in ("fusion", "members")], strict=True))
     shown = "every instruction" if detail else "parameters, constants and bitcasts hidden"
     kind = "entry computation" if target.is_entry else "computation"
+    if layer:
+        shown += f"; {layer}'s instructions outlined"
     return hlo_graph_figure(
         target, title=f"The {kind} {target.name}, {STAGE_TITLES[stage]}<br><sup>"
                       f"{len(target.instructions)} instructions ({shown}); hover a node for "
                       "its shape, layer and fused ops</sup>",
         layers=lambda inst: comp.layers_of(inst, stage), members=members,
         hidden=() if detail else ("parameter", "constant", "bitcast", "get-tuple-element",
-                                  "tuple"))
+                                  "tuple"), highlight=layer)
 
 
 def _step_time(ctx: PanelContext, function: str) -> Any:
@@ -167,7 +170,7 @@ for _panel in (
           (_FUNCTION, _STAGE, Param("computation", "str", "", help="A computation name; "
                                     "empty: the entry computation."),
            Param("detail", "bool", False, help="Also show parameters, constants and "
-                 "bitcasts.")),
+                 "bitcasts."), _LAYER),
           description="The dataflow graph of one computation (fusions as nodes).", uses=_DATA),
     Panel("xla_step_time", "Compiled vs eager step time", "figure", _step_time, (_FUNCTION,),
           description="The same batch run eagerly, as a tf.function, and compiled by XLA.",

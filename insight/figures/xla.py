@@ -38,8 +38,7 @@ _CATEGORIES = {  # category -> (colour, label)
 }
 _ROW = 30  # pixels per graph rank
 _MAX_HEIGHT = 6000
-_MAX_LABELS = 300  # above this many nodes, or ...
-_MAX_WIDE = 4  # ... more nodes side by side in one rank, names appear on hover only
+_MAX_LABELS = 300  # above this many nodes, names appear on hover only
 
 
 def op_category(opcode: str) -> str:
@@ -110,7 +109,8 @@ def _visible(comp: HloComputation, hidden: tuple[str, ...]
 def hlo_graph_figure(comp: HloComputation, *, title: str,
                      layers: Callable[[HloInstruction], list[str]],
                      members: Mapping[str, str] | None = None,
-                     hidden: tuple[str, ...] = HIDDEN_OPCODES) -> go.Figure:
+                     hidden: tuple[str, ...] = HIDDEN_OPCODES,
+                     highlight: str = "") -> go.Figure:
     """The dataflow graph of one HLO computation, top to bottom.
 
     Args:
@@ -119,17 +119,21 @@ def hlo_graph_figure(comp: HloComputation, *, title: str,
         layers: `layers(instruction) -> [layer path]` for the hover.
         members: `{fusion name: its member ops as text}` for the hover. Defaults to `None`.
         hidden: opcodes left out (edges pass through them). Defaults to `HIDDEN_OPCODES`.
+        highlight: a layer path whose instructions are outlined, the others faded.
+            Defaults to `""` (none).
     """
     members = members or {}
     shown, edges = _visible(comp, hidden)
     pos = layered_layout([i.name for i in shown], edges)
-    ranks = max((r for _, r in pos.values()), default=0) + 1
+    top = min((r for _, r in pos.values()), default=0)
+    bottom = max((r for _, r in pos.values()), default=0)
+    ranks = bottom - top + 1
     width = max((abs(x) for x, _ in pos.values()), default=0)
     ex, ey = [], []
     for a, b in edges:
         (xa, ya), (xb, yb) = pos[a], pos[b]
         if xa == xb and abs(yb - ya) > 1:  # would run over the nodes between: bow it out
-            bow = min(0.25 * abs(yb - ya), 1.2)
+            bow = min(0.12 * abs(yb - ya), 0.6)
             ex += [xa, xa - bow, xb - bow, xb, None]
             ey += [ya, ya + 0.5 * (1 if yb > ya else -1), yb - 0.5 * (1 if yb > ya else -1),
                    yb, None]
@@ -139,29 +143,34 @@ def hlo_graph_figure(comp: HloComputation, *, title: str,
     fig = go.Figure()
     fig.add_scatter(x=ex, y=ey, mode="lines", line=dict(color="#b9c0c8", width=1),
                     hoverinfo="skip", showlegend=False)
-    per_rank: dict[int, int] = {}
-    for _, r in pos.values():
-        per_rank[r] = per_rank.get(r, 0) + 1
-    labels = len(shown) <= _MAX_LABELS and max(per_rank.values(), default=0) <= _MAX_WIDE
+    # Names beside the rightmost node of each rank only: a label never runs into a node.
+    rightmost: dict[int, float] = {}
+    for x, r in pos.values():
+        rightmost[r] = max(x, rightmost.get(r, x))
+    labels = len(shown) <= _MAX_LABELS
     for cat, (colour, label) in _CATEGORIES.items():
         nodes = [i for i in shown if op_category(i.opcode) == cat]
         if not nodes:
             continue
         hover = [_hover(i, layers(i), members.get(i.name, "")) for i in nodes]
+        marked = [bool(highlight) and highlight in layers(i) for i in nodes]
         fig.add_scatter(
             x=[pos[i.name][0] for i in nodes], y=[pos[i.name][1] for i in nodes],
             mode="markers+text" if labels else "markers", name=label,
-            text=[_label(i, layers(i)) for i in nodes] if labels else None,
+            text=[_label(i, layers(i)) if pos[i.name][0] == rightmost[pos[i.name][1]] else ""
+                  for i in nodes] if labels else None,
             textposition="middle right", textfont=dict(size=11),
             marker=dict(size=[16 if i.opcode == "fusion" else 11 for i in nodes],
                         color=colour, symbol=["square" if i.root else "circle" for i in nodes],
-                        line=dict(color="white", width=1)),
+                        opacity=[1.0 if m or not highlight else 0.35 for m in marked],
+                        line=dict(color=["#c0392b" if m else "white" for m in marked],
+                                  width=[3 if m else 1 for m in marked])),
             hovertext=hover, hoverinfo="text")
     apply_template(fig, title=title)
     fig.update_layout(
         height=int(min(_MAX_HEIGHT, max(360, 110 + _ROW * ranks))),
         xaxis=dict(visible=False, range=[-width - 1, width + (2.5 if labels else 1)]),
-        yaxis=dict(visible=False, autorange="reversed"),
+        yaxis=dict(visible=False, range=[bottom + 0.7, top - 0.7]),
         legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), margin=dict(t=90),
         hovermode="closest", dragmode="pan")
     return fig

@@ -23,7 +23,7 @@ _HEADLINES = [
     (CustomObjectError, "Custom code needed"),
     (UnsupportedModelError, "Unsupported file"),
     (UsageError, "Invalid input"),
-    (CompileError, "XLA cannot compile this model"),
+    (CompileError, "No HLO for this model"),
     (InsightError, "Cannot load the model"),
 ]
 

@@ -130,7 +130,8 @@ def test_a_model_xla_cannot_compile_is_explained(tmp_path):
     at = _page(ModelRef(str(path), True, str(layers)))
     assert not at.exception
     (error,) = at.error
-    assert "XLA cannot compile this model" in error.value
+    assert "No HLO for this model" in error.value
+    assert "XLA cannot compile the forward pass of 'string_op'" in error.value
     assert "AsString has no XLA kernel" in error.value and "count_digits" in error.value
     assert not at.get("plotly_chart")
     assert not [c for c in at.get("code") if c.proto.language == "llvm"]

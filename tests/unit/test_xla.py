@@ -288,3 +288,17 @@ def test_cli_explains_a_model_xla_cannot_compile(uncompilable, capsys):
     assert rc == 2 and len(err) == 1
     assert err[0].startswith("error: XLA cannot compile the forward pass of 'string_op'")
     assert "AsString" in err[0] and "Received: unsupported ops: AsString" in err[0]
+
+
+def test_graph_outlines_the_picked_layer(digits):
+    from insight.panels import PanelContext, build_panel
+
+    store: dict = {}
+    ctx = PanelContext(digits[0], memo=lambda k, f: store[k] if k in store else
+                       store.setdefault(k, f()))
+    fig = build_panel("xla_graph", ctx, layer="dense1").to_dict()
+    nodes = [t for t in fig["data"] if t["mode"] != "lines"]
+    outlined = [txt for t in nodes for txt, w in zip(t["text"], t["marker"]["line"]["width"],
+                                                      strict=True) if w == 3]
+    assert outlined and all("dense1" in txt for txt in outlined)
+    assert "dense1's instructions outlined" in fig["layout"]["title"]["text"]

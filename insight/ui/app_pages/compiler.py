@@ -69,8 +69,8 @@ if not layer and not search:
     with st.expander("Instructions per layer", expanded=True):
         show_panel("xla_layers", ref, ctx, function=function)
         st.caption("A layer with no instruction after optimisation computes nothing there "
-                   "(Dropout at inference) or became a bitcast folded into its neighbours "
-                   "(Flatten).")
+                   "(Dropout at inference) or was folded into a neighbour (Flatten becomes a "
+                   "bitcast, ZeroPadding2D the convolution's padding).")
 show_panel("xla_instructions", ref, ctx, function=function, stage=stage, layer=layer,
            search=search)
 hlo = card("xla_hlo", function=function, stage=stage, layer=layer, search=search)
@@ -81,7 +81,8 @@ if hlo is not None:
                (f" matching “{search}”" if search else "") +
                ". TensorFlow's source_file metadata is left out here; the download keeps it.")
     if hlo["lines"]:
-        st.code(hlo["shown"], language="llvm", height=420)
+        st.code(hlo["shown"], language="llvm",
+                height=420 if hlo["shown"].count("\n") > 18 else "content")
         st.download_button("Download this HLO", hlo["text"], icon=":material/download:",
                            file_name=f"{summary['model']}.{function}.{stage}.txt",
                            mime="text/plain", key="xla_download")
@@ -111,4 +112,6 @@ computation = comp_col.selectbox(
     help="The entry computation, then control flow, then each fusion's body.")
 detail = detail_col.toggle("Show parameters, constants, bitcasts", key="xla_detail")
 show_panel("xla_graph", ref, ctx, function=function, stage=graph_stage,
-           computation=computation, detail=detail)
+           computation=computation, detail=detail, layer=layer)
+if layer:
+    st.caption(f"Outlined: the instructions of {layer}, the layer picked above.")
