@@ -70,37 +70,54 @@ def timeline_bars(trace: Trace, start: float = -1.0, end: float = -1.0, *,
         raise UsageError("The time window is empty: its end is not after its start.",
                          "Choose an end after the start.", f"start={start}, end={end}")
     ev = trace.events
-    ends = ev["ts"].to_numpy() + ev["dur"].to_numpy()
-    inside = ev[(ev["ts"].to_numpy() < hi) & (ends > lo)]
-    ts = inside["ts"].to_numpy().clip(lo, hi)
-    te = (inside["ts"] + inside["dur"]).to_numpy().clip(lo, hi)
+    t = ev["ts"].to_numpy()
+    ends = t + ev["dur"].to_numpy()
+    idx = np.flatnonzero((t < hi) & (ends > lo))
+    ts, te = t[idx].clip(lo, hi), ends[idx].clip(lo, hi)
     px = (hi - lo) / max(1, width_px)
     wide = (te - ts) >= min_px * px
-    keep = inside[wide].assign(ts=ts[wide], dur=(te - ts)[wide], count=1)
-    keep["self_dur"] = inside["dur"].to_numpy()[wide]
-    small = inside[~wide].assign(ts=ts[~wide], te=te[~wide])
-    merged = pd.DataFrame(columns=keep.columns)
-    if len(small):
-        bucket = np.floor((small["ts"].to_numpy() - lo) / (min_px * px)).astype(np.int64)
-        grouped = small.assign(bucket=bucket).groupby(["row", "bucket"], sort=False)
-        merged = grouped.agg(ts=("ts", "min"), te=("te", "max"), count=("name", "size"),
-                             self_dur=("dur", "sum"), name=("name", "first"),
-                             op=("op", "first"), layer=("layer", "first"),
-                             phase=("phase", "first")).reset_index()
-        single = merged["count"] == 1
-        merged["dur"] = (merged["te"] - merged["ts"]).clip(lower=min_px * px)
-        merged.loc[~single, "name"] = merged.loc[~single, "count"].map(
-            lambda n: f"{n} ops merged")
-        merged.loc[~single, ["op", "layer", "phase"]] = ""
-        merged = merged.drop(columns=["bucket", "te"])
     cols = ["row", "ts", "dur", "name", "op", "layer", "phase", "count", "self_dur"]
-    bars = pd.concat([keep[cols], merged[cols]], ignore_index=True) if len(merged) else \
-        keep[cols].reset_index(drop=True)
+    keep_idx = idx[wide]
+    keep = pd.DataFrame({
+        "row": ev["row"].to_numpy()[keep_idx], "ts": ts[wide], "dur": (te - ts)[wide],
+        **{c: ev[c].to_numpy()[keep_idx] for c in ("name", "op", "layer", "phase")},
+        "count": np.ones(len(keep_idx), dtype=np.int64),
+        "self_dur": ev["dur"].to_numpy()[keep_idx]})
+    merged = _merge(ev, idx[~wide], ts[~wide], te[~wide], lo, min_px * px)
+    bars = pd.concat([keep, merged], ignore_index=True)[cols] if len(merged) else keep
     if len(bars) > MAX_BARS:  # keep the longest: the chart stays drawable
         bars = bars.nlargest(MAX_BARS, "dur").reset_index(drop=True)
-    bars.attrs.update(window=(lo, hi), events=int(len(inside)),
-                      merged_events=int((merged["count"][merged["count"] > 1]).sum())
-                      if len(merged) else 0,
-                      merged_bars=int((merged["count"] > 1).sum()) if len(merged) else 0,
-                      px_us=px)
+    counts = merged["count"].to_numpy() if len(merged) else np.zeros(0, np.int64)
+    bars.attrs.update(window=(lo, hi), events=int(len(idx)),
+                      merged_events=int(counts[counts > 1].sum()),
+                      merged_bars=int((counts > 1).sum()), px_us=px)
     return bars
+
+
+def _merge(ev: pd.DataFrame, idx: np.ndarray, ts: np.ndarray, te: np.ndarray, lo: float,
+           bucket_us: float) -> pd.DataFrame:
+    """One bar per (row, bucket of `bucket_us`) for the narrow events `idx` (numpy only:
+    a profile of many steps has millions)."""
+    if not len(idx):
+        return pd.DataFrame()
+    rows = ev["row"].to_numpy()[idx].astype(np.int64)
+    bucket = np.floor((ts - lo) / bucket_us).astype(np.int64)
+    key = rows * (int(bucket.max()) + 2) + bucket
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    count = np.diff(np.r_[starts, len(key)])
+    first = idx[order[starts]]
+    bar_ts = np.minimum.reduceat(ts[order], starts)
+    bar_te = np.maximum.reduceat(te[order], starts)
+    single = count == 1
+    out = pd.DataFrame({
+        "row": rows[order[starts]], "ts": bar_ts,
+        "dur": np.maximum(bar_te - bar_ts, bucket_us),
+        "count": count, "self_dur": np.add.reduceat(ev["dur"].to_numpy()[idx][order], starts)})
+    for c in ("name", "op", "layer", "phase"):
+        values = ev[c].to_numpy()[first].astype(object)
+        values[~single] = "" if c != "name" else None
+        out[c] = values
+    out.loc[~single, "name"] = [f"{n} ops merged" for n in count[~single]]
+    return out

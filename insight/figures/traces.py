@@ -148,6 +148,7 @@ def memory_figure(memory: pd.DataFrame, *, title: str) -> go.Figure:
         fig.add_scatter(x=part["time_ms"], y=part["peak_mib"], mode="lines",
                         line=dict(color=color, dash="dot", shape="hv"),
                         name=f"{alloc}: peak", hovertemplate="peak %{y:.3f} MiB<extra></extra>")
-    fig.update_layout(xaxis_title="time (ms)", yaxis_title="memory (MiB)", height=380,
+    fig.update_layout(xaxis_title="time since the first allocation event (ms)",
+                      yaxis_title="memory (MiB)", height=380,
                       legend=dict(orientation="h", y=-0.25))
     return apply_template(fig, title=title)

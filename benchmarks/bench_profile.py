@@ -1,0 +1,211 @@
+"""Profiler: capture overhead, xprof conversion, and how fast the Profiler page draws a profile.
+
+Model: `keras.applications.MobileNetV2(input_shape=(96, 96, 3), weights=None)`, training steps
+(Adam, sparse categorical cross-entropy, random images and labels, batch `--batch`), run the
+way `insight.capture_profile` runs them (a copy of the model, `train_on_batch`).
+
+Rows, each beside its baseline measured in the same run:
+- step time: median of 20 profiled steps (inside `tf.profiler.experimental.start` and a
+  `Trace("train", step_num=i, _r=1)` marker each) vs 20 unprofiled steps of the same step
+  function, after the same warm-up.
+- conversion: insight's `tool_data(run, "trace_viewer")` (a symlink in the cache, then
+  `json.loads`) vs the raw `xprof.convert.raw_to_tool_data.xspace_to_tool_data([path],
+  "trace_viewer", {})` call alone (xprof's saved results off for both); then the parse into the
+  timeline table (`trace_events`: lanes, layers, steps).
+- page cold: every panel of the Profiler page (card, step breakdown, timeline, top ops table
+  and treemap, memory) from nothing: xprof conversions, parse, figures, plus
+  `fig.to_json()` (what Streamlit sends). Baseline: the raw xprof calls of the same tools.
+- timeline warm (first paint): the timeline panel of the whole profile with the parsed trace
+  memoised (as on the page after a capture or a rerun), figure + JSON; target < 3 s. Baseline:
+  the same figure with every event as its own bar (no merging).
+- timeline warm, one step: the zoomed view of the middle step.
+- The same at 200 steps (10x): target < 5 s for the warm whole-profile timeline.
+
+Usage: python benchmarks/bench_profile.py [--steps 20] [--batch 8] [--quick]
+`--quick`: 4 and 40 steps, batch 8: a smoke run. The page-cold row is measured at the base
+step count only (at 10x it is the sum of conversion and parse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # memory events, as `insight profile`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def build(batch: int, folder: Path):
+    """The model (also saved, so panels read its layer names from the file like the app),
+    and random images with labels."""
+    import keras
+    import numpy as np
+
+    from insight.data import Dataset
+    from insight.inspection import preflight
+    from insight.loading import LoadedModel
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), weights=None)
+    model.save(folder / "mobilenetv2.keras")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (batch * 4, 96, 96, 3)).astype("float32")
+    y = rng.integers(0, 1000, batch * 4)
+    loaded = LoadedModel(model=model, preflight=preflight(folder / "mobilenetv2.keras"))
+    return loaded, Dataset(x=x, y=y, source="synthetic", name="random")
+
+
+def unprofiled_steps(loaded, dataset, steps: int, batch: int) -> tuple[list[float], float]:
+    """The capture's own step function (a copy of the model, compiled on first use), 2
+    warm-up steps, then `steps` timed steps, all without the profiler."""
+    from insight.traces import _cycle, _train_step
+
+    t0 = time.perf_counter()
+    step = _train_step(loaded.model, False)
+    batches = _cycle(dataset, batch)
+    for _ in range(2):
+        step(*next(batches))
+    times = []
+    for _ in range(steps):
+        xb, yb = next(batches)
+        t = time.perf_counter()
+        step(xb, yb)
+        times.append(time.perf_counter() - t)
+    return times, time.perf_counter() - t0
+
+
+def profiled(loaded, dataset, logdir: Path, steps: int, batch: int):
+    from insight.traces import capture_profile
+
+    marks: list[float] = []
+    t0 = time.perf_counter()
+    run = capture_profile(loaded, dataset, logdir, steps=steps, train=True, warmup=2,
+                          batch_size=batch, on_step=lambda i: marks.append(time.perf_counter()))
+    total = time.perf_counter() - t0
+    times = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    return run, times, total
+
+
+def page_panels(ctx, run_label: str) -> None:
+    from insight.panels import build_panel
+
+    card = build_panel("profile_card", ctx, run=run_label)
+    figs = [build_panel("trace_timeline", ctx, run=run_label),
+            build_panel("top_ops_treemap", ctx, run=run_label)]
+    if not card["no_step_markers"]:
+        figs.append(build_panel("step_breakdown", ctx, run=run_label))
+    if card["memory_events"]:
+        figs.append(build_panel("memory_profile", ctx, run=run_label))
+    build_panel("top_ops", ctx, run=run_label)
+    for f in figs:
+        f.to_json()
+
+
+def measure_profile(run, loaded, label: str, rows: list) -> None:
+    from xprof.convert import raw_to_tool_data
+
+    from insight.figures.traces import timeline_figure
+    from insight.panels import PanelContext, build_panel
+    from insight.timeline import timeline_bars
+    from insight.trace_data import layer_names, trace_events
+    from insight.trace_panels import profile_trace
+    from insight.traces import tool_data
+
+    path = str(run.hosts[0])
+    size_mb = run.size / 2**20
+    fresh = {"use_saved_result": False}
+    raw_s, _ = timed(lambda: raw_to_tool_data.xspace_to_tool_data([path], "trace_viewer",
+                                                                   fresh))
+    ours_s, data = timed(lambda: tool_data(run, "trace_viewer", fresh))
+    parse_s, trace = timed(lambda: trace_events(data, layer_names(loaded.preflight)))
+    n = len(trace.events)
+    data = None  # noqa: F841  (free it before the page runs)
+    rows.append((f"{label}: conversion (trace_viewer, {size_mb:.1f} MB xplane)",
+                 ours_s, "raw xspace_to_tool_data", raw_s, ""))
+    rows.append((f"{label}: parse into the timeline table ({n:,} events)", parse_s, "", None,
+                 ""))
+    memo: dict = {}
+
+    def cached(key, compute):
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
+    ctx = PanelContext(preflight=loaded.preflight, logdir=run.logdir, memo=cached)
+    if label == FIRST:  # the whole page from nothing (at 10x it is the sum of the rows above)
+        tools = ("overview_page", "trace_viewer", "framework_op_stats", "memory_profile")
+        raw_all, _ = timed(lambda: [raw_to_tool_data.xspace_to_tool_data([path], t, fresh)
+                                    for t in tools])
+        cold_s, _ = timed(lambda: page_panels(ctx, run.label))
+        rows.append((f"{label}: page cold (all panels + JSON)", cold_s,
+                     "raw xprof, same 4 tools", raw_all, ""))
+    profile_trace(ctx, run)
+    warm_s, _ = timed(lambda: build_panel("trace_timeline", ctx, run=run.label).to_json())
+    if n <= 700_000:
+        full_s, _ = timed(lambda: timeline_figure(timeline_bars(trace, min_px=0.0),
+                                                  trace.rows, title="all").to_json())
+    else:  # a figure of millions of bars: not attempted (gigabytes of JSON)
+        full_s = None
+    target = 3.0 if label == FIRST else 5.0
+    rows.append((f"{label}: timeline warm, whole profile (first paint)", warm_s,
+                 f"every event a bar ({n:,})" + ("" if full_s else ": not attempted"),
+                 full_s,
+                 f"{'ok' if warm_s < target else 'MISSED'} (< {target:g} s)"))
+    if len(trace.steps):
+        mid = int(trace.steps["step"].iloc[len(trace.steps) // 2])
+        step_s, _ = timed(lambda: build_panel("trace_timeline", ctx, run=run.label,
+                                              step=mid).to_json())
+        rows.append((f"{label}: timeline warm, step {mid}", step_s, "", None, ""))
+
+
+FIRST = ""
+
+
+def main() -> None:
+    global FIRST
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    steps, batch = (4, 8) if args.quick else (args.steps, args.batch)
+    FIRST = f"{steps} steps"
+    rows: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["INSIGHT_CACHE_DIR"] = str(Path(tmp) / "cache")
+        loaded, dataset = build(batch, Path(tmp))
+        base, base_total = unprofiled_steps(loaded, dataset, steps, batch)
+        run, prof, total = profiled(loaded, dataset, Path(tmp) / "p20", steps, batch)
+        rows.append((f"{steps} steps: median step time, profiled", statistics.median(prof),
+                     "unprofiled", statistics.median(base), ""))
+        rows.append((f"{steps} steps: whole capture (warm-up, start, steps, write)", total,
+                     "the same without the profiler", base_total, ""))
+        measure_profile(run, loaded, f"{steps} steps", rows)
+        run10, _, total10 = profiled(loaded, dataset, Path(tmp) / "p200", steps * 10, batch)
+        rows.append((f"{steps * 10} steps: whole capture", total10, "", None, ""))
+        del run, prof
+        measure_profile(run10, loaded, f"{steps * 10} steps", rows)
+    print(f"\nMobileNetV2 96x96, training, batch {batch}, {os.cpu_count()} CPUs "
+          "(shared with other jobs)\n")
+    print("| measurement | insight (s) | baseline | baseline (s) | ratio | target |")
+    print("|---|---:|---|---:|---:|---|")
+    for name, ours, bname, theirs, note in rows:
+        ratio = f"{ours / theirs:.2f}x" if theirs else ""
+        shown = f"{theirs:.3f}" if theirs is not None else ""
+        print(f"| {name} | {ours:.3f} | {bname} | {shown} | {ratio} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
