@@ -83,3 +83,19 @@ def test_bad_deep_link_lists_the_valid_values(page, app_url):
     wait_for_app(page)
     text = page.get_by_test_id("stAlertContentError").inner_text()
     assert "must be one of pca, umap, tsne" in text and "method='bogus'" in text
+
+
+def test_share_popover_downloads_html_and_png(page, app_url, tmp_path):
+    page.goto(f"{app_url}/")
+    wait_for_app(page)
+    page.locator("[data-testid='stPopoverButton']:visible").first.click()
+    popover = page.get_by_test_id("stPopoverBody")
+    link = popover.locator("code").first.inner_text()
+    assert link.startswith(f"{app_url}/?embed=true&panel=") and "model=digits_cnn" in link
+    with page.expect_download(timeout=60_000) as html:
+        popover.get_by_role("button", name="HTML").click()
+    text = Path(html.value.path()).read_text()
+    assert html.value.suggested_filename.endswith(".html") and "<table" in text
+    with page.expect_download(timeout=60_000) as png:
+        popover.get_by_role("button", name="PNG").click()
+    assert Path(png.value.path()).read_bytes()[:4] == b"\x89PNG"

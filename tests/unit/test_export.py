@@ -202,3 +202,35 @@ def test_snapshot_cycle_after_changed_weights(tmp_path, capsys):
 
     assert main([*argv, "--update"]) == 0
     assert main(argv) == 0
+
+
+def test_browser_lookup_honours_the_environment(monkeypatch, tmp_path):
+    from insight.render import find_browser
+
+    monkeypatch.setenv("INSIGHT_BROWSER", str(tmp_path / "no-chromium"))
+    with pytest.raises(UsageError) as excinfo:
+        find_browser()
+    assert_error(excinfo, UsageError, "INSIGHT_BROWSER is not an executable file",
+                 "no-chromium")
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.delenv("INSIGHT_BROWSER")
+    monkeypatch.setenv("BROWSER_PATH", str(fake))
+    assert find_browser() == fake
+    assert find_browser(str(fake)) == fake
+
+
+def test_assert_panel_matches_helper(load_sample, tmp_path):
+    require_browser()
+    from insight.testing import assert_panel_matches
+
+    loaded = load_sample("digits_cnn")
+    assert_panel_matches(loaded, "param_chart", baseline_dir=tmp_path, update=True)
+    assert (tmp_path / "param_chart.png").is_file()
+    assert_panel_matches(loaded, "param_chart", baseline_dir=tmp_path)
+    (tmp_path / "layer_graph.png").write_bytes((tmp_path / "param_chart.png").read_bytes())
+    with pytest.raises(AssertionError, match="panel 'layer_graph' failed: "):
+        assert_panel_matches(loaded, "layer_graph", baseline_dir=tmp_path)
+    with pytest.raises(AssertionError, match="missing: no baseline"):
+        assert_panel_matches(loaded, "model_card", baseline_dir=tmp_path)
