@@ -18,6 +18,7 @@ from insight._version import __version__
 # Names resolve on first use (PEP 562), so `import insight` and the CLI start fast and
 # TensorFlow is imported only when a model is loaded.
 _LAZY = {
+    "CompileError": "insight.errors",
     "CustomObjectError": "insight.errors",
     "DataError": "insight.errors",
     "InsightError": "insight.errors",
@@ -42,6 +43,7 @@ _LAZY = {
     "layer_table": "insight.summary",
     "model_card": "insight.summary",
     "model_summary": "insight.summary",
+    "compile_model": "insight.xla",
 }
 
 __all__ = [
@@ -55,6 +57,8 @@ __all__ = [
     "load_dataset",
     "CustomObjectError",
     "DataError",
+    "CompileError",
+    "compile_model",
     "InsightError",
     "LoadedModel",
     "ModelLoadError",
@@ -93,6 +97,7 @@ if TYPE_CHECKING:
     from insight.curves import read_scalars
     from insight.data import Dataset, dataset_for, load_dataset
     from insight.errors import (
+        CompileError,
         CustomObjectError,
         DataError,
         InsightError,
@@ -107,3 +112,4 @@ if TYPE_CHECKING:
     from insight.projection import neighbors, project
     from insight.stats import activation_stats
     from insight.summary import layer_table, model_card, model_summary
+    from insight.xla import compile_model
