@@ -170,7 +170,8 @@ def _treemap(ctx: PanelContext, run: str, level: str, top: int):
     else:
         title = (f"{name} ops by self time: {ctx.logdir and resolve_run(ctx, run).label}"
                  f"<br><sup>top {min(len(ops), max(top, 1) * 4)} of {len(ops)} ops; "
-                 "rectangles by layer, then op type</sup>")
+                 + ("rectangles by layer, then op type</sup>" if level == "framework" else
+                    "rectangles by HLO category, then op</sup>"))
     return ops_treemap(ops, title=title, group="layer" if level == "framework" else "category",
                        max_ops=max(top, 1) * 4)
 

@@ -113,15 +113,18 @@ def ops_treemap(ops: pd.DataFrame, *, title: str, group: str = "layer",
         labels.append(str(top))
         parents.append("")
         values.append(float(part["self_time_us"].sum()))
+        two_levels = group == kind  # HLO ops: category > op
         for typ, sub in part.groupby(kind, sort=False):
-            ids.append(f"g/{top}/{typ}")
-            labels.append(str(typ))
-            parents.append(f"g/{top}")
-            values.append(float(sub["self_time_us"].sum()))
+            parent = f"g/{top}" if two_levels else f"g/{top}/{typ}"
+            if not two_levels:
+                ids.append(parent)
+                labels.append(str(typ))
+                parents.append(f"g/{top}")
+                values.append(float(sub["self_time_us"].sum()))
             for n, (_, r) in enumerate(sub.iterrows()):
-                ids.append(f"g/{top}/{typ}/{n}/{r['op']}")
+                ids.append(f"{parent}/{n}/{r['op']}")
                 labels.append(str(r["op"]).split("/")[-1] or str(typ))
-                parents.append(f"g/{top}/{typ}")
+                parents.append(parent)
                 values.append(float(r["self_time_us"]))
     fig = go.Figure(go.Treemap(ids=ids, labels=labels, parents=parents, values=values,
                                branchvalues="total", marker=dict(colors=None),
