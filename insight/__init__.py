@@ -44,6 +44,8 @@ _LAZY = {
     "model_card": "insight.summary",
     "model_summary": "insight.summary",
     "compile_model": "insight.xla",
+    "capture_profile": "insight.traces",
+    "find_profiles": "insight.traces",
 }
 
 __all__ = [
@@ -52,7 +54,9 @@ __all__ = [
     "activation_stats",
     "activations",
     "attributions",
+    "capture_profile",
     "dataset_for",
+    "find_profiles",
     "gradients",
     "load_dataset",
     "CustomObjectError",
@@ -112,4 +116,5 @@ if TYPE_CHECKING:
     from insight.projection import neighbors, project
     from insight.stats import activation_stats
     from insight.summary import layer_table, model_card, model_summary
+    from insight.traces import capture_profile, find_profiles
     from insight.xla import compile_model
