@@ -46,6 +46,8 @@ _LAZY = {
     "compile_model": "insight.xla",
     "capture_profile": "insight.traces",
     "find_profiles": "insight.traces",
+    "export_panel": "insight.export",
+    "snapshot_panels": "insight.snapshot",
 }
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "attributions",
     "capture_profile",
     "dataset_for",
+    "export_panel",
     "find_profiles",
     "gradients",
     "load_dataset",
@@ -78,6 +81,7 @@ __all__ = [
     "preflight",
     "project",
     "read_scalars",
+    "snapshot_panels",
 ]
 
 
@@ -110,10 +114,12 @@ if TYPE_CHECKING:
         UnsupportedModelError,
         UsageError,
     )
+    from insight.export import export_panel
     from insight.inspection import Preflight, preflight
     from insight.loading import LoadedModel, load_model
     from insight.probing import activations
     from insight.projection import neighbors, project
+    from insight.snapshot import snapshot_panels
     from insight.stats import activation_stats
     from insight.summary import layer_table, model_card, model_summary
     from insight.traces import capture_profile, find_profiles
