@@ -31,7 +31,7 @@ SMOOTHING = ("none", "ema", "moving_average", "gaussian")
 
 
 def smooth(values: np.ndarray, method: str = "ema", *, weight: float = 0.6,
-           window: int = 9) -> np.ndarray:
+           window: int = 9, at: np.ndarray | None = None) -> np.ndarray:
     """`values` smoothed with `method` (see the module docstring); a new float array.
 
     Args:
@@ -39,6 +39,9 @@ def smooth(values: np.ndarray, method: str = "ema", *, weight: float = 0.6,
         method: one of `SMOOTHING`. Defaults to `"ema"`.
         weight: the EMA weight in [0, 1). Defaults to `0.6` (TensorBoard's default).
         window: points spanned by the moving average / Gaussian. Defaults to `9`.
+        at: indices to return the smoothed values at (e.g. the points a chart draws): the
+            moving average and Gaussian are then computed there only. `None`: everywhere.
+            Defaults to `None`.
 
     Raises:
         UsageError: an unknown method or a weight outside [0, 1].
@@ -51,10 +54,12 @@ def smooth(values: np.ndarray, method: str = "ema", *, weight: float = 0.6,
         raise UsageError("The smoothing weight must be between 0 and 1.", "",
                          f"weight={weight!r}")
     if method == "none" or len(y) < 2:
-        return y.copy()
+        return y.copy() if at is None else y[at]
     if method == "ema":
-        return _ema(y, weight)
-    return _kernel(y, method, max(1, int(window)))
+        out = _ema(y, weight)
+        return out if at is None else out[at]
+    return _kernel(y, method, max(1, int(window)), np.arange(len(y)) if at is None else
+                   np.asarray(at, np.int64))
 
 
 def _ema(y: np.ndarray, w: float) -> np.ndarray:
@@ -73,24 +78,27 @@ def _ema(y: np.ndarray, w: float) -> np.ndarray:
     return out
 
 
-def _kernel(y: np.ndarray, method: str, window: int) -> np.ndarray:
+def _kernel(y: np.ndarray, method: str, window: int, at: np.ndarray) -> np.ndarray:
+    """Normalised kernel average over the finite points around each index of `at`."""
     if method == "moving_average":
         half = window // 2
         kernel = np.ones(2 * half + 1)
     else:
         sigma = max(window / 4.0, 1e-9)
         half = max(1, int(np.ceil(3 * sigma)))
-        t = np.arange(-half, half + 1)
-        kernel = np.exp(-0.5 * (t / sigma) ** 2)
+        kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
     finite = np.isfinite(y)
-    filled = np.where(finite, y, 0.0)
-    num = np.convolve(filled, kernel, mode="same") if len(y) >= len(kernel) else \
-        np.convolve(filled, kernel, mode="full")[half:half + len(y)]
-    den = np.convolve(finite.astype(float), kernel, mode="same") if len(y) >= len(kernel) \
-        else np.convolve(finite.astype(float), kernel, mode="full")[half:half + len(y)]
-    out = y.copy()
-    ok = finite & (den > 0)
-    out[ok] = num[ok] / den[ok]
+    pad = np.zeros(half)
+    filled = np.concatenate([pad, np.where(finite, y, 0.0), pad])
+    weights = np.concatenate([pad, finite.astype(np.float64), pad])
+    view = np.lib.stride_tricks.sliding_window_view
+    out = y[at].copy()
+    for lo in range(0, len(at), 4096):  # bounded memory: (4096, kernel) at a time
+        idx = at[lo:lo + 4096]
+        num = view(filled, len(kernel))[idx] @ kernel
+        den = view(weights, len(kernel))[idx] @ kernel
+        ok = finite[idx] & (den > 0)
+        out[lo:lo + 4096][ok] = num[ok] / den[ok]
     return out
 
 

@@ -139,19 +139,18 @@ def _curves(ctx: PanelContext, metric: str = "", runs: str = "", tags: str = "",
         origin = np.nanmin(s.wall_time) if np.isfinite(s.wall_time).any() else 0.0
         xs = _x(s, axis, origin)
         xs = xs / unit if axis == "relative" else xs
-        sm = smooth(s.value, smoothing, weight=weight, window=window) \
-            if smoothing != "none" else None
         keep = downsample(s.step if axis == "step" else np.arange(len(s)), s.value, points)
         shown += len(keep)
-        bad = keep[~np.isfinite(s.value[keep])]
+        raw = s.value[keep]
+        sm = smooth(s.value, smoothing, weight=weight, window=window, at=keep) \
+            if smoothing != "none" else None
+        bad = np.flatnonzero(~np.isfinite(raw))  # positions among the drawn points
         color = SPLIT_COLORS.get(r.split, COLORWAY[2]) if by_split else \
             COLORWAY[groups.index(r.group) % len(COLORWAY)]
         dash = "dash" if (r.split == "validation" and not by_split) else "solid"
         name = r.run if r.tag == r.metric else f"{r.run} · {r.tag}"
-        lines.append(CurveLine(name, color, dash, xs[keep], s.value[keep],
-                               None if sm is None else sm[keep], xs[bad],
-                               _anchor(s.value, sm, bad), [_label(v) for v in s.value[bad]],
-                               r.group))
+        lines.append(CurveLine(name, color, dash, xs[keep], raw, sm, xs[keep][bad],
+                               _anchor(raw, sm, bad), [_label(v) for v in raw[bad]], r.group))
         if r.split == "validation" and metric_direction(r.metric):
             best = best_step(s.step, s.value, metric_direction(r.metric))
             if best is not None:

@@ -415,14 +415,13 @@ def train_val_pairs(keys) -> pd.DataFrame:
     """
     if isinstance(keys, pd.DataFrame):
         keys = keys[["run", "tag"]].drop_duplicates().itertuples(index=False, name=None)
-    labels = label_series(list(keys))
-    out = []
-    for (group, metric), g in labels.groupby(["group", "metric"], sort=True):
-        tr = g[g.split.isin(["train", ""])]
-        va = g[g.split == "validation"]
-        if len(tr) and len(va):
-            out.append((group, metric, tr.run.iloc[0], tr.tag.iloc[0], va.run.iloc[0],
-                        va.tag.iloc[0]))
+    found: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
+    for run, tag in keys:
+        group, split, metric = split_of(run, tag)
+        side = "validation" if split == "validation" else "train"
+        found.setdefault((group, metric), {}).setdefault(side, (run, tag))
+    out = [(g, m, *sides["train"], *sides["validation"])
+           for (g, m), sides in sorted(found.items()) if len(sides) == 2]
     return pd.DataFrame(out, columns=["group", "metric", "train_run", "train_tag", "val_run",
                                       "val_tag"])
 

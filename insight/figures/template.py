@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-__all__ = ["COLORWAY", "FONT", "apply_template", "insight_template"]
+__all__ = ["COLORWAY", "FONT", "apply_template", "insight_template", "template_name"]
 
 FONT = "Liberation Sans, Arial, sans-serif"
 COLORWAY = ["#3b6fb6", "#e07b39", "#4c9a5b", "#b8453c", "#7d5ba6", "#8c6d46", "#d16ba5",
@@ -37,17 +37,23 @@ def insight_template() -> go.layout.Template:
     )
 
 
+def template_name() -> str:
+    """The name under which the insight template is registered with plotly (registered on
+    first use), for figures built from dicts: `layout={"template": template_name()}`."""
+    import plotly.io as pio
+
+    if "insight" not in pio.templates:
+        pio.templates["insight"] = insight_template()
+    return "insight"
+
+
 def apply_template(fig: go.Figure, *, title: str | None = None) -> go.Figure:
     """Give `fig` the insight template (and a title); returns the same figure.
 
     The template is registered once with plotly under the name "insight" and applied by
     name: building and validating a `Template` for every figure cost ~30-100 ms each.
     """
-    import plotly.io as pio
-
-    if "insight" not in pio.templates:
-        pio.templates["insight"] = insight_template()
-    fig.update_layout(template="insight")
+    fig.update_layout(template=template_name())
     if title is not None:
         fig.update_layout(title_text=title)
     return fig
