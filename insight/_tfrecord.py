@@ -140,9 +140,18 @@ def frame(buf: bytes, arr: np.ndarray, pos: int, end: int
 
 
 def rows(arr: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """`arr[s:s + width]` for every start, as one `(len(starts), width)` uint8 array."""
+    """`arr[s:s + width]` for every start, as one `(len(starts), width)` uint8 array: a
+    read-only strided view (no copy) when the starts are evenly spaced, as the records of
+    one tag written step after step are, else a gathered copy."""
+    n = len(starts)
     if width <= 0 or len(arr) < width:
-        return np.zeros((len(starts), max(width, 0)), np.uint8)
+        return np.zeros((n, max(width, 0)), np.uint8)
+    if n > 2:
+        gap = int(starts[1]) - int(starts[0])
+        if gap >= width and int(starts[-1]) - int(starts[0]) == gap * (n - 1) and \
+                int(starts[-1]) + width <= len(arr) and (np.diff(starts) == gap).all():
+            return np.lib.stride_tricks.as_strided(arr[int(starts[0]):], (n, width), (gap, 1),
+                                                   writeable=False)
     return np.lib.stride_tricks.sliding_window_view(arr, width)[starts]
 
 

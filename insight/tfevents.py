@@ -239,6 +239,8 @@ class EventFileReader:
         if fast.size:
             key = lens[fast] * 11 + k[fast]
             uniq, codes = np.unique(key, return_inverse=True)
+            if len(uniq) < 65536:  # 16-bit codes: numpy's stable sort is then a radix sort
+                codes = codes.astype(np.uint16)
             order = np.argsort(codes, kind="stable")
             bounds = np.searchsorted(codes[order], np.arange(len(uniq) + 1))
             for g in range(len(uniq)):
@@ -264,9 +266,10 @@ class EventFileReader:
                 pending = pending[~same]
                 continue
             match = ~(np.bitwise_xor(block, tpl.base) & tpl.const_mask).any(axis=1)
-            block = block[match]
-            idx = pending[match]
-            pending = pending[~match]
+            if match.all():  # the usual case: no copies
+                idx, pending = pending, pending[:0]
+            else:
+                block, idx, pending = block[match], pending[match], pending[~match]
             crc = rec.crc_rows(block, tpl.payload, tpl.varying)
             stored = rec.u32_at(arr, starts[idx] + length)
             good = crc == stored
