@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import plotly.graph_objects as go
 
-from insight.figures.template import apply_template, template_name
+from insight.figures.template import apply_template, template_json
 
 __all__ = ["CurveLine", "Mark", "curves_figure", "histogram_heatmap", "histogram_ridge"]
 
@@ -111,7 +111,7 @@ def curves_figure(lines: list[CurveLine], *, title: str, x_title: str, subtitle:
         pad = abs(finite[0]) * 0.5 or 1.0
         yaxis["range"] = [finite[0] - pad, finite[0] + pad]
     layout = dict(
-        template=template_name(), title=dict(text=text), height=height, hovermode="closest",
+        template=template_json(), title=dict(text=text), height=height, hovermode="closest",
         margin=dict(t=70, b=95), shapes=shapes, annotations=notes, yaxis=yaxis,
         legend=dict(orientation="h", yanchor="top", y=-0.32, x=0, font=dict(size=11)),
         xaxis=dict(title=dict(text=x_title, standoff=4), **({"type": "date"} if x_is_date

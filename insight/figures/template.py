@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-__all__ = ["COLORWAY", "FONT", "apply_template", "insight_template", "template_name"]
+__all__ = ["COLORWAY", "FONT", "apply_template", "insight_template", "template_name",
+           "template_json"]
 
 FONT = "Liberation Sans, Arial, sans-serif"
 COLORWAY = ["#3b6fb6", "#e07b39", "#4c9a5b", "#b8453c", "#7d5ba6", "#8c6d46", "#d16ba5",
@@ -39,12 +40,25 @@ def insight_template() -> go.layout.Template:
 
 def template_name() -> str:
     """The name under which the insight template is registered with plotly (registered on
-    first use), for figures built from dicts: `layout={"template": template_name()}`."""
+    first use); `apply_template` applies it by name."""
     import plotly.io as pio
 
     if "insight" not in pio.templates:
         pio.templates["insight"] = insight_template()
     return "insight"
+
+
+_TEMPLATE_JSON: dict | None = None
+
+
+def template_json() -> dict:
+    """The template as a plain dict, for figures built from dicts without validation
+    (`layout={"template": template_json()}`; a name would reach plotly.js unresolved).
+    Shared: do not mutate it."""
+    global _TEMPLATE_JSON
+    if _TEMPLATE_JSON is None:
+        _TEMPLATE_JSON = insight_template().to_plotly_json()
+    return _TEMPLATE_JSON
 
 
 def apply_template(fig: go.Figure, *, title: str | None = None) -> go.Figure:

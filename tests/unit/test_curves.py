@@ -186,6 +186,7 @@ def test_curve_panels_on_the_sample_logdir():
     assert any(n.startswith("best val: step 9") for n in names)
     assert "showing 20 of 20 points" in spec["layout"]["title"]["text"]
     assert spec["layout"]["meta"]["insight_panel"] == "training_curves"
+    assert spec["layout"]["template"]["layout"]["font"]["family"].startswith("Liberation")
     table = build_panel("train_val_verdicts", ctx)
     assert table.set_index("metric").loc["epoch_loss", "best_val_step"] == 9
     hist = build_panel("histogram_index", ctx)
