@@ -8,6 +8,7 @@ the sidebar has no link (the URL cannot carry a path), but can still be download
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from insight.ui.cache import ModelRef
 __all__ = ["share_control", "link_targets", "link_model_name", "base_url"]
 
 
+@functools.lru_cache(maxsize=8)  # the samples and launch options do not change while serving
 def link_targets(opts: LaunchOptions) -> dict[str | None, tuple[ModelRef, str | None, str | None]]:
     """What a link's `model=` may name: `None` (the server's default model) and each sample,
     each with the data and logdir the sidebar would give it."""
