@@ -110,6 +110,7 @@ def test_snapshot_cli_bad_panel(capsys, tmp_path):
 
 # -- rendering (browser) -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_exports_are_pixel_identical(ctx, renderer, tmp_path):
     from PIL import ImageChops
 
@@ -133,6 +134,7 @@ def test_svg_export(ctx, renderer, tmp_path):
     assert text.startswith("<svg") and "Parameters per layer" in text
 
 
+@pytest.mark.slow
 def test_html_export_renders_offline(ctx, tmp_path):
     browser = require_browser()
     from playwright.sync_api import sync_playwright
@@ -221,6 +223,7 @@ def test_browser_lookup_honours_the_environment(monkeypatch, tmp_path):
     assert find_browser(str(fake)) == fake
 
 
+@pytest.mark.slow
 def test_assert_panel_matches_helper(load_sample, tmp_path):
     require_browser()
     from insight.testing import assert_panel_matches
