@@ -48,7 +48,7 @@ X_AXES = ("step", "relative", "wall")
 SMOOTHING_TITLES = {"none": "None", "ema": "EMA (TensorBoard)",
                     "moving_average": "Centred moving average", "gaussian": "Gaussian"}
 _LOGDIR = ("logdir",)
-SPLIT_COLORS = {"train": COLORWAY[0], "validation": COLORWAY[1], "": COLORWAY[2]}
+SPLIT_COLORS = {"train": COLORWAY[0], "validation": COLORWAY[1], "": COLORWAY[0]}
 
 
 def logs_for(ctx: PanelContext) -> Logdir:

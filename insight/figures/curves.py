@@ -155,7 +155,7 @@ def histogram_heatmap(steps: np.ndarray, hists: list[np.ndarray], *, title: str,
 
 
 def histogram_ridge(steps: np.ndarray, hists: list[np.ndarray], *, title: str,
-                    bins: int = 64, max_rows: int = 24, height: int = 460) -> go.Figure:
+                    bins: int = 32, max_rows: int = 24, height: int = 460) -> go.Figure:
     """One filled outline per step (at most `max_rows`, evenly chosen), first step at the
     back: TensorBoard's offset view."""
     pick = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), max_rows)).round()
@@ -166,7 +166,7 @@ def histogram_ridge(steps: np.ndarray, hists: list[np.ndarray], *, title: str,
     fig = go.Figure()
     n = len(pick)
     for row, i in enumerate(pick):
-        base = float(n - 1 - row) * 0.35
+        base = float(n - 1 - row) * 0.5
         shade = int(60 + 140 * row / max(n - 1, 1))
         color = f"rgb({shade // 2},{shade // 2 + 40},{min(255, shade + 60)})"
         fig.add_trace(go.Scatter(x=centers, y=np.full(len(centers), base), mode="lines",
@@ -179,6 +179,6 @@ def histogram_ridge(steps: np.ndarray, hists: list[np.ndarray], *, title: str,
     apply_template(fig, title=title)
     fig.update_layout(height=height)
     fig.update_xaxes(title_text="value")
-    fig.update_yaxes(title_text="step", tickvals=[float(n - 1 - r) * 0.35 for r in range(n)],
+    fig.update_yaxes(title_text="step", tickvals=[float(n - 1 - r) * 0.5 for r in range(n)],
                      ticktext=[str(int(steps[i])) for i in pick], showgrid=False)
     return fig
