@@ -142,7 +142,9 @@ def _step_time(ctx: PanelContext, function: str) -> Any:
     table = step_times(comp)
     fig = step_time_figure(table, title=f"Step time of the {FUNCTION_TITLES[function]} "
                                         f"on one batch of {comp.batch}")
-    fig.update_layout(meta={"first_call_s": table["first_call_s"].round(3).tolist()})
+    fig.update_layout(meta={
+        "first_call_s": dict(zip(table["mode"], table["first_call_s"].round(4), strict=True)),
+        "median_ms": dict(zip(table["mode"], table["median_ms"].round(4), strict=True))})
     return fig
 
 

@@ -153,7 +153,8 @@ def hlo_graph_figure(comp: HloComputation, *, title: str,
         if not nodes:
             continue
         hover = [_hover(i, layers(i), members.get(i.name, "")) for i in nodes]
-        marked = [bool(highlight) and highlight in layers(i) for i in nodes]
+        marked = [bool(highlight) and any(n == highlight or n.startswith(highlight + "/")
+                                          for n in layers(i)) for i in nodes]
         fig.add_scatter(
             x=[pos[i.name][0] for i in nodes], y=[pos[i.name][1] for i in nodes],
             mode="markers+text" if labels else "markers", name=label,

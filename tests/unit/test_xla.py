@@ -302,3 +302,22 @@ def test_graph_outlines_the_picked_layer(digits):
                                                       strict=True) if w == 3]
     assert outlined and all("dense1" in txt for txt in outlined)
     assert "dense1's instructions outlined" in fig["layout"]["title"]["text"]
+
+
+def test_nested_models_and_embeddings(load_sample):
+    import insight
+
+    nested = load_sample("nested")
+    comp = compile_model(nested, insight.dataset_for(nested).x[:8])
+    table = comp.layer_table().set_index("layer")
+    inner = [p for p in table.index if p.startswith("backbone/")]
+    assert inner and (table.loc[inner, "hlo_before"] > 0).any()
+    # the nested model owns its layers' instructions
+    assert table.loc["backbone", "hlo_before"] == \
+        len(comp.instruction_table("hlo", layer="backbone"))
+    rows = comp.instruction_table("hlo", layer="backbone")
+    assert len(rows) and rows["layer"].str.startswith("backbone/").all()
+    text = load_sample("text_embedding")  # Embedding gradients arrive as IndexedSlices
+    ds = insight.dataset_for(text).take(slice(0, 8))
+    train = compile_model(text, ds.x, ds.y, function="train")
+    assert "gather" in train.op_count_table()["opcode"].tolist()

@@ -97,7 +97,14 @@ if st.button("Measure step time", icon=":material/timer:", key=f"xla_time_button
     st.session_state[timed] = True
 if st.session_state.get(timed):
     with st.spinner("Timing eager, tf.function and XLA on the same batch…"):
-        show_panel("xla_step_time", ref, ctx, function=function)
+        timing = show_panel("xla_step_time", ref, ctx, function=function)
+    median = ((timing.layout.meta or {}) if timing is not None else {}).get("median_ms", {})
+    if median and median["xla"] > median["graph"]:
+        st.info(f"**XLA is {median['xla'] / median['graph']:.1f}× slower than tf.function "
+                "here.** Compiling does not speed up every model: on CPU, XLA's depthwise and "
+                "grouped convolutions run far slower than TensorFlow's own kernels. A profile "
+                "captured with XLA (Profiler page, or `insight profile MODEL --xla --logdir "
+                "DIR`) shows which ops take the time.", icon=":material/info:")
 else:
     st.caption("Runs the model dozens of times, so it waits for the button.")
 
