@@ -100,19 +100,23 @@ def test_layer_picker_and_stage_show_that_layers_hlo(digits_page):
     assert any("No instruction matches" in i.value for i in at.info)
 
 
-@pytest.mark.slow
-def test_train_step_and_a_fused_computation_graph(digits_page):
+def test_graph_of_a_fused_computation(digits_page):
     at = digits_page
     at.selectbox(key=f"xla_layer|{DIGITS.model}").set_value("").run()
     at.text_input(key="xla_search").set_value("").run()
-    at.segmented_control(key=f"xla_function|{DIGITS.model}").set_value("train").run()
-    _clean(at)
-    assert any("sparse_categorical_crossentropy" in c.value for c in at.caption)
-    box = at.selectbox(key=f"xla_computation|{DIGITS.model}|train|optimized_hlo")
+    box = at.selectbox(key=f"xla_computation|{DIGITS.model}|forward|optimized_hlo")
+    assert "(entry)" in box.format_func(box.options[0])
     fused = next(o for o in box.options if o.startswith("fused_computation"))
     box.set_value(fused).run()
     _clean(at)
-    assert any(t.startswith(f"The computation {fused}") for t in _figures(at))
+    graph = next(s for t, s in _figures(at).items() if t.startswith(f"The computation {fused}"))
+    assert {t["name"] for t in graph["data"] if t["mode"] != "lines"} <= {
+        "fusion", "convolution / dot", "reduce / window", "parameter / constant", "other"}
+
+
+def test_train_step_is_offered_with_labels(digits_page):
+    control = digits_page.segmented_control(key=f"xla_function|{DIGITS.model}")
+    assert control.options == ["forward pass", "train step"]
 
 
 def test_a_model_xla_cannot_compile_is_explained(tmp_path):
