@@ -45,13 +45,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _curves_data import synthetic_logdir  # noqa: E402
 
+CPU: dict[str, float] = {}  # median process CPU seconds per row (a shared machine's wall
+# clock includes waiting for a core; CPU time does not)
 
-def timed(fn, repeat: int) -> tuple[float, int]:
-    times, n = [], 0
+
+def timed(fn, repeat: int, name: str = "") -> tuple[float, int]:
+    times, cpus, n = [], [], 0
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         n = fn()
         times.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    CPU[name] = statistics.median(cpus)
     return statistics.median(times), n
 
 
@@ -235,11 +240,12 @@ def main() -> None:
 
     rows = {}
     insight_reader(root)  # warm the page cache and imports
-    rows["insight"] = timed(lambda: insight_reader(root), args.repeat)
-    rows["floor"] = timed(lambda: framing_floor(root), args.repeat)
-    rows["summary_iterator"] = timed(lambda: summary_iterator(root), args.slow_repeat)
-    rows["EventAccumulator"] = timed(lambda: event_accumulator(root), args.slow_repeat)
-    rows["tbparse"] = timed(lambda: tbparse_reader(root), args.slow_repeat)
+    for name, fn, repeat in (("insight", insight_reader, args.repeat),
+                             ("floor", framing_floor, args.repeat),
+                             ("summary_iterator", summary_iterator, args.slow_repeat),
+                             ("EventAccumulator", event_accumulator, args.slow_repeat),
+                             ("tbparse", tbparse_reader, args.slow_repeat)):
+        rows[name] = timed(lambda fn=fn: fn(root), repeat, name)
     for name, (t, n) in rows.items():
         print(f"{name}: {t:.3f} s, {n:,} points", file=sys.stderr)
     first, change = page_times(root)
@@ -253,8 +259,10 @@ def main() -> None:
           "(not in the timings)\n")
     print("| row | insight | baseline | ratio | target | met |")
     print("|---|---:|---:|---:|---|---|")
-    print(f"| read every point | {ins_t:.2f} s, {rate / 1e6:.2f}M points/s | | | "
-          f">= 1M points/s | {'yes' if rate >= 1e6 else 'NO'} |")
+    cpu_rate = ins_n / CPU["insight"]
+    print(f"| read every point | {ins_t:.2f} s wall, {rate / 1e6:.2f}M points/s "
+          f"({CPU['insight']:.2f} s CPU, {cpu_rate / 1e6:.2f}M points/s) | | | >= 1M points/s | "
+          f"{'yes' if rate >= 1e6 else 'CPU only' if cpu_rate >= 1e6 else 'NO'} |")
     targets = {"summary_iterator": 3.0, "tbparse": 15.0, "EventAccumulator": None}
     for name, need in targets.items():
         t, n = rows[name]
@@ -265,7 +273,8 @@ def main() -> None:
               f"{ratio:.1f}x faster | {f'>= {need:g}x' if need else ''} | {met} |")
     t, n = rows["floor"]
     print(f"| vs framing-only floor | {ins_t:.2f} s | {t:.2f} s, {n / t / 1e6:.1f}M records/s "
-          f"| {ins_t / t:.1f}x the floor | within 8x | {'yes' if ins_t / t <= 8 else 'NO'} |")
+          f"| {ins_t / t:.1f}x the floor (CPU: {CPU['insight'] / CPU['floor']:.1f}x) | within 8x "
+          f"| {'yes' if ins_t / t <= 8 else 'NO'} |")
     print(f"| Training page first render (AppTest) | {first:.2f} s | | | < 3 s | "
           f"{'yes' if first < 3 else 'NO'} |")
     print(f"| smoothing change EMA -> Gaussian | {change:.2f} s | | | < 0.5 s | "
