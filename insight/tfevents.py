@@ -255,11 +255,16 @@ class EventFileReader:
     def _templates(self, data, arr, starts, length, k, members, found, slow) -> None:
         """Decode the records of one (length, step-varint-length) group by templates."""
         pending = members
+        rounds = 0
         while pending.size:
+            rounds += 1
             first = int(starts[pending[0]])
             tpl = analyze(data[first:first + length], k)
+            if tpl is None or rounds > 64:  # another layout (several values per event...):
+                slow.append(pending)  # the whole rest of the group goes to protobuf
+                return
             block = rec.rows(arr, starts[pending], length)
-            if tpl is None or tpl.kind == KIND_OTHER:
+            if tpl.kind == KIND_OTHER:
                 # the template's records (same bytes up to its tag's end) go to protobuf
                 same = _same(block, data[first:first + length], tpl, k)
                 slow.append(pending[same])
@@ -332,9 +337,9 @@ class EventFileReader:
             self._scalars.setdefault(tag, _Chunks()).add(*cols)
 
 
-def _same(block: np.ndarray, payload: bytes, tpl: Template | None, k: int) -> np.ndarray:
+def _same(block: np.ndarray, payload: bytes, tpl: Template, k: int) -> np.ndarray:
     """Rows that equal the template up to its tag's end (outside wall time and step)."""
-    if tpl is None or tpl.tag_end <= 0:
+    if tpl.tag_end <= 0:
         out = np.zeros(len(block), bool)
         out[0] = True
         return out

@@ -253,3 +253,21 @@ def test_crc_rows_matches_the_c_implementation():
     block[:, pos] = rng.integers(0, 256, (200, len(pos)))
     want = [rec.masked_crc32c(bytes(row)) for row in block]
     assert rec.crc_rows(block, bytes(base), pos).tolist() == want
+
+
+def test_several_values_per_event(tmp_path):
+    """TF1's merged summaries: one event per step holding every tag (the protobuf path)."""
+    from tensorboard.compat.proto import event_pb2
+
+    payloads = []
+    for step in range(1, 2001):
+        e = event_pb2.Event(wall_time=1.0 + step, step=step)
+        for tag in ("a", "b", "c"):
+            e.summary.value.add(tag=tag, simple_value=step * 0.25)
+        payloads.append(e.SerializeToString())
+    ev.write(tmp_path / "events.out.tfevents.10", payloads)
+    start = time.perf_counter()
+    got = _read(tmp_path / "events.out.tfevents.10").scalars()
+    assert time.perf_counter() - start < 5
+    assert sorted(got) == ["a", "b", "c"]
+    assert got["c"].value.tolist() == [s * 0.25 for s in range(1, 2001)]
