@@ -45,7 +45,8 @@ __all__ = ["NO_STEPS", "NO_MEMORY", "profile_trace", "resolve_run"]
 NO_STEPS = ("No step markers in this profile, so xprof cannot split its time into steps "
             "(its \"No step marker observed\"). xprof counts a step only inside a root "
             "TraceMe with a step number, `tf.profiler.experimental.Trace('train', step_num=i, "
-            "_r=1)`; `keras.callbacks.TensorBoard(profile_batch=...)` does not add one. "
+            "_r=1)`; `keras.callbacks.TensorBoard(profile_batch=...)` marks its batches "
+            "(\"Profiled batch N\", which the timeline lets you pick) but not as steps. "
             "The timeline and op tables below are complete. Capture a profile here (or with "
             "`insight profile`) to get the breakdown: it marks every step.")
 NO_MEMORY = ("No memory events in this profile. On CPU, TensorFlow records allocations only "

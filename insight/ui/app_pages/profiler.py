@@ -79,7 +79,7 @@ st.subheader("Top ops by self time")
 level = st.segmented_control("Level", ["framework", "hlo"], default="framework",
                              key="prof_level", format_func={"framework": "TensorFlow ops",
                                                             "hlo": "XLA (HLO) ops"}.get)
-left, right = st.columns([1.1, 1], gap="medium")
+left, right = st.columns([1.5, 1], gap="medium")
 with left:
     try:
         ops = panel("top_ops", ref, ctx, run=choice.run, level=level or "framework", top=25)
