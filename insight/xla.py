@@ -253,8 +253,10 @@ def step_times(comp: XlaCompilation, *, budget_s: float = 0.5, min_runs: int = 3
                max_runs: int = 30) -> pd.DataFrame:
     """Time the compiled function against eager and `tf.function` (no XLA) on the same batch.
 
-    Each mode is called once first (its trace and compilation: `first_call_s`), then run
-    until `budget_s` is spent (at least `min_runs`, at most `max_runs` times).
+    Each mode is called once first (its trace and compilation: `first_call_s`). Then the
+    modes run in turns (eager, graph, XLA, eager, ...), so a machine that gets busier or
+    quieter meanwhile weighs on all three alike, until each has run `min_runs` times and
+    either `budget_s` per mode is spent or `max_runs` rounds are done.
 
     Returns:
         One row per mode (`eager`, `graph`, `xla`): `mode`, `median_ms`, `min_ms`, `runs`,
@@ -267,21 +269,22 @@ def step_times(comp: XlaCompilation, *, budget_s: float = 0.5, min_runs: int = 3
                          "Time a compilation returned by compile_model.", "comp._run=None")
     python_fn, xla_fn, args = comp._run
     modes = {"eager": python_fn, "graph": tf.function(python_fn), "xla": xla_fn}
-    rows = []
+    first: dict[str, float] = {}
     for mode, fn in modes.items():
         start = time.perf_counter()
         _block(fn(*args))
-        first = time.perf_counter() - start
-        times: list[float] = []
-        spent = 0.0
-        while len(times) < min_runs or (spent < budget_s and len(times) < max_runs):
+        first[mode] = time.perf_counter() - start
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    spent = 0.0
+    while (rounds := len(times["eager"])) < min_runs or (
+            spent < budget_s * len(modes) and rounds < max_runs):
+        for mode, fn in modes.items():
             start = time.perf_counter()
             _block(fn(*args))
-            times.append(time.perf_counter() - start)
-            spent += times[-1]
-        rows.append({"mode": mode, "median_ms": float(np.median(times)) * 1e3,
-                     "min_ms": float(np.min(times)) * 1e3, "runs": len(times),
-                     "first_call_s": first})
-    frame = pd.DataFrame(rows)
+            times[mode].append(time.perf_counter() - start)
+            spent += times[mode][-1]
+    frame = pd.DataFrame([{"mode": mode, "median_ms": float(np.median(t)) * 1e3,
+                           "min_ms": float(np.min(t)) * 1e3, "runs": len(t),
+                           "first_call_s": first[mode]} for mode, t in times.items()])
     frame["speedup"] = frame.loc[0, "median_ms"] / frame["median_ms"]
     return frame

@@ -78,7 +78,8 @@ def _summary(ctx: PanelContext, function: str) -> dict[str, Any]:
             "loss": comp.loss, "seconds": dict(comp.seconds),
             "before": int(counts["before"].sum()), "after": int(counts["after"].sum()),
             "fusions": int(len(comp.fusion_table())),
-            "layers": list(comp.layer_classes), "computations": computations,
+            "layers": list(comp.layer_classes), "classes": sorted(set(comp.layer_classes.values())),
+            "computations": computations,
             "entry": {s: comp.module(s).entry.name for s in STAGES}}
 
 

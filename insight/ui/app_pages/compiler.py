@@ -100,11 +100,14 @@ if st.session_state.get(timed):
         timing = show_panel("xla_step_time", ref, ctx, function=function)
     median = ((timing.layout.meta or {}) if timing is not None else {}).get("median_ms", {})
     if median and median["xla"] > median["graph"]:
+        grouped = {"DepthwiseConv2D", "SeparableConv2D"} & set(summary["classes"])
         st.info(f"**XLA is {median['xla'] / median['graph']:.1f}× slower than tf.function "
-                "here.** Compiling does not speed up every model: on CPU, XLA's depthwise and "
-                "grouped convolutions run far slower than TensorFlow's own kernels. A profile "
-                "captured with XLA (Profiler page, or `insight profile MODEL --xla --logdir "
-                "DIR`) shows which ops take the time.", icon=":material/info:")
+                "here.** Compiling does not speed up every model on every machine"
+                + (f" (this one has {' and '.join(sorted(grouped))} layers: on CPU, XLA's "
+                   "depthwise convolutions run far slower than TensorFlow's own kernels)"
+                   if grouped else "") + ". A profile captured with XLA (Profiler page, or "
+                "`insight profile MODEL --xla --logdir DIR`) shows which ops take the time.",
+                icon=":material/info:")
 else:
     st.caption("Runs the model dozens of times, so it waits for the button.")
 
