@@ -126,12 +126,12 @@ def measure_profile(run, loaded, label: str, rows: list) -> None:
     path = str(run.hosts[0])
     size_mb = run.size / 2**20
     fresh = {"use_saved_result": False}
-    raw_s, _ = timed(lambda: raw_to_tool_data.xspace_to_tool_data([path], "trace_viewer",
-                                                                   fresh))
     ours_s, data = timed(lambda: tool_data(run, "trace_viewer", fresh))
     parse_s, trace = timed(lambda: trace_events(data, layer_names(loaded.preflight)))
     n = len(trace.events)
-    data = None  # noqa: F841  (free it before the page runs)
+    data = None  # noqa: F841  (free it before the raw call and the page)
+    raw_s, _ = timed(lambda: raw_to_tool_data.xspace_to_tool_data([path], "trace_viewer",
+                                                                   fresh))
     rows.append((f"{label}: conversion (trace_viewer, {size_mb:.1f} MB xplane)",
                  ours_s, "raw xspace_to_tool_data", raw_s, ""))
     rows.append((f"{label}: parse into the timeline table ({n:,} events)", parse_s, "", None,
@@ -173,6 +173,17 @@ def measure_profile(run, loaded, label: str, rows: list) -> None:
 FIRST = ""
 
 
+class Table(list):
+    """Rows printed as they are measured (a long run still leaves its first rows)."""
+
+    def append(self, row) -> None:
+        super().append(row)
+        name, ours, bname, theirs, note = row
+        ratio = f"{ours / theirs:.2f}x" if theirs else ""
+        shown = f"{theirs:.3f}" if theirs is not None else ""
+        print(f"| {name} | {ours:.3f} | {bname} | {shown} | {ratio} | {note} |", flush=True)
+
+
 def main() -> None:
     global FIRST
     parser = argparse.ArgumentParser()
@@ -182,7 +193,11 @@ def main() -> None:
     args = parser.parse_args()
     steps, batch = (4, 8) if args.quick else (args.steps, args.batch)
     FIRST = f"{steps} steps"
-    rows: list = []
+    print(f"\nMobileNetV2 96x96, training, batch {batch}, {os.cpu_count()} CPUs "
+          "(shared with other jobs)\n")
+    print("| measurement | insight (s) | baseline | baseline (s) | ratio | target |")
+    print("|---|---:|---|---:|---:|---|", flush=True)
+    rows = Table()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["INSIGHT_CACHE_DIR"] = str(Path(tmp) / "cache")
         loaded, dataset = build(batch, Path(tmp))
@@ -197,14 +212,6 @@ def main() -> None:
         rows.append((f"{steps * 10} steps: whole capture", total10, "", None, ""))
         del run, prof
         measure_profile(run10, loaded, f"{steps * 10} steps", rows)
-    print(f"\nMobileNetV2 96x96, training, batch {batch}, {os.cpu_count()} CPUs "
-          "(shared with other jobs)\n")
-    print("| measurement | insight (s) | baseline | baseline (s) | ratio | target |")
-    print("|---|---:|---|---:|---:|---|")
-    for name, ours, bname, theirs, note in rows:
-        ratio = f"{ours / theirs:.2f}x" if theirs else ""
-        shown = f"{theirs:.3f}" if theirs is not None else ""
-        print(f"| {name} | {ours:.3f} | {bname} | {shown} | {ratio} | {note} |")
 
 
 if __name__ == "__main__":
