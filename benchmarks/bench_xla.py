@@ -77,7 +77,7 @@ def child_insight(model_path: str, function: str, timing: bool) -> dict:
            "after": int(comp.op_count_table()["after"].sum()),
            "fusions": len(comp.fusion_table())}
     if timing:
-        out["times"] = step_times(comp, budget_s=2.0, min_runs=3).to_dict("list")
+        out["times"] = step_times(comp, budget_s=2.0, min_runs=4).to_dict("list")
     return out
 
 

@@ -93,7 +93,8 @@ st.subheader("Compiled vs eager")
 timed = f"xla_timed|{ref.path}|{function}"
 if st.button("Measure step time", icon=":material/timer:", key=f"xla_time_button|{function}",
              help="Runs the same batch eagerly, as a tf.function and compiled by XLA, each "
-                  "about half a second (the first call, which compiles, is timed apart)."):
+                  "about half a second or at least 4 times (the first call, which compiles, "
+                  "is timed apart)."):
     st.session_state[timed] = True
 if st.session_state.get(timed):
     with st.spinner("Timing eager, tf.function and XLA on the same batch…"):
