@@ -330,11 +330,43 @@ def _train_step(model: Any, xla: bool):
     def step(x, y):
         if not state:
             out = copy(x, training=False)
-            first = out[0] if isinstance(out, list | tuple) else out
-            first = next(iter(first.values())) if isinstance(first, dict) else first
-            loss, _ = resolve_loss(None, y, first, recorded)
-            copy.compile(optimizer="adam", loss=loss, jit_compile=xla)
-            state["ok"] = True
-        copy.train_on_batch(x, y)
+            outs = list(out.values()) if isinstance(out, dict) else \
+                list(out) if isinstance(out, list | tuple) else [out]
+            names = list(getattr(copy, "output_names", None) or [f"output_{i}"
+                                                                  for i in range(len(outs))])
+            state["ys"] = _labels_per_output(y, names)
+            losses = [resolve_loss(None, yy, o, recorded if len(outs) == 1 else None)[0]
+                      for yy, o in zip(state["ys"](y), outs, strict=True)]
+            copy.compile(optimizer="adam", loss=losses if len(outs) > 1 else losses[0],
+                         jit_compile=xla)
+        ys = state["ys"](y)
+        copy.train_on_batch(x, ys if len(ys) > 1 else ys[0])
 
     return step
+
+
+def _labels_per_output(y: Any, names: list[str]):
+    """A function from a batch's labels to one label array per model output, in order:
+    dict keys matched by output name (or `y_<name>`), else by position.
+
+    Raises:
+        UsageError: the labels do not cover every output.
+    """
+    if not isinstance(y, dict):
+        if len(names) > 1:
+            raise UsageError(f"Training steps need labels for each of the model's {len(names)} "
+                             "outputs, and the data has one label array.",
+                             "Save labels keyed by output name in the .npz, or profile "
+                             "inference.", f"outputs={names!r}")
+        return lambda batch: [batch]
+    keys = []
+    for i, name in enumerate(names):
+        key = name if name in y else f"y_{name}" if f"y_{name}" in y else \
+            list(y)[i] if len(y) == len(names) else None
+        if key is None:
+            raise UsageError(f"No labels for the output {name!r}: training steps need labels "
+                             "for every output.", "Key the labels by output name (or "
+                             "y_<name>) in the .npz, or profile inference.",
+                             f"labels={list(y)!r}, outputs={names!r}")
+        keys.append(key)
+    return lambda batch: [batch[k] for k in keys]

@@ -207,3 +207,17 @@ def test_cli_bad_profiles_one_line(run_python, tmp_path, captured):
     (bad / "h.xplane.pb").write_bytes((bad / "h.xplane.pb").read_bytes()[:500])
     proc = run_python("-m", "insight.cli", "profile", "--logdir", str(tmp_path / "bad"))
     assert "corrupt or truncated" in _one_error_line(proc)
+
+
+def test_training_labels_per_output():
+    from insight.traces import _labels_per_output
+
+    batch = {"y_digit": np.arange(3), "y_is_even": np.ones(3)}
+    pick = _labels_per_output(batch, ["digit", "is_even"])
+    assert [a.tolist() for a in pick(batch)] == [[0, 1, 2], [1.0, 1.0, 1.0]]
+    with pytest.raises(UsageError) as exc:
+        _labels_per_output(np.arange(3), ["digit", "is_even"])
+    assert_error(exc, UsageError, "labels for each of the model's 2 outputs")
+    with pytest.raises(UsageError) as exc:
+        _labels_per_output({"y_digit": np.arange(3)}, ["digit", "is_even"])
+    assert_error(exc, UsageError, "No labels for the output 'is_even'")
