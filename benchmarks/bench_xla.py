@@ -122,6 +122,12 @@ def _run_child(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _faster(baseline_ms: float, ours_ms: float) -> str:
+    if ours_ms <= baseline_ms:
+        return f"{baseline_ms / ours_ms:.2f}x faster"
+    return f"{ours_ms / baseline_ms:.2f}x slower"
+
+
 def _med(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
@@ -153,9 +159,9 @@ def measure(model_path: Path, function: str, repeat: int) -> list[str]:
     by_mode = {m: i for i, m in enumerate(times["mode"])}
     xla, eager, graph = (times["median_ms"][by_mode[m]] for m in ("xla", "eager", "graph"))
     rows.append(f"| step time, warm ({name}, batch {BATCH}): XLA | {xla:.1f} ms "
-                f"| eager {eager:.1f} ms | {eager / xla:.2f}x faster | |")
+                f"| eager {eager:.1f} ms | {_faster(eager, xla)} | |")
     rows.append(f"| step time, warm ({name}): XLA | {xla:.1f} ms | tf.function without XLA "
-                f"{graph:.1f} ms | {graph / xla:.2f}x faster | |")
+                f"{graph:.1f} ms | {_faster(graph, xla)} | |")
     first = times["first_call_s"][by_mode["xla"]]
     rows.append(f"| first XLA call ({name}): compile for execution | {first:.2f} s | | | |")
     return rows
