@@ -95,7 +95,10 @@ def main() -> None:
         import umap
 
         mid = blobs(50_000)
+        from insight.projection import warm_up
+
         project(mid[:2000], "umap")
+        warm_up(approximate=True)
         umap.UMAP(random_state=0).fit_transform(mid[:5000])  # warm both
         rows.append(("UMAP 50,000 x 64, warm", timed(lambda: project(mid, "umap"), 1),
                      "umap-learn warm", timed(lambda: umap.UMAP(random_state=0).fit_transform(mid),
