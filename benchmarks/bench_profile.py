@@ -151,6 +151,8 @@ def measure_profile(run, loaded, label: str, rows: list) -> None:
         cold_s, _ = timed(lambda: page_panels(ctx, run.label))
         rows.append((f"{label}: page cold (all panels + JSON)", cold_s,
                      "raw xprof, same 4 tools", raw_all, ""))
+    # the parsed trace above is what the page memoises (no second conversion at 10x)
+    cached(f"{ctx.identity()}|trace|{run.folder}|{run.stamp}", lambda: trace)
     profile_trace(ctx, run)
     warm_s, _ = timed(lambda: build_panel("trace_timeline", ctx, run=run.label).to_json())
     if n <= 700_000:

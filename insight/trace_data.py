@@ -243,7 +243,11 @@ def trace_events(trace: dict[str, Any], layers: Iterable[str] = (), *,
     steps = steps.drop_duplicates("step").sort_values("start").reset_index(drop=True)
     steps["step"] = steps["step"].astype(int)
     span = (0.0, float((ev["ts"] + ev["dur"]).max()))
-    return Trace(ev.drop(columns=["step_num"]), threads, rows, steps, span, max_lanes)
+    ev = ev.drop(columns=["step_num"])
+    for col in ("thread", "name", "op", "layer", "phase", "hlo_module"):
+        # plain object arrays: pandas' Arrow-backed strings cost a copy on every to_numpy()
+        ev[col] = pd.Series(ev[col].to_numpy(dtype=object), index=ev.index, dtype=object)
+    return Trace(ev, threads, rows, steps, span, max_lanes)
 
 
 def framework_ops(op_stats: list[dict[str, Any]], layers: Iterable[str] = ()) -> pd.DataFrame:
