@@ -11,6 +11,7 @@ from insight.curve_panels import SMOOTHING_TITLES, X_AXES
 from insight.panels import PanelContext
 from insight.ui.cache import ModelRef, panel
 from insight.ui.feedback import show_error
+from insight.ui.share import share_control
 from insight.ui.widgets import show_panel
 
 MAX_CHARTS = 24
@@ -97,6 +98,8 @@ def curves() -> None:
                 continue
             st.plotly_chart(fig, theme=None, key=f"curve|{metric}",
                             config={"displaylogo": False})
+            share_control("training_curves", ref, ctx, {"metric": metric, **params}, fig,
+                          key=f"share|curve|{metric}")
     if not verdicts.empty:
         st.subheader("Train / validation")
         st.dataframe(verdicts, hide_index=True, column_config={
