@@ -258,7 +258,7 @@ def framework_ops(op_stats: list[dict[str, Any]], layers: Iterable[str] = ()) ->
             "op", "where", "total_time_us"]
     if table.empty:
         return pd.DataFrame(columns=cols)
-    table = table[table["type"] != "IDLE"]
+    table = table[(table["type"] != "IDLE") & (table["type"].fillna("") != "")]
     layers = frozenset(layers)
     attributed = [layer_of(o, layers) for o in table["operation"]]
     out = pd.DataFrame({

@@ -90,6 +90,10 @@ with left:
     if ops is not None and ops.empty:
         st.caption("No XLA ops ran in this profile: capture with **XLA** on to see them."
                    if level == "hlo" else "No TensorFlow ops in this profile.")
+    elif ops is not None and level != "hlo" and len(ops) and \
+            str(ops["type"].iloc[0]).startswith("__inference"):
+        st.caption("The step ran as one XLA-compiled function: choose **XLA (HLO) ops** to "
+                   "see inside it.")
     elif ops is not None and ops.attrs.get("source") == "timeline":
         st.caption("xprof has no HLO statistics for CPU: these are summed from the timeline's "
                    "XLA events.")
