@@ -41,6 +41,7 @@ from insight.figures.curves import (
 )
 from insight.figures.template import COLORWAY
 from insight.panels import Panel, PanelContext, Param, register
+from insight.patterns import user_regex
 
 __all__ = ["logs_for", "X_AXES", "SMOOTHING_TITLES"]
 
@@ -69,11 +70,7 @@ def logs_for(ctx: PanelContext) -> Logdir:
 
 
 def _regex(text: str, what: str) -> re.Pattern:
-    try:
-        return re.compile(text or "")
-    except re.error as exc:
-        raise UsageError(f"The {what} filter is not a valid regular expression ({exc}).",
-                         "Fix the pattern, e.g. `loss|acc`.", f"{what}={text!r}") from None
+    return user_regex(text, what)
 
 
 def _selected(logs: Logdir, runs: str, tags: str) -> pd.DataFrame:

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ import plotly.graph_objects as go
 
 from insight.errors import UsageError
 from insight.figures.template import COLORWAY, apply_template
+from insight.patterns import user_regex
 
 __all__ = ["projection_figure", "search_mask", "MAX_CATEGORIES", "HOVER_TEXT_ROWS"]
 
@@ -38,11 +38,7 @@ def search_mask(meta: pd.DataFrame, query: str, *, regex: bool = False) -> np.nd
     if not query:
         return np.zeros(len(meta), dtype=bool)
     if regex:
-        try:
-            re.compile(query)
-        except re.error as exc:
-            raise UsageError(f"Invalid regular expression: {exc}.", "",
-                             f"search={query!r}") from exc
+        user_regex(query, "search")
     mask = np.zeros(len(meta), dtype=bool)
     for col in meta.columns:
         text = meta[col].astype(str)

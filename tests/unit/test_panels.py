@@ -154,3 +154,14 @@ def test_graph_panel_of_subclassed_explains(load_sample):
     fig = build_panel("layer_graph", PanelContext(load_sample("subclassed")))
     assert isinstance(fig, go.Figure) and len(fig.data) == 0
     assert "subclassed" in " ".join(a.text for a in fig.layout.annotations)
+
+
+def test_user_patterns_that_could_run_for_minutes_are_refused():
+    from insight.errors import UsageError
+    from insight.patterns import user_regex
+
+    assert user_regex("loss|val_.*", "tag").search("val_loss")
+    assert user_regex("(ab)+c?", "tag").search("ababc")  # repetition, not nested
+    for bad in ["(a+)+$", "(x*)*y", "(\\w+\\s?)*$", "(a{1,})+", "x" * 201, "(unclosed"]:
+        with pytest.raises(UsageError, match="Received: "):
+            user_regex(bad, "tag")
