@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",
         "--font-render-hinting=none", "--force-color-profile=srgb"]
 VIEWPORT = {"width": 1280, "height": 900}
+# The Chromium that made the baselines: text rasterisation changes between major versions, so
+# pixels are compared only with the same major version (the page checks always run).
+VERSION_FILE = SNAPSHOTS / "chromium-version.txt"
+BROWSER_VERSION = [""]
 
 
 def free_port() -> int:
@@ -52,6 +57,7 @@ def browser(chromium_path):
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(chromium_path), headless=True, args=ARGS)
+        BROWSER_VERSION[0] = b.version
         yield b
         b.close()
 
@@ -105,10 +111,17 @@ def assert_snapshot(png: bytes, name: str, *, threshold: float = 0.1,
     baseline = SNAPSHOTS / f"{name}.png"
     if os.environ.get("INSIGHT_UPDATE_SNAPSHOTS") == "1" or not baseline.is_file():
         baseline.parent.mkdir(parents=True, exist_ok=True)
+        VERSION_FILE.write_text(BROWSER_VERSION[0] + "\n")
         existed = baseline.is_file()
         baseline.write_bytes(png)
         if not existed and os.environ.get("INSIGHT_UPDATE_SNAPSHOTS") != "1":
             pytest.fail(f"no baseline for {name}: wrote {baseline}; check it and commit it")
+        return
+    made_with = VERSION_FILE.read_text().strip() if VERSION_FILE.is_file() else ""
+    if made_with.split(".")[0] != BROWSER_VERSION[0].split(".")[0]:
+        warnings.warn(f"{name}: baselines were made with Chromium {made_with or '?'}, this is "
+                      f"{BROWSER_VERSION[0]}: pixels not compared (INSIGHT_UPDATE_SNAPSHOTS=1 "
+                      "rewrites them)", stacklevel=2)
         return
     result = compare_png(png, baseline.read_bytes(), threshold=threshold,
                          max_fraction=max_fraction)
