@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -75,20 +75,17 @@ def resolve_layers(model: Any, layers: str | Iterable[str] | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def recording(model: Any, paths: set[str], store: dict[str, Any]) -> Iterator[None]:
-    """While active, the chosen layers record their first output in `store`."""
+def wrapping_calls(model: Any, paths: set[str] | None,
+                   wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]]
+                   ) -> Iterator[None]:
+    """While active, each chosen layer's `call` is `wrap(path, original_call)` (every layer when
+    `paths` is `None`); the originals come back on exit, also after an error."""
     patched = []
     for path, layer, _ in iter_layers(model):
-        if path not in paths:
+        if paths is not None and path not in paths:
             continue
         original = layer.call
-
-        def call(*args, _original=original, _path=path, **kwargs):
-            out = _original(*args, **kwargs)
-            store.setdefault(_path, out)
-            return out
-
-        layer.call = call
+        layer.call = wrap(path, original)
         patched.append((layer, original))
     try:
         yield
@@ -98,6 +95,18 @@ def recording(model: Any, paths: set[str], store: dict[str, Any]) -> Iterator[No
                 del layer.call
             else:  # pragma: no cover - a layer that replaced call itself
                 layer.call = original
+
+
+def recording(model: Any, paths: set[str], store: dict[str, Any]):
+    """While active, the chosen layers record their first output in `store`."""
+    def wrap(path: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args, **kwargs):
+            out = original(*args, **kwargs)
+            store.setdefault(path, out)
+            return out
+        return call
+
+    return wrapping_calls(model, paths, wrap)
 
 
 def input_spec(x: Any):

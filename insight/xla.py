@@ -26,10 +26,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -51,31 +50,21 @@ _UNSUPPORTED = re.compile(r"(\w+) \(No registered '(\w+)' OpKernel for (\w+) dev
 
 # -- compiling ---------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _recording_scopes(model: Any, store: dict[str, list[str]]) -> Iterator[None]:
+def _recording_scopes(model: Any, store: dict[str, list[str]]):
     """While active, each layer records the TensorFlow name scope its `call` runs in."""
     import tensorflow as tf
 
-    patched = []
-    for path, layer, _ in iter_layers(model):
-        original = layer.call
+    from insight.probing import wrapping_calls
 
-        def call(*args, _original=original, _path=path, **kwargs):
+    def wrap(path: str, original: Any) -> Any:
+        def call(*args, **kwargs):
             scope = tf.get_current_name_scope()
-            if scope not in store.setdefault(_path, []):
-                store[_path].append(scope)
-            return _original(*args, **kwargs)
+            if scope not in store.setdefault(path, []):
+                store[path].append(scope)
+            return original(*args, **kwargs)
+        return call
 
-        layer.call = call
-        patched.append((layer, original))
-    try:
-        yield
-    finally:
-        for layer, original in patched:
-            if "call" in vars(layer):
-                del layer.call
-            else:  # pragma: no cover - a layer that replaced call itself
-                layer.call = original
+    return wrapping_calls(model, None, wrap)
 
 
 def _labels(y: Any, rows: int) -> np.ndarray:
