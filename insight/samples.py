@@ -32,8 +32,17 @@ class Sample:
 
 
 def sample_root() -> Path:
-    """The folder holding the samples (installed as the package `insight.sample_models`)."""
-    return Path(str(resources.files("insight.sample_models")))
+    """The folder holding the samples: the package `insight.sample_models` when installed, or
+    `sample_models/` beside the `insight/` folder when `insight` is imported from a source
+    checkout (`python -m insight.cli` or `streamlit run app.py` from its root put the
+    checkout first on `sys.path`, ahead of the installed package)."""
+    try:
+        return Path(str(resources.files("insight.sample_models")))
+    except ModuleNotFoundError:
+        checkout = Path(__file__).resolve().parent.parent / "sample_models"
+        if checkout.is_dir():
+            return checkout
+        raise
 
 
 def _sample(folder: Path) -> Sample | None:

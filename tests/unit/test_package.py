@@ -136,3 +136,19 @@ def test_list_samples(monkeypatch, sample_models):
     with pytest.raises(UsageError) as excinfo:
         get_sample("nope")
     assert "digits_cnn" in str(excinfo.value) and "Received:" in str(excinfo.value)
+
+
+def test_samples_found_from_a_source_checkout_without_the_mapped_package(monkeypatch):
+    """`python -m insight.cli` or `streamlit run app.py` from a checkout's root import the
+    checkout's `insight/` (first on sys.path), where `insight.sample_models` does not exist
+    when the package was installed non-editable (CI caught this in the browser tests)."""
+    from importlib import resources
+
+    import insight.samples as samples
+
+    def missing(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(resources, "files", missing)
+    root = samples.sample_root()
+    assert root.name == "sample_models" and (root / "digits_cnn" / "model.keras").is_file()
