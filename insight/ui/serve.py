@@ -52,7 +52,8 @@ def _warm(opts: LaunchOptions) -> None:
         warm_up()  # UMAP's numba compilation, before anyone asks for a UMAP
         print(f"insight: warm in {time.perf_counter() - started:.1f} s (TensorFlow, the "
               "model, UMAP)", file=sys.stderr, flush=True)
-        warm_up(approximate=True)  # pynndescent, for UMAPs of over 20,000 points
+        # Not pynndescent (UMAPs of over 20,000 points): its ~25 s of compilation holds the
+        # GIL and made a user's first 5,000-point UMAP right after this line take 30 s.
     except Exception:  # noqa: BLE001  the page reports any real problem
         pass
     finally:
