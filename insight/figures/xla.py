@@ -73,11 +73,12 @@ def op_counts_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
                     hovertemplate="%{y}: %{x} instructions<extra>" + name + "</extra>")
     apply_template(fig, title=title)
     fig.update_layout(barmode="group", bargap=0.25, height=max(320, 60 + 34 * len(frame)),
-                      legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom",
-                                  traceorder="reversed"),
+                      # below the axis: above the plot it wrapped onto the subtitle in a column
+                      legend=dict(orientation="h", x=0, y=0, yref="container",
+                                  yanchor="bottom", traceorder="reversed"),
                       xaxis_title="instructions (a fusion counts once)",
                       yaxis=dict(categoryorder="array", categoryarray=list(frame["opcode"])),
-                      margin=dict(t=90))
+                      margin=dict(t=70, b=110))
     return fig
 
 
