@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,6 +150,9 @@ def test_samples_found_from_a_source_checkout_without_the_mapped_package(monkeyp
     def missing(name):
         raise ModuleNotFoundError(f"No module named {name!r}")
 
+    checkout = Path(__file__).resolve().parents[2]  # this test's own checkout
     monkeypatch.setattr(resources, "files", missing)
+    monkeypatch.setattr(samples, "__file__", str(checkout / "insight" / "samples.py"))
     root = samples.sample_root()
-    assert root.name == "sample_models" and (root / "digits_cnn" / "model.keras").is_file()
+    assert root == checkout / "sample_models"
+    assert (root / "digits_cnn" / "model.keras").is_file()
