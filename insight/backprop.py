@@ -103,13 +103,44 @@ def resolve_loss(loss: Any, y: Any, outputs: Any, recorded: Any = None):
 
 
 
-def _own_variables(model: Any, paths: list[str], variables: list) -> dict[str, list[int]]:
+def own_variables(model: Any, paths: list[str], variables: list) -> dict[str, list[int]]:
     """Indices into `variables` of each layer's own trainable weights (none for models)."""
     index = {id(v): i for i, v in enumerate(variables)}
     layers = {p: layer for p, layer, _ in iter_layers(model)}
     return {p: [] if getattr(layers[p], "layers", None) else
             [index[id(v)] for v in layers[p].trainable_weights if id(v) in index]
             for p in paths}
+
+
+def tape_gradients(model: Any, paths: list[str], variables: list, loss_obj: Any, x: Any,
+                   y: Any = None) -> tuple[Any, list, list, list, list]:
+    """Inside a traced function: one forward pass recording the outputs of `paths`, then the
+    gradient of the mean loss (without labels: of the mean top output) with respect to
+    `variables` and those outputs, all dense.
+
+    Returns:
+        `(target, weights, weight_grads, activations, activation_grads)`.
+    """
+    import tensorflow as tf
+
+    store: dict[str, Any] = {}
+    with tf.GradientTape() as tape:
+        with recording(model, set(paths), store):
+            outputs = model(x, training=False)
+        # A copy: Keras' losses read softmax/sigmoid outputs' hidden logits and would route
+        # the gradient around the output tensor, leaving the last layer's gradient at 0.
+        out = tf.identity(tf.cast(first_output(outputs), tf.float32))
+        if y is None:
+            target = tf.reduce_mean(tf.reduce_max(tf.reshape(out, (tf.shape(out)[0], -1)),
+                                                  axis=-1))
+        else:
+            target = tf.reduce_mean(loss_obj(y, out))
+    acts = [first_output(store[p]) for p in paths]
+    weights = [getattr(v, "value", v) for v in variables]
+    grads = tape.gradient(target, weights + acts,
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    grads = [tf.convert_to_tensor(g) for g in grads]  # Embedding: IndexedSlices -> dense
+    return target, weights, grads[:len(variables)], acts, grads[len(variables):]
 
 
 def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: Any,
@@ -121,9 +152,8 @@ def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: 
     cache = COMPILED.setdefault(model, {})
     if key in cache:
         return cache[key]
-    wanted = set(paths)
     variables = list(model.trainable_variables)
-    owned = _own_variables(model, paths, variables)
+    owned = own_variables(model, paths, variables)
 
     def norm(tensors):
         if not tensors:
@@ -132,24 +162,8 @@ def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: 
                                  for t in tensors]))
 
     def run(x, y=None):
-        store: dict[str, Any] = {}
-        with tf.GradientTape() as tape:
-            with recording(model, wanted, store):
-                outputs = model(x, training=False)
-            # A copy: Keras' losses read softmax/sigmoid outputs' hidden logits and would route
-            # the gradient around the output tensor, leaving the last layer's gradient at 0.
-            out = tf.identity(tf.cast(first_output(outputs), tf.float32))
-            if y is None:
-                target = tf.reduce_mean(tf.reduce_max(tf.reshape(out, (tf.shape(out)[0], -1)),
-                                                      axis=-1))
-            else:
-                target = tf.reduce_mean(loss_obj(y, out))
-        acts = [first_output(store[p]) for p in paths]
-        weights = [getattr(v, "value", v) for v in variables]
-        grads = tape.gradient(target, weights + acts,
-                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        grads = [tf.convert_to_tensor(g) for g in grads]  # Embedding: IndexedSlices -> dense
-        w_grads, a_grads = grads[:len(variables)], grads[len(variables):]
+        target, weights, w_grads, _, a_grads = tape_gradients(model, paths, variables,
+                                                              loss_obj, x, y)
         # The norm table inside the graph: no host copies of every gradient to compute it.
         norms = tf.stack([
             tf.stack([norm([weights[i] for i in owned[p]]), norm([w_grads[i] for i in owned[p]]),

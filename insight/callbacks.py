@@ -127,14 +127,8 @@ class ActivationLogger(keras.callbacks.Callback):
     def _build(self):
         import tensorflow as tf
 
-        from insight.backprop import resolve_loss
-        from insight.probing import (
-            TRACE_LOCK,
-            first_output,
-            input_spec,
-            recording,
-            resolve_layers,
-        )
+        from insight.backprop import own_variables, resolve_loss, tape_gradients
+        from insight.probing import TRACE_LOCK, first_output, input_spec, resolve_layers
         from insight.summary import iter_layers
 
         model = self.model
@@ -144,11 +138,8 @@ class ActivationLogger(keras.callbacks.Callback):
                                                                                  None)]
         else:
             paths = resolve_layers(model, self._layers)
-        layers = {p: layer for p, layer, _ in iter_layers(model)}
         variables = list(model.trainable_variables)
-        index = {id(v): i for i, v in enumerate(variables)}
-        owned = {p: [index[id(v)] for v in layers[p].trainable_weights if id(v) in index]
-                 for p in paths}
+        owned = own_variables(model, paths, variables)
         loss_obj = None
         if self._y is not None:
             loss = self._loss
@@ -161,25 +152,12 @@ class ActivationLogger(keras.callbacks.Callback):
         self.paths = paths
         self._writers = [tf.summary.create_file_writer(str(self.log_dir / p)) for p in paths]
         self._owned = {p: bool(owned[p]) for p in paths}
-        wanted = set(paths)
 
         def run(x, y=None):
-            store: dict[str, Any] = {}
-            with tf.GradientTape() as tape:
-                with recording(model, wanted, store):
-                    outputs = model(x, training=False)
-                out = tf.identity(tf.cast(first_output(outputs), tf.float32))
-                if y is None:
-                    target = tf.reduce_mean(tf.reduce_max(
-                        tf.reshape(out, (tf.shape(out)[0], -1)), axis=-1))
-                else:
-                    target = tf.reduce_mean(loss_obj(y, out))
-            acts = [tf.cast(first_output(store[p]), tf.float32) for p in paths]
-            weights = [getattr(v, "value", v) for v in variables]
-            grads = tape.gradient(target, weights + acts,
-                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            grads = [tf.cast(tf.convert_to_tensor(g), tf.float32) for g in grads]
-            w_grads, a_grads = grads[:len(variables)], grads[len(variables):]
+            _, _, w_grads, acts, a_grads = tape_gradients(model, paths, variables, loss_obj, x, y)
+            acts = [tf.cast(a, tf.float32) for a in acts]
+            w_grads = [tf.cast(g, tf.float32) for g in w_grads]
+            a_grads = [tf.cast(g, tf.float32) for g in a_grads]
             rows = []
             for p, a, g in zip(paths, acts, a_grads, strict=True):
                 units = tf.reshape(a, (-1, tf.shape(a)[-1])) if a.shape.rank > 1 else \
