@@ -39,16 +39,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
-    from insight.errors import InsightError
-    from insight.render import find_browser
+    from unit._browser import require_browser  # `tests/` is on sys.path (pytest rootdir)
 
-    try:
-        return find_browser()
-    except InsightError as exc:
-        reason = f"no Chromium for the browser tests ({exc})"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{reason}; CI must install it (.ci/run: apt-get install chromium)")
-        pytest.skip(reason)
+    return require_browser()
 
 
 @pytest.fixture(scope="module")
