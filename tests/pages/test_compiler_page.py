@@ -15,19 +15,6 @@ from insight.ui.shell import PAGE_DIR
 SAMPLES = {s.name: s for s in list_samples()}
 DIGITS = SAMPLES["digits_cnn"]
 
-STRING_LAYER = '''"""A layer with a string op: TensorFlow runs it, XLA has no kernel for it."""
-import keras
-import tensorflow as tf
-
-
-@keras.saving.register_keras_serializable(package="insight_xla_page_tests")
-class DigitCount(keras.layers.Layer):
-    def call(self, x):
-        text = tf.strings.as_string(x)
-        return x + tf.cast(tf.strings.length(text), x.dtype) * 0.0
-'''
-
-
 def _page(ref: ModelRef) -> AppTest:
     at = AppTest.from_file(str(PAGE_DIR / "compiler.py"), default_timeout=180)
     at.session_state["insight_ref"] = ref
@@ -120,17 +107,9 @@ def test_train_step_is_offered_with_labels(digits_page):
 
 
 def test_a_model_xla_cannot_compile_is_explained(tmp_path):
-    import keras
+    from unit._models import uncompilable_model  # tests/ is on pytest's pythonpath
 
-    from insight.loading import load_custom_objects
-
-    layers = tmp_path / "string_layers.py"
-    layers.write_text(STRING_LAYER)
-    cls = load_custom_objects(layers)["DigitCount"]
-    inp = keras.Input((4,), name="x")
-    path = tmp_path / "string_op.keras"
-    keras.Model(inp, keras.layers.Dense(2, name="out")(cls(name="count_digits")(inp)),
-                name="string_op").save(path)
+    path, layers = uncompilable_model(tmp_path, "insight_xla_page_tests")
     at = _page(ModelRef(str(path), True, str(layers)))
     assert not at.exception
     (error,) = at.error

@@ -16,18 +16,7 @@ from insight.hlo import executed_computations, fusions, op_counts, parse_hlo
 from insight.xla import XlaCompilation, compile_model, step_times
 
 from ._errors import assert_error
-
-STRING_LAYER = '''"""A layer with a string op: TensorFlow runs it, XLA has no kernel for it."""
-import keras
-import tensorflow as tf
-
-
-@keras.saving.register_keras_serializable(package="insight_xla_tests")
-class DigitCount(keras.layers.Layer):
-    def call(self, x):
-        text = tf.strings.as_string(x)
-        return x + tf.cast(tf.strings.length(text), x.dtype) * 0.0
-'''
+from ._models import uncompilable_model
 
 HLO = """HloModule tiny, entry_computation_layout={(f32[2]{0})->(f32[2]{0}, f32[])}
 
@@ -183,18 +172,9 @@ def test_train_step_leaves_the_model_unchanged(digits, train):
 @pytest.fixture(scope="module")
 def uncompilable(tmp_path_factory):
     """A model with a string op inside a layer: TensorFlow runs it, XLA cannot compile it."""
-    import keras
+    from insight.loading import load_model
 
-    from insight.loading import load_custom_objects, load_model
-
-    root = tmp_path_factory.mktemp("xla_bad")
-    layers = root / "string_layers.py"
-    layers.write_text(STRING_LAYER)
-    cls = load_custom_objects(layers)["DigitCount"]
-    inp = keras.Input((4,), name="x")
-    out = keras.layers.Dense(2, name="out")(cls(name="count_digits")(inp))
-    path = root / "string_op.keras"
-    keras.Model(inp, out, name="string_op").save(path)
+    path, layers = uncompilable_model(tmp_path_factory.mktemp("xla_bad"), "insight_xla_tests")
     return load_model(path, custom_objects=layers)
 
 
