@@ -67,7 +67,7 @@ def files(root: Path) -> list[Path]:
 
 
 def insight_reader(root: Path) -> int:
-    from insight.curves import read_scalars
+    from insight.curves.logdir import read_scalars
 
     return len(read_scalars(root))
 
@@ -125,7 +125,7 @@ def page_times(root: Path) -> tuple[float, float]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from insight.samples import get_sample
+    from insight.model.samples import get_sample
     from insight.ui.shell import PAGE_DIR
 
     def page(logdir) -> AppTest:
@@ -159,7 +159,7 @@ def live_refresh(root: Path) -> tuple[float, float]:
     import numpy as np
     import tensorflow as tf
 
-    from insight.curves import Logdir
+    from insight.curves.logdir import Logdir
 
     tmp = Path(tempfile.mkdtemp(prefix="insight-live-"))
     try:

@@ -42,10 +42,10 @@ def _free_port() -> int:
 def bench_png(baseline_panels: int) -> list[tuple[str, str, str, str]]:
     import plotly.io as pio
 
-    from insight.export import export_panel, render_result, result_figure
-    from insight.loading import load_model
+    from insight.export.files import export_panel, render_result, result_figure
+    from insight.export.render import Renderer, find_browser
+    from insight.model.loading import load_model
     from insight.panels import PanelContext, build_panel, get_panel, panel_names
-    from insight.render import Renderer, find_browser
 
     os.environ.setdefault("BROWSER_PATH", str(find_browser()))  # plotly's kaleido: same browser
     ctx = PanelContext(load_model(SAMPLE / "model.keras"), logdir=SAMPLE / "logs")
@@ -100,10 +100,10 @@ def bench_png(baseline_panels: int) -> list[tuple[str, str, str, str]]:
 def bench_link(repeat: int, settle: float) -> list[tuple[str, str, str, str]]:
     from playwright.sync_api import expect, sync_playwright
 
-    from insight.export import export_panel
-    from insight.loading import load_model
+    from insight.export.files import export_panel
+    from insight.export.render import find_browser
+    from insight.model.loading import load_model
     from insight.panels import PanelContext
-    from insight.render import find_browser
 
     static = Path(tempfile.mkdtemp(prefix="bench_link_")) / "param_chart.html"
     export_panel(PanelContext(load_model(SAMPLE / "model.keras")), "param_chart", {}, static)

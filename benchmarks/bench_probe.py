@@ -7,7 +7,7 @@ so tracing is excluded):
   vs a plain forward pass compiled the same way (`tf.function` of `model(x, training=False)`).
   Target <= 1.3x.
 - capture fn: the compiled capture function alone,
-  `insight.probing.capture_function(model, layer_paths(model), x)(x)` (the very function
+  `insight.probe.capture.capture_function(model, layer_paths(model), x)(x)` (the very function
   `activations` compiled and cached), vs the same forward pass. Target <= 1.3x.
 - naive: a multi-output `keras.Model(inputs, [every layer's output]).predict(x)` vs the
   model's own `predict(x)`, as in the reference (anchors-performance.md 2a: 2.0-3.1x).
@@ -188,7 +188,8 @@ def bench_capture(table: Table, name: str, model, x, repeat: int) -> None:
     import keras
 
     import insight
-    from insight.probing import capture_function, layer_paths
+    from insight.model.layers import layer_paths
+    from insight.probe.capture import capture_function
 
     forward = compiled_forward(model)
     paths = layer_paths(model)
@@ -255,7 +256,7 @@ def bench_gradients(table: Table, name: str, model, x, repeat: int) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from insight.backprop import gradients
+    from insight.probe.backprop import gradients
 
     classes = int(model.outputs[0].shape[-1])
     y = np.random.default_rng(2).integers(0, classes, BATCH).astype(np.int64)

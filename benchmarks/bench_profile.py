@@ -54,8 +54,8 @@ def build(batch: int, folder: Path):
     import numpy as np
 
     from insight.data import Dataset
-    from insight.inspection import preflight
-    from insight.loading import LoadedModel
+    from insight.model.loading import LoadedModel
+    from insight.model.preflight import preflight
 
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), weights=None)
@@ -70,7 +70,7 @@ def build(batch: int, folder: Path):
 def unprofiled_steps(loaded, dataset, steps: int, batch: int) -> tuple[list[float], float]:
     """The capture's own step function (a copy of the model, compiled on first use), 2
     warm-up steps, then `steps` timed steps, all without the profiler."""
-    from insight.traces import _cycle, _train_step
+    from insight.profiler.capture import _cycle, _train_step
 
     t0 = time.perf_counter()
     step = _train_step(loaded.model, False)
@@ -87,7 +87,7 @@ def unprofiled_steps(loaded, dataset, steps: int, batch: int) -> tuple[list[floa
 
 
 def profiled(loaded, dataset, logdir: Path, steps: int, batch: int):
-    from insight.traces import capture_profile
+    from insight.profiler.capture import capture_profile
 
     marks: list[float] = []
     t0 = time.perf_counter()
@@ -118,10 +118,10 @@ def measure_profile(run, loaded, label: str, rows: list) -> None:
 
     from insight.figures.traces import timeline_figure
     from insight.panels import PanelContext, build_panel
-    from insight.timeline import timeline_bars
-    from insight.trace_data import layer_names, trace_events
-    from insight.trace_panels import profile_trace
-    from insight.traces import tool_data
+    from insight.panels.profiler import profile_trace
+    from insight.profiler.capture import tool_data
+    from insight.profiler.tables import layer_names, trace_events
+    from insight.profiler.timeline import timeline_bars
 
     path = str(run.hosts[0])
     size_mb = run.size / 2**20

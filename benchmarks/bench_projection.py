@@ -40,7 +40,7 @@ from bench_projection import blobs
 x = blobs({n})
 start = time.perf_counter()
 if {ours}:
-    from insight.projection import project
+    from insight.projector.projection import project
     project(x, "umap", seed=0)
 else:
     import umap
@@ -79,7 +79,7 @@ def main() -> None:
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
-    from insight.projection import neighbors, project
+    from insight.projector.projection import neighbors, project
 
     rows = []
     ours, plain = first_call(5000, True), first_call(5000, False)
@@ -95,7 +95,7 @@ def main() -> None:
         import umap
 
         mid = blobs(50_000)
-        from insight.projection import warm_up
+        from insight.projector.projection import warm_up
 
         project(mid[:2000], "umap")
         warm_up(approximate=True)

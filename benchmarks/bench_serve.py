@@ -42,7 +42,7 @@ def _free_port() -> int:
 
 
 def _sample_model() -> Path:
-    from insight.samples import get_sample
+    from insight.model.samples import get_sample
 
     return get_sample("digits_cnn").model
 

@@ -10,7 +10,7 @@ insight and baseline alternating, medians of `--repeat`):
 - its parts, inside the insight process: trace with layer scopes, the two TensorFlow calls,
   parsing both modules, building the panels.
 - step time (warm, same batch of 32): XLA vs eager and vs `tf.function` without XLA, from
-  `insight.xla.step_times`; and the first XLA call (compilation for execution).
+  `insight.compiler.xla.step_times`; and the first XLA call (compilation for execution).
 
 The train-step baseline applies Keras' SGD optimizer to the variables; insight's train step
 returns the update instead (the model must not change), so that ratio is indicative only.
@@ -52,9 +52,9 @@ def _save_model(path: Path) -> None:
 def child_insight(model_path: str, function: str, timing: bool) -> dict:
     """In a fresh process: load (untimed), then compile, parse and build the panels."""
     import insight
+    from insight.compiler.xla import step_times
     from insight.panels import PanelContext, build_panel
-    from insight.xla import step_times
-    from insight.xla_panels import compilation
+    from insight.panels.compiler import compilation
 
     loaded = insight.load_model(model_path)
     store: dict = {}

@@ -29,25 +29,25 @@ _LAZY = {
     "Dataset": "insight.data",
     "load_dataset": "insight.data",
     "dataset_for": "insight.data",
-    "activations": "insight.probing",
-    "activation_stats": "insight.stats",
-    "gradients": "insight.backprop",
-    "attributions": "insight.attribution",
-    "project": "insight.projection",
-    "read_scalars": "insight.curves",
-    "neighbors": "insight.projection",
-    "LoadedModel": "insight.loading",
-    "load_model": "insight.loading",
-    "Preflight": "insight.inspection",
-    "preflight": "insight.inspection",
-    "layer_table": "insight.summary",
-    "model_card": "insight.summary",
-    "model_summary": "insight.summary",
-    "compile_model": "insight.xla",
-    "capture_profile": "insight.traces",
-    "find_profiles": "insight.traces",
-    "export_panel": "insight.export",
-    "snapshot_panels": "insight.snapshot",
+    "activations": "insight.probe.capture",
+    "activation_stats": "insight.probe.stats",
+    "gradients": "insight.probe.backprop",
+    "attributions": "insight.probe.attribution",
+    "project": "insight.projector.projection",
+    "read_scalars": "insight.curves.logdir",
+    "neighbors": "insight.projector.projection",
+    "LoadedModel": "insight.model.loading",
+    "load_model": "insight.model.loading",
+    "Preflight": "insight.model.preflight",
+    "preflight": "insight.model.preflight",
+    "layer_table": "insight.model.summary",
+    "model_card": "insight.model.summary",
+    "model_summary": "insight.model.summary",
+    "compile_model": "insight.compiler.xla",
+    "capture_profile": "insight.profiler.capture",
+    "find_profiles": "insight.profiler.capture",
+    "export_panel": "insight.export.files",
+    "snapshot_panels": "insight.export.snapshot",
 }
 
 __all__ = [
@@ -100,9 +100,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from insight.attribution import attributions
-    from insight.backprop import gradients
-    from insight.curves import read_scalars
+    from insight.compiler.xla import compile_model
+    from insight.curves.logdir import read_scalars
     from insight.data import Dataset, dataset_for, load_dataset
     from insight.errors import (
         CompileError,
@@ -114,13 +113,14 @@ if TYPE_CHECKING:
         UnsupportedModelError,
         UsageError,
     )
-    from insight.export import export_panel
-    from insight.inspection import Preflight, preflight
-    from insight.loading import LoadedModel, load_model
-    from insight.probing import activations
-    from insight.projection import neighbors, project
-    from insight.snapshot import snapshot_panels
-    from insight.stats import activation_stats
-    from insight.summary import layer_table, model_card, model_summary
-    from insight.traces import capture_profile, find_profiles
-    from insight.xla import compile_model
+    from insight.export.files import export_panel
+    from insight.export.snapshot import snapshot_panels
+    from insight.model.loading import LoadedModel, load_model
+    from insight.model.preflight import Preflight, preflight
+    from insight.model.summary import layer_table, model_card, model_summary
+    from insight.probe.attribution import attributions
+    from insight.probe.backprop import gradients
+    from insight.probe.capture import activations
+    from insight.probe.stats import activation_stats
+    from insight.profiler.capture import capture_profile, find_profiles
+    from insight.projector.projection import neighbors, project

@@ -7,8 +7,8 @@ page draw each statistic as one chart with a line per layer: dead units or vanis
 gradients show up layer against layer, epoch after epoch.
 
 The statistics come from one compiled function (traced once, on the first log): a forward
-pass in inference mode whose layer outputs are captured the way `insight.probing` does
-(`recording`), one backward pass of the loss (`insight.backprop.resolve_loss`) and the
+pass in inference mode whose layer outputs are captured the way `insight.probe.capture` does
+(`recording`), one backward pass of the loss (`insight.probe.backprop.resolve_loss`) and the
 per-layer reductions, all in the graph. The values are then written with one
 `tf.summary.experimental.write_raw_pb` per layer (scalar tensors with the `scalars` plugin,
 exactly what `tf.summary.scalar` writes): tracing `tf.summary.scalar` ops into the graph
@@ -79,7 +79,7 @@ class ActivationLogger(keras.callbacks.Callback):
                              f"freq={freq!r}")
         if examples < 1:
             raise UsageError("examples must be at least 1.", "", f"examples={examples!r}")
-        from insight.probing import as_inputs, count_rows, slice_rows
+        from insight.probe.capture import as_inputs, count_rows, slice_rows
 
         x = as_inputs(x)
         rows = min(int(examples), count_rows(x))
@@ -127,9 +127,9 @@ class ActivationLogger(keras.callbacks.Callback):
     def _build(self):
         import tensorflow as tf
 
-        from insight.backprop import own_variables, resolve_loss, tape_gradients
-        from insight.probing import TRACE_LOCK, first_output, input_spec, resolve_layers
-        from insight.summary import iter_layers
+        from insight.model.layers import iter_layers, resolve_layers
+        from insight.probe.backprop import own_variables, resolve_loss, tape_gradients
+        from insight.probe.capture import TRACE_LOCK, first_output, input_spec
 
         model = self.model
         if self._layers is None:

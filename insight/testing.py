@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from insight.snapshot import MAX_FRACTION, THRESHOLD, snapshot_panels
+from insight.export.snapshot import MAX_FRACTION, THRESHOLD, snapshot_panels
 
 __all__ = ["assert_panel_matches", "panel_context"]
 
@@ -31,8 +31,8 @@ _LOADED: dict[tuple, Any] = {}
 def panel_context(model: str | os.PathLike | Any, *, data: str | os.PathLike | None = None,
                   logdir: str | os.PathLike | None = None, safe_mode: bool = True):
     """A `PanelContext` for a model file (loaded once per test session) or a `LoadedModel`."""
-    from insight.loading import LoadedModel, load_model
-    from insight.panels import PanelContext
+    from insight.model.loading import LoadedModel, load_model
+    from insight.panels.registry import PanelContext
 
     if isinstance(model, LoadedModel):
         loaded = model
@@ -64,7 +64,7 @@ def assert_panel_matches(model: str | os.PathLike | Any, panel: str, *,
         update: write the baseline instead of comparing; `None` reads the environment
             variable `INSIGHT_UPDATE_SNAPSHOTS`. Defaults to `None`.
     """
-    from insight.render import shared_renderer
+    from insight.export.render import shared_renderer
 
     if update is None:
         update = os.environ.get("INSIGHT_UPDATE_SNAPSHOTS", "") in ("1", "true", "yes")

@@ -147,7 +147,7 @@ def load_sample(sample_path):
 
     def get(name: str):
         if name not in cache:
-            from insight.loading import load_model
+            from insight.model.loading import load_model
 
             custom = SUBCLASSED_CUSTOM_OBJECTS if name == "subclassed" else None
             with no_bytecode():

@@ -1,8 +1,8 @@
 """Figures of what a model's layers output: histograms by depth, feature maps, unit heatmaps,
 example inputs and the examples that drive one unit.
 
-Builders take plain arrays and frames (computed by `insight.stats` and `insight.probing`) and
-return `go.Figure`s with the shared template; they run no model.
+Builders take plain arrays and frames (computed by `insight.probe.stats` and
+`insight.probe.capture`) and return `go.Figure`s with the shared template; they run no model.
 
 Example:
 
@@ -52,7 +52,7 @@ def ridge_figure(histograms: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
 
     Args:
         histograms: `{layer: (counts, edges)}` in depth order, as in
-            `insight.stats.ActivationStats.histograms`.
+            `insight.probe.stats.ActivationStats.histograms`.
         flagged: layers drawn in red (dead or saturated). Defaults to `()`.
         title: the figure title. Defaults to `"Activation histograms by depth"`.
     """

@@ -1,7 +1,7 @@
 """Training-curve figures: overlaid scalar curves (smoothed over a faint raw line, best and
 overfitting marks, NaN/Inf markers) and histograms over training (heatmap or ridge).
 
-Builders take prepared arrays (`insight.curve_panels` does the reading, smoothing and
+Builders take prepared arrays (`insight.panels.curves` does the reading, smoothing and
 downsampling) and return `go.Figure`s in the one insight template.
 
 Example:

@@ -1,7 +1,7 @@
 """Figures of gradients: norms by depth, weight and gradient histograms, attribution maps.
 
-Builders take plain frames and arrays (from `insight.backprop` and `insight.attribution`)
-and return `go.Figure`s with the shared template; they run no model.
+Builders take plain frames and arrays (from `insight.probe.backprop` and
+`insight.probe.attribution`) and return `go.Figure`s with the shared template; they run no model.
 
 Example:
 
@@ -45,7 +45,7 @@ def gradient_norms_figure(table: pd.DataFrame, *, title: str = "Gradient norms b
     on the floor of the axis.
 
     Args:
-        table: `insight.backprop.Gradients.table` (`layer`, `weight_norm`,
+        table: `insight.probe.backprop.Gradients.table` (`layer`, `weight_norm`,
             `weight_grad_norm`, `activation_grad_norm`).
         title: the figure title. Defaults to `"Gradient norms by depth"`.
         subtitle: a second line, e.g. what was differentiated. Defaults to `""`.

@@ -2,7 +2,7 @@
 
 Example:
 
->>> from insight.graph import GraphNode, LayerGraph
+>>> from insight.model.graph import GraphNode, LayerGraph
 >>> g = LayerGraph(nodes=[GraphNode("a", "a", "InputLayer", "(None, 3)", 0),
 ...                       GraphNode("b", "b", "Dense", "(None, 2)", 8)], edges=[("a", "b")])
 >>> len(graph_figure(g).layout.shapes)
@@ -16,9 +16,9 @@ import textwrap
 import pandas as pd
 import plotly.graph_objects as go
 
+from insight.figures.layout import layered_layout
 from insight.figures.template import COLORWAY, FONT, apply_template
-from insight.graph import LayerGraph
-from insight.graph_layout import layered_layout
+from insight.model.graph import LayerGraph
 
 __all__ = ["graph_figure", "params_figure", "layer_family"]
 
@@ -82,7 +82,7 @@ def graph_figure(graph: LayerGraph, *, title: str = "Layer graph") -> go.Figure:
     """The layer graph as a plotly figure: one box per layer (name, class, output shape),
     coloured by family; inputs and outputs outlined; nested models as dashed frames.
 
-    Laid out in Python (`insight.graph_layout`), so it renders identically in the app, in
+    Laid out in Python (`insight.figures.layout`), so it renders identically in the app, in
     HTML/PNG exports and in snapshot tests. Hover a box for its parameters.
     """
     fig = apply_template(go.Figure(), title=title)

@@ -1,6 +1,7 @@
 """Profile figures: step-time breakdown, timeline, top ops treemap, memory over time.
 
-Pure builders from the tables of `insight.trace_data` / `insight.timeline` to plotly figures.
+Pure builders from the tables of `insight.profiler.tables` / `insight.profiler.timeline` to
+plotly figures.
 
 Example:
 
@@ -55,7 +56,7 @@ def timeline_figure(bars: pd.DataFrame, rows: list[tuple[str, int]], *, title: s
     (grey: merged bars, blue-grey: ops outside any layer), step markers as shaded bands.
 
     Args:
-        bars: from `insight.timeline.timeline_bars` (times in microseconds).
+        bars: from `insight.profiler.timeline.timeline_bars` (times in microseconds).
         rows: `(thread, lane)` of each row index (`Trace.rows`).
         title: the figure title.
         steps: `step, name, start, end` bands to shade (those in the window). Defaults to `None`.

@@ -1,7 +1,7 @@
 """Figures of the XLA compiler page: what fusion did to the op counts, the graph of one HLO
 computation, and the step time compiled vs not.
 
-Builders take plain frames or an `insight.hlo.HloComputation` plus lookups, never a model.
+Builders take plain frames or an `insight.compiler.hlo.HloComputation` plus lookups, never a model.
 
 Example:
 
@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
+from insight.compiler.hlo import HloComputation, HloInstruction
+from insight.figures.layout import layered_layout
 from insight.figures.template import COLORWAY, apply_template
-from insight.graph_layout import layered_layout
-from insight.hlo import HloComputation, HloInstruction
 
 __all__ = ["op_counts_figure", "hlo_graph_figure", "step_time_figure", "HIDDEN_OPCODES",
            "op_category"]
@@ -213,7 +213,7 @@ def step_time_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
     as a marker, the first call (trace + compile) in the hover.
 
     Args:
-        table: `insight.xla.step_times` output.
+        table: `insight.compiler.xla.step_times` output.
         title: the figure title.
     """
     names = {"eager": "eager", "graph": "tf.function (no XLA)", "xla": "XLA (jit_compile)"}

@@ -14,10 +14,10 @@ import streamlit as st
 
 from insight.data import Dataset
 from insight.errors import InsightError
-from insight.inspection import Preflight, preflight, resolve_model_path
-from insight.loading import LoadedModel, load_model
-from insight.panels import PanelContext, build_panel, get_panel
-from insight.probe_panels import probe_dataset
+from insight.model.loading import LoadedModel, load_model
+from insight.model.preflight import Preflight, preflight, resolve_model_path
+from insight.panels.probe import probe_dataset
+from insight.panels.registry import PanelContext, build_panel, get_panel
 from insight.ui.runtime import import_keras
 
 __all__ = ["ModelRef", "get_model", "get_preflight", "model_ready", "panel", "get_dataset",
@@ -103,7 +103,7 @@ def _panel(model_key: str, name: str, params_json: str, _ctx: PanelContext) -> A
 def _logdir_key(logdir: Any) -> str:
     """The logdir and a stamp of its files' sizes and mtimes, so results follow a run that is
     still being written (the Training page's live mode)."""
-    from insight.curves import logdir_stamp
+    from insight.curves.logdir import logdir_stamp
 
     return f"{logdir}@{logdir_stamp(logdir)}" if logdir else ""
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from insight.deeplink import parse_query
 from insight.errors import UsageError
+from insight.export.deeplink import parse_query
 from insight.launch import LaunchOptions
-from insight.panels import PanelContext, get_panel
+from insight.panels.registry import PanelContext, get_panel
 from insight.ui.cache import get_model
 from insight.ui.feedback import show_error
 from insight.ui.share import link_targets

@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from insight.errors import InsightError
-from insight.traces import ProfileRun, find_profiles, writable_logdir
+from insight.profiler.capture import ProfileRun, find_profiles, writable_logdir
 from insight.ui.cache import ModelRef
 
 __all__ = ["OP_COLUMNS", "Choice", "profile_choices", "pick_profile", "capture_form",

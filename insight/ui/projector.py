@@ -6,9 +6,8 @@ from typing import Any
 
 import streamlit as st
 
-from insight.panels import PanelContext
-from insight.probing import layer_paths
-from insight.summary import iter_layers
+from insight.model.layers import iter_layers, layer_paths
+from insight.panels.registry import PanelContext
 from insight.ui.cache import ModelRef, panel
 from insight.ui.feedback import progress_bar, show_error
 

@@ -36,7 +36,7 @@ def _warm(opts: LaunchOptions) -> None:
 
         while not Runtime.exists():  # the app's caches belong to the running server
             time.sleep(0.02)
-        from insight.panels import PanelContext
+        from insight.panels.registry import PanelContext
         from insight.ui.cache import get_model, panel
         from insight.ui.sidebar import default_ref
 
@@ -46,7 +46,7 @@ def _warm(opts: LaunchOptions) -> None:
         ctx = PanelContext(get_model(ref))
         for name in ("model_card", "layer_table", "layer_graph", "param_chart"):
             panel(name, ref, ctx)  # the same cache entries the first page reads
-        from insight.projection import warm_up
+        from insight.projector.projection import warm_up
 
         time.sleep(2.0)  # let the first page finish drawing: this holds the GIL for seconds
         warm_up()  # UMAP's numba compilation, before anyone asks for a UMAP

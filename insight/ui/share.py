@@ -1,7 +1,7 @@
 """The "Share" control under every panel: its deep link, the iframe snippet for a wiki, and
 HTML/PNG downloads made by the same code as `insight export`.
 
-Links name models only the way the server knows them (`insight.deeplink`): the server's
+Links name models only the way the server knows them (`insight.export.deeplink`): the server's
 default model (no `model=`), or a bundled sample by name. A model opened from a path typed in
 the sidebar has no link (the URL cannot carry a path), but can still be downloaded.
 """
@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from insight.deeplink import iframe_html, share_url
 from insight.errors import InsightError
+from insight.export.deeplink import iframe_html, share_url
 from insight.launch import LaunchOptions
-from insight.panels import PanelContext, get_panel, validate_params
-from insight.samples import list_samples
+from insight.model.samples import list_samples
+from insight.panels.registry import PanelContext, get_panel, validate_params
 from insight.ui.cache import ModelRef
 
 __all__ = ["share_control", "link_targets", "link_model_name", "base_url"]
@@ -69,7 +69,7 @@ def base_url() -> str:
 
 
 def _browser_ok() -> bool:
-    from insight.render import find_browser
+    from insight.export.render import find_browser
 
     try:
         find_browser()
@@ -81,8 +81,8 @@ def _browser_ok() -> bool:
 def share_control(name: str, ref: ModelRef, ctx: PanelContext, params: Mapping[str, Any],
                   result: Any, *, key: str) -> None:
     """Draw the share popover of one drawn panel."""
-    from insight.export import panel_html, render_result
-    from insight.render import shared_renderer
+    from insight.export.files import panel_html, render_result
+    from insight.export.render import shared_renderer
     from insight.ui.sidebar import launch_options
 
     spec = get_panel(name)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
+from insight.shipped import shipped_folder
 from insight.ui.runtime import keep_keras_session
 from insight.ui.sidebar import draw_sidebar, launch_options
 
 __all__ = ["main", "PAGES"]
 
-PAGE_DIR = Path(__file__).parent / "app_pages"
+PAGE_DIR = shipped_folder("pages")  # pages/ of the checkout, insight.pages when installed
 # (file, title, icon): every page is reachable from the sidebar navigation.
 PAGES = [
     ("overview.py", "Overview", ":material/account_tree:"),

@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from insight.launch import LaunchOptions, parse_app_args
-from insight.samples import Sample, list_samples
+from insight.model.samples import Sample, list_samples
 from insight.ui.cache import ModelRef
 
 __all__ = ["launch_options", "draw_sidebar", "default_ref"]

@@ -10,8 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from insight.data import Dataset
-from insight.inspection import Preflight
-from insight.panels import PanelContext, get_panel
+from insight.model.preflight import Preflight
+from insight.panels.registry import PanelContext, get_panel
 from insight.ui.cache import ModelRef, get_dataset, get_model, get_preflight, panel
 from insight.ui.feedback import show_error
 

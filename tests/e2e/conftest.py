@@ -99,7 +99,7 @@ def wait_for_app(page, timeout: float = 120_000) -> None:
 def assert_snapshot(png: bytes, name: str, *, threshold: float = 0.1,
                     max_fraction: float = 0.002) -> None:
     """Compare with `__snapshots__/<platform>/<name>.png` (pixelmatch tolerance)."""
-    from insight.snapshot import compare_png
+    from insight.export.snapshot import compare_png
 
     baseline = SNAPSHOTS / f"{name}.png"
     if os.environ.get("INSIGHT_UPDATE_SNAPSHOTS") == "1" or not baseline.is_file():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from insight.samples import list_samples
+from insight.model.samples import list_samples
 from insight.ui.cache import ModelRef
 from insight.ui.shell import PAGE_DIR
 

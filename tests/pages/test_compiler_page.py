@@ -8,7 +8,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from insight.samples import list_samples
+from insight.model.samples import list_samples
 from insight.ui.cache import ModelRef
 from insight.ui.shell import PAGE_DIR
 

@@ -6,7 +6,7 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-from insight.samples import get_sample
+from insight.model.samples import get_sample
 from insight.ui.cache import ModelRef
 from insight.ui.shell import PAGE_DIR
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from insight.model.samples import get_sample
 from insight.panels import panel_names
-from insight.samples import get_sample
 from insight.ui.cache import ModelRef
 from insight.ui.shell import PAGE_DIR, PAGES
 

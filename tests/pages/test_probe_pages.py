@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from insight.model.layers import layer_paths
+from insight.model.samples import list_samples
 from insight.panels import PanelContext, build_panel, panel_names
-from insight.probing import layer_paths
-from insight.samples import list_samples
 from insight.ui.cache import ModelRef
 from insight.ui.shell import PAGE_DIR
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from insight.samples import get_sample
+from insight.model.samples import get_sample
 from insight.ui.cache import ModelRef
 from insight.ui.shell import PAGE_DIR
 
@@ -27,8 +27,8 @@ def _cache_dir(tmp_path, monkeypatch):
 def captured_logdir(tmp_path_factory) -> Path:
     """Two marked training steps of digits_cnn, captured once for the module."""
     from insight.data import dataset_for
-    from insight.loading import load_model
-    from insight.traces import capture_profile
+    from insight.model.loading import load_model
+    from insight.profiler.capture import capture_profile
 
     loaded = load_model(SAMPLE.model)
     logdir = tmp_path_factory.mktemp("page_profile")

@@ -9,7 +9,7 @@ import math
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from insight.samples import get_sample
+from insight.model.samples import get_sample
 from insight.ui.shell import PAGE_DIR, PAGES
 
 LOGS = get_sample("digits_cnn").logdir

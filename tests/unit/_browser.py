@@ -9,10 +9,10 @@ import pytest
 
 
 def require_browser() -> Path:
-    """The Chromium to use (`insight.render.find_browser`). Without one the test is skipped
+    """The Chromium to use (`insight.export.render.find_browser`). Without one the test is skipped
     with the reason, except under `CI=true`, where a missing browser is a failure."""
     from insight.errors import InsightError
-    from insight.render import find_browser
+    from insight.export.render import find_browser
 
     try:
         return find_browser()

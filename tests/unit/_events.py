@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
 
-from insight._tfrecord import masked_crc32c
+from insight.curves._tfrecord import masked_crc32c
 
 
 def record(payload: bytes) -> bytes:

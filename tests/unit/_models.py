@@ -22,7 +22,7 @@ def uncompilable_model(folder: Path, package: str) -> tuple[Path, Path]:
     layer called `count_digits`); `package` keeps each caller's registration apart."""
     import keras
 
-    from insight.loading import load_custom_objects
+    from insight.model.loading import load_custom_objects
 
     layers = folder / "string_layers.py"
     layers.write_text(STRING_LAYER.replace("{package}", package))

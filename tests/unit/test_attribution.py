@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 
 import insight
-from insight.attribution import METHODS, Attribution, last_conv_layer
 from insight.data import dataset_for
 from insight.errors import UsageError
+from insight.probe.attribution import METHODS, Attribution, last_conv_layer
 
 GRADIENT_METHODS = ("saliency", "smoothgrad", "integrated_gradients")
 

@@ -6,7 +6,7 @@ import json
 import time
 
 from insight import __version__
-from insight.cli import build_parser, main
+from insight.cli.main import build_parser, main
 
 
 def _one_error_line(proc) -> str:
@@ -30,7 +30,8 @@ def test_summary_json(run_python, sample_path):
 
 
 def test_summary_bad_file_one_line(run_python, model_files):
-    proc = run_python("-m", "insight.cli", "summary", str(model_files.random_keras), timeout=60)
+    proc = run_python("-m", "insight.cli", "summary", str(model_files.random_keras),
+                      timeout=60)
     assert proc.returncode == 2
     line = _one_error_line(proc)
     assert "not a .keras file" in line and "Received:" in line

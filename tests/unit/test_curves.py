@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import insight
-from insight.curves import (
+from insight.curves.logdir import (
     COLUMNS,
     Logdir,
     best_step,

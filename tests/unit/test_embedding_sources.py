@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from insight.data import dataset_for
-from insight.embedding_sources import (
+from insight.errors import DataError, UsageError
+from insight.probe.capture import activations
+from insight.projector.sources import (
     embedding_vectors,
     file_vectors,
     layer_vectors,
     projector_vectors,
 )
-from insight.errors import DataError, UsageError
-from insight.probing import activations
 
 
 def test_layer_vectors_match_activations_and_predictions(load_sample):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from insight.cli import main
-from insight.deeplink import FORBIDDEN_KEYS, parse_query, share_query, share_url
+from insight.cli.main import main
 from insight.errors import UsageError
-from insight.export import export_panel, parse_params
+from insight.export.deeplink import FORBIDDEN_KEYS, parse_query, share_query, share_url
+from insight.export.files import export_panel, parse_params
 from insight.panels import PanelContext, get_panel, panel_names
 
 from ._browser import require_browser
@@ -29,7 +29,7 @@ def ctx(load_sample):
 @pytest.fixture(scope="module")
 def renderer():
     require_browser()
-    from insight.render import Renderer
+    from insight.export.render import Renderer
 
     with Renderer() as r:
         yield r
@@ -159,7 +159,7 @@ def test_html_export_renders_offline(ctx, tmp_path):
 
 
 def test_all_panels_gallery(ctx, renderer, tmp_path):
-    from insight.export import export_all
+    from insight.export.files import export_all
 
     names = ["param_chart", "model_card", "training_curves" if "training_curves" in
              panel_names() else "layer_table"]
@@ -207,7 +207,7 @@ def test_snapshot_cycle_after_changed_weights(tmp_path, capsys):
 
 
 def test_browser_lookup_honours_the_environment(monkeypatch, tmp_path):
-    from insight.render import find_browser
+    from insight.export.render import find_browser
 
     monkeypatch.setenv("INSIGHT_BROWSER", str(tmp_path / "no-chromium"))
     with pytest.raises(UsageError) as excinfo:

@@ -9,7 +9,7 @@ import pytest
 
 from insight import layer_table, preflight
 from insight.figures.model import graph_figure
-from insight.graph import layer_graph
+from insight.model.graph import layer_graph
 
 
 def _details(loaded):

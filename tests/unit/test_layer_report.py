@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from insight.data import dataset_for
-from insight.layer_report import REPORT_COLUMNS, layer_report, report_records
-from insight.probing import layer_paths
+from insight.model.layers import layer_paths
+from insight.probe.report import REPORT_COLUMNS, layer_report, report_records
 
 
 def test_stats_json_lists_every_layer(run_python, sample_path):

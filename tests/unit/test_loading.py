@@ -17,8 +17,8 @@ from insight.errors import (
     UnsupportedModelError,
     UsageError,
 )
-from insight.loading import SAVEDMODEL_LIMITS, load_custom_objects
-from insight.summary import LAYER_COLUMNS
+from insight.model.loading import SAVEDMODEL_LIMITS, load_custom_objects
+from insight.model.summary import LAYER_COLUMNS
 
 from ._errors import assert_error
 

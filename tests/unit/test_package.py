@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import pkgutil
 import sys
 from pathlib import Path
 
@@ -19,11 +20,11 @@ from insight.errors import (
     UsageError,
 )
 
-MODULES = ["insight", "insight.errors", "insight.inspection", "insight.loading",
-           "insight.summary", "insight.graph", "insight.panels", "insight.overview_panels",
-           "insight.launch", "insight.samples", "insight.cli", "insight.figures.model",
-           "insight.data", "insight.probing", "insight.stats", "insight.backprop",
-           "insight.attribution", "insight.data_files"]
+# every module of the library (scripts that run on import left out: they have no names)
+SCRIPTS = {"insight.cli.__main__", "insight.ui.entry"}
+MODULES = ["insight"] + sorted(
+    m.name for m in pkgutil.walk_packages(insight.__path__, "insight.")
+    if m.name not in SCRIPTS and not m.name.startswith(("insight.sample_models", "insight.pages")))
 MAX_SAMPLES_BYTES = 10 * 1024 * 1024
 
 
@@ -48,7 +49,7 @@ def test_all_names_exist(module_name):
 TOP_LEVEL_PREFLIGHT = """
 import sys
 import insight
-insight.load_model  # imports insight.loading, and with it the static inspection module
+insight.load_model  # imports insight.model.loading, and with it the static inspection module
 report = insight.preflight(sys.argv[1])
 print(type(report).__name__, report.format)
 """
@@ -121,7 +122,7 @@ def test_every_sample_model_exists(sample_name, sample_path):
 
 
 def test_list_samples(monkeypatch, sample_models):
-    from insight.samples import DEFAULT_SAMPLE, get_sample, list_samples
+    from insight.model.samples import DEFAULT_SAMPLE, get_sample, list_samples
 
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # importing the samples package
     samples = list_samples()
@@ -145,14 +146,19 @@ def test_samples_found_from_a_source_checkout_without_the_mapped_package(monkeyp
     when the package was installed non-editable (CI caught this in the browser tests)."""
     from importlib import resources
 
-    import insight.samples as samples
+    import insight.model.samples as samples
+    import insight.shipped as shipped
 
     def missing(name):
         raise ModuleNotFoundError(f"No module named {name!r}")
 
     checkout = Path(__file__).resolve().parents[2]  # this test's own checkout
     monkeypatch.setattr(resources, "files", missing)
-    monkeypatch.setattr(samples, "__file__", str(checkout / "insight" / "samples.py"))
+    monkeypatch.setattr(shipped, "CHECKOUT", checkout)
     root = samples.sample_root()
     assert root == checkout / "sample_models"
     assert (root / "digits_cnn" / "model.keras").is_file()
+    assert (shipped.shipped_folder("pages") / "overview.py").is_file()
+    monkeypatch.setattr(shipped, "CHECKOUT", checkout / "nowhere")
+    with pytest.raises(ModuleNotFoundError):
+        shipped.shipped_folder("pages")

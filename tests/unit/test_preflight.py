@@ -7,16 +7,16 @@ import re
 
 import pytest
 
-from insight.inspection import ObjectRef, Preflight, preflight, resolve_model_path
+from insight.model.preflight import ObjectRef, Preflight, preflight, resolve_model_path
 
 VERSION = re.compile(r"^\d+\.\d+\.\d+")
 
 NO_TF_SCRIPT = """
 import json, sys
-import insight.inspection
-reports = {path: insight.inspection.preflight(path).to_dict() for path in sys.argv[1:]}
+import insight.model.preflight
+reports = {path: insight.model.preflight.preflight(path).to_dict() for path in sys.argv[1:]}
 import insight
-assert insight.preflight is insight.inspection.preflight
+assert insight.preflight is insight.model.preflight.preflight
 heavy = sorted(m for m in ("tensorflow", "keras", "streamlit") if m in sys.modules)
 print(json.dumps({"heavy": heavy, "reports": reports}))
 """

@@ -9,7 +9,7 @@ from sklearn.manifold import trustworthiness
 
 import insight
 from insight.errors import DataError, UsageError
-from insight.projection import neighbors, project
+from insight.projector.projection import neighbors, project
 
 
 @pytest.fixture(scope="module")

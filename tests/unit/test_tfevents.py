@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insight import _tfrecord as rec
-from insight.curves import Logdir, read_histograms, read_scalars
-from insight.tfevents import EventFileReader
+from insight.curves import _tfrecord as rec
+from insight.curves.logdir import Logdir, read_histograms, read_scalars
+from insight.curves.tfevents import EventFileReader
 
 from . import _events as ev
 

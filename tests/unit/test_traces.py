@@ -12,8 +12,8 @@ import pytest
 
 from insight.errors import DataError, UsageError
 from insight.panels import PanelContext, build_panel
-from insight.timeline import step_window, timeline_bars
-from insight.trace_data import (
+from insight.profiler.capture import capture_profile, find_profiles, get_profile, tool_data
+from insight.profiler.tables import (
     Trace,
     framework_ops,
     layer_names,
@@ -22,7 +22,7 @@ from insight.trace_data import (
     step_breakdown,
     trace_events,
 )
-from insight.traces import capture_profile, find_profiles, get_profile, tool_data
+from insight.profiler.timeline import step_window, timeline_bars
 
 from ._errors import assert_error
 
@@ -99,7 +99,7 @@ def test_top_ops_tables_and_treemap(captured):
 
 
 def test_profile_without_step_markers_still_has_a_timeline():
-    from insight.inspection import preflight
+    from insight.model.preflight import preflight
 
     pf = preflight(SAMPLE_LOGS.parent / "model.keras")
     ctx = PanelContext(preflight=pf, logdir=SAMPLE_LOGS)
@@ -210,7 +210,7 @@ def test_cli_bad_profiles_one_line(run_python, tmp_path, captured):
 
 
 def test_training_labels_per_output():
-    from insight.traces import _labels_per_output
+    from insight.profiler.capture import _labels_per_output
 
     batch = {"y_digit": np.arange(3), "y_is_even": np.ones(3)}
     pick = _labels_per_output(batch, ["digit", "is_even"])

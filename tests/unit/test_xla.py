@@ -11,9 +11,9 @@ import re
 import numpy as np
 import pytest
 
+from insight.compiler.hlo import executed_computations, fusions, op_counts, parse_hlo
+from insight.compiler.xla import XlaCompilation, compile_model, step_times
 from insight.errors import CompileError, UsageError
-from insight.hlo import executed_computations, fusions, op_counts, parse_hlo
-from insight.xla import XlaCompilation, compile_model, step_times
 
 from ._errors import assert_error
 from ._models import uncompilable_model
@@ -172,7 +172,7 @@ def test_train_step_leaves_the_model_unchanged(digits, train):
 @pytest.fixture(scope="module")
 def uncompilable(tmp_path_factory):
     """A model with a string op inside a layer: TensorFlow runs it, XLA cannot compile it."""
-    from insight.loading import load_model
+    from insight.model.loading import load_model
 
     path, layers = uncompilable_model(tmp_path_factory.mktemp("xla_bad"), "insight_xla_tests")
     return load_model(path, custom_objects=layers)
@@ -247,7 +247,7 @@ def test_panels_share_one_compilation(digits):
 # -- CLI -------------------------------------------------------------------------------------
 
 def test_cli_writes_one_layers_hlo(tmp_path, capsys, sample_path):
-    from insight.cli import main
+    from insight.cli.main import main
 
     out = tmp_path / "digits.hlo"
     assert main(["xla", str(sample_path("digits_cnn")), "--stage", "hlo", "--layer", "dense1",
@@ -260,7 +260,7 @@ def test_cli_writes_one_layers_hlo(tmp_path, capsys, sample_path):
 
 
 def test_cli_explains_a_model_xla_cannot_compile(uncompilable, capsys):
-    from insight.cli import main
+    from insight.cli.main import main
 
     rc = main(["xla", str(uncompilable.path), "--custom-objects",
                str(uncompilable.custom_objects_file)])

@@ -1,0 +1,18 @@
+"""Training curves from any log: TensorBoard event files, CSVLogger CSVs, Keras histories.
+
+- `logdir`: reading a logdir into tidy frames (`run, tag, step, wall_time, value`),
+  incrementally (`insight.read_scalars`, `Logdir`);
+- `tfevents`: the event-file reader (no TensorFlow), over `_tfrecord` (framing and CRCs)
+  and `_event_decode` (payloads);
+- `analysis`: smoothing, extreme-keeping downsampling, best step, overfitting onset.
+
+Example:
+
+>>> from insight.curves import read_scalars
+>>> read_scalars("sample_models/digits_cnn/logs").columns.tolist()  # doctest: +SKIP
+['run', 'tag', 'step', 'wall_time', 'value']
+"""
+
+from insight.curves.logdir import Logdir, read_histograms, read_scalars
+
+__all__ = ["Logdir", "read_scalars", "read_histograms"]

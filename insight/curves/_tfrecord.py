@@ -1,0 +1,239 @@
+"""TFRecord framing and CRC32C, the layer under `insight.curves.tfevents`.
+
+A TFRecord file is a sequence of records::
+
+    uint64 length | uint32 masked_crc32c(length) | payload[length] | uint32 masked_crc32c(payload)
+
+all little-endian. `frame` walks the lengths (the only serial step: a tight Python loop that
+jumps ahead once the lengths repeat); everything else works on whole arrays of records at
+once: `header_ok` checks every length CRC, `crc_rows` checks the payload CRC of many
+equal-length records by CRC linearity (records that differ from a template only in a few
+byte positions cost one table lookup per differing byte), and `resync` finds the next valid
+header after damage.
+
+Example:
+
+>>> masked_crc32c(b"")
+2726488792
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+__all__ = ["HEADER", "FOOTER", "crc32c", "masked_crc32c", "mask", "walk", "frame", "rows", "u32_at",
+           "header_ok", "position_tables", "crc_rows", "resync"]
+
+HEADER = 12  # u64 length + u32 masked CRC of the length
+FOOTER = 4  # u32 masked CRC of the payload
+_MASK_DELTA = 0xA282EAD8
+_POLY = 0x82F63B78  # CRC32C (Castagnoli), reflected
+_U64 = struct.Struct("<Q")
+
+
+def _make_table() -> np.ndarray:
+    t = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        t = np.where(t & 1, (t >> np.uint32(1)) ^ np.uint32(_POLY), t >> np.uint32(1))
+    return t.astype(np.uint32)
+
+
+TABLE = _make_table()
+_TABLE_LIST = [int(v) for v in TABLE]
+
+try:  # the C implementation (google-crc32c, a dependency); pure Python otherwise
+    from google_crc32c import value as _crc_c
+except ImportError:  # pragma: no cover - exercised only without the wheel
+    _crc_c = None
+
+
+def crc32c(data: bytes) -> int:
+    """CRC32C of `data` (the C extension when installed, else a pure-Python table loop)."""
+    if _crc_c is not None:
+        return _crc_c(bytes(data))
+    crc, t = 0xFFFFFFFF, _TABLE_LIST
+    for b in bytes(data):
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def mask(crc):
+    """TFRecord's CRC masking; works on an int or a uint32 array."""
+    if isinstance(crc, np.ndarray):
+        return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(_MASK_DELTA)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The masked CRC32C a TFRecord stores after the length and after the payload."""
+    return mask(crc32c(data))
+
+
+def walk(buf: bytes, pos: int, end: int, limit: int = 1 << 62
+         ) -> tuple[list[int], list[int], int, bool]:
+    """The plain framing loop: header positions and declared lengths of up to `limit`
+    complete records from `pos`, the position after them, and whether it stopped at a record
+    that does not fit (or at the end). Lengths are not checked here."""
+    unpack = _U64.unpack_from
+    offs: list[int] = []
+    lens: list[int] = []
+    add_off, add_len = offs.append, lens.append
+    last = end - HEADER
+    while pos <= last and limit:
+        (n,) = unpack(buf, pos)
+        nxt = pos + n + 16
+        if nxt > end:
+            return offs, lens, pos, True
+        add_off(pos)
+        add_len(n)
+        pos = nxt
+        limit -= 1
+    return offs, lens, pos, pos > last
+
+
+def _period(lens: list[int]) -> int:
+    for p in range(1, min(32, len(lens) // 2) + 1):
+        if lens[-p:] == lens[-2 * p:-p]:
+            return p
+    return 0
+
+
+def frame(buf: bytes, arr: np.ndarray, pos: int, end: int
+          ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Header positions and declared lengths of the complete records in `buf[pos:end]`, and
+    where the walk stopped (the first record that does not fit, or `end`).
+
+    The serial walk is short-cut: once the lengths repeat with a period (the same tags
+    written step after step), the positions of the following records are predicted and all
+    checked at once; the walk resumes at the first record that breaks the pattern. Lengths
+    are not checked here (`header_ok` does that).
+    """
+    offs_parts: list = []
+    lens_parts: list = []
+    while True:
+        offs, lens, pos, done = walk(buf, pos, end, 64)
+        offs_parts.append(np.asarray(offs, np.int64))
+        lens_parts.append(np.asarray(lens, np.int64))
+        period = 0 if done else _period(lens)
+        if not period:
+            if done:
+                break
+            continue
+        sizes = np.asarray(lens[-period:], np.int64) + 16
+        stride = int(sizes.sum())
+        reps = min((end - pos) // stride, (1 << 20) // period)
+        if reps < 2:
+            continue
+        j = np.arange(reps * period)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        ppos = pos + (j // period) * stride + starts[j % period]
+        plen = sizes[j % period] - 16
+        got = np.ascontiguousarray(rows(arr, ppos, 8)).view("<u8").ravel()
+        bad = np.flatnonzero(got != plen.astype(np.uint64))
+        m = int(bad[0]) if bad.size else len(j)
+        offs_parts.append(ppos[:m])
+        lens_parts.append(plen[:m])
+        pos = int(ppos[m]) if m < len(j) else pos + reps * stride
+    return np.concatenate(offs_parts), np.concatenate(lens_parts), pos
+
+
+def rows(arr: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """`arr[s:s + width]` for every start, as one `(len(starts), width)` uint8 array: a
+    read-only strided view (no copy) when the starts are evenly spaced, as the records of
+    one tag written step after step are, else a gathered copy."""
+    n = len(starts)
+    if width <= 0 or len(arr) < width:
+        return np.zeros((n, max(width, 0)), np.uint8)
+    if n > 2:
+        gap = int(starts[1]) - int(starts[0])
+        if gap >= width and int(starts[-1]) - int(starts[0]) == gap * (n - 1) and \
+                int(starts[-1]) + width <= len(arr) and (np.diff(starts) == gap).all():
+            return np.lib.stride_tricks.as_strided(arr[int(starts[0]):], (n, width), (gap, 1),
+                                                   writeable=False)
+    return np.lib.stride_tricks.sliding_window_view(arr, width)[starts]
+
+
+def u32_at(arr: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """The little-endian uint32 at each position."""
+    return np.ascontiguousarray(rows(arr, pos, 4)).view("<u4").ravel()
+
+
+_HEADER_CRC: dict[int, int] = {}
+
+
+def _length_crc(n: int) -> int:
+    crc = _HEADER_CRC.get(n)
+    if crc is None:
+        crc = _HEADER_CRC[n] = masked_crc32c(_U64.pack(n))
+        if len(_HEADER_CRC) > 65536:
+            _HEADER_CRC.clear()
+    return crc
+
+
+def header_ok(arr: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Whether each record's stored length CRC matches its length (a bool array)."""
+    if not len(offs):
+        return np.zeros(0, bool)
+    uniq, inverse = np.unique(lens, return_inverse=True)
+    expected = np.array([_length_crc(int(n)) for n in uniq], np.uint32)[inverse]
+    return u32_at(arr, offs + 8) == expected
+
+
+def position_tables(length: int, positions: np.ndarray) -> np.ndarray:
+    """`(len(positions), 256)` tables: entry `[j, b]` is the linear CRC32C part contributed by
+    byte value `b` at `positions[j]` of a `length`-byte message (zeros elsewhere).
+
+    CRC32C is affine in the message bits, so for messages of one length that differ only at
+    `positions`: `crc(m) = crc(base) ^ XOR_j table[j, m[positions[j]]]`, where `base` is any
+    of them with those positions zeroed.
+    """
+    order = np.argsort(-np.asarray(positions))
+    out = np.empty((len(positions), 256), np.uint32)
+    v = TABLE.copy()  # a byte at the last position: one table step
+    at = length - 1
+    for j in order:
+        for _ in range(at - int(positions[j])):  # each later zero byte shifts it once more
+            v = TABLE[v & np.uint32(0xFF)] ^ (v >> np.uint32(8))
+        at = int(positions[j])
+        out[j] = v
+    return out
+
+
+def crc_rows(block: np.ndarray, base: bytes, positions: np.ndarray) -> np.ndarray:
+    """Masked CRC32C of each row of `block` (`(n, len(base))` uint8), given that every row
+    equals `base` outside `positions` (the caller checks that); `base` may hold anything at
+    `positions`."""
+    length = block.shape[1]
+    zeroed = bytearray(base)
+    for p in positions:
+        zeroed[int(p)] = 0
+    crc = np.full(len(block), crc32c(bytes(zeroed)), np.uint32)
+    tables = position_tables(length, positions)
+    for j, p in enumerate(positions):
+        crc ^= tables[j][block[:, int(p)]]
+    return mask(crc)
+
+
+_HEADER_TABLES = position_tables(8, np.arange(8))
+_ZERO8 = crc32c(bytes(8))
+
+
+def resync(arr: np.ndarray, start: int, end: int, chunk: int = 1 << 20) -> int | None:
+    """The first position `>= start` holding a record header whose length CRC checks out,
+    scanning `chunk` positions at a time; `None` when there is none before `end`."""
+    pos = start
+    while pos + HEADER <= end:
+        stop = min(end - HEADER + 1, pos + chunk)
+        cand = np.arange(pos, stop)
+        hdr = rows(arr, cand, HEADER)
+        crc = np.full(len(cand), _ZERO8, np.uint32)
+        for j in range(8):
+            crc ^= _HEADER_TABLES[j][hdr[:, j]]
+        stored = np.ascontiguousarray(hdr[:, 8:]).view("<u4").ravel()
+        hits = np.flatnonzero(mask(crc) == stored)
+        if hits.size:
+            return int(cand[hits[0]])
+        pos = stop
+    return None

@@ -1,0 +1,334 @@
+"""Safe loading of any Keras artifact into a `LoadedModel`.
+
+`load_model` runs the static preflight first (`insight.preflight`), enforces the safety rules
+on what it found, and only then hands the file to Keras, always with `compile=False` and, by
+default, `safe_mode=True` — also for legacy `.h5` files, which older Keras loaded unsafely.
+Keras' own errors are translated into `insight.errors` with the true cause.
+
+Example:
+
+>>> import insight
+>>> loaded = insight.load_model("sample_models/digits_cnn/model.keras")  # doctest: +SKIP
+>>> loaded.format, loaded.model.name
+('keras', 'digits_cnn')
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from insight.errors import CustomObjectError, ModelLoadError, UnsafeModelError
+from insight.model.preflight import Preflight, preflight
+
+__all__ = ["LoadedModel", "load_model", "load_custom_objects", "check_safety"]
+
+_UNSAFE_HINT = ("Only if you trust the file's author: pass --unsafe (`insight serve MODEL "
+                "--unsafe`), or `insight.load_model(path, safe_mode=False)` in Python.")
+
+# What a SavedModel rules out, and why; pages show these instead of an empty panel.
+SAVEDMODEL_LIMITS = {
+    "layers": "a SavedModel is a TensorFlow graph: its Keras layers are not kept",
+    "activations": "per-layer activations need the Keras layers, which a SavedModel lacks",
+    "gradients": "per-layer gradients need the Keras layers, which a SavedModel lacks",
+    "embeddings of inner layers": "only the signature's outputs can be projected",
+    "XLA view by layer": "HLO cannot be mapped back to layers that are not there",
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model loaded by insight, with what was learned about its file.
+
+    Attributes:
+        model: the `keras.Model` (for a SavedModel, a functional wrapper around one
+            `TFSMLayer`).
+        preflight: the static report of the file.
+        safe_mode: whether it was loaded in safe mode.
+        custom_objects_file: the `--custom-objects` file that was run, if any.
+        limits: capabilities this model lacks, each with its reason (empty for Keras files).
+    """
+
+    model: Any
+    preflight: Preflight
+    safe_mode: bool = True
+    custom_objects_file: Path | None = None
+    limits: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """The path the user gave, resolved."""
+        return self.preflight.path
+
+    @property
+    def format(self) -> str:
+        """`"keras"`, `"h5"` or `"savedmodel"`."""
+        return self.preflight.format
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return str(getattr(self.model, "name", self.path.stem))
+
+    def __repr__(self) -> str:
+        return (f"LoadedModel(name={self.name!r}, format={self.format!r}, "
+                f"path={str(self.path)!r}, safe_mode={self.safe_mode})")
+
+
+def check_safety(
+    report: Preflight, *, safe_mode: bool = True, provided: Mapping[str, Any] | None = None
+) -> None:
+    """Refuse, in safe mode, a model whose loading would run code stored in the file.
+
+    Args:
+        report: the file's preflight.
+        safe_mode: when `False`, nothing is refused. Defaults to `True`.
+        provided: custom objects the user supplied; functions among them are allowed.
+            Defaults to `None`.
+
+    Raises:
+        UnsafeModelError: Lambda layers, functions from modules outside Keras, layers that
+            load other models, or a SavedModel (a TensorFlow program), in safe mode.
+    """
+    if not safe_mode:
+        return
+    shown = f"path={str(report.path)!r}"
+    if report.format == "savedmodel":
+        raise UnsafeModelError(
+            "This is a TF SavedModel: a TensorFlow program that runs when loaded and may read "
+            "or write files (TensorFlow's security policy: 'models are programs'). "
+            "insight refuses it in safe mode.",
+            _UNSAFE_HINT + " It then opens for inference only.",
+            shown,
+        )
+    if report.lambda_layers:
+        raise UnsafeModelError(
+            f"The model has {len(report.lambda_layers)} layer(s) holding Python bytecode "
+            f"(Lambda layers or lambda functions) that would run on load: "
+            f"{', '.join(report.lambda_layers)}. "
+            "insight refuses them in safe mode.",
+            _UNSAFE_HINT,
+            shown,
+            names=report.lambda_layers,
+        )
+    foreign = [r for r in report.foreign_functions if r.class_name not in (provided or {})]
+    if foreign:
+        names = sorted({r.qualified for r in foreign})
+        raise UnsafeModelError(
+            "The model config refers to functions outside Keras that would be imported on "
+            f"load: {', '.join(names)} (in {', '.join(r.where for r in foreign)})."
+            " This is how crafted model files run code.",
+            _UNSAFE_HINT,
+            shown,
+            names=names,
+        )
+    if report.code_loading_layers:
+        raise UnsafeModelError(
+            "The model has layers that load another model from disk on load (TFSMLayer): "
+            f"{', '.join(report.code_loading_layers)}.",
+            _UNSAFE_HINT,
+            shown,
+            names=report.code_loading_layers,
+        )
+
+
+def load_custom_objects(source: str | Path | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Collect custom classes from a Python file (which runs it) or a mapping.
+
+    The file is executed as a module, so every class it registers with
+    `keras.saving.register_keras_serializable` becomes known to Keras; every
+    class and function it defines is also returned by name.
+
+    Args:
+        source: a `.py` file path, a `{name: object}` mapping, or `None`.
+
+    Returns:
+        `{name: object}`, empty when `source` is `None`.
+
+    Raises:
+        CustomObjectError: the file does not exist, is not `.py`, or raises when run.
+    """
+    if source is None:
+        return {}
+    if isinstance(source, Mapping):
+        return dict(source)
+    file = Path(source).expanduser().resolve()
+    shown = f"custom_objects={str(source)!r}"
+    if not file.is_file() or file.suffix != ".py":
+        raise CustomObjectError(
+            "The custom objects file must be an existing .py file that defines or registers "
+            "the model's custom classes.",
+            "Pass --custom-objects path/to/layers.py.",
+            shown,
+        )
+    mod_name = "insight_custom_" + re.sub(r"\W", "_", file.stem)
+    spec = importlib.util.spec_from_file_location(mod_name, file)
+    if spec is None or spec.loader is None:
+        raise CustomObjectError("Python cannot import this file.", "", shown)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(mod_name, None)
+        raise CustomObjectError(
+            f"Running the custom objects file failed: {type(exc).__name__}: {exc}.",
+            "Fix the file so that `python FILE` runs without error.",
+            shown,
+        ) from exc
+    return {
+        name: obj for name, obj in vars(module).items()
+        if not name.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj))
+        and getattr(obj, "__module__", None) == mod_name
+    }
+
+
+def _missing_custom(report: Preflight, provided: Mapping[str, Any]) -> list[str]:
+    import keras
+
+    registered = keras.saving.get_custom_objects()
+    missing = []
+    for ref in report.custom_objects:
+        candidates = {ref.class_name, ref.qualified, ref.registered_name or ""}
+        if any(c and (c in provided or c in registered) for c in candidates):
+            continue
+        missing.append(ref)
+    return sorted({r.qualified if r.where == "(model)" else f"{r.qualified} (in {r.where})"
+                   for r in missing})
+
+
+def load_model(
+    path: str | Path,
+    *,
+    safe_mode: bool = True,
+    custom_objects: str | Path | Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    """Load a Keras model file safely.
+
+    Accepts a `.keras` file, a legacy `.h5`/`.hdf5` full model, a TF SavedModel directory
+    (inference only, through `keras.layers.TFSMLayer`; needs `safe_mode=False`), or a
+    directory holding one of those. Local paths only. Always `compile=False`.
+
+    Args:
+        path: where the model is.
+        safe_mode: refuse anything that would run code stored in the file: Lambda layers,
+            functions from outside Keras, SavedModels. Defaults to `True`.
+        custom_objects: a `.py` file defining or registering the model's custom classes
+            (it is executed), or a `{name: class}` mapping. Defaults to `None`.
+
+    Returns:
+        A `LoadedModel`.
+
+    Raises:
+        ModelLoadError: the file is missing, empty, truncated or not a model.
+        UnsupportedModelError: a URL, a weights-only file, an unknown format.
+        UnsafeModelError: the file would run code, in safe mode.
+        CustomObjectError: a custom class is not provided, or the file providing it fails.
+
+    Example:
+
+    >>> loaded = load_model("model.keras")  # doctest: +SKIP
+    >>> loaded.model.summary()  # doctest: +SKIP
+    """
+    report = preflight(path)
+    provided = load_custom_objects(custom_objects)  # the user's own file, run on request
+    check_safety(report, safe_mode=safe_mode, provided=provided)
+    co_file = None if custom_objects is None or isinstance(custom_objects, Mapping) \
+        else Path(custom_objects).expanduser().resolve()
+    if report.format == "savedmodel":
+        model = _load_savedmodel(report)
+        return LoadedModel(model, report, safe_mode, co_file, dict(SAVEDMODEL_LIMITS))
+    missing = _missing_custom(report, provided)
+    if missing:
+        raise CustomObjectError(
+            f"The model uses custom classes whose code is not in the file: {', '.join(missing)}.",
+            "Pass the Python file that defines them: `insight serve MODEL --custom-objects "
+            "layers.py` (it is executed, so only a file you trust).",
+            f"path={str(path)!r}",
+            names=missing,
+        )
+    model = _keras_load(report, provided, safe_mode, str(path))
+    return LoadedModel(model, report, safe_mode, co_file)
+
+
+def _keras_load(report: Preflight, provided: dict[str, Any], safe_mode: bool, shown: str):
+    import keras
+
+    try:
+        return keras.saving.load_model(
+            report.model_file, custom_objects=provided or None, compile=False,
+            safe_mode=safe_mode,
+        )
+    except Exception as exc:
+        raise _translate(exc, shown) from exc
+
+
+_LOCATE = re.compile(r"Could not locate (?:class|function) '([^']+)'")
+_UNKNOWN = re.compile(r"Unknown (?:layer|object|class|function)[^']*'([^']+)'")
+
+
+def _translate(exc: BaseException, shown: str) -> ModelLoadError:
+    """Map an exception from Keras to an insight error naming the real cause."""
+    chain, cur = [], exc
+    while cur is not None and len(chain) < 20:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    text = "\n".join(f"{type(e).__name__}: {e}" for e in chain)
+    name = _LOCATE.search(text) or _UNKNOWN.search(text)
+    if name:
+        return CustomObjectError(
+            f"The model uses a custom class that Keras cannot find: {name.group(1)}.",
+            "Pass the Python file that defines it: --custom-objects layers.py.",
+            f"path={shown!r}",
+            names=[name.group(1)],
+        )
+    if "lambda" in text.lower() and "safe_mode" in text:
+        return UnsafeModelError(
+            "Keras refused a Lambda layer in safe mode.", _UNSAFE_HINT, f"path={shown!r}")
+    if any(isinstance(e, MemoryError) for e in chain):
+        return ModelLoadError("The model is too large to load in memory.", "",
+                              f"path={shown!r}")
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return ModelLoadError(
+        f"Keras could not build the model from this file: {type(exc).__name__}: {first}",
+        "The file may be damaged or need a newer Keras; run with --debug for the traceback.",
+        f"path={shown!r}",
+    )
+
+
+def _load_savedmodel(report: Preflight):
+    import keras
+
+    sigs = report.signatures
+    endpoint = next((e for e in ("serve", "serving_default") if e in sigs), None)
+    endpoint = endpoint or next(iter(sigs), None)
+    if endpoint is None:
+        raise ModelLoadError(
+            "The SavedModel has no signature to call.",
+            "Export it with model.export(path) so it gets a 'serve' endpoint.",
+            f"path={str(report.path)!r}",
+        )
+    try:
+        layer = keras.layers.TFSMLayer(str(report.model_file), call_endpoint=endpoint,
+                                       name="saved_model")
+        inputs = {
+            k: keras.Input(shape=tuple(v["shape"][1:]) if v["shape"] else (None,),
+                           dtype=v["dtype"], name=k)
+            for k, v in sigs[endpoint]["inputs"].items()
+        }
+        args = next(iter(inputs.values())) if len(inputs) == 1 else inputs
+        outputs = layer(args)
+        return keras.Model(args, outputs, name=report.path.name)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"TensorFlow could not load the SavedModel through TFSMLayer "
+            f"(endpoint {endpoint!r}): {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+            "Check that it was exported with model.export() or tf.saved_model.save().",
+            f"path={str(report.path)!r}",
+        ) from exc

@@ -1,0 +1,11 @@
+"""What happens inside a loaded model on data: activations, gradients, statistics.
+
+- `capture`: every layer's output in one compiled forward pass;
+- `backprop`: gradients of the loss w.r.t. every weight and layer output, in one pass;
+- `stats`: activation statistics streamed over a whole dataset;
+- `attribution`: saliency, SmoothGrad, integrated gradients, Grad-CAM;
+- `report`: statistics joined with gradient norms, one table per model (`insight stats`).
+
+The public names are `insight.activations`, `insight.gradients`, `insight.activation_stats`,
+`insight.attributions`.
+"""

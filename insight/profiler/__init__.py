@@ -1,0 +1,7 @@
+"""Profiles: captured with step markers, found under a logdir, converted with xprof.
+
+- `capture`: capturing a profile and finding, opening and converting the ones on disk
+  (`insight.capture_profile`, `insight.find_profiles`);
+- `tables`: xprof's tool outputs as tidy tables (steps, timeline events, ops, memory);
+- `timeline`: the events of a time window, small ones merged per pixel.
+"""

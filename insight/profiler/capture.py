@@ -1,0 +1,372 @@
+"""Profiles: capture one with step markers, find the ones under a logdir, convert them with xprof.
+
+A profile is TensorFlow's standard layout, which TensorBoard and XProf open too::
+
+    LOGDIR/plugins/profile/<run>/<host>.xplane.pb
+
+Conversion goes through one module of the installed xprof package,
+`xprof.convert.raw_to_tool_data.xspace_to_tool_data`, with no server. xprof writes cache files
+beside the file it converts, so insight converts a symlink in a cache folder keyed by the
+file's path, size and mtime: a read-only logdir (or a bundled sample) stays untouched.
+Parsing the tools' JSON into tables is `insight.profiler.tables`.
+
+Example:
+
+>>> from insight.profiler.capture import find_profiles, tool_data
+>>> runs = find_profiles("sample_models/digits_cnn/logs")  # doctest: +SKIP
+>>> runs[0].label  # doctest: +SKIP
+'train/2026_11_26_19_12_21'
+>>> tool_data(runs[0], "overview_page")[1]["p"]["steptime_ms_average"]  # doctest: +SKIP
+'0.0'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from insight.errors import DataError, UsageError
+
+__all__ = ["ProfileRun", "find_profiles", "get_profile", "tool_data", "capture_profile",
+           "TOOLS", "cache_root", "xprof_command", "writable_logdir"]
+
+TOOLS = ("overview_page", "trace_viewer", "framework_op_stats", "hlo_stats", "op_profile",
+         "memory_profile", "input_pipeline_analyzer")
+PROFILE_GLOB = "plugins/profile/*/*.xplane.pb"
+
+
+@dataclass(frozen=True)
+class ProfileRun:
+    """One captured profile: a `plugins/profile/<run>/` folder with one `.xplane.pb` per host.
+
+    Attributes:
+        label: where it is under the logdir, e.g. `"train/2026_11_26_19_12_21"`.
+        folder: the run folder.
+        hosts: its `.xplane.pb` files, sorted.
+        logdir: the directory holding `plugins/` (what TensorBoard/XProf take as `--logdir`).
+    """
+
+    label: str
+    folder: Path
+    hosts: tuple[Path, ...]
+    logdir: Path
+
+    @property
+    def stamp(self) -> str:
+        """Changes when a file of the run changes (for cache keys)."""
+        parts = []
+        for p in self.hosts:
+            try:
+                s = p.stat()
+                parts.append(f"{p.name}:{s.st_size}:{s.st_mtime_ns}")
+            except OSError:
+                parts.append(f"{p.name}:missing")
+        return "|".join(parts)
+
+    @property
+    def size(self) -> int:
+        """Bytes of its `.xplane.pb` files."""
+        return sum(p.stat().st_size for p in self.hosts if p.exists())
+
+
+def find_profiles(logdir: str | Path) -> list[ProfileRun]:
+    """Every profile run under `logdir` (searched recursively), newest first.
+
+    Args:
+        logdir: a TensorBoard logdir, a `plugins/profile` folder, or one run folder.
+
+    Raises:
+        UsageError: `logdir` does not exist.
+    """
+    root = Path(logdir).expanduser()
+    if not root.exists():
+        raise UsageError("The logdir does not exist.", "Check the path, or capture a profile "
+                         "into a new folder with `insight profile MODEL --logdir DIR`.",
+                         f"logdir={str(logdir)!r}")
+    files = list(root.glob(f"**/{PROFILE_GLOB}"))
+    if root.name == "profile" or (root.parent.name == "profile"):  # given inside the layout
+        files += list(root.glob("*.xplane.pb")) + list(root.glob("*/*.xplane.pb"))
+    by_run: dict[Path, list[Path]] = {}
+    for f in files:
+        by_run.setdefault(f.parent.resolve(), []).append(f.resolve())
+    runs = []
+    for folder, hosts in by_run.items():
+        base = folder.parent.parent.parent  # <logdir>/plugins/profile/<run>
+        try:
+            label = str(folder.relative_to(root.resolve()))
+        except ValueError:
+            label = folder.name
+        label = label.replace("plugins/profile/", "").replace("plugins/profile", "") or \
+            folder.name
+        runs.append(ProfileRun(label, folder, tuple(sorted(set(hosts))), base))
+    return sorted(runs, key=lambda r: (r.folder.name, r.label), reverse=True)
+
+
+def get_profile(logdir: str | Path, run: str = "") -> ProfileRun:
+    """The run called `run` under `logdir` (its label or folder name), or the newest one.
+
+    Raises:
+        DataError: no profile under `logdir`.
+        UsageError: no run called `run` (the message lists them).
+    """
+    runs = find_profiles(logdir)
+    if not runs:
+        raise DataError(f"No profile under {logdir}: no {PROFILE_GLOB} file was found.",
+                        "Capture one with the Capture button or `insight profile MODEL "
+                        "--logdir DIR`, or give the logdir of a run profiled with "
+                        "keras.callbacks.TensorBoard(profile_batch=...).",
+                        f"logdir={str(logdir)!r}")
+    if not run:
+        return runs[0]
+    for r in runs:
+        if run in (r.label, r.folder.name):
+            return r
+    raise UsageError(f"No profile run {run!r} under {logdir}. Runs are: "
+                     f"{', '.join(r.label for r in runs)}.", "", f"run={run!r}")
+
+
+def cache_root() -> Path:
+    """insight's cache folder (`$INSIGHT_CACHE_DIR`, else `$XDG_CACHE_HOME/insight`)."""
+    env = os.environ.get("INSIGHT_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "insight"
+
+
+def _mirror(run: ProfileRun, host: Path) -> Path:
+    """A symlink to `host` in a cache folder keyed by the run's files, for xprof to convert
+    (it writes its own caches beside the file)."""
+    key = hashlib.sha256(f"{host}|{run.stamp}".encode()).hexdigest()[:16]
+    folder = cache_root() / "xprof" / key / "plugins" / "profile" / run.folder.name
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / host.name
+    if not link.exists():
+        try:
+            link.symlink_to(host)
+        except OSError:  # no symlinks here: xprof reads the original (and may write beside it)
+            return host
+    return link
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise DataError(f"The profile file {path.name} is missing.", "Capture the profile "
+                        "again.", f"path={str(path)!r}")
+    if path.stat().st_size == 0:
+        raise DataError(f"The profile file {path.name} is empty (0 bytes): the capture was "
+                        "interrupted before TensorFlow wrote it.", "Capture the profile again.",
+                        f"path={str(path)!r}")
+
+
+def tool_data(run: ProfileRun, tool: str, params: dict[str, Any] | None = None,
+              host: int = 0) -> Any:
+    """One xprof tool's output for one host of `run`, parsed from JSON.
+
+    Args:
+        run: a `ProfileRun` (see `find_profiles`).
+        tool: one of `TOOLS`.
+        params: the tool's parameters, passed to xprof as they are. Defaults to `None`.
+        host: which host file. Defaults to `0`.
+
+    Returns:
+        The tool's JSON (dicts and lists), as xprof returns it.
+
+    Raises:
+        UsageError: an unknown tool.
+        DataError: the file is missing, empty or not an XSpace xprof can read.
+    """
+    if tool not in TOOLS:
+        raise UsageError(f"Unknown profile tool {tool!r}. Tools are: {', '.join(TOOLS)}.", "",
+                         f"tool={tool!r}")
+    path = run.hosts[host]
+    _check_file(path)
+    from xprof.convert import raw_to_tool_data
+
+    try:
+        raw, _ = raw_to_tool_data.xspace_to_tool_data([str(_mirror(run, path))], tool,
+                                                      dict(params or {}))
+    except Exception as exc:  # noqa: BLE001  xprof raises anything from its C++ side
+        raise DataError(f"xprof could not convert {path.name} with its {tool} tool "
+                        f"({type(exc).__name__}: {exc}).", "Capture the profile again.",
+                        f"path={str(path)!r}") from exc
+    if raw is None or raw == b"" or raw == "":
+        raise DataError(f"{path.name} is not a profile xprof can read: it is corrupt or "
+                        "truncated (not an XSpace protobuf).", "Capture the profile again; "
+                        "do not copy .xplane.pb files while TensorFlow is still writing them.",
+                        f"path={str(path)!r}, bytes={path.stat().st_size}")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise DataError(f"xprof's {tool} output for {path.name} is not JSON.",
+                        "Capture the profile again.", f"path={str(path)!r}") from exc
+
+
+def writable_logdir(logdir: str | Path | None, model_name: str) -> Path:
+    """Where a capture goes: `logdir` when it can be written, else a folder per model in
+    insight's cache (a bundled sample's logdir is never written)."""
+    from insight.model.samples import sample_root
+
+    if logdir:
+        p = Path(logdir).expanduser()
+        inside_samples = str(p.resolve()).startswith(str(sample_root().resolve()))
+        try:
+            if not inside_samples:
+                p.mkdir(parents=True, exist_ok=True)
+                if os.access(p, os.W_OK):
+                    return p
+        except OSError:
+            pass
+    return cache_root() / "profiles" / model_name
+
+
+def xprof_command(logdir: str | Path, port: int = 8791) -> str:
+    """The command that opens the full XProf UI on `logdir` (it needs Internet for charts)."""
+    return f"xprof server --logdir {Path(logdir)} --port {port}"
+
+
+def capture_profile(loaded: Any, dataset: Any, logdir: str | Path, *, steps: int = 5,
+                    train: bool = False, warmup: int = 2, batch_size: int = 32,
+                    xla: bool = False, on_step: Callable[[int], None] | None = None,
+                    ) -> ProfileRun:
+    """Profile `steps` inference (or training) steps of a model, each marked as a step.
+
+    Runs `warmup` unprofiled steps first (tracing and compiling happen there), then `steps`
+    steps under `tf.profiler.experimental`, each inside
+    `tf.profiler.experimental.Trace("predict" | "train", step_num=i, _r=1)`, the step marker
+    xprof's step-time breakdown needs. Training runs on a copy of the model (the given model
+    keeps its weights). On CPU, memory events are recorded only when
+    `TF_CPU_ALLOCATOR_USE_BFC=true` was set before TensorFlow started (`insight profile` sets
+    it).
+
+    Args:
+        loaded: an `insight.model.loading.LoadedModel`.
+        dataset: an `insight.data.Dataset` fitted to the model (`insight.data.dataset_for`).
+        logdir: where to write `plugins/profile/<run>/<host>.xplane.pb`.
+        steps: profiled steps. Defaults to `5`.
+        train: training steps (needs labels) instead of inference. Defaults to `False`.
+        warmup: unprofiled steps first. Defaults to `2`.
+        batch_size: examples per step. Defaults to `32`.
+        xla: compile the step with XLA (`jit_compile=True`). Defaults to `False`.
+        on_step: called with each profiled step's index. Defaults to `None`.
+
+    Returns:
+        The new `ProfileRun`.
+
+    Raises:
+        UsageError: bad `steps`/`batch_size`, or training without labels.
+    """
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"`{name}` must be a positive integer.", "", f"{name}={value!r}")
+    if train and dataset.y is None:
+        raise UsageError("Training steps need labels, and the data has none.",
+                         "Give a data file with labels (an .npz with `y`), or profile "
+                         "inference (without --train).", f"data={dataset.name!r}")
+    import tensorflow as tf
+
+    step, kind = (_train_step if train else _predict_step)(loaded.model, xla), \
+        "train" if train else "predict"
+    batches = _cycle(dataset, batch_size)
+    for _ in range(max(0, warmup)):
+        step(*next(batches))
+    root = Path(logdir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    before = {r.folder for r in find_profiles(root)}
+    options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=2,
+                                                       python_tracer_level=0,
+                                                       device_tracer_level=1)
+    tf.profiler.experimental.start(str(root), options=options)
+    try:
+        for i in range(steps):
+            xb, yb = next(batches)
+            with tf.profiler.experimental.Trace(kind, step_num=i, _r=1):
+                step(xb, yb)
+            if on_step is not None:
+                on_step(i)
+    finally:
+        tf.profiler.experimental.stop()
+    new = [r for r in find_profiles(root) if r.folder not in before]
+    if not new:  # same-second run folder reused: take the newest
+        new = find_profiles(root)
+    return new[0]
+
+
+def _cycle(dataset: Any, batch_size: int):
+    while True:
+        yield from dataset.batches(min(batch_size, len(dataset)))
+
+
+def _predict_step(model: Any, xla: bool):
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False), jit_compile=xla,
+                     reduce_retracing=True)
+
+    def step(x, _y):
+        out = fn(x)
+        tf.nest.map_structure(lambda t: t.numpy(), out)  # wait for the result
+
+    return step
+
+
+def _train_step(model: Any, xla: bool):
+    import keras
+
+    from insight.probe.backprop import resolve_loss
+
+    try:
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+    except Exception:  # noqa: BLE001  subclassed models may not clone: train the original
+        copy = model
+    recorded = getattr(model, "loss", None)
+    state: dict[str, Any] = {}
+
+    def step(x, y):
+        if not state:
+            out = copy(x, training=False)
+            outs = list(out.values()) if isinstance(out, dict) else \
+                list(out) if isinstance(out, list | tuple) else [out]
+            names = list(getattr(copy, "output_names", None) or [f"output_{i}"
+                                                                  for i in range(len(outs))])
+            state["ys"] = _labels_per_output(y, names)
+            losses = [resolve_loss(None, yy, o, recorded if len(outs) == 1 else None)[0]
+                      for yy, o in zip(state["ys"](y), outs, strict=True)]
+            copy.compile(optimizer="adam", loss=losses if len(outs) > 1 else losses[0],
+                         jit_compile=xla)
+        ys = state["ys"](y)
+        copy.train_on_batch(x, ys if len(ys) > 1 else ys[0])
+
+    return step
+
+
+def _labels_per_output(y: Any, names: list[str]):
+    """A function from a batch's labels to one label array per model output, in order:
+    dict keys matched by output name (or `y_<name>`), else by position.
+
+    Raises:
+        UsageError: the labels do not cover every output.
+    """
+    if not isinstance(y, dict):
+        if len(names) > 1:
+            raise UsageError(f"Training steps need labels for each of the model's {len(names)} "
+                             "outputs, and the data has one label array.",
+                             "Save labels keyed by output name in the .npz, or profile "
+                             "inference.", f"outputs={names!r}")
+        return lambda batch: [batch]
+    keys = []
+    for i, name in enumerate(names):
+        key = name if name in y else f"y_{name}" if f"y_{name}" in y else \
+            list(y)[i] if len(y) == len(names) else None
+        if key is None:
+            raise UsageError(f"No labels for the output {name!r}: training steps need labels "
+                             "for every output.", "Key the labels by output name (or "
+                             "y_<name>) in the .npz, or profile inference.",
+                             f"labels={list(y)!r}, outputs={names!r}")
+        keys.append(key)
+    return lambda batch: [batch[k] for k in keys]

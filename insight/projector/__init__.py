@@ -1,0 +1,7 @@
+"""Embedding projections: PCA, UMAP and t-SNE of any vectors, and nearest neighbours.
+
+- `projection`: the projections and the neighbour search (`insight.project`,
+  `insight.neighbors`);
+- `sources`: where vectors come from (a layer's outputs, an Embedding's weights, files, a
+  TensorBoard projector logdir).
+"""

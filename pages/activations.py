@@ -1,0 +1,34 @@
+"""Activations: per-layer statistics over the data (dead and saturated layers flagged),
+histograms by depth, one example through one layer, and the examples that drive one unit."""
+
+import streamlit as st
+
+from insight.panels.probe import STATS_EXAMPLES
+from insight.ui.widgets import probe_page, show_panel
+
+ref, ctx, ds = probe_page("Activations", "activations")
+st.caption(f"Statistics over {min(len(ds), STATS_EXAMPLES):,} examples"
+           + (f" (the first of {len(ds):,})." if len(ds) > STATS_EXAMPLES else "."))
+table = show_panel("activation_table", ref, ctx)
+if table is None:
+    st.stop()
+
+st.subheader("One example through one layer")
+layer_col, example_col, unit_col = st.columns(3)
+layer = layer_col.selectbox("Layer", table["layer"].tolist(), key=f"act_layer|{ref.path}")
+units = int(table.loc[table["layer"] == layer, "units"].iloc[0])
+example = example_col.number_input(f"Example (0–{len(ds) - 1})", 0, len(ds) - 1, 0,
+                                   key=f"act_example|{ref.path}")
+unit = unit_col.number_input(f"Unit of {layer} (0–{units - 1})", 0, units - 1, 0,
+                             key=f"act_unit|{ref.path}|{layer}")
+input_col, maps_col = st.columns([1, 3], gap="large")
+with input_col:
+    show_panel("example_input", ref, ctx, example=int(example))
+with maps_col:
+    show_panel("layer_activations", ref, ctx, layer=layer, example=int(example))
+
+ridge_col, top_col = st.columns(2, gap="large")
+with ridge_col:
+    show_panel("activation_ridge", ref, ctx)
+with top_col:
+    show_panel("top_examples", ref, ctx, layer=layer, unit=int(unit))

@@ -1,0 +1,31 @@
+"""Gradients: per-layer gradient norms by depth (vanishing or exploding), one layer's weight
+and gradient histograms, and attribution maps of one example."""
+
+import streamlit as st
+
+from insight.panels.probe import GRADIENT_BATCH, METHOD_TITLES, attribution_methods
+from insight.ui.widgets import probe_page, show_panel
+
+ref, ctx, ds = probe_page("Gradients", "gradients")
+st.caption(f"One batch: the first {min(len(ds), GRADIENT_BATCH)} examples; "
+           + ("gradients of the loss against their labels." if ds.y is not None else
+              "no labels, so gradients of the predicted class's score."))
+norms_col, hist_col = st.columns(2, gap="large")
+with st.expander("Gradient norms per layer (numbers)"):
+    table = show_panel("gradient_table", ref, ctx)
+with norms_col:
+    show_panel("gradient_norms", ref, ctx)
+with hist_col:
+    weighted = [] if table is None else table.loc[table["params"] > 0, "layer"].tolist()
+    layer = st.selectbox("Layer", weighted, key=f"grad_layer|{ref.path}",
+                         help="The layers with trainable weights.")
+    if layer:
+        show_panel("weight_histograms", ref, ctx, layer=layer)
+
+st.subheader("Attribution: which parts of the input drive the prediction")
+method_col, example_col = st.columns(2)
+method = method_col.selectbox("Method", attribution_methods(ctx.loaded),
+                              format_func=METHOD_TITLES.get, key="grad_method")
+example = example_col.number_input(f"Example (0–{len(ds) - 1})", 0, len(ds) - 1, 0,
+                                   key=f"grad_example|{ref.path}")
+show_panel("attribution", ref, ctx, method=method, example=int(example))
