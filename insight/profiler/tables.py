@@ -3,7 +3,8 @@
 Every function takes the JSON one xprof tool returned (`insight.profiler.capture.tool_data`)
 and returns a pandas DataFrame; nothing here runs xprof or TensorFlow. Ops are attributed to
 the Keras layer whose name scope they ran under
-(`"StatefulPartitionedCall/digits_cnn_1/conv1_1/Relu"` -> layer `conv1`); ops under `gradient_tape/` are that layer's backward pass.
+(`"StatefulPartitionedCall/digits_cnn_1/conv1_1/Relu"` -> layer `conv1`); ops under
+`gradient_tape/` are that layer's backward pass.
 
 Example:
 
