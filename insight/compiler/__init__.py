@@ -4,3 +4,5 @@
 - `compilation`: the result, `XlaCompilation`, read back per layer;
 - `hlo`: parsing HLO text (computations, instructions, fusions, opcode counts).
 """
+
+__all__: list[str] = []  # the public names are `insight`'s; import the modules

@@ -3,3 +3,5 @@
 One module per family, one shared template (`insight.figures.template`), so a panel looks
 the same in the app, in an HTML/PNG export and in a snapshot test.
 """
+
+__all__: list[str] = []

@@ -9,3 +9,5 @@
 
 The public names are `insight.preflight`, `insight.load_model`, `insight.model_card`, ...
 """
+
+__all__: list[str] = []  # the public names are `insight`'s; import the modules

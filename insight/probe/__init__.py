@@ -9,3 +9,5 @@
 The public names are `insight.activations`, `insight.gradients`, `insight.activation_stats`,
 `insight.attributions`.
 """
+
+__all__: list[str] = []  # the public names are `insight`'s; import the modules

@@ -5,3 +5,5 @@
 - `tables`: xprof's tool outputs as tidy tables (steps, timeline events, ops, memory);
 - `timeline`: the events of a time window, small ones merged per pixel.
 """
+
+__all__: list[str] = []  # the public names are `insight`'s; import the modules

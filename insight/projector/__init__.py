@@ -5,3 +5,5 @@
 - `sources`: where vectors come from (a layer's outputs, an Embedding's weights, files, a
   TensorBoard projector logdir).
 """
+
+__all__: list[str] = []  # the public names are `insight`'s; import the modules

@@ -10,7 +10,7 @@ from insight.ui.sidebar import draw_sidebar, launch_options
 
 __all__ = ["main", "PAGES"]
 
-PAGE_DIR = shipped_folder("pages")  # pages/ of the checkout, insight.pages when installed
+PAGE_DIR = shipped_folder("app_pages")  # app_pages/ in a checkout, insight.app_pages in a wheel
 # (file, title, icon): every page is reachable from the sidebar navigation.
 PAGES = [
     ("overview.py", "Overview", ":material/account_tree:"),

@@ -15,9 +15,10 @@ from streamlit.testing.v1 import AppTest
 from insight.model.samples import get_sample
 from insight.panels import panel_names
 from insight.ui.cache import ModelRef
+from insight.ui.serve import ENTRY as SERVE_ENTRY
 from insight.ui.shell import PAGE_DIR, PAGES
 
-ENTRY = PAGE_DIR.parent / "entry.py"
+ENTRY = SERVE_ENTRY  # the script `insight serve` runs
 
 
 def drawn_charts(at: AppTest) -> list[str | None]:

@@ -24,7 +24,7 @@ from insight.errors import (
 SCRIPTS = {"insight.cli.__main__", "insight.ui.entry"}
 MODULES = ["insight"] + sorted(
     m.name for m in pkgutil.walk_packages(insight.__path__, "insight.")
-    if m.name not in SCRIPTS and not m.name.startswith(("insight.sample_models", "insight.pages")))
+    if m.name not in SCRIPTS and not m.name.startswith(("insight.sample_models", "insight.app_pages")))
 MAX_SAMPLES_BYTES = 10 * 1024 * 1024
 
 
@@ -158,7 +158,7 @@ def test_samples_found_from_a_source_checkout_without_the_mapped_package(monkeyp
     root = samples.sample_root()
     assert root == checkout / "sample_models"
     assert (root / "digits_cnn" / "model.keras").is_file()
-    assert (shipped.shipped_folder("pages") / "overview.py").is_file()
+    assert (shipped.shipped_folder("app_pages") / "overview.py").is_file()
     monkeypatch.setattr(shipped, "CHECKOUT", checkout / "nowhere")
     with pytest.raises(ModuleNotFoundError):
-        shipped.shipped_folder("pages")
+        shipped.shipped_folder("app_pages")
