@@ -8,7 +8,7 @@ import streamlit as st
 from insight.panels import PanelContext
 from insight.panels.profiler import NO_MEMORY
 from insight.ui.cache import panel
-from insight.ui.profiler_widgets import (
+from insight.ui.profiler import (
     OP_COLUMNS,
     capture_form,
     pick_profile,

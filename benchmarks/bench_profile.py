@@ -116,7 +116,7 @@ def page_panels(ctx, run_label: str) -> None:
 def measure_profile(run, loaded, label: str, rows: list) -> None:
     from xprof.convert import raw_to_tool_data
 
-    from insight.figures.traces import timeline_figure
+    from insight.figures.profiler import timeline_figure
     from insight.panels import PanelContext, build_panel
     from insight.panels.profiler import profile_trace
     from insight.profiler.capture import tool_data

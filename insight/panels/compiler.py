@@ -32,7 +32,7 @@ from insight.compiler.xla import (
     step_times,
 )
 from insight.errors import UsageError
-from insight.figures.xla import hlo_graph_figure, op_counts_figure, step_time_figure
+from insight.figures.compiler import hlo_graph_figure, op_counts_figure, step_time_figure
 from insight.panels.registry import Panel, PanelContext, Param, register
 
 __all__ = ["BATCH", "MAX_LINES", "compilation", "FUNCTION_TITLES"]

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from insight.errors import UsageError
-from insight.figures.traces import (
+from insight.figures.profiler import (
     memory_figure,
     ops_treemap,
     step_breakdown_figure,

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from insight.errors import UsageError
-from insight.figures.projection import projection_figure
+from insight.figures.projector import projection_figure
 from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.projector.projection import METHODS, METRICS, neighbors, project
 

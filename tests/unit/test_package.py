@@ -24,7 +24,8 @@ from insight.errors import (
 SCRIPTS = {"insight.cli.__main__", "insight.ui.entry"}
 MODULES = ["insight"] + sorted(
     m.name for m in pkgutil.walk_packages(insight.__path__, "insight.")
-    if m.name not in SCRIPTS and not m.name.startswith(("insight.sample_models", "insight.app_pages")))
+    if m.name not in SCRIPTS
+    and not m.name.startswith(("insight.sample_models", "insight.app_pages")))
 MAX_SAMPLES_BYTES = 10 * 1024 * 1024
 
 

@@ -116,7 +116,7 @@ def test_progress_reports_rise_to_done(blobs, method):
 def test_large_projections_carry_numeric_hover_data_only():
     import pandas as pd
 
-    from insight.figures.projection import HOVER_TEXT_ROWS, projection_figure
+    from insight.figures.projector import HOVER_TEXT_ROWS, projection_figure
 
     n = HOVER_TEXT_ROWS + 1
     rng = np.random.default_rng(0)

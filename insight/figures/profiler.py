@@ -6,7 +6,7 @@ plotly figures.
 Example:
 
 >>> import pandas as pd
->>> from insight.figures.traces import step_breakdown_figure
+>>> from insight.figures.profiler import step_breakdown_figure
 >>> f = step_breakdown_figure(pd.DataFrame({"step": ["0"], "Host compute": [2.0],
 ...                                         "step_time_ms": [2.0]}), title="Steps")
 >>> [t.name for t in f.data]
