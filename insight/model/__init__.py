@@ -1,6 +1,9 @@
 """The model file and the loaded model: preflight, safe loading, graph, summary, samples.
 
-- `preflight`: static inspection of a file before anything in it is deserialized;
+- `preflight`: static inspection of a file before anything in it is deserialized, over
+  `files` (the `.keras` archive and the `.h5` file read as data), `savedmodel` (the
+  SavedModel protobuf, without TensorFlow) and `config_scan` (the config walked for Lambda
+  layers, custom classes and foreign references);
 - `loading`: safe loading of any Keras artifact into a `LoadedModel`;
 - `graph`: the layer graph, read from the config;
 - `summary`: the model card and layer table;

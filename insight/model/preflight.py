@@ -7,6 +7,10 @@ object is built and no code from the file runs, so it is safe on files from stra
 custom or registered classes, references to modules outside Keras, and the true cause of a
 damaged file (Keras reports a truncated `.keras` as "File not found").
 
+The reading is done beside it: `insight.model.files` (the `.keras` archive, the `.h5` file),
+`insight.model.savedmodel` (the SavedModel protobuf) and `insight.model.config_scan` (the
+walk of the config for Lambda layers, custom classes and foreign references).
+
 Example:
 
 >>> from insight.model.preflight import preflight
@@ -17,58 +21,20 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from insight.errors import ModelLoadError, UnsupportedModelError, UsageError
+from insight.model.config_scan import ObjectRef, scan_config
+from insight.model.files import read_h5_model, read_keras_archive
+from insight.model.savedmodel import read_savedmodel
 
 __all__ = ["ObjectRef", "Preflight", "preflight", "resolve_model_path"]
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-# Keras' own serialization markers, not classes.
-_MARKERS = {
-    "__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__typespec__", "__tuple__",
-    "__ellipsis__", "__slice__", "__list__", "__dict__", "__dtype__",
-}
-# Classes that load code or files from elsewhere even in safe mode.
-_CODE_LOADING_CLASSES = {"TFSMLayer"}
-# SavedModel ops that touch the file system or run Python.
-_RISKY_OPS = {
-    "ReadFile", "WriteFile", "MatchingFiles", "PyFunc", "PyFuncStateless", "EagerPyFunc",
-    "ImmutableConst", "DeleteFile", "CreateSummaryFileWriter", "PrintV2", "Print",
-}
-_ZIP_MAX_UNCOMPRESSED = 4 * 1024**3
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """One class or function the model config refers to.
-
-    Attributes:
-        where: the layer it belongs to (a path such as `"backbone/conv1"`).
-        class_name: the config's `class_name`.
-        module: the config's `module`, or `None` (legacy `.h5` files have none).
-        registered_name: e.g. `"my_package>Scale"` for a registered custom class.
-    """
-
-    where: str
-    class_name: str
-    module: str | None = None
-    registered_name: str | None = None
-
-    @property
-    def qualified(self) -> str:
-        """The name a user would search their code for."""
-        if self.registered_name and ">" in self.registered_name:
-            return self.registered_name
-        if self.module and not _is_keras_module(self.module):
-            return f"{self.module}.{self.class_name}"
-        return self.class_name
 
 
 @dataclass
@@ -260,7 +226,12 @@ def preflight(path: str | Path) -> Preflight:
     resolved, model_file, fmt = resolve_model_path(path)
     report = Preflight(path=resolved, model_file=model_file, format=fmt)
     if fmt == "savedmodel":
-        _inspect_savedmodel(report, str(path))
+        saved = read_savedmodel(model_file, str(path))
+        report.members = saved.members
+        report.signatures = saved.signatures
+        report.risky_ops = saved.risky_ops
+        report.model_class = "SavedModel"
+        report.notes.extend(saved.notes)
         return report
     size = model_file.stat().st_size
     if size == 0:
@@ -269,287 +240,18 @@ def preflight(path: str | Path) -> Preflight:
             "The save or the copy did not finish: save or download it again.",
             f"path={str(path)!r}",
         )
-    if fmt == "keras":
-        _inspect_keras(report, str(path))
-    else:
-        _inspect_h5(report, str(path))
-    if report.config is not None:
-        _scan_config(report, report.config)
+    read = read_keras_archive if fmt == "keras" else read_h5_model
+    stored = read(model_file, str(path))
+    report.config = stored.config
+    report.members = stored.members
+    report.keras_version = stored.keras_version
+    report.saved_at = stored.saved_at
+    report.notes.extend(stored.notes)
+    scan = scan_config(stored.config)
+    report.model_class = scan.model_class
+    report.layer_count = scan.layer_count
+    report.lambda_layers = scan.lambda_layers
+    report.custom_objects = scan.custom_objects
+    report.foreign_functions = scan.foreign_functions
+    report.code_loading_layers = scan.code_loading_layers
     return report
-
-
-def _inspect_keras(report: Preflight, shown: str) -> None:
-    file = report.model_file
-    with open(file, "rb") as fh:
-        head = fh.read(4)
-    if not zipfile.is_zipfile(file):
-        if head.startswith(b"PK"):
-            what = ("The .keras archive is truncated: it starts like a zip file but its "
-                    "directory at the end is missing.")
-            fix = "The download or copy stopped early: fetch or save the file again."
-        elif head.startswith(b"\x89HDF"):
-            what = "This file is an HDF5 file named .keras, not a .keras zip archive."
-            fix = "Rename it to .h5 if it is a legacy Keras model."
-        else:
-            what = f"This is not a .keras file: a .keras model is a zip archive, this file " \
-                   f"starts with {head!r}."
-            fix = "Check that you picked the model file, and save it with model.save('x.keras')."
-        raise ModelLoadError(what, fix, f"path={shown!r}")
-    try:
-        with zipfile.ZipFile(file) as zf:
-            infos = zf.infolist()
-            report.members = [i.filename for i in infos]
-            if "config.json" not in report.members:
-                raise ModelLoadError(
-                    "The zip archive is not a Keras v3 model: it has no config.json "
-                    f"(members: {', '.join(report.members[:8]) or 'none'}).",
-                    "Save the model with model.save('model.keras').",
-                    f"path={shown!r}",
-                )
-            unsafe_names = [n for n in report.members if n.startswith("/") or ".." in n]
-            if unsafe_names:
-                report.notes.append(
-                    f"Archive members with unsafe paths: {', '.join(unsafe_names)}.")
-            total = sum(i.file_size for i in infos)
-            if total > _ZIP_MAX_UNCOMPRESSED:
-                raise ModelLoadError(
-                    f"The archive would expand to {total / 1024**3:.1f} GiB, over the 4 GiB "
-                    "insight allows (a zip bomb, or a model too large to inspect).",
-                    "Check where the file comes from.",
-                    f"path={shown!r}",
-                )
-            raw_config = zf.read("config.json")
-            meta = _read_json_member(zf, "metadata.json")
-    except zipfile.BadZipFile as exc:
-        raise ModelLoadError(
-            f"The .keras archive is damaged: {exc}.",
-            "Fetch or save the file again.",
-            f"path={shown!r}",
-        ) from exc
-    report.config = _parse_json(raw_config, "config.json", shown)
-    if isinstance(meta, dict):
-        report.keras_version = meta.get("keras_version")
-        report.saved_at = meta.get("date_saved")
-    if "model.weights.h5" not in report.members and "model.weights.npz" not in report.members:
-        report.notes.append("The archive holds no weights file: the model will load untrained.")
-
-
-def _read_json_member(zf: zipfile.ZipFile, name: str) -> Any:
-    try:
-        return json.loads(zf.read(name))
-    except (KeyError, ValueError):
-        return None
-
-
-def _parse_json(raw: bytes | str, what: str, shown: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(
-            f"The model's {what} is not valid JSON ({exc}); the file is damaged or was not "
-            "written by Keras.",
-            "Save the model again with model.save().",
-            f"path={shown!r}",
-        ) from exc
-    if not isinstance(value, dict):
-        raise ModelLoadError(
-            f"The model's {what} is JSON but not a model config (a {type(value).__name__}).",
-            "Save the model again with model.save().",
-            f"path={shown!r}",
-        )
-    return value
-
-
-def _inspect_h5(report: Preflight, shown: str) -> None:
-    import h5py
-
-    file = report.model_file
-    if not h5py.is_hdf5(file):
-        raise ModelLoadError(
-            "This is not an HDF5 file: a legacy .h5 model starts with the HDF5 signature, "
-            "and this one does not (damaged, or another format renamed).",
-            "Check that you picked the model file; save it again with model.save('x.keras').",
-            f"path={shown!r}",
-        )
-    try:
-        with h5py.File(file, "r") as f:
-            attrs = {k: f.attrs[k] for k in f.attrs}
-            report.members = sorted(f.keys())
-    except OSError as exc:
-        raise ModelLoadError(
-            f"The HDF5 file cannot be read: {exc}.",
-            "The file is damaged or truncated: fetch or save it again.",
-            f"path={shown!r}",
-        ) from exc
-    raw = attrs.get("model_config")
-    if raw is None:
-        raise UnsupportedModelError(
-            "This HDF5 file holds weights only (no model_config attribute): there is no "
-            "architecture to build the model from.",
-            "Pass the full model saved with model.save('model.keras').",
-            f"path={shown!r}",
-        )
-    report.config = _parse_json(_text(raw), "model_config attribute", shown)
-    report.keras_version = _text(attrs["keras_version"]) if "keras_version" in attrs else None
-    report.notes.append("Legacy HDF5 format: loaded through Keras' legacy path.")
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _inspect_savedmodel(report: Preflight, shown: str) -> None:
-    from tensorboard.compat.proto import meta_graph_pb2
-
-    report.members = sorted(
-        str(p.relative_to(report.model_file)) for p in report.model_file.rglob("*") if p.is_file()
-    )[:50]
-    try:
-        raw = (report.model_file / "saved_model.pb").read_bytes()
-        meta_graphs = [meta_graph_pb2.MetaGraphDef.FromString(b) for b in _saved_model_graphs(raw)]
-    except Exception as exc:  # protobuf raises its own DecodeError
-        raise ModelLoadError(
-            f"saved_model.pb cannot be parsed: {exc}.",
-            "The SavedModel is damaged: export it again.",
-            f"path={shown!r}",
-        ) from exc
-    ops: set[str] = set()
-    for mg in meta_graphs:
-        ops.update(n.op for n in mg.graph_def.node)
-        for fn in mg.graph_def.library.function:
-            ops.update(n.op for n in fn.node_def)
-        for name, sig in mg.signature_def.items():
-            if name.startswith("__"):
-                continue
-            report.signatures[name] = {
-                "inputs": {k: _tensor_info(v) for k, v in sig.inputs.items()},
-                "outputs": {k: _tensor_info(v) for k, v in sig.outputs.items()},
-            }
-        if mg.meta_info_def.tensorflow_version:
-            report.notes.append(
-                f"Exported with TensorFlow {mg.meta_info_def.tensorflow_version}.")
-    report.risky_ops = sorted(ops & _RISKY_OPS)
-    report.model_class = "SavedModel"
-    report.notes.append(
-        "A SavedModel is a TensorFlow program, not a Keras config: its layers are gone, so "
-        "insight can run it (inference) but not look inside it.")
-
-
-def _saved_model_graphs(raw: bytes) -> list[bytes]:
-    """The serialized MetaGraphDefs of a SavedModel proto (field 2), read from the wire format.
-
-    tensorboard ships the MetaGraphDef proto but not the two-field SavedModel wrapper, and
-    importing TensorFlow's copy would cost seconds.
-    """
-    out, pos = [], 0
-    while pos < len(raw):
-        key, pos = _varint(raw, pos)
-        field_no, wire = key >> 3, key & 7
-        if wire == 0:
-            _, pos = _varint(raw, pos)
-        elif wire == 2:
-            size, pos = _varint(raw, pos)
-            if pos + size > len(raw):
-                raise ValueError("truncated field")
-            if field_no == 2:
-                out.append(raw[pos:pos + size])
-            pos += size
-        else:
-            raise ValueError(f"unexpected wire type {wire}")
-    if not out:
-        raise ValueError("no meta graph in the file")
-    return out
-
-
-def _varint(raw: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(raw):
-            raise ValueError("truncated varint")
-        byte = raw[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
-def _tensor_info(info: Any) -> dict[str, Any]:
-    from tensorboard.compat.proto import types_pb2
-
-    dims = None
-    if not info.tensor_shape.unknown_rank:
-        dims = [d.size if d.size >= 0 else None for d in info.tensor_shape.dim]
-    name = types_pb2.DataType.Name(info.dtype).replace("DT_", "").lower()
-    return {"dtype": _DTYPES.get(name, name), "shape": dims}
-
-
-_DTYPES = {"float": "float32", "double": "float64", "half": "float16"}
-
-
-def _is_keras_module(module: str) -> bool:
-    return module == "keras" or module.startswith("keras.")
-
-
-def _scan_config(report: Preflight, config: dict[str, Any]) -> None:
-    report.model_class = config.get("class_name")
-    counter = [0]
-    saw_layers = _walk(config, "", report, counter)
-    report.layer_count = counter[0] if saw_layers else None
-
-
-def _walk(node: Any, where: str, report: Preflight, counter: list[int]) -> bool:
-    """Visit every object reference in a config; returns whether a layer list was seen."""
-    saw_layers = False
-    if isinstance(node, list):
-        for item in node:
-            saw_layers |= _walk(item, where, report, counter)
-        return saw_layers
-    if not isinstance(node, dict):
-        return False
-    class_name = node.get("class_name")
-    if isinstance(class_name, str):
-        _classify(node, class_name, where, report)
-    for key, value in node.items():
-        if key == "layers" and isinstance(value, list):
-            saw_layers = True
-            for layer in value:
-                if not isinstance(layer, dict):
-                    continue
-                counter[0] += 1
-                name = layer.get("name") or (layer.get("config") or {}).get("name") or "?"
-                saw_layers |= _walk(layer, f"{where}/{name}" if where else str(name),
-                                    report, counter)
-        elif key != "inbound_nodes":
-            saw_layers |= _walk(value, where, report, counter)
-    return saw_layers
-
-
-def _classify(node: dict[str, Any], class_name: str, where: str, report: Preflight) -> None:
-    if class_name in _MARKERS:
-        return
-    module = node.get("module")
-    registered = node.get("registered_name")
-    ref = ObjectRef(where or "(model)", class_name, module, registered)
-    if class_name == "Lambda":
-        report.lambda_layers.append(where or "(model)")
-        return
-    if class_name == "__lambda__":  # a Python lambda anywhere: an activation, a loss, ...
-        if (where or "(model)") not in report.lambda_layers:
-            report.lambda_layers.append(where or "(model)")
-        return
-    if class_name in _CODE_LOADING_CLASSES:
-        report.code_loading_layers.append(where or "(model)")
-        return
-    if isinstance(module, str) and not _is_keras_module(module):
-        if class_name == "function":
-            report.foreign_functions.append(
-                ObjectRef(where or "(model)", str(node.get("config")), module, registered))
-        else:
-            report.custom_objects.append(ref)
-        return
-    if (isinstance(registered, str) and ">" in registered) or ">" in class_name:
-        report.custom_objects.append(ref)
-        return
-    if module is None and "module" in node and registered not in (None, class_name):
-        report.custom_objects.append(ref)
