@@ -43,9 +43,11 @@ from insight.figures.template import COLORWAY
 from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.patterns import user_regex
 
-__all__ = ["logs_for", "X_AXES", "SMOOTHING_TITLES"]
+__all__ = ["logs_for", "X_AXES", "X_TITLES", "SMOOTHING_TITLES", "metric_order",
+           "overfitting_warnings"]
 
 X_AXES = ("step", "relative", "wall")
+X_TITLES = {"step": "Step", "relative": "Relative", "wall": "Wall"}
 SMOOTHING_TITLES = {"none": "None", "ema": "EMA (TensorBoard)",
                     "moving_average": "Centred moving average", "gaussian": "Gaussian"}
 _LOGDIR = ("logdir",)
@@ -67,6 +69,26 @@ def logs_for(ctx: PanelContext) -> Logdir:
     logs = ctx.cached(f"logdir-reader|{path}", lambda: Logdir(path))
     logs.refresh()
     return logs
+
+
+def metric_order(index: pd.DataFrame) -> list[str]:
+    """The metrics of a `curve_index` table in the order the Training page draws them:
+    losses and errors first (lower is better), then accuracies and the like (higher is
+    better), then the rest, alphabetically within each."""
+    def rank(metric: str) -> tuple[bool, bool, str]:
+        direction = metric_direction(metric)
+        return direction != "min", direction != "max", metric
+
+    return sorted(index["metric"].unique(), key=rank)
+
+
+def overfitting_warnings(verdicts: pd.DataFrame) -> list[str]:
+    """One Markdown line for each metric of a `train_val_verdicts` table whose validation
+    value rises while training keeps falling (its `overfitting_from` step is set)."""
+    rising = verdicts[verdicts["overfitting_from"].notna()]
+    return [f"**Overfitting in `{v.metric}` ({v.group})**: validation loss rises from step "
+            f"{int(v.overfitting_from)} while training loss keeps falling; the best validation "
+            f"value was at step {int(v.best_val_step)}." for v in rising.itertuples()]
 
 
 def _regex(text: str, what: str) -> re.Pattern:
@@ -249,9 +271,13 @@ register(Panel("training_curves", "Training curves", "figure", _curves, params=(
     Param("x", "str", "step", X_AXES, "Step, time since the run's first point, or wall time."),
     Param("y_scale", "str", "linear", ("linear", "log"), "Linear or log y axis."),
     Param("smoothing", "str", "ema", SMOOTHING, "Smoothing method."),
-    Param("weight", "float", 0.6, help="EMA weight in [0, 1)."),
-    Param("window", "int", 9, help="Points spanned by the moving average or Gaussian."),
-    Param("points", "int", 2000, help="Most points drawn per series (extremes kept)."),
+    Param("weight", "float", 0.6, help="EMA weight in [0, 1): TensorBoard's debiased EMA, "
+          "same formula and default.", min_value=0.0, max_value=0.99, step=0.01),
+    Param("window", "int", 9, help="Points the centred moving average spans; the Gaussian's "
+          "standard deviation is a quarter of it.", min_value=3, max_value=201, step=2),
+    Param("points", "int", 2000, help="Most points drawn per series: downsampled with "
+          "MinMaxLTTB, which keeps every minimum and maximum; NaN/Inf always shown.",
+          presets=(500, 1000, 2000, 5000, 10000)),
 ), needs_model=False, uses=_LOGDIR,
     description="One metric's curves over every run, smoothed over the faint raw curve, best "
                 "validation step starred, overfitting shaded, NaN/Inf marked."))

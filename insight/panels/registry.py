@@ -49,6 +49,14 @@ class Param:
         default: the value used when it is not given.
         choices: allowed values, when the set is fixed. Defaults to `None`.
         help: one line for the UI and `--help`.
+        min_value: the smallest value a UI widget offers. Defaults to `None` (no bound).
+        max_value: the largest value a UI widget offers. Defaults to `None` (no bound).
+        step: a UI widget's step. Defaults to `None` (the widget's own).
+        presets: the values a UI offers when any value is allowed (a select slider's
+            stops). Defaults to `None`.
+
+    The last four describe widgets only: `parse` does not check them (builders validate
+    what they accept), so a deep link may ask for a value no widget offers.
     """
 
     name: str
@@ -56,6 +64,10 @@ class Param:
     default: Any = None
     choices: tuple[Any, ...] | None = None
     help: str = ""
+    min_value: Any = None
+    max_value: Any = None
+    step: Any = None
+    presets: tuple[Any, ...] | None = None
 
     def parse(self, raw: Any, panel: str) -> Any:
         """Convert a raw (usually string) value and check it against the schema."""

@@ -10,13 +10,14 @@ import pandas as pd
 import streamlit as st
 
 from insight.data import Dataset
+from insight.errors import UsageError
 from insight.model.preflight import Preflight
-from insight.panels.registry import PanelContext, get_panel
+from insight.panels.registry import PanelContext, Param, get_panel
 from insight.ui.cache import ModelRef, get_dataset, get_model, get_preflight, panel
 from insight.ui.feedback import show_error
 
-__all__ = ["require_ref", "require_preflight", "require_model", "show_panel", "file_header",
-           "model_card", "require_probing", "require_dataset"]
+__all__ = ["require_ref", "require_preflight", "require_model", "show_panel", "param_of",
+           "file_header", "model_card", "require_probing", "require_dataset"]
 
 
 def require_ref() -> ModelRef:
@@ -96,12 +97,34 @@ def probe_page(title: str, what: str) -> tuple[ModelRef, PanelContext, Dataset]:
     return ref, ctx, require_dataset(ctx)
 
 
+def param_of(panel_name: str, param_name: str) -> Param:
+    """The `Param` a widget stands for: its default, choices, help and range come from the
+    panel's schema, so the page and the panel cannot disagree.
+
+    Raises:
+        UsageError: no such panel, or no such parameter (the valid ones are listed).
+
+    Example:
+
+    >>> param_of("training_curves", "weight").default  # doctest: +SKIP
+    0.6
+    """
+    spec = get_panel(panel_name)
+    for param in spec.params:
+        if param.name == param_name:
+            return param
+    names = ", ".join(p.name for p in spec.params) or "none"
+    raise UsageError(f"Panel {panel_name!r} has no parameter {param_name!r}. Its parameters "
+                     f"are: {names}.", "", f"panel={panel_name!r}, param={param_name!r}")
+
+
 def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
-               share: bool = True, **params: Any) -> Any:
+               share: bool = True, key: str | None = None, **params: Any) -> Any:
     """Build (cached) and place a registered panel according to its kind, in `slot` (an
     `st.empty()`) when given, so a later call can replace it. With `share`, a "Share" control
     under it gives its deep link, wiki embed code and HTML/PNG downloads (once the model
-    is loaded)."""
+    is loaded). `key` names a figure's chart (its share control gets `share|<key>`), so one
+    page can show the same panel more than once; `None`: keyed by the panel's name."""
     spec = get_panel(name)
     where = slot.container() if slot is not None else st.container()
     try:
@@ -112,7 +135,7 @@ def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
         return None
     phase = "loaded" if ctx.loaded is not None else "static"
     if spec.kind == "figure":
-        where.plotly_chart(result, theme=None, key=f"{name}-{phase}",
+        where.plotly_chart(result, theme=None, key=key or f"{name}-{phase}",
                            config={"displaylogo": False})
     elif spec.kind == "table":
         _table(result, where)
@@ -128,8 +151,8 @@ def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
         from insight.ui.share import share_control
 
         with where:
-            share_control(name, ref, ctx, params, result,
-                          key=f"{name}|{phase}|{json.dumps(params, sort_keys=True, default=str)}")
+            share_control(name, ref, ctx, params, result, key=f"share|{key}" if key else
+                          f"{name}|{phase}|{json.dumps(params, sort_keys=True, default=str)}")
     return result
 
 

@@ -125,3 +125,39 @@ def test_overfitting_is_flagged(tmp_path):
     spec = _charts(at)["epoch_loss"]
     assert any("overfitting from step" in a.get("text", "")
                for a in spec["layout"]["annotations"])
+
+
+def _chart_keys(at: AppTest) -> list[str]:
+    return [el.proto.id.rsplit("-", 1)[-1] for el in at.get("plotly_chart")]
+
+
+def test_losses_first_two_columns_one_key_each():
+    """Charts in `metric_order` (losses, then accuracies, then the rest), filled into two
+    columns, each chart and its share control under its own key (`show_panel(key=...)`)."""
+    at = _page(LOGS)
+    _clean(at)
+    left = ["epoch_loss", "epoch_accuracy", "epoch_learning_rate"]
+    right = ["evaluation_loss_vs_iterations", "evaluation_accuracy_vs_iterations"]
+    assert _chart_keys(at)[:5] == [f"curve|{m}" for m in left + right]
+    shares = [b.proto.id for b in at.get("download_button")]
+    for metric in left + right:
+        assert sum(i.endswith(f"share_html|share|curve|{metric}") for i in shares) == 1
+
+
+def test_widgets_take_defaults_range_and_help_from_the_schema():
+    from insight.ui.widgets import param_of
+
+    at = _page(LOGS)
+    _clean(at)
+    weight = param_of("training_curves", "weight")
+    slider = at.slider(key="train_weight")
+    assert (slider.value, slider.min, slider.max, slider.step) == (0.6, 0.0, 0.99, 0.01)
+    assert slider.help == weight.help and "debiased EMA" in slider.help
+    points = at.select_slider(key="train_points")
+    assert points.value == 2000 and list(points.options) == ["500", "1000", "2000", "5000",
+                                                             "10000"]
+    assert at.selectbox(key="train_smoothing").value == "ema"
+    at.selectbox(key="train_smoothing").set_value("gaussian").run()
+    window = at.slider(key="train_window")
+    assert (window.value, window.min, window.max, window.step) == (9, 3, 201, 2)
+    assert "Gaussian 9 pts" in _charts(at)["epoch_loss"]["layout"]["title"]["text"]

@@ -1,0 +1,90 @@
+"""Widgets of the Training page: the curve controls, the logdir's health, the histogram picker.
+
+Defaults, choices, ranges and help come from the panels' `Param` schemas
+(`insight.panels.curves`), so a widget and a deep link always mean the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from insight.panels.curves import SMOOTHING_TITLES, X_TITLES
+from insight.panels.registry import Param
+from insight.ui.widgets import param_of
+
+__all__ = ["curve_controls", "logdir_health", "histogram_controls", "VERDICT_COLUMNS"]
+
+VERDICT_COLUMNS = {  # the train_val_verdicts table
+    "best_val_step": st.column_config.NumberColumn("best val step"),
+    "best_val": st.column_config.NumberColumn("best val", format="%.4g"),
+    "last_val": st.column_config.NumberColumn("last val", format="%.4g"),
+    "overfitting_from": st.column_config.NumberColumn("overfitting from step"),
+}
+
+
+def _param(name: str) -> Param:
+    return param_of("training_curves", name)
+
+
+def curve_controls() -> tuple[bool, dict[str, Any]]:
+    """Draw the filters, axes and smoothing controls; returns `(live, params)`: whether to
+    follow runs still being written, and the `training_curves` parameters but `metric`."""
+    top = st.columns([2, 2, 2, 0.8, 0.8], vertical_alignment="bottom")
+    runs = top[0].text_input("Runs (regex)", key="train_runs",
+                             placeholder="e.g. train|validation")
+    tags = top[1].text_input("Tags (regex)", key="train_tags", placeholder="e.g. loss|acc")
+    x_axis = _param("x")
+    x = top[2].segmented_control("x axis", x_axis.choices, default=x_axis.default,
+                                 key="train_x", format_func=X_TITLES.get) or x_axis.default
+    log_y = top[3].toggle("Log y", key="train_log")
+    live = top[4].toggle("Live", key="train_live", help="Follow runs still being written: "
+                         "re-read only the bytes appended since the last look, every 2 s.")
+    row = st.columns([2, 3, 3], vertical_alignment="bottom")
+    smoothing, weight, window, points = (_param(n) for n in
+                                         ("smoothing", "weight", "window", "points"))
+    method = row[0].selectbox("Smoothing", smoothing.choices, key="train_smoothing",
+                              index=smoothing.choices.index(smoothing.default),
+                              format_func=SMOOTHING_TITLES.get)
+    if method == "ema":
+        row[1].slider("Weight", weight.min_value, weight.max_value, weight.default, weight.step,
+                      key="train_weight", help=weight.help)
+    elif method != "none":
+        row[1].slider("Window (points)", window.min_value, window.max_value, window.default,
+                      window.step, key="train_window", help=window.help)
+    shown = row[2].select_slider("Points per series", points.presets, points.default,
+                                 key="train_points", help=points.help)
+    return live, dict(runs=runs, tags=tags, x=x, y_scale="log" if log_y else "linear",
+                      smoothing=method, weight=st.session_state.get("train_weight",
+                                                                    weight.default),
+                      window=st.session_state.get("train_window", window.default),
+                      points=shown)
+
+
+def logdir_health(status: dict[str, Any], logdir: str, live: bool) -> None:
+    """The `logdir_status` card in a line, and its problems and NaN/Inf values as warnings."""
+    line = (f"`{logdir}` · {status['files']} file(s) · {status['series']} series · "
+            f"{status['points']:,} points")
+    st.caption(line + (" · **live**" if live else ""))
+    for problem in status["problems"]:
+        st.warning(problem, icon=":material/warning:")
+    if status["nonfinite"]:
+        n = status["nonfinite"]
+        st.warning(f"**{n:,} NaN/Inf value{'s' if n > 1 else ''}** in these logs: marked with "
+                   "a red × on the curves where they occur.", icon=":material/warning:")
+
+
+def histogram_controls(index: pd.DataFrame) -> dict[str, Any]:
+    """Which histogram series of a `histogram_index` table to draw, and how; returns the
+    `histogram_history` parameters."""
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    choice = left.selectbox("Histogram", range(len(index)), key="train_hist",
+                            format_func=lambda i: f"{index.run.iloc[i]} · {index.tag.iloc[i]}",
+                            help="Weight histograms written by Keras' "
+                                 "TensorBoard(histogram_freq=...) or tf.summary.histogram.")
+    mode = param_of("histogram_history", "mode")
+    view = right.segmented_control("View", mode.choices, default=mode.default,
+                                   key="train_hist_mode") or mode.default
+    return {"run": index.run.iloc[choice], "tag": index.tag.iloc[choice], "mode": view}
