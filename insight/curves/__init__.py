@@ -2,6 +2,8 @@
 
 - `logdir`: reading a logdir into tidy frames (`run, tag, step, wall_time, value`),
   incrementally (`insight.read_scalars`, `Logdir`);
+- `files`: the logs that are tables (a `CSVLogger` CSV, a Keras history as JSON);
+- `splits`: which series is train and which validation (`val_loss`, `train/`, ...);
 - `tfevents`: the event-file reader (no TensorFlow), over `_tfrecord` (framing and CRCs)
   and `_event_decode` (payloads);
 - `analysis`: smoothing, extreme-keeping downsampling, best step, overfitting onset.

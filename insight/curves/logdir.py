@@ -7,8 +7,9 @@ values are kept, never dropped.
 
 `Logdir` reads incrementally: `refresh()` reads only bytes appended to event files since
 the last call (and new files), which is what the Training page's live mode uses.
-Smoothing, downsampling and the best-epoch / overfitting checks live in
-`insight.curves.analysis` and are re-exported here.
+The CSV and JSON readers (`insight.curves.files`), the train/validation naming
+(`insight.curves.splits`) and smoothing, downsampling and the best-epoch / overfitting checks
+(`insight.curves.analysis`) are re-exported here.
 
 Example:
 
@@ -22,8 +23,6 @@ array(['accuracy', 'loss'], dtype=object)
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import threading
 from pathlib import Path
@@ -39,6 +38,8 @@ from insight.curves.analysis import (
     overfitting,
     smooth,
 )
+from insight.curves.files import read_csv_log, read_history_json
+from insight.curves.splits import label_series, split_of, train_val_pairs
 from insight.curves.tfevents import EventFileReader, Histogram, Series
 from insight.errors import DataError
 
@@ -49,8 +50,6 @@ __all__ = ["COLUMNS", "HIST_COLUMNS", "Logdir", "read_scalars", "read_histograms
 
 COLUMNS = ["run", "tag", "step", "wall_time", "value"]
 HIST_COLUMNS = ["run", "tag", "step", "wall_time", "left", "right", "count"]
-TRAIN_NAMES = {"train", "training"}
-VAL_NAMES = {"validation", "val", "valid", "eval", "evaluation"}
 
 
 def _kind(path: Path) -> str:
@@ -63,77 +62,6 @@ def _kind(path: Path) -> str:
     if path.suffix.lower() == ".json":
         return "json"
     return "unknown"
-
-
-def read_csv_log(path: str | Path, run: str | None = None) -> pd.DataFrame:
-    """A Keras `CSVLogger` file (`epoch,loss,...,val_loss`) as the tidy frame; `run` defaults
-    to the file's stem. Without an `epoch` column the row number is the step.
-
-    Raises:
-        DataError: the file cannot be read or has no numeric columns.
-    """
-    path = Path(path)
-    try:
-        raw = pd.read_csv(path)
-    except Exception as exc:
-        raise DataError(f"Cannot read {path.name} as a CSV training log ({exc}).",
-                        "Give a CSVLogger file: a header row, then one row per epoch.",
-                        f"path={str(path)!r}") from None
-    steps = raw["epoch"].to_numpy(np.int64) if "epoch" in raw else np.arange(len(raw))
-    cols = {c: pd.to_numeric(raw[c], errors="coerce") for c in raw.columns if c != "epoch"}
-    cols = {c: v for c, v in cols.items() if v.notna().any() or raw[c].isna().all()}
-    if not cols:
-        raise DataError(f"{path.name} has no numeric metric columns.",
-                        "Give a CSVLogger file (epoch, loss, val_loss, ...).",
-                        f"columns={list(raw.columns)}")
-    return _frame_from_columns(run or path.stem, steps, cols)
-
-
-def read_history_json(path: str | Path, run: str | None = None) -> pd.DataFrame:
-    """A Keras `History.history` dict saved as JSON (`{"loss": [...], "val_loss": [...]}`,
-    optionally under a `"history"` key, with `"epoch"` steps) as the tidy frame.
-
-    Raises:
-        DataError: not JSON, or not a mapping of metric names to lists of numbers.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"Cannot read {path.name} as JSON ({exc}).",
-                        "Save `history.history` with json.dump.", f"path={str(path)!r}") from None
-    if isinstance(data, dict) and isinstance(data.get("history"), dict):
-        epochs = data.get("epoch")
-        data = data["history"]
-    else:
-        epochs = data.pop("epoch", None) if isinstance(data, dict) else None
-    ok = isinstance(data, dict) and data and all(
-        isinstance(v, list) and all(x is None or isinstance(x, int | float) for x in v)
-        for v in data.values())
-    if not ok:
-        raise DataError(f"{path.name} is not a Keras history: expected a mapping of metric "
-                        "names to lists of numbers.",
-                        'Save it with json.dump(model.fit(...).history, f).',
-                        f"path={str(path)!r}")
-    n = max(len(v) for v in data.values())
-    steps = np.asarray(epochs, np.int64) if isinstance(epochs, list) and len(epochs) == n \
-        else np.arange(n)
-    cols = {k: [math.nan if x is None else float(x) for x in v] + [math.nan] * (n - len(v))
-            for k, v in data.items()}
-    return _frame_from_columns(run or path.stem, steps, cols)
-
-
-def _frame_from_columns(run: str, steps: np.ndarray, cols: dict) -> pd.DataFrame:
-    parts = [pd.DataFrame({"run": run, "tag": name, "step": steps,
-                           "wall_time": np.nan, "value": np.asarray(v, np.float64)})
-             for name, v in cols.items()]
-    return _categorical(pd.concat(parts, ignore_index=True))
-
-
-def _categorical(df: pd.DataFrame) -> pd.DataFrame:
-    df["run"] = df["run"].astype("category")
-    df["tag"] = df["tag"].astype("category")
-    return df
 
 
 class Logdir:
@@ -247,8 +175,9 @@ class Logdir:
         """Every scalar point as the tidy frame `run, tag, step, wall_time, value`."""
         series = self.series()
         if not series:
-            return _categorical(pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-                COLUMNS, (str, str, np.int64, np.float64, np.float64), strict=True)}))
+            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+                COLUMNS, (str, str, np.int64, np.float64, np.float64), strict=True)}
+            ).astype({"run": "category", "tag": "category"})
         keys = list(series)
         sizes = np.array([len(series[k]) for k in keys])
         runs = sorted({r for r, _ in keys})
@@ -371,57 +300,3 @@ def read_histograms(path: str | Path) -> pd.DataFrame:
     logs = Logdir(path)
     logs.refresh()
     return logs.histograms()
-
-
-def split_of(run: str, tag: str) -> tuple[str, str, str]:
-    """`(group, split, metric)` of a series: `split` is `"train"`, `"validation"` or `""`.
-
-    Recognised: Keras' `val_` prefix (`loss` / `val_loss`), run folders named like
-    `train` / `validation` (the TensorBoard callback), and tag prefixes
-    (`train/epoch_loss` / `validation/epoch_loss`).
-
-    >>> split_of("history", "val_loss")
-    ('history', 'validation', 'loss')
-    >>> split_of("exp1/train", "epoch_loss")
-    ('exp1', 'train', 'epoch_loss')
-    >>> split_of(".", "validation/epoch_loss")
-    ('.', 'validation', 'epoch_loss')
-    """
-    parts = run.split("/")
-    if tag.startswith("val_"):
-        return run, "validation", tag[4:]
-    head, _, rest = tag.partition("/")
-    if rest and head.lower() in TRAIN_NAMES | VAL_NAMES:
-        return run, "train" if head.lower() in TRAIN_NAMES else "validation", rest
-    last = parts[-1].lower()
-    if last in TRAIN_NAMES | VAL_NAMES:
-        group = "/".join(parts[:-1]) or "."
-        return group, "train" if last in TRAIN_NAMES else "validation", tag
-    return run, "", tag
-
-
-def label_series(keys) -> pd.DataFrame:
-    """`run, tag, group, split, metric` for each `(run, tag)` key."""
-    rows = [(r, t, *split_of(r, t)) for r, t in keys]
-    return pd.DataFrame(rows, columns=["run", "tag", "group", "split", "metric"])
-
-
-def train_val_pairs(keys) -> pd.DataFrame:
-    """The train/validation pairs among `(run, tag)` keys (or a scalars frame): one row per
-    `group, metric` with `train_run, train_tag, val_run, val_tag`.
-
-    >>> train_val_pairs([("history", "loss"), ("history", "val_loss")]).iloc[0].tolist()
-    ['history', 'loss', 'history', 'loss', 'history', 'val_loss']
-    """
-    if isinstance(keys, pd.DataFrame):
-        keys = keys[["run", "tag"]].drop_duplicates().itertuples(index=False, name=None)
-    found: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
-    for run, tag in keys:
-        group, split, metric = split_of(run, tag)
-        side = "validation" if split == "validation" else "train"
-        found.setdefault((group, metric), {}).setdefault(side, (run, tag))
-    out = [(g, m, *sides["train"], *sides["validation"])
-           for (g, m), sides in sorted(found.items()) if len(sides) == 2]
-    return pd.DataFrame(out, columns=["group", "metric", "train_run", "train_tag", "val_run",
-                                      "val_tag"])
-
