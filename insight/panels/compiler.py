@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -35,15 +36,16 @@ from insight.errors import UsageError
 from insight.figures.compiler import hlo_graph_figure, op_counts_figure, step_time_figure
 from insight.panels.registry import Panel, PanelContext, Param, register
 
-__all__ = ["BATCH", "MAX_LINES", "compilation", "FUNCTION_TITLES"]
+__all__ = ["BATCH", "MAX_LINES", "compilation", "FUNCTION_TITLES", "xla_slowdown"]
 
 BATCH = 32  # rows of the batch every function is compiled and timed for
 MAX_LINES = 3000  # HLO lines shown at once (the download holds them all)
 FUNCTION_TITLES = {"forward": "forward pass", "train": "train step"}
 _DATA = ("model", "data")
 _FUNCTION = Param("function", "str", "forward", FUNCTIONS,
-                  "forward: inference (training=False); train: forward, loss, gradients and "
-                  "an SGD update (computed, not applied). The train step needs labels.")
+                  "forward: inference (training=False). train: forward (training=True), loss, "
+                  "gradients and an SGD update that is computed but not applied: the model's "
+                  "weights do not change. The train step needs labels.")
 _STAGE = Param("stage", "str", "optimized_hlo", STAGES,
                "hlo: as TensorFlow built it; optimized_hlo: after XLA's passes (fusion).")
 _LAYER = Param("layer", "str", "", help="Only this layer's instructions (a layer path).")
@@ -145,14 +147,47 @@ def _graph(ctx: PanelContext, function: str, stage: str, computation: str,
                                   "tuple"), highlight=layer)
 
 
+_SLOW_ON_CPU = {"DepthwiseConv2D", "SeparableConv2D"}  # XLA's depthwise convolutions
+
+
+def xla_slowdown(median_ms: Mapping[str, float], classes: Iterable[str]) -> str:
+    """What to say when XLA is slower than `tf.function` on the same batch, `""` when it is
+    not: the ratio, and the likely cause when the model has depthwise convolutions (on CPU,
+    XLA's run far slower than TensorFlow's own kernels).
+
+    Args:
+        median_ms: median step times by mode (`"graph"`, `"xla"`, ...), as `step_times`
+            gives them.
+        classes: the model's layer class names.
+
+    Example:
+
+    >>> xla_slowdown({"graph": 2.0, "xla": 5.0}, ["Conv2D"]).startswith("**XLA is 2.5×")
+    True
+    >>> xla_slowdown({"graph": 2.0, "xla": 1.0}, ["Conv2D"])
+    ''
+    """
+    if not median_ms or median_ms["xla"] <= median_ms["graph"]:
+        return ""
+    grouped = _SLOW_ON_CPU & set(classes)
+    return (f"**XLA is {median_ms['xla'] / median_ms['graph']:.1f}× slower than tf.function "
+            "here.** Compiling does not speed up every model on every machine"
+            + (f" (this one has {' and '.join(sorted(grouped))} layers: on CPU, XLA's "
+               "depthwise convolutions run far slower than TensorFlow's own kernels)"
+               if grouped else "") + ". A profile captured with XLA (Profiler page, or "
+            "`insight profile MODEL --xla --logdir DIR`) shows which ops take the time.")
+
+
 def _step_time(ctx: PanelContext, function: str) -> Any:
     comp = compilation(ctx, function)
     table = step_times(comp)
     fig = step_time_figure(table, title=f"Step time of the {FUNCTION_TITLES[function]} "
                                         f"on one batch of {comp.batch}")
+    median = dict(zip(table["mode"], table["median_ms"].round(4), strict=True))
     fig.update_layout(meta={
         "first_call_s": dict(zip(table["mode"], table["first_call_s"].round(4), strict=True)),
-        "median_ms": dict(zip(table["mode"], table["median_ms"].round(4), strict=True))})
+        "median_ms": median,
+        "verdict": xla_slowdown(median, comp.layer_classes.values())})
     return fig
 
 

@@ -101,6 +101,36 @@ def test_graph_of_a_fused_computation(digits_page):
         "fusion", "convolution / dot", "reduce / window", "parameter / constant", "other"}
 
 
+def test_xla_slower_than_graph_is_explained(monkeypatch):
+    """The page shows the `xla_step_time` panel's verdict (`xla_slowdown`), computed there."""
+    import pandas as pd
+
+    import insight.panels.compiler as compiler_panels
+
+    slow = pd.DataFrame({"mode": ["eager", "graph", "xla"], "median_ms": [9.0, 2.0, 5.0],
+                         "min_ms": [8.0, 1.5, 4.5], "runs": [4, 4, 4],
+                         "first_call_s": [0.1, 0.2, 0.9], "speedup": [1.0, 4.5, 1.8]})
+    monkeypatch.setattr(compiler_panels, "step_times", lambda comp: slow)
+    at = _page(ModelRef(str(DIGITS.model)))
+    assert not [i for i in at.info if "slower than tf.function" in i.value]
+    at.button(key="xla_time_button|forward").click().run()
+    _clean(at)
+    (verdict,) = [i.value for i in at.info if "slower than tf.function" in i.value]
+    assert verdict.startswith("**XLA is 2.5× slower than tf.function here.**")
+    assert "DepthwiseConv2D" not in verdict  # digits_cnn has plain convolutions
+
+
+def test_function_and_stage_widgets_follow_the_schema():
+    from insight.ui.widgets import param_of
+
+    at = _page(ModelRef(str(DIGITS.model)))
+    control = at.segmented_control(key=f"xla_function|{DIGITS.model}")
+    assert control.value == "forward" and control.help == param_of("xla_hlo", "function").help
+    for key in ("xla_stage", "xla_graph_stage"):
+        assert at.radio(key=key).value == "optimized_hlo"
+        assert at.radio(key=key).options == ["before optimisation", "after optimisation"]
+
+
 def test_train_step_is_offered_with_labels(digits_page):
     control = digits_page.segmented_control(key=f"xla_function|{DIGITS.model}")
     assert control.options == ["forward pass", "train step"]

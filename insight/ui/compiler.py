@@ -1,0 +1,87 @@
+"""Widgets of the XLA compiler page: the function and stage pickers, the summary metrics, the
+HLO text, the step-time button.
+
+Defaults, choices and help come from the panels' `Param` schemas (`insight.panels.compiler`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from insight.compiler.xla import STAGE_TITLES
+from insight.data import Dataset
+from insight.panels.compiler import FUNCTION_TITLES
+from insight.panels.registry import PanelContext
+from insight.ui.cache import ModelRef
+from insight.ui.widgets import param_of, show_panel
+
+__all__ = ["function_picker", "stage_picker", "summary_metrics", "hlo_view", "step_time"]
+
+
+def function_picker(ref: ModelRef, ds: Dataset) -> str:
+    """The function to compile: the forward pass, or a train step when the data has labels."""
+    function = param_of("xla_summary", "function")
+    offered = [f for f in function.choices if f != "train" or ds.y is not None]
+    return st.segmented_control("Function", offered, default=function.default,
+                                format_func=FUNCTION_TITLES.get, key=f"xla_function|{ref.path}",
+                                required=True, help=function.help)
+
+
+def stage_picker(label: str, *, key: str) -> str:
+    """Before or after XLA's optimisation passes (after, by default)."""
+    stage = param_of("xla_instructions", "stage")
+    return st.radio(label, stage.choices, index=stage.choices.index(stage.default),
+                    format_func=STAGE_TITLES.get, key=key, horizontal=True)
+
+
+def summary_metrics(summary: dict[str, Any]) -> None:
+    """The `xla_summary` card as metrics: instructions before and after, fusions, time."""
+    cols = st.columns(4)
+    cols[0].metric("HLO instructions before", f"{summary['before']:,}")
+    cols[1].metric("After optimisation", f"{summary['after']:,}",
+                   delta=f"{summary['after'] - summary['before']:,}", delta_color="off")
+    cols[2].metric("Fusions", summary["fusions"])
+    took = summary["seconds"]
+    cols[3].metric("Optimised HLO took", f"{took['optimized_hlo']:.2f} s",
+                   help=f"Time to run XLA's passes once (the HLO before them took "
+                        f"{took['hlo']:.2f} s, tracing {took['trace']:.2f} s).")
+    if summary["loss"]:
+        st.caption(f"Train step loss: {summary['loss']}.")
+
+
+def hlo_view(hlo: dict[str, Any], *, layer: str, search: str, file_name: str) -> None:
+    """The `xla_hlo` card: what it holds in a line, the text (the first `MAX_LINES` lines,
+    without TensorFlow's source_file metadata) and a download of all of it."""
+    shown_lines = hlo["shown"].count("\n") + 1
+    what = f"{hlo['lines']:,} lines of HLO {STAGE_TITLES[hlo['stage']]}" + (
+        f", first {shown_lines:,} shown" if hlo["truncated"] else "")
+    st.caption(what + (f" for layer {layer}" if layer else "") +
+               (f" matching “{search}”" if search else "") +
+               ". TensorFlow's source_file metadata is left out here; the download keeps it.")
+    if not hlo["lines"]:
+        st.info("No instruction matches.", icon=":material/search_off:")
+        return
+    st.code(hlo["shown"], language="llvm", height=420 if shown_lines > 19 else "content")
+    st.download_button("Download this HLO", hlo["text"], icon=":material/download:",
+                       file_name=file_name, mime="text/plain", key="xla_download")
+
+
+def step_time(ref: ModelRef, ctx: PanelContext, function: str) -> None:
+    """Compiled vs eager: timing waits for its button (it runs the model dozens of times);
+    then the `xla_step_time` chart, and why XLA is slower when it is."""
+    timed = f"xla_timed|{ref.path}|{function}"
+    if st.button("Measure step time", icon=":material/timer:",
+                 key=f"xla_time_button|{function}",
+                 help="Runs the same batch eagerly, as a tf.function and compiled by XLA, each "
+                      "about half a second or at least 4 times (the first call, which "
+                      "compiles, is timed apart)."):
+        st.session_state[timed] = True
+    if not st.session_state.get(timed):
+        st.caption("Runs the model dozens of times, so it waits for the button.")
+        return
+    with st.spinner("Timing eager, tf.function and XLA on the same batch…"):
+        timing = show_panel("xla_step_time", ref, ctx, function=function)
+    if timing is not None and timing.layout.meta.get("verdict"):
+        st.info(timing.layout.meta["verdict"], icon=":material/info:")
