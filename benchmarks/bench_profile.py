@@ -70,11 +70,11 @@ def build(batch: int, folder: Path):
 def unprofiled_steps(loaded, dataset, steps: int, batch: int) -> tuple[list[float], float]:
     """The capture's own step function (a copy of the model, compiled on first use), 2
     warm-up steps, then `steps` timed steps, all without the profiler."""
-    from insight.profiler.capture import _cycle, _train_step
+    from insight.profiler.steps import make_train_step, repeat_batches
 
     t0 = time.perf_counter()
-    step = _train_step(loaded.model, False)
-    batches = _cycle(dataset, batch)
+    step = make_train_step(loaded.model, False)
+    batches = repeat_batches(dataset, batch)
     for _ in range(2):
         step(*next(batches))
     times = []

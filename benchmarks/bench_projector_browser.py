@@ -28,7 +28,7 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_projection import blobs, first_call  # noqa: E402
-from bench_serve import ARGS, CHROMIUM, ENV, ROOT, _free_port, _stop, _wait_health  # noqa: E402
+from bench_serve import ARGS, CHROMIUM, ENV, ROOT, free_port, stop, wait_health  # noqa: E402
 
 TITLE = ".js-plotly-plot .gtitle"
 
@@ -51,14 +51,14 @@ class Server:
     """`insight serve` in a subprocess, its stderr watched for the warm-up line."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.started = time.perf_counter()
         self.warm_at: float | None = None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "insight.cli", "serve", "--port", str(self.port)], cwd=ROOT,
             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._watch, daemon=True).start()
-        _wait_health(self.port, self.proc)
+        wait_health(self.port, self.proc)
 
     def _watch(self) -> None:
         for line in self.proc.stderr:
@@ -193,7 +193,7 @@ def main() -> None:
         print(f"failed; screenshot in {folder / 'failed.png'}", file=sys.stderr)
         raise
     finally:
-        _stop(server.proc)
+        stop(server.proc)
     print("| measure | insight | baseline | base | ratio | target |")
     print("|---|---:|---|---:|---:|---|")
     for name, ours, base_name, base, target in rows:

@@ -35,7 +35,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 DEFAULTS_ENV = dict(ENV, INSIGHT_STREAMLIT_DEFAULTS="1")
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the OS picks it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -57,7 +58,13 @@ def floor(model: Path) -> float:
     return time.perf_counter() - start
 
 
-def _wait_health(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+def wait_health(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until the Streamlit server on `port` answers its health check.
+
+    Raises:
+        RuntimeError: the server process exited first.
+        TimeoutError: not healthy within `timeout` seconds.
+    """
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         if proc.poll() is not None:
@@ -87,11 +94,12 @@ def _start(cmd: list[str], port: int, env: dict) -> tuple[subprocess.Popen, floa
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    _wait_health(port, proc)
+    wait_health(port, proc)
     return proc, start
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it after 10 s."""
     proc.terminate()
     try:
         proc.wait(10)
@@ -133,7 +141,7 @@ class _Frames:
 
 def cold_and_reruns(browser, cmd_for, reruns: int, env: dict = ENV
                     ) -> tuple[float, list[float]]:
-    port = _free_port()
+    port = free_port()
     proc, start = _start(cmd_for(port), port, env)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -153,7 +161,7 @@ def cold_and_reruns(browser, cmd_for, reruns: int, env: dict = ENV
         page.close()
         return cold, times
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def main() -> None:

@@ -65,6 +65,8 @@ class XlaCompilation:
         layer_classes: `{layer path: class name}`.
         loss: the train step's loss name (`""` for the forward pass).
         seconds: `{"trace": ..., "hlo": ..., "optimized_hlo": ...}` wall time of each step.
+        runnable: `(python function, XLA tf.function, args)` for `step_times` to call; `None`
+            when the compilation was not made by `compile_model`.
     """
 
     model_name: str
@@ -76,7 +78,7 @@ class XlaCompilation:
     layer_classes: dict[str, str]
     loss: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
-    _run: Any = field(default=None, repr=False)  # (python fn, xla tf.function, args)
+    runnable: Any = field(default=None, repr=False)
     _by_scope: dict[str, str] = field(default_factory=dict, repr=False)
     _fusions: dict[str, dict[str, tuple[HloInstruction, ...]]] = field(default_factory=dict,
                                                                        repr=False)

@@ -225,7 +225,7 @@ def compile_model(model: Any, x: Any, y: Any = None, *, function: str = "forward
                if type(layer).__name__ != "InputLayer"}
     return XlaCompilation(name, function, rows, text, modules,
                           {p: tuple(s) for p, s in scopes.items()}, classes, loss_name,
-                          seconds, _run=(python_fn, xla_fn, args))
+                          seconds, runnable=(python_fn, xla_fn, args))
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -256,10 +256,10 @@ def step_times(comp: XlaCompilation, *, budget_s: float = 0.5, min_runs: int = 4
     """
     import tensorflow as tf
 
-    if comp._run is None:
+    if comp.runnable is None:
         raise UsageError("This compilation holds no function to time.",
-                         "Time a compilation returned by compile_model.", "comp._run=None")
-    python_fn, xla_fn, args = comp._run
+                         "Time a compilation returned by compile_model.", "comp.runnable=None")
+    python_fn, xla_fn, args = comp.runnable
     modes = {"eager": python_fn, "graph": tf.function(python_fn), "xla": xla_fn}
     first: dict[str, float] = {}
     for mode, fn in modes.items():

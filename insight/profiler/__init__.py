@@ -2,6 +2,7 @@
 
 - `capture`: capturing a profile and finding, opening and converting the ones on disk
   (`insight.capture_profile`, `insight.find_profiles`);
+- `steps`: the inference and training steps a capture times (on a copy of the model);
 - `tables`: xprof's tool outputs as tidy tables (steps, timeline events, ops, memory);
 - `timeline`: the events of a time window, small ones merged per pixel.
 """

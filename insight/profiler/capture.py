@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from insight.errors import DataError, UsageError
+from insight.profiler.steps import make_predict_step, make_train_step, repeat_batches
 
 __all__ = ["ProfileRun", "find_profiles", "get_profile", "tool_data", "capture_profile",
            "TOOLS", "cache_root", "xprof_command", "writable_logdir"]
@@ -269,9 +270,9 @@ def capture_profile(loaded: Any, dataset: Any, logdir: str | Path, *, steps: int
                          "inference (without --train).", f"data={dataset.name!r}")
     import tensorflow as tf
 
-    step, kind = (_train_step if train else _predict_step)(loaded.model, xla), \
+    step, kind = (make_train_step if train else make_predict_step)(loaded.model, xla), \
         "train" if train else "predict"
-    batches = _cycle(dataset, batch_size)
+    batches = repeat_batches(dataset, batch_size)
     for _ in range(max(0, warmup)):
         step(*next(batches))
     root = Path(logdir).expanduser()
@@ -294,79 +295,3 @@ def capture_profile(loaded: Any, dataset: Any, logdir: str | Path, *, steps: int
     if not new:  # same-second run folder reused: take the newest
         new = find_profiles(root)
     return new[0]
-
-
-def _cycle(dataset: Any, batch_size: int):
-    while True:
-        yield from dataset.batches(min(batch_size, len(dataset)))
-
-
-def _predict_step(model: Any, xla: bool):
-    import tensorflow as tf
-
-    fn = tf.function(lambda x: model(x, training=False), jit_compile=xla,
-                     reduce_retracing=True)
-
-    def step(x, _y):
-        out = fn(x)
-        tf.nest.map_structure(lambda t: t.numpy(), out)  # wait for the result
-
-    return step
-
-
-def _train_step(model: Any, xla: bool):
-    import keras
-
-    from insight.probe.backprop import resolve_loss
-
-    try:
-        copy = keras.models.clone_model(model)
-        copy.set_weights(model.get_weights())
-    except Exception:  # noqa: BLE001  subclassed models may not clone: train the original
-        copy = model
-    recorded = getattr(model, "loss", None)
-    state: dict[str, Any] = {}
-
-    def step(x, y):
-        if not state:
-            out = copy(x, training=False)
-            outs = list(out.values()) if isinstance(out, dict) else \
-                list(out) if isinstance(out, list | tuple) else [out]
-            names = list(getattr(copy, "output_names", None) or [f"output_{i}"
-                                                                  for i in range(len(outs))])
-            state["ys"] = _labels_per_output(y, names)
-            losses = [resolve_loss(None, yy, o, recorded if len(outs) == 1 else None)[0]
-                      for yy, o in zip(state["ys"](y), outs, strict=True)]
-            copy.compile(optimizer="adam", loss=losses if len(outs) > 1 else losses[0],
-                         jit_compile=xla)
-        ys = state["ys"](y)
-        copy.train_on_batch(x, ys if len(ys) > 1 else ys[0])
-
-    return step
-
-
-def _labels_per_output(y: Any, names: list[str]):
-    """A function from a batch's labels to one label array per model output, in order:
-    dict keys matched by output name (or `y_<name>`), else by position.
-
-    Raises:
-        UsageError: the labels do not cover every output.
-    """
-    if not isinstance(y, dict):
-        if len(names) > 1:
-            raise UsageError(f"Training steps need labels for each of the model's {len(names)} "
-                             "outputs, and the data has one label array.",
-                             "Save labels keyed by output name in the .npz, or profile "
-                             "inference.", f"outputs={names!r}")
-        return lambda batch: [batch]
-    keys = []
-    for i, name in enumerate(names):
-        key = name if name in y else f"y_{name}" if f"y_{name}" in y else \
-            list(y)[i] if len(y) == len(names) else None
-        if key is None:
-            raise UsageError(f"No labels for the output {name!r}: training steps need labels "
-                             "for every output.", "Key the labels by output name (or "
-                             "y_<name>) in the .npz, or profile inference.",
-                             f"labels={list(y)!r}, outputs={names!r}")
-        keys.append(key)
-    return lambda batch: [batch[k] for k in keys]

@@ -212,14 +212,14 @@ def test_cli_bad_profiles_one_line(run_python, tmp_path, captured):
 
 
 def test_training_labels_per_output():
-    from insight.profiler.capture import _labels_per_output
+    from insight.profiler.steps import labels_per_output
 
     batch = {"y_digit": np.arange(3), "y_is_even": np.ones(3)}
-    pick = _labels_per_output(batch, ["digit", "is_even"])
+    pick = labels_per_output(batch, ["digit", "is_even"])
     assert [a.tolist() for a in pick(batch)] == [[0, 1, 2], [1.0, 1.0, 1.0]]
     with pytest.raises(UsageError) as exc:
-        _labels_per_output(np.arange(3), ["digit", "is_even"])
+        labels_per_output(np.arange(3), ["digit", "is_even"])
     assert_error(exc, UsageError, "labels for each of the model's 2 outputs")
     with pytest.raises(UsageError) as exc:
-        _labels_per_output({"y_digit": np.arange(3)}, ["digit", "is_even"])
+        labels_per_output({"y_digit": np.arange(3)}, ["digit", "is_even"])
     assert_error(exc, UsageError, "No labels for the output 'is_even'")
