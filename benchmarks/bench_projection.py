@@ -1,4 +1,4 @@
-"""Projections and neighbours against the plain library calls, in one run (issue 4).
+"""Projections and neighbours against the plain library calls, in one run.
 
 Rows (each beside its baseline, measured in the same run; fresh processes where a first call
 is the point):

@@ -1,4 +1,4 @@
-"""The Embeddings page in headless Chromium, driven like a user (issue 4).
+"""The Embeddings page in headless Chromium, driven like a user.
 
 Rows (one run, `insight serve` on the bundled digits_cnn, vectors files written to a temp dir):
 - warm-up: seconds from `insight serve` starting to its "insight: warm" line (TensorFlow,

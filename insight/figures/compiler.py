@@ -64,7 +64,7 @@ def op_counts_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
     frame = table.assign(total=table["before"] + table["after"]).sort_values(
         ["total", "opcode"], ascending=[True, False], kind="stable")
     fig = go.Figure()
-    # Added after-then-before so each group reads top-down "before, after" as the legend does.
+    # Traced after-then-before so each group reads top-down "before, after", as the legend does.
     for col, name, colour in (("after", "after optimisation", COLORWAY[0]),
                               ("before", "before optimisation", "#9aa5b1")):
         fig.add_bar(y=frame["opcode"], x=frame[col], name=name, orientation="h",
@@ -73,7 +73,7 @@ def op_counts_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
                     hovertemplate="%{y}: %{x} instructions<extra>" + name + "</extra>")
     apply_template(fig, title=title)
     fig.update_layout(barmode="group", bargap=0.25, height=max(320, 60 + 34 * len(frame)),
-                      # below the axis: above the plot it wrapped onto the subtitle in a column
+                      # below the axis: above the plot, a narrow column wraps it onto the subtitle
                       legend=dict(orientation="h", x=0, y=0, yref="container",
                                   yanchor="bottom", traceorder="reversed"),
                       xaxis_title="instructions (a fusion counts once)",

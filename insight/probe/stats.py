@@ -41,8 +41,8 @@ from insight.probe.capture import (
 
 __all__ = ["ActivationStats", "activation_stats", "STAT_COLUMNS", "HIST_SAMPLE"]
 
-# Histograms read every k-th value, at most this many per layer per batch: a full histogram
-# of ~1 GB of activations per batch doubled the cost of a statistics pass on MobileNetV2.
+# Histograms read every k-th value, at most this many per layer per batch: a histogram of
+# every value (~1 GB of activations per batch on MobileNetV2) doubles the cost of a pass.
 HIST_SAMPLE = 65_536
 
 STAT_COLUMNS = ["layer", "class", "shape", "units", "mean", "std", "min", "max",

@@ -53,7 +53,7 @@ def _warm(opts: LaunchOptions) -> None:
         print(f"insight: warm in {time.perf_counter() - started:.1f} s (TensorFlow, the "
               "model, UMAP)", file=sys.stderr, flush=True)
         # Not pynndescent (UMAPs of over 20,000 points): its ~25 s of compilation holds the
-        # GIL and made a user's first 5,000-point UMAP right after this line take 30 s.
+        # GIL, and any UMAP asked for meanwhile, however small, would wait for all of it.
     except Exception:  # noqa: BLE001  the page reports any real problem
         pass
     finally:

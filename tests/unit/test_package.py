@@ -144,7 +144,7 @@ def test_list_samples(monkeypatch, sample_models):
 def test_samples_found_from_a_source_checkout_without_the_mapped_package(monkeypatch):
     """`python -m insight.cli` or `streamlit run app.py` from a checkout's root import the
     checkout's `insight/` (first on sys.path), where `insight.sample_models` does not exist
-    when the package was installed non-editable (CI caught this in the browser tests)."""
+    when the package was installed non-editable."""
     from importlib import resources
 
     import insight.model.samples as samples

@@ -218,7 +218,7 @@ def test_wrappers_are_removed_even_when_the_forward_pass_fails(mlp):
 def test_capture_function_returns_the_model_outputs():
     """`activations()` compiles with `with_outputs=False`; a later `capture_function(model,
     layers, x)` (default `with_outputs=True`) must not get that cached function back (its
-    outputs would be `()`). Regression test: the cache key once omitted `with_outputs`.
+    outputs would be `()`): the cache key holds `with_outputs`.
     """
     keras.utils.set_random_seed(3)
     inp = keras.Input((4,), name="x")

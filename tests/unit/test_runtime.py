@@ -18,7 +18,7 @@ def test_streamlit_no_longer_resets_keras_after_each_run(monkeypatch):
     assert keep_keras_session() is True
     streamlit_hook()()
     assert calls == [1]  # Streamlit's own hook: clear_session (and a gc.collect) per rerun
-    script_runner._clean_problem_modules()  # what runs after each script run now
+    script_runner._clean_problem_modules()  # insight's replacement, run after each script run
     assert calls == [1]
 
 
