@@ -9,14 +9,16 @@ from insight.panels import PanelContext
 from insight.panels.profiler import NO_MEMORY
 from insight.ui.cache import panel
 from insight.ui.profiler import (
-    OP_COLUMNS,
     capture_form,
+    level_picker,
+    ops_table,
     pick_profile,
     profile_choices,
     profile_error,
+    profile_summary,
     timeline_controls,
 )
-from insight.ui.widgets import require_preflight, require_ref, show_panel
+from insight.ui.widgets import param_of, require_preflight, require_ref, show_panel
 
 ref = require_ref()
 pf = require_preflight(ref)
@@ -42,19 +44,7 @@ try:
 except Exception as exc:  # noqa: BLE001  shown, the page stops
     profile_error(exc)
     st.stop()
-
-cols = st.columns(5)
-cols[0].metric("Steps (xprof)", card["steps"])
-cols[1].metric("Mean step", f"{card['step_ms_mean']:.2f} ms" if card["steps"] else "–")
-cols[2].metric("Events", f"{card['events']:,}")
-cols[3].metric("Threads", card["threads"])
-cols[4].metric("Span", f"{card['span_ms']:.1f} ms")
-with st.expander("Open in XProf (the full tool; its charts need Internet)"):
-    st.code(card["xprof_command"], language="bash")
-    st.caption(f"or `{card['tensorboard_command']}` (Profile tab). The file: "
-               f"`{card['folder']}`")
-    for line in card["diagnostics"]:
-        st.caption(f"xprof: {line}")
+profile_summary(card)
 
 st.subheader("Step-time breakdown")
 if card["no_step_markers"]:
@@ -76,30 +66,13 @@ def timeline() -> None:
 timeline()
 
 st.subheader("Top ops by self time")
-level = st.segmented_control("Level", ["framework", "hlo"], default="framework",
-                             key="prof_level", format_func={"framework": "TensorFlow ops",
-                                                            "hlo": "XLA (HLO) ops"}.get)
+level = level_picker()
 left, right = st.columns([1.5, 1], gap="medium")
 with left:
-    try:
-        ops = panel("top_ops", ref, ctx, run=choice.run, level=level or "framework", top=25)
-        st.dataframe(ops, hide_index=True, height=420, column_config=OP_COLUMNS)
-    except Exception as exc:  # noqa: BLE001
-        profile_error(exc)
-        ops = None
-    if ops is not None and ops.empty:
-        st.caption("No XLA ops ran in this profile: capture with **XLA** on to see them."
-                   if level == "hlo" else "No TensorFlow ops in this profile.")
-    elif ops is not None and level != "hlo" and len(ops) and \
-            str(ops["type"].iloc[0]).startswith("__inference"):
-        st.caption("The step ran as one XLA-compiled function: choose **XLA (HLO) ops** to "
-                   "see inside it.")
-    elif ops is not None and ops.attrs.get("source") == "timeline":
-        st.caption("xprof has no HLO statistics for CPU: these are summed from the timeline's "
-                   "XLA events.")
+    ops_table(ref, ctx, choice.run, level)
 with right:
-    show_panel("top_ops_treemap", ref, ctx, run=choice.run, level=level or "framework",
-               top=25)
+    show_panel("top_ops_treemap", ref, ctx, run=choice.run, level=level,
+               top=param_of("top_ops_treemap", "top").default)
 
 st.subheader("Memory over time")
 if card["memory_events"]:

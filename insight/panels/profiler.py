@@ -46,7 +46,8 @@ from insight.profiler.tables import (
 )
 from insight.profiler.timeline import step_window, timeline_bars
 
-__all__ = ["NO_STEPS", "NO_MEMORY", "profile_trace", "resolve_run"]
+__all__ = ["NO_STEPS", "NO_MEMORY", "LEVEL_TITLES", "profile_trace", "resolve_run",
+           "top_ops_note"]
 
 NO_STEPS = ("No step markers in this profile, so xprof cannot split its time into steps "
             "(its \"No step marker observed\"). xprof counts a step only inside a root "
@@ -59,6 +60,7 @@ NO_MEMORY = ("No memory events in this profile. On CPU, TensorFlow records alloc
              "when `TF_CPU_ALLOCATOR_USE_BFC=true` is set before it starts, as "
              "`insight profile` and the Capture button do; GPU profiles always have them.")
 
+LEVEL_TITLES = {"framework": "TensorFlow ops", "hlo": "XLA (HLO) ops"}
 RUN = Param("run", "str", "", help="Profile run label under the logdir (empty: the newest).")
 LEVEL = Param("level", "str", "framework", ("framework", "hlo"),
               help="TensorFlow ops, or XLA (HLO) ops.")
@@ -162,10 +164,27 @@ def _ops(ctx: PanelContext, run: str, level: str) -> pd.DataFrame:
     return framework_ops(_tool(ctx, r, "framework_op_stats"), _layers(ctx))
 
 
+def top_ops_note(ops: pd.DataFrame, level: str) -> str:
+    """One line under an ops table (`""`: nothing to add): why it is empty, that the step ran
+    as one XLA-compiled function (a single `__inference...` TensorFlow op), or that the XLA
+    ops were summed from the timeline (xprof has no HLO statistics for CPU)."""
+    if ops.empty:
+        return ("No XLA ops ran in this profile: capture with **XLA** on to see them."
+                if level == "hlo" else "No TensorFlow ops in this profile.")
+    if level != "hlo" and str(ops["type"].iloc[0]).startswith("__inference"):
+        return ("The step ran as one XLA-compiled function: choose **XLA (HLO) ops** to see "
+                "inside it.")
+    if ops.attrs.get("source") == "timeline":
+        return ("xprof has no HLO statistics for CPU: these are summed from the timeline's "
+                "XLA events.")
+    return ""
+
+
 def _top_ops(ctx: PanelContext, run: str, level: str, top: int) -> pd.DataFrame:
+    """The `top` ops by self time; `attrs` hold the total count and `note` (`top_ops_note`)."""
     ops = _ops(ctx, run, level)
     out = ops.head(max(1, top)).copy()
-    out.attrs.update(ops.attrs, total=len(ops))
+    out.attrs.update(ops.attrs, total=len(ops), note=top_ops_note(ops, level))
     return out
 
 

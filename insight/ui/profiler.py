@@ -16,11 +16,15 @@ from typing import Any
 import streamlit as st
 
 from insight.errors import InsightError
+from insight.panels.profiler import LEVEL_TITLES
+from insight.panels.registry import PanelContext
 from insight.profiler.capture import ProfileRun, find_profiles, writable_logdir
-from insight.ui.cache import ModelRef
+from insight.ui.cache import ModelRef, panel
+from insight.ui.widgets import param_of
 
 __all__ = ["OP_COLUMNS", "Choice", "profile_choices", "pick_profile", "capture_form",
-           "profile_error", "timeline_controls"]
+           "profile_error", "profile_summary", "timeline_controls", "level_picker",
+           "ops_table"]
 
 CAPTURE_TIMEOUT_S = 600
 OP_COLUMNS = {
@@ -148,6 +152,42 @@ def profile_error(exc: BaseException) -> None:
         from insight.ui.feedback import show_error
 
         show_error(exc)
+
+
+def profile_summary(card: dict[str, Any]) -> None:
+    """The `profile_card` as metrics, and how to open the profile in XProf itself."""
+    cols = st.columns(5)
+    cols[0].metric("Steps (xprof)", card["steps"])
+    cols[1].metric("Mean step", f"{card['step_ms_mean']:.2f} ms" if card["steps"] else "–")
+    cols[2].metric("Events", f"{card['events']:,}")
+    cols[3].metric("Threads", card["threads"])
+    cols[4].metric("Span", f"{card['span_ms']:.1f} ms")
+    with st.expander("Open in XProf (the full tool; its charts need Internet)"):
+        st.code(card["xprof_command"], language="bash")
+        st.caption(f"or `{card['tensorboard_command']}` (Profile tab). The file: "
+                   f"`{card['folder']}`")
+        for line in card["diagnostics"]:
+            st.caption(f"xprof: {line}")
+
+
+def level_picker() -> str:
+    """TensorFlow ops or XLA (HLO) ops, for the `top_ops` panels."""
+    level = param_of("top_ops", "level")
+    return st.segmented_control("Level", level.choices, default=level.default,
+                                key="prof_level", format_func=LEVEL_TITLES.get) or level.default
+
+
+def ops_table(ref: ModelRef, ctx: PanelContext, run: str, level: str) -> None:
+    """The `top_ops` table (its default `top`), with the note the panel gives it."""
+    try:
+        ops = panel("top_ops", ref, ctx, run=run, level=level,
+                    top=param_of("top_ops", "top").default)
+    except Exception as exc:  # noqa: BLE001  shown, the page goes on
+        profile_error(exc)
+        return
+    st.dataframe(ops, hide_index=True, height=420, column_config=OP_COLUMNS)
+    if ops.attrs.get("note"):
+        st.caption(ops.attrs["note"])
 
 
 def timeline_controls(card: dict[str, Any], steps: list[tuple[int, str]]) -> dict[str, Any]:

@@ -84,6 +84,28 @@ def test_captured_profile_with_steps(captured_logdir):
     assert any("capture with **XLA** on" in c.value for c in at.caption)
 
 
+def test_xla_profile_notes_come_from_the_panel(tmp_path):
+    """An XLA-compiled train step is one `__inference` TensorFlow op: the `top_ops` panel's note
+    (`top_ops_note`, in the table's attrs) says so, and at the HLO level that xprof's CPU
+    statistics are summed from the timeline."""
+    from insight.data import dataset_for
+    from insight.model.loading import load_model
+    from insight.profiler.capture import capture_profile
+
+    loaded = load_model(SAMPLE.model)
+    capture_profile(loaded, dataset_for(loaded), tmp_path, steps=2, warmup=1, batch_size=16,
+                    train=True, xla=True)
+    at = _page(str(tmp_path))
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["type"].iloc[0].startswith("__inference")
+    assert any("one XLA-compiled function" in c.value for c in at.caption)
+    at = at.segmented_control(key="prof_level").set_value("hlo").run()
+    assert not at.exception, at.exception
+    assert len(at.dataframe[0].value)  # XLA ops, summed from the timeline
+    assert any("summed from the timeline's XLA events" in c.value for c in at.caption)
+    assert not any("one XLA-compiled function" in c.value for c in at.caption)
+
+
 def test_corrupt_profile_is_explained(tmp_path, captured_logdir):
     folder = tmp_path / "plugins" / "profile" / "run1"
     folder.mkdir(parents=True)
