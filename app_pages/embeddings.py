@@ -1,11 +1,9 @@
 """Embeddings: project any layer's outputs, an Embedding's weights or your own vectors with
 PCA, UMAP or t-SNE (every point), colour and search by metadata, inspect neighbours."""
 
-from pathlib import Path
-
 import streamlit as st
 
-from insight.ui.projector import compare_layer, projection_controls, show_projection
+from insight.ui.projector import compare_layer, projection_controls, show_projection, vectors_files
 from insight.ui.widgets import require_model, require_ref, show_panel
 
 ref = require_ref()
@@ -13,11 +11,7 @@ ctx = require_model(ref)
 st.title("Embeddings")
 params = projection_controls(ctx, key=ref.path)
 if params["source"] == "file":
-    vec_col, meta_col = st.columns(2)
-    vectors = vec_col.text_input("Vectors (.npy or .tsv)", key="proj_vectors_path")
-    metadata = meta_col.text_input("Metadata TSV (optional)", key="proj_metadata_path")
-    ctx.vectors_path = Path(vectors).expanduser() if vectors.strip() else None
-    ctx.metadata_path = Path(metadata).expanduser() if metadata.strip() else None
+    ctx = vectors_files(ctx)
 
 other = compare_layer(ctx, params, key=ref.path)
 if other:

@@ -24,26 +24,34 @@ from insight.figures.projector import projection_figure
 from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.projector.projection import METHODS, METRICS, neighbors, project
 
-__all__ = ["SOURCES", "projected", "source_vectors", "default_color"]
+__all__ = ["SOURCES", "SOURCE_TITLES", "METHOD_TITLES", "projected", "source_vectors",
+           "default_color", "default_layer"]
 
 SOURCES = ("layer", "embedding", "file", "logdir")
+SOURCE_TITLES = {"layer": "A layer's outputs", "embedding": "An Embedding layer's weights",
+                 "file": "A vectors file", "logdir": "The logdir's projector config"}
+METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 
 _SOURCE_PARAMS = (
     Param("source", "str", "layer", SOURCES, "what to project"),
     Param("layer", "str", "", help="layer path (source=layer); empty: the last hidden layer"),
     Param("reduce", "str", "flatten", ("flatten", "mean", "max"),
-          "conv outputs: flatten, or pool over space"),
-    Param("sample", "int", 0, help="project a seeded random sample of this many points; "
-                                   "0: every point"),
+          "Flatten each output, or pool it over space (one value per channel)"),
+    Param("sample", "int", 0, help="0 projects every point. A positive number projects a "
+          "seeded random sample of that many; the plot's title then says so.",
+          min_value=0, step=1000),
 )
 _METHOD_PARAMS = (
     Param("method", "str", "pca", METHODS[:3], "projection method"),
     Param("dims", "int", 2, (2, 3), "2-D or 3-D"),
     Param("seed", "int", 0, help="random seed"),
     Param("metric", "str", "euclidean", METRICS, "distance"),
-    Param("n_neighbors", "int", 15, help="UMAP neighbourhood size"),
-    Param("min_dist", "float", 0.1, help="UMAP minimum distance"),
-    Param("perplexity", "float", 30.0, help="t-SNE perplexity"),
+    Param("n_neighbors", "int", 15, help="UMAP neighbourhood size", min_value=2,
+          max_value=200),
+    Param("min_dist", "float", 0.1, help="UMAP minimum distance", min_value=0.0,
+          max_value=1.0, step=0.05),
+    Param("perplexity", "float", 30.0, help="t-SNE perplexity", min_value=2.0,
+          max_value=100.0, step=1.0),
 )
 _VIEW_PARAMS = (
     Param("color", "str", "", help="metadata column to colour by; empty: label, else prediction"),
@@ -54,7 +62,12 @@ _VIEW_PARAMS = (
 )
 
 
-def _default_layer(ctx: PanelContext) -> str:
+def default_layer(ctx: PanelContext) -> str:
+    """The layer projected when `layer` is empty: the last hidden one (the last, if alone).
+
+    Raises:
+        UsageError: the model has no layers.
+    """
     from insight.model.layers import layer_paths
 
     paths = layer_paths(ctx.loaded.model)
@@ -70,7 +83,7 @@ def _vectors(ctx: PanelContext, source: str, layer: str, reduce: str):
         from insight.data import dataset_for
 
         dataset = ctx.cached("dataset", lambda: dataset_for(ctx.loaded, ctx.data_path))
-        return es.layer_vectors(ctx.loaded, dataset, layer or _default_layer(ctx),
+        return es.layer_vectors(ctx.loaded, dataset, layer or default_layer(ctx),
                                 reduce=reduce)
     if source == "embedding":
         return es.embedding_vectors(ctx.loaded, layer or None)
@@ -158,7 +171,7 @@ def _projection(ctx: PanelContext, **params: Any):
     if view["point"] >= 0:
         near = neighbors(vectors.vectors, view["point"], k=view["k"], metric=base["metric"])
         highlight = [view["point"], *near["index"].tolist()]
-    what = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[base["method"]]
+    what = METHOD_TITLES[base["method"]]
     if vectors.total > len(coords):
         title = (f"{what} of {vectors.name}: a random sample of {len(coords):,} of "
                  f"{vectors.total:,} points (seed {base['seed']})")

@@ -1,22 +1,39 @@
-"""Widgets of the Embeddings page: source and method controls, the selectable scatter."""
+"""Widgets of the Embeddings page: source and method controls, the vectors files, the
+selectable scatter.
+
+Defaults, choices, ranges, titles and help come from the `projection` panel's `Param` schema
+(`insight.panels.projector`), so a widget and a deep link always mean the same thing.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from insight.model.layers import iter_layers, layer_paths
-from insight.panels.registry import PanelContext
+from insight.panels.projector import METHOD_TITLES, SOURCE_TITLES, default_layer
+from insight.panels.registry import PanelContext, Param
 from insight.ui.cache import ModelRef, panel
 from insight.ui.feedback import progress_bar, show_error
+from insight.ui.widgets import param_of
 
-__all__ = ["projection_controls", "show_projection", "compare_layer"]
+__all__ = ["projection_controls", "vectors_files", "show_projection", "compare_layer"]
 
-_LABELS = {"layer": "A layer's outputs", "embedding": "An Embedding layer's weights",
-           "file": "A vectors file", "logdir": "The logdir's projector config"}
-_METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 _COLOURS = {"layer": ["label", "predicted", "correct", "confidence"], "embedding": ["token"]}
+
+
+def _param(name: str) -> Param:
+    return param_of("projection", name)
+
+
+def _number(column: Any, label: str, name: str, *, key: str, **kwargs: Any) -> Any:
+    """A number input with the parameter's range, step and default."""
+    p = _param(name)
+    return column.number_input(label, p.min_value, p.max_value, p.default, p.step, key=key,
+                               **kwargs)
 
 
 def _spatial(ctx: PanelContext, layer: str) -> bool:
@@ -30,47 +47,40 @@ def _spatial(ctx: PanelContext, layer: str) -> bool:
 
 
 def _sources(ctx: PanelContext) -> list[str]:
-    out = ["layer"]
+    """The sources this model and logdir offer, in the schema's order."""
+    offered = {"layer", "file"}
     if any(type(layer).__name__ == "Embedding" for _, layer, _ in iter_layers(ctx.loaded.model)):
-        out.append("embedding")
-    out.append("file")
+        offered.add("embedding")
     if ctx.logdir is not None and (ctx.logdir / "projector_config.pbtxt").is_file():
-        out.append("logdir")
-    return out
+        offered.add("logdir")
+    return [s for s in _param("source").choices if s in offered]
 
 
 def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
     """Draw the controls; returns the `projection` panel's parameters."""
-    sources = _sources(ctx)
     top = st.columns([2, 2, 1, 1])
-    source = top[0].selectbox("Project", sources, format_func=_LABELS.get,
+    source = top[0].selectbox("Project", _sources(ctx), format_func=SOURCE_TITLES.get,
                               key=f"proj_source|{key}")
-    layer, reduce = "", "flatten"
+    layer, reduce = _param("layer").default, _param("reduce").default
     if source == "layer":
         paths = layer_paths(ctx.loaded.model)
-        layer = top[1].selectbox("Layer", paths, index=max(len(paths) - 2, 0),
+        layer = top[1].selectbox("Layer", paths, index=paths.index(default_layer(ctx)),
                                  key=f"proj_layer|{key}")
         if _spatial(ctx, layer):
-            reduce = top[2].selectbox("Conv outputs", ["flatten", "mean", "max"],
-                                      key=f"proj_reduce|{key}",
-                                      help="Flatten each output, or pool it over space "
-                                           "(one value per channel)")
+            reduce = top[2].selectbox("Conv outputs", _param("reduce").choices,
+                                      key=f"proj_reduce|{key}", help=_param("reduce").help)
     with st.form(f"proj_form|{key}", border=False):
         cols = st.columns(7)
-        method = cols[0].selectbox("Method", list(_METHODS), format_func=_METHODS.get,
-                                   key=f"proj_method|{key}")
-        dims = cols[1].selectbox("Dimensions", [2, 3], key=f"proj_dims|{key}")
-        metric = cols[2].selectbox("Distance", ["euclidean", "cosine"], key=f"proj_metric|{key}")
-        n_neighbors = cols[3].number_input("UMAP neighbours", 2, 200, 15,
-                                           key=f"proj_nn|{key}")
-        min_dist = cols[4].number_input("UMAP min dist", 0.0, 1.0, 0.1, 0.05,
-                                        key=f"proj_md|{key}")
-        perplexity = cols[5].number_input("t-SNE perplexity", 2.0, 100.0, 30.0, 1.0,
-                                          key=f"proj_px|{key}")
-        sample = cols[6].number_input("Sample points", 0, None, 0, 1000, key=f"proj_sample|{key}",
-                                      help="0 projects every point. A positive number projects "
-                                           "a seeded random sample of that many; the plot's "
-                                           "title then says so.")
+        method = cols[0].selectbox("Method", _param("method").choices,
+                                   format_func=METHOD_TITLES.get, key=f"proj_method|{key}")
+        dims = cols[1].selectbox("Dimensions", _param("dims").choices, key=f"proj_dims|{key}")
+        metric = cols[2].selectbox("Distance", _param("metric").choices,
+                                   key=f"proj_metric|{key}")
+        n_neighbors = _number(cols[3], "UMAP neighbours", "n_neighbors", key=f"proj_nn|{key}")
+        min_dist = _number(cols[4], "UMAP min dist", "min_dist", key=f"proj_md|{key}")
+        perplexity = _number(cols[5], "t-SNE perplexity", "perplexity", key=f"proj_px|{key}")
+        sample = _number(cols[6], "Sample points", "sample", key=f"proj_sample|{key}",
+                         help=_param("sample").help)
         st.form_submit_button("Project")
     view = st.columns([2, 3, 1])
     if source in _COLOURS:
@@ -82,12 +92,22 @@ def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
                                 placeholder="substring; matches stay bright")
     regex = view[2].checkbox("Regex", key=f"proj_regex|{key}")
     return {"source": source, "layer": layer, "reduce": reduce, "sample": int(sample),
-            "method": method,
-            "dims": int(dims), "seed": 0, "metric": metric, "n_neighbors": int(n_neighbors),
-            "min_dist": float(min_dist), "perplexity": float(perplexity),
-            "color": color.strip(), "search": search.strip(), "regex": bool(regex),
+            "method": method, "dims": int(dims), "seed": _param("seed").default,
+            "metric": metric, "n_neighbors": int(n_neighbors), "min_dist": float(min_dist),
+            "perplexity": float(perplexity), "color": color.strip(), "search": search.strip(),
+            "regex": bool(regex),
             "point": int(st.session_state.get(_point_key(key, source, int(sample)), -1)),
-            "k": 10}
+            "k": _param("k").default}
+
+
+def vectors_files(ctx: PanelContext) -> PanelContext:
+    """The vectors file (and its metadata) to project, typed in; returns a context that
+    reads them."""
+    vec_col, meta_col = st.columns(2)
+    vectors = vec_col.text_input("Vectors (.npy or .tsv)", key="proj_vectors_path")
+    metadata = meta_col.text_input("Metadata TSV (optional)", key="proj_metadata_path")
+    return replace(ctx, vectors_path=Path(vectors).expanduser() if vectors.strip() else None,
+                   metadata_path=Path(metadata).expanduser() if metadata.strip() else None)
 
 
 def _point_key(key: str, source: str, sample: int) -> str:
@@ -111,14 +131,12 @@ def show_projection(ref: ModelRef, ctx: PanelContext, params: dict[str, Any], *,
                     slot: str = "main") -> bool:
     """The scatter; clicking a point selects it (its neighbours are then ringed)."""
     try:
-        with st.spinner(f"Projecting with {_METHODS[params['method']]}…"), \
-                progress_bar() as ctx.progress:
-            fig = panel("projection", ref, ctx, **params)
+        with st.spinner(f"Projecting with {METHOD_TITLES[params['method']]}…"), \
+                progress_bar() as progress:
+            fig = panel("projection", ref, replace(ctx, progress=progress), **params)
     except Exception as exc:
         show_error(exc)
         return False
-    finally:
-        ctx.progress = None
     event = st.plotly_chart(fig, theme=None, on_select="rerun", selection_mode="points",
                             key=f"proj_chart|{ref.path}|{slot}", config={"displaylogo": False})
     from insight.ui.share import share_control

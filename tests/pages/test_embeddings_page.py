@@ -89,3 +89,42 @@ def test_sampling_says_so_and_clicked_point_shows_beside_the_plot():
     title = side["layout"]["title"]["text"]
     assert title.startswith("Point 7<br>row: ") and "label: " in title
     assert side["data"][0]["type"] == "heatmap"  # the input image
+
+
+def test_vectors_file_typed_in_is_projected(tmp_path):
+    """The file source's paths reach the panels through a context built with them
+    (`vectors_files`), not one changed after the fact."""
+    import numpy as np
+
+    np.save(tmp_path / "vectors.npy", np.random.default_rng(0).normal(size=(40, 6)))
+    (tmp_path / "meta.tsv").write_text("".join(f"w{i}\n" for i in range(40)))  # no header
+    at = _page("digits_cnn")
+    model = get_sample("digits_cnn").model
+    at.selectbox(key=f"proj_source|{model}").set_value("file").run()
+    assert not at.exception
+    assert any("No vectors file given" in e.value for e in at.error)
+    at.text_input(key="proj_vectors_path").input(str(tmp_path / "vectors.npy"))
+    at.text_input(key="proj_metadata_path").input(str(tmp_path / "meta.tsv")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    fig = _figure(at)
+    assert "all 40 points" in fig["layout"]["title"]["text"]
+    assert "w7" in json.dumps(fig["data"])
+
+
+def test_controls_take_choices_defaults_and_help_from_the_schema():
+    from insight.ui.widgets import param_of
+
+    at = _page("digits_cnn")
+    model = get_sample("digits_cnn").model
+    method = at.selectbox(key=f"proj_method|{model}")
+    assert method.options == ["PCA", "UMAP", "t-SNE"] and method.value == "pca"
+    nn = at.number_input(key=f"proj_nn|{model}")
+    assert (nn.value, nn.min, nn.max) == (15, 2, 200)
+    md = at.number_input(key=f"proj_md|{model}")
+    assert (md.value, md.min, md.max, md.step) == (0.1, 0.0, 1.0, 0.05)
+    sample = at.number_input(key=f"proj_sample|{model}")
+    assert (sample.value, sample.step) == (0, 1000)
+    assert sample.help == param_of("projection", "sample").help
+    assert at.selectbox(key=f"proj_layer|{model}").value == "dropout"  # the last hidden one
+    source = at.selectbox(key=f"proj_source|{model}")
+    assert source.options == ["A layer's outputs", "A vectors file"]
