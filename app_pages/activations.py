@@ -3,7 +3,7 @@ histograms by depth, one example through one layer, and the examples that drive 
 
 import streamlit as st
 
-from insight.panels.probe import STATS_EXAMPLES
+from insight.panels.activations import STATS_EXAMPLES
 from insight.ui.widgets import probe_page, show_panel
 
 ref, ctx, ds = probe_page("Activations", "activations")

@@ -3,7 +3,7 @@ and gradient histograms, and attribution maps of one example."""
 
 import streamlit as st
 
-from insight.panels.probe import GRADIENT_BATCH, METHOD_TITLES, attribution_methods
+from insight.panels.gradients import GRADIENT_BATCH, METHOD_TITLES, attribution_methods
 from insight.ui.widgets import probe_page, show_panel
 
 ref, ctx, ds = probe_page("Gradients", "gradients")

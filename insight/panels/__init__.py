@@ -4,7 +4,8 @@
 one module per capability registers that capability's panels on import:
 
 - `model`: the Overview (model card, layer table, layer graph, parameters per layer);
-- `probe`: the Activations and Gradients pages;
+- `activations`: the Activations page; `gradients`: the Gradients page (what the two share,
+  their data, examples, inputs and tokens, is in `probe`);
 - `projector`: the Embeddings page;
 - `curves`: the Training page;
 - `compiler`: the XLA compiler page;
@@ -21,7 +22,15 @@ True
 'table'
 """
 
-from insight.panels import compiler, curves, model, probe, profiler, projector  # noqa: F401
+from insight.panels import (  # noqa: F401  each registers its panels
+    activations,
+    compiler,
+    curves,
+    gradients,
+    model,
+    profiler,
+    projector,
+)
 from insight.panels.registry import (
     Panel,
     PanelContext,
