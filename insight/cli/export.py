@@ -9,7 +9,8 @@ insight snapshot MODEL --baseline-dir DIR [--panels NAME|NAME?k=v ...] [--update
 MODEL is a model file or the name of a bundled sample (`digits_cnn`); a sample brings its data
 and logdir unless `--data`/`--logdir` say otherwise. `.html` is self-contained (plotly.js
 inlined), `.png`/`.svg` are drawn by the system Chromium (`INSIGHT_BROWSER`, `BROWSER_PATH`,
-else `/usr/bin/chromium`). `snapshot` exits 1 when a panel differs from its baseline.
+else `/usr/bin/chromium`) through kaleido; a missing kaleido or Chromium is reported before the
+model loads. `snapshot` exits 1 when a panel differs from its baseline.
 
 Example:
 
@@ -107,7 +108,7 @@ def _context(args: argparse.Namespace):
 def run_export(args: argparse.Namespace) -> int:
     """`insight export`; returns the exit status."""
     from insight.export.files import EXTENSIONS, export_all, export_panel, parse_params
-    from insight.export.render import Renderer, find_browser
+    from insight.export.render import Renderer, check_rendering
     from insight.panels.registry import get_panel, validate_params
 
     params = parse_params(args.param)
@@ -122,8 +123,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError("--param applies to one --panel, not to --all-panels.",
                          "Drop --param, or export that panel alone.", f"--param {args.param}")
     needs_browser = args.all_panels or out.suffix.lower() != ".html"
-    if needs_browser:
-        find_browser(args.browser)
+    if needs_browser:  # kaleido and Chromium, before the model loads
+        check_rendering(args.browser)
     ctx = _context(args)
     if args.panel:
         renderer = Renderer(args.browser) if needs_browser else None
@@ -146,14 +147,14 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_snapshot(args: argparse.Namespace) -> int:
     """`insight snapshot`; returns 0 when every panel matches (or was updated), else 1."""
-    from insight.export.render import Renderer, find_browser
-    from insight.export.snapshot import parse_spec, snapshot_panels
+    from insight.export.render import Renderer
+    from insight.export.snapshot import check_snapshots, parse_spec, snapshot_panels
     from insight.panels.registry import get_panel, validate_params
 
     for spec in args.panels or []:
         name, raw = parse_spec(spec)
         validate_params(get_panel(name), raw)
-    find_browser(args.browser)
+    check_snapshots(args.browser, update=args.update)  # before the model loads
     ctx = _context(args)
     with Renderer(args.browser) as renderer, quiet_native_stderr(not args.debug):
         results = snapshot_panels(ctx, args.baseline_dir, args.panels, update=args.update,

@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from insight.errors import InsightError, UsageError
-from insight.export.render import Renderer
+from insight.export.render import Renderer, check_rendering
 from insight.figures.template import FONT, apply_template
 from insight.panels.registry import (
     PanelContext,
@@ -206,7 +206,8 @@ def export_panel(ctx: PanelContext, name: str, params: Mapping[str, Any], out: s
             Defaults to `None`.
 
     Raises:
-        UsageError: unknown panel, bad parameter or unsupported suffix.
+        UsageError: unknown panel, bad parameter or unsupported suffix; for an image without
+            `renderer`, kaleido missing or no Chromium (before the panel is built).
     """
     out = Path(out)
     suffix = out.suffix.lower()
@@ -214,6 +215,8 @@ def export_panel(ctx: PanelContext, name: str, params: Mapping[str, Any], out: s
         raise UsageError(f"Exports are written as {', '.join(EXTENSIONS)} files.",
                          "Name the output file with one of those suffixes.", f"--out {str(out)!r}")
     typed = validate_params(get_panel(name), params)
+    if suffix != ".html" and renderer is None:
+        check_rendering()  # before the (maybe long) build
     result = build_panel(name, ctx, **typed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".html":

@@ -7,6 +7,8 @@ browser per call). The browser is found with `find_browser`: `INSIGHT_BROWSER`, 
 `BROWSER_PATH` (kaleido's own variable), then `/usr/bin/chromium`, then `chromium` /
 `chromium-browser` / `google-chrome` on `PATH`. Nothing is ever downloaded, and MathJax (which
 kaleido would fetch from a CDN) is off, so rendering works with the network off.
+`check_rendering` says, before any work starts, whether images can be drawn at all (kaleido
+importable, a Chromium found), as a `UsageError` that names the fix.
 
 Example:
 
@@ -28,7 +30,8 @@ from typing import Any
 
 from insight.errors import UsageError
 
-__all__ = ["find_browser", "Renderer", "shared_renderer", "FORMATS"]
+__all__ = ["find_browser", "check_rendering", "require_module", "Renderer", "shared_renderer",
+           "FORMATS"]
 
 FORMATS = ("png", "svg")
 _DEFAULT = Path("/usr/bin/chromium")
@@ -66,6 +69,61 @@ def find_browser(explicit: str | os.PathLike | None = None) -> Path:
                      f"INSIGHT_BROWSER=None, BROWSER_PATH=None, PATH lookups={list(_NAMES)}")
 
 
+def require_module(module: str, package: str, what: str, hint: str = "") -> Any:
+    """Import `module`, or raise a `UsageError` saying which package to install.
+
+    Args:
+        module: the module to import, e.g. `"kaleido"`.
+        package: its pip requirement, e.g. `"kaleido>=1.0"`.
+        what: what needs it, e.g. `"PNG and SVG images are drawn"`.
+        hint: a sentence added to the fix. Defaults to `""`.
+
+    Returns:
+        The module.
+
+    Raises:
+        UsageError: the import fails (not installed, or installed without its own
+            dependencies).
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        name = package.split(">")[0].split("=")[0]
+        raise UsageError(
+            f"{what} with the {name} package, which cannot be imported.",
+            f"Install it with pip install '{package}' (insight depends on it: reinstalling "
+            f"insight brings it).{' ' + hint if hint else ''}",
+            f"import {module}: {exc}") from exc
+
+
+_KALEIDO = ("kaleido", "kaleido>=1.0", "PNG and SVG images are drawn",
+            "HTML exports need neither it nor a browser.")
+
+
+def check_rendering(browser: str | os.PathLike | None = None) -> Path:
+    """Check, before any work, that images can be rendered: kaleido imports and a Chromium is
+    found. The CLI calls it before loading a model, the app before offering a PNG.
+
+    Args:
+        browser: a Chromium path that wins over the environment. Defaults to `None`.
+
+    Returns:
+        The browser `Renderer(browser)` would start.
+
+    Raises:
+        UsageError: kaleido is missing, or no Chromium is found (each message names the fix).
+
+    Example:
+
+    >>> check_rendering()  # doctest: +SKIP
+    PosixPath('/usr/bin/chromium')
+    """
+    require_module(*_KALEIDO)
+    return find_browser(browser)
+
+
 class Renderer:
     """One headless Chromium (kaleido) kept open to render many figures.
 
@@ -79,8 +137,7 @@ class Renderer:
     """
 
     def __init__(self, browser: str | os.PathLike | None = None, *, timeout: float = 60):
-        import kaleido  # lazy: only exports need it
-
+        kaleido = require_module(*_KALEIDO)  # lazy: only images need it
         self.browser = find_browser(browser)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,

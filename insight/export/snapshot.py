@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from insight.errors import InsightError
-from insight.export.render import Renderer
+from insight.export.render import Renderer, check_rendering, require_module
 from insight.panels.registry import (
     PanelContext,
     build_panel,
@@ -39,7 +39,7 @@ from insight.panels.registry import (
 )
 
 __all__ = ["THRESHOLD", "MAX_FRACTION", "Comparison", "SnapshotResult", "compare_png",
-           "parse_spec", "baseline_name", "snapshot_panels"]
+           "parse_spec", "baseline_name", "snapshot_panels", "check_snapshots"]
 
 THRESHOLD = 0.1  # per-pixel colour distance (pixelmatch's default)
 MAX_FRACTION = 0.002  # share of differing pixels allowed (Streamlit's snapshot tests: 0.2%)
@@ -67,10 +67,36 @@ class SnapshotResult:
     files: tuple[Path, ...] = ()
 
 
+def _require_pixelmatch() -> None:
+    require_module("pixelmatch", "pixelmatch>=0.3", "Snapshots are compared with baselines")
+
+
+def check_snapshots(browser: str | Path | None = None, *, update: bool = False) -> Path:
+    """Check, before any model loads, that snapshots can run: kaleido and a Chromium to
+    render with, and pixelmatch to compare (not needed to `update` baselines).
+
+    Args:
+        browser: a Chromium path that wins over the environment. Defaults to `None`.
+        update: only baselines are written, nothing compared. Defaults to `False`.
+
+    Returns:
+        The browser that will render.
+
+    Raises:
+        UsageError: a missing package or no Chromium (the message names the fix).
+    """
+    found = check_rendering(browser)
+    if not update:
+        _require_pixelmatch()
+    return found
+
+
 def compare_png(actual: bytes, expected: bytes, *, threshold: float = THRESHOLD,
                 max_fraction: float = MAX_FRACTION) -> Comparison:
     """Compare two PNGs pixelmatch-style (see the module docstring)."""
     from PIL import Image
+
+    _require_pixelmatch()
     from pixelmatch.contrib.PIL import pixelmatch
 
     if actual == expected:
@@ -129,7 +155,8 @@ def snapshot_panels(ctx: PanelContext, baseline_dir: str | Path,
         renderer: an open `Renderer`; `None` opens one for this call. Defaults to `None`.
 
     Raises:
-        UsageError: an unknown panel or a bad parameter in `panels` (before rendering).
+        UsageError: an unknown panel or a bad parameter in `panels`, kaleido or pixelmatch
+            missing, no Chromium (all before anything is built).
     """
     from insight.export.files import render_result
 
@@ -140,6 +167,8 @@ def snapshot_panels(ctx: PanelContext, baseline_dir: str | Path,
     for spec in specs:  # every spec checked before anything renders
         name, raw = parse_spec(spec)
         parsed.append((spec, name, validate_params(get_panel(name), raw)))
+    if not update:
+        _require_pixelmatch()
     own = renderer is None
     renderer = renderer or Renderer()
     results: list[SnapshotResult] = []
