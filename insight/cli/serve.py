@@ -8,15 +8,18 @@ Example:
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
 
 from insight.cli.console import absolute, check_path
+from insight.errors import UsageError
 from insight.launch import LaunchOptions, add_model_args
 
-__all__ = ["add_serve_parser", "run_serve", "is_loopback"]
+__all__ = ["add_serve_parser", "run_serve", "is_loopback", "check_port"]
 
 
 def add_serve_parser(sub) -> None:
@@ -43,6 +46,63 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail now, with the option to change, when the server could not listen on `host:port`.
+
+    Binds (and closes) a socket on every address `host` resolves to, as Streamlit's server
+    (tornado) will: with `SO_REUSEADDR`, so a port left in TIME_WAIT by a server that just
+    stopped is free, and skipping an IPv6 `localhost` on a machine without IPv6.
+
+    Args:
+        host: the `--host` address.
+        port: the `--port` number.
+
+    Raises:
+        UsageError: the port is in use or not allowed, or the host is not an address of this
+            machine.
+    """
+    shown = f"--host {host} --port {port}"
+    if not 0 < port < 65536:
+        raise UsageError("The port must be between 1 and 65535.", "Pick another --port.", shown)
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
+                                   socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UsageError(f"The host name does not resolve ({exc.strerror}).",
+                         "Give --host an address of this machine, e.g. 127.0.0.1.",
+                         shown) from exc
+    for family, kind, proto, _, address in infos:
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:  # an address family this machine lacks (no IPv6)
+            if exc.errno == errno.EAFNOSUPPORT:
+                continue
+            raise
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address[:2] if family == socket.AF_INET else address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise UsageError(
+                        f"Port {port} is already in use on {address[0]} (another insight "
+                        "or Streamlit server?).",
+                        f"Stop that server, or choose a free port with --port, e.g. --port "
+                        f"{port + 1 if port < 65535 else 8502}.", shown) from exc
+                if exc.errno == errno.EADDRNOTAVAIL and host == "localhost" and \
+                        family == socket.AF_INET6:
+                    continue  # tornado skips ::1 too when IPv6 is off
+                if exc.errno == errno.EACCES:
+                    raise UsageError(
+                        f"Port {port} needs privileges to listen on (ports below 1024 do).",
+                        "Choose a port above 1023 with --port, e.g. --port 8501.",
+                        shown) from exc
+                raise UsageError(
+                    f"Cannot listen on {address[0]} port {port}: {exc.strerror}.",
+                    "Give --host an address of this machine (127.0.0.1, or 0.0.0.0 for "
+                    "every interface) and a free --port.", shown) from exc
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the app until interrupted; returns Streamlit's exit status."""
     from insight.model.loading import check_safety
@@ -57,6 +117,7 @@ def run_serve(args: argparse.Namespace) -> int:
     model = str(Path(args.model).expanduser().resolve()) if args.model else None
     opts = LaunchOptions(model=model, data=absolute(args.data), logdir=absolute(args.logdir),
                          unsafe=args.unsafe, custom_objects=absolute(args.custom_objects))
+    check_port(args.host, args.port)  # one line naming --port, not Streamlit's own error
     if not is_loopback(args.host):
         os.environ["INSIGHT_LOCKED"] = "1"
         print(f"insight: binding {args.host}: anyone who reaches this address can use the app "

@@ -5,6 +5,13 @@ else synthetic inputs); `conform_to_model` checks it against the model's inputs,
 few safe fix-ups (a missing channel axis, image size, float64 to float32) and counts NaN/Inf
 values so the UI can report them.
 
+Images of another size are resized, not refused: a folder of images always (to the model's
+height, width and channels), and an `(N, H, W, C)` array whose channels match an image input
+(`C` of 1, 3 or 4) with bilinear interpolation to the input's height and width. A resize is
+never silent: the dataset's name, and so `Dataset.describe()` and every caption built from
+it, says "images resized from 32x32 to 96x96". Anything else that does not fit is a
+`DataError` naming both shapes and the fix (reshape, or resize for images).
+
 Example:
 
 >>> import keras, numpy as np
@@ -44,8 +51,11 @@ def conform_to_model(model: Any, dataset: Dataset) -> Dataset:
     in the model matches any size) and dtype. Fix-ups: a missing trailing axis of size 1 is
     added (grayscale `(N, 8, 8)` for `(None, 8, 8, 1)`); images read from a folder are
     resized to the model's height and width and converted to its number of channels;
-    float64 and integer data for a float input are cast to the input's dtype. NaN and Inf
-    values are counted into `nonfinite`, not raised.
+    `(N, H, W, C)` arrays for an image input with the same `C` (1, 3 or 4) are resized to its
+    height and width (bilinear, as float32; values are not rescaled); float64 and integer
+    data for a float input are cast to the input's dtype. A resize is named in the returned
+    dataset's `name` ("x.npz (images resized from 32x32 to 96x96)"). NaN and Inf values are
+    counted into `nonfinite`, not raised.
 
     Args:
         model: a `keras.Model`.
@@ -57,8 +67,8 @@ def conform_to_model(model: Any, dataset: Dataset) -> Dataset:
 
     Raises:
         DataError: the wrong number of inputs, missing input names (the message lists the
-            expected ones), a shape that does not fit (the message names both shapes), or
-            float data for an integer (token id) input.
+            expected ones), a shape that does not fit (the message names both shapes and,
+            for images, how to resize), or float data for an integer (token id) input.
 
     Example:
 
@@ -66,6 +76,8 @@ def conform_to_model(model: Any, dataset: Dataset) -> Dataset:
     >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
     >>> conform_to_model(model, Dataset(x=np.zeros((2, 8, 8)))).x.shape
     (2, 8, 8, 1)
+    >>> conform_to_model(model, Dataset(x=np.zeros((2, 4, 4, 1)), name="x.npy")).describe()
+    'x.npy (images resized from 4x4 to 8x8): 2 examples, x (8, 8, 1) float32, no labels'
     """
     where = dataset.name or "the data"
     specs = input_specs(model)
@@ -77,10 +89,16 @@ def conform_to_model(model: Any, dataset: Dataset) -> Dataset:
     names = [s.name for s in specs]
     given = _match_inputs(specs, dataset.x, where)
     images = dataset.path is not None and dataset.path.is_dir()
-    fitted = {s.name: _fit_input(s, given[s.name], images=images, where=where) for s in specs}
+    fitted, notes = {}, []
+    for s in specs:
+        fitted[s.name], note = _fit_input(s, given[s.name], images=images, where=where)
+        if note:
+            notes.append(note if len(specs) == 1 else f"{s.name}: {note}")
     counts = {k: c for k, v in fitted.items() if (c := count_nonfinite(v))}
     x = fitted if len(names) > 1 else fitted[names[0]]
-    return replace(dataset, x=x, nonfinite=counts)
+    base = dataset.name or (dataset.path.name if dataset.path else "data")
+    name = f"{base} ({'; '.join(notes)})" if notes else dataset.name
+    return replace(dataset, x=x, nonfinite=counts, name=name)
 
 
 def _to_float32(arr: np.ndarray) -> np.ndarray:
@@ -116,36 +134,77 @@ def _fits(expected: tuple[int | None, ...], shape: tuple[int, ...]) -> bool:
         e is None or e == r for e, r in zip(expected[1:], shape[1:], strict=True))
 
 
-def _fit_input(spec: InputSpec, arr: np.ndarray, *, images: bool, where: str) -> np.ndarray:
+_IMAGE_CHANNELS = (1, 3, 4)  # the last axis of an image input: gray, RGB, RGBA
+
+
+def _image_input(expected: tuple[int | None, ...]) -> bool:
+    """Whether an input looks like images: (None, H, W, C), C of 1, 3 or 4."""
+    return len(expected) == 4 and expected[-1] in _IMAGE_CHANNELS
+
+
+def _resizable(expected: tuple[int | None, ...], arr: np.ndarray) -> bool:
+    """An (N, h, w, C) array of numbers for an image input with the same C and known H, W."""
+    return (_image_input(expected) and arr.ndim == 4 and arr.shape[-1] == expected[-1]
+            and None not in expected[1:3] and arr.dtype.kind in "uif"
+            and min(arr.shape[1:3]) > 0 and arr.shape[1:3] != tuple(expected[1:3]))
+
+
+def _shape_fix(expected: tuple[int | None, ...], arr: np.ndarray) -> str:
+    """What to do about a shape that does not fit: resize images, reshape anything else."""
+    if _image_input(expected) and arr.ndim in (3, 4) and None not in expected[1:3]:
+        height, width, channels = expected[1:]
+        folder = ("or give a folder of PNG/JPEG images as data (--data, or the sidebar's Data): "
+                  "it is read at any size and colour mode")
+        if arr.ndim == 3 and channels == 1:
+            return (f"Images of another size need resizing, not reshaping: add the channel "
+                    f"axis (x[..., None]) and insight resizes (N, H, W, 1) arrays to "
+                    f"{height}x{width} itself, {folder}.")
+        given = arr.shape[-1]
+        return (f"Images with {given} channel{'s' * (given != 1)} need converting to "
+                f"{channels}, not reshaping (insight then resizes (N, H, W, {channels}) "
+                f"arrays to {height}x{width} itself), {folder}.")
+    if None in expected[1:]:
+        return "Reshape the data to the model's input shape."
+    dims = ", ".join(str(d) for d in expected[1:])
+    per_example, takes = int(np.prod(arr.shape[1:])), int(np.prod(expected[1:]))
+    if per_example != takes:
+        return (f"Each example holds {per_example:,} values and the input takes {takes:,}, so "
+                "no reshape fits: give data made for this model's input.")
+    return f"Reshape the data to the model's input shape, e.g. x.reshape(-1, {dims})."
+
+
+def _fit_input(spec: InputSpec, arr: np.ndarray, *, images: bool,
+               where: str) -> tuple[np.ndarray, str]:
+    """The array fitted to one input, and a note of what was changed ("" for nothing)."""
     expected = spec.shape
-    fitted = arr
+    fitted, note = arr, ""
     if images and fitted.ndim == 4 and len(expected) == 4 and fitted.dtype.kind == "f":
-        fitted = _fit_images(fitted, expected)
+        fitted, note = _fit_images(fitted, expected)
+    elif _resizable(expected, fitted) and is_float_dtype(spec.dtype):
+        fitted, note = _fit_images(fitted.astype(np.float32, copy=False), expected)
     if fitted.ndim == len(expected) - 1 and expected[-1] == 1 and \
             _fits(expected, (*fitted.shape, 1)):
         fitted = fitted[..., None]
     if not _fits(expected, fitted.shape):
-        example = ", ".join(str(d) for d in expected[1:])
-        fix = ("Reshape the data to the model's input shape"
-               + (f", e.g. x.reshape(-1, {example})." if None not in expected[1:] else "."))
         raise DataError(
             f"Input {spec.name!r} of the model expects shape {shape_text(expected)} (None "
             f"matches any size), but {where} has shape {shape_text(arr.shape)}.",
-            fix,
+            _shape_fix(expected, arr),
             f"input={spec.name!r}, expected_shape={shape_text(expected)}, "
             f"received_shape={shape_text(arr.shape)}")
-    return _fit_dtype(spec, fitted, where)
+    return _fit_dtype(spec, fitted, where), note
 
 
-def _fit_images(arr: np.ndarray, expected: tuple[int | None, ...]) -> np.ndarray:
-    """Resize (N, h, w, c) images to the model's height and width and channel count."""
+def _fit_images(arr: np.ndarray, expected: tuple[int | None, ...]) -> tuple[np.ndarray, str]:
+    """Resize (N, h, w, c) images to the model's height and width and channel count; returns
+    them and a note of the resize ("" when the size was right)."""
     height, width, channels = expected[1:]
     if channels == 1 and arr.shape[-1] == 3:
         arr = (arr @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
     elif channels == 3 and arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
     if height is None or width is None or arr.shape[1:3] == (height, width):
-        return arr
+        return arr, ""
     from PIL import Image
 
     out = np.empty((arr.shape[0], height, width, arr.shape[-1]), np.float32)
@@ -154,7 +213,8 @@ def _fit_images(arr: np.ndarray, expected: tuple[int | None, ...]) -> np.ndarray
             plane = Image.fromarray(np.ascontiguousarray(arr[i, :, :, c], np.float32))
             out[i, :, :, c] = np.asarray(plane.resize((width, height),
                                                       Image.Resampling.BILINEAR))
-    return out
+    note = f"images resized from {arr.shape[1]}x{arr.shape[2]} to {height}x{width}"
+    return out, note
 
 
 def _fit_dtype(spec: InputSpec, arr: np.ndarray, where: str) -> np.ndarray:

@@ -27,9 +27,46 @@ from insight.data.dataset import (
 )
 from insight.errors import DataError
 
-__all__ = ["load_dataset"]
+__all__ = ["load_dataset", "check_data_path", "DATA_SUFFIXES"]
 
 _NPY_MAGIC = b"\x93NUMPY"
+DATA_SUFFIXES = (".npz", ".npy", ".csv")  # files read as data; folders hold images
+
+
+def check_data_path(path: str | Path) -> Path:
+    """The checks a data path gets before anything is read (cheap: no file is opened).
+
+    Args:
+        path: the file or folder.
+
+    Returns:
+        The path, `~` expanded and resolved.
+
+    Raises:
+        DataError: nothing at the path, a file of a kind insight does not read as data
+            (`.txt`), or an empty file.
+
+    Example:
+
+    >>> check_data_path("notes.txt")  # doctest: +SKIP
+    Traceback (most recent call last):
+    DataError: insight does not read .txt files as data. ...
+    """
+    given = Path(path).expanduser()
+    shown = f"path={str(path)!r}"
+    if not given.exists():
+        raise DataError("There is no file or folder at this data path.",
+                        f"Check the path; insight reads {DATA_FORMATS}.", shown)
+    p = given.resolve()
+    if p.is_dir():
+        return p
+    if p.suffix.lower() not in DATA_SUFFIXES:
+        raise DataError(
+            f"insight does not read {p.suffix or 'extensionless'} files as data.",
+            f"Give {DATA_FORMATS}; e.g. np.savez('data.npz', x=x, y=y).", shown)
+    if p.stat().st_size == 0:
+        raise DataError("The data file is empty.", "Save the data again.", shown)
+    return p
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -61,24 +98,13 @@ def load_dataset(path: str | Path) -> Dataset:
     >>> ds.describe()  # doctest: +SKIP
     'data.npz: 1,797 examples, x (8, 8, 1) float32, labels 10 classes'
     """
-    given = Path(path).expanduser()
     shown = f"path={str(path)!r}"
-    if not given.exists():
-        raise DataError("There is no file or folder at this data path.",
-                        f"Check the path; insight reads {DATA_FORMATS}.", shown)
-    p = given.resolve()
+    p = check_data_path(path)
     if p.is_dir():
         dataset = _load_image_folder(p, shown)
     else:
-        if p.stat().st_size == 0:
-            raise DataError("The data file is empty.", "Save the data again.", shown)
         loaders = {".npz": _load_npz, ".npy": _load_npy, ".csv": _load_csv}
-        loader = loaders.get(p.suffix.lower())
-        if loader is None:
-            raise DataError(
-                f"insight does not read {p.suffix or 'extensionless'} files as data.",
-                f"Give {DATA_FORMATS}; e.g. np.savez('data.npz', x=x, y=y).", shown)
-        dataset = loader(p, shown)
+        dataset = loaders[p.suffix.lower()](p, shown)
     if len(dataset) == 0:
         raise DataError("The data holds no examples (zero rows).",
                         "Give a file with at least one example.", shown)

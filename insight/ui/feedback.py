@@ -10,6 +10,7 @@ import streamlit as st
 from insight.errors import (
     CompileError,
     CustomObjectError,
+    DataError,
     InsightError,
     UnsafeModelError,
     UnsupportedModelError,
@@ -22,6 +23,7 @@ _HEADLINES = [
     (UnsafeModelError, "Refused in safe mode"),
     (CustomObjectError, "Custom code needed"),
     (UnsupportedModelError, "Unsupported file"),
+    (DataError, "Cannot use the data"),  # the model is fine: its pages that need no data work
     (UsageError, "Invalid input"),
     (CompileError, "No HLO for this model"),
     (InsightError, "Cannot load the model"),

@@ -23,7 +23,7 @@ from insight.model.samples import list_samples
 from insight.panels.registry import PanelContext, get_panel, validate_params
 from insight.ui.cache import ModelRef
 
-__all__ = ["share_control", "link_targets", "link_model_name", "base_url"]
+__all__ = ["share_control", "link_targets", "link_model_name", "base_url", "render_problem"]
 
 
 @functools.lru_cache(maxsize=8)  # the samples and launch options do not change while serving
@@ -68,14 +68,15 @@ def base_url() -> str:
     return f"{root}/{prefix + '/' if prefix else ''}"
 
 
-def _browser_ok() -> bool:
-    from insight.export.render import find_browser
+def render_problem() -> str:
+    """Why the server cannot draw PNGs (kaleido missing, no Chromium), or `""` when it can."""
+    from insight.export.render import check_rendering
 
     try:
-        find_browser()
-    except InsightError:
-        return False
-    return True
+        check_rendering()
+    except InsightError as exc:
+        return str(exc)
+    return ""
 
 
 def share_control(name: str, ref: ModelRef, ctx: PanelContext, params: Mapping[str, Any],
@@ -114,13 +115,15 @@ def share_control(name: str, ref: ModelRef, ctx: PanelContext, params: Mapping[s
             file_name=f"{name}.html", mime="text/html", key=f"share_html|{key}",
             on_click="ignore", icon=":material/download:",
             help="Self-contained: plotly.js inlined, opens offline.")
-        has_browser = _browser_ok()
+        problem = render_problem()
         right.download_button(
             "PNG", data=lambda: render_result(result, name, "png", shared_renderer()),
             file_name=f"{name}.png", mime="image/png", key=f"share_png|{key}",
-            on_click="ignore", icon=":material/image:", disabled=not has_browser,
+            on_click="ignore", icon=":material/image:", disabled=bool(problem),
             help="Rendered by the server's Chromium, as `insight export` does."
-            if has_browser else "No Chromium on the server (set INSIGHT_BROWSER).")
+            if not problem else "The server cannot draw PNGs: see the message below.")
+        if problem:  # the reason, not a traceback when the button is clicked
+            st.warning(f"**No PNG download.** {problem}", icon=":material/image_not_supported:")
 
 
 def _differs(current: Path | None, served: str | None) -> bool:

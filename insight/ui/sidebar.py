@@ -2,6 +2,10 @@
 
 What it chose lives in `st.session_state` (`insight_ref`, `insight_data`, `insight_logdir`)
 for the pages to read through `insight.ui.widgets.require_model`.
+
+A data path that cannot be used (nothing there, a `.txt` file) is warned about here AND kept
+in `insight_data`, so the pages that read data refuse with the same error: a typo never
+silently becomes the sample's bundled data or synthetic inputs.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from insight.data.files import check_data_path
+from insight.errors import DataError
 from insight.launch import LaunchOptions, parse_app_args
 from insight.model.samples import Sample, list_samples
 from insight.ui.cache import ModelRef
@@ -62,6 +68,33 @@ def _companion(label: str, key: str, given: str | None, bundled: Path | None, he
             st.sidebar.warning(f"{label}: path not found. Received: {value!r}")
             return None
         return str(Path(value).expanduser().resolve())
+    return _bundled_note(label, bundled)
+
+
+def _data_path(given: str | None, bundled: Path | None, help: str) -> str | None:
+    """The Data field: a path that cannot be used is warned about and still returned, so the
+    data pages show why instead of quietly using other data."""
+    typed = st.sidebar.text_input("Data", key="insight_data_path",
+                                  placeholder=given or "optional", help=help)
+    value = typed.strip() or given
+    if not value:
+        return _bundled_note("Data", bundled)
+    path = Path(value).expanduser()
+    instead = (f"the sample's bundled `{bundled.name}`" if bundled is not None else
+               "synthetic inputs")
+    try:
+        path = check_data_path(path)
+    except DataError as exc:
+        missing = not path.exists()
+        st.sidebar.warning(
+            f"**Data: {'path not found' if missing else 'cannot be used'}.** The pages that "
+            f"read data show this error instead of using other data: fix the path, or clear "
+            f"it to use {instead}. {f'Received: {value!r}' if missing else exc}",
+            icon=":material/error:")
+    return str(path)
+
+
+def _bundled_note(label: str, bundled: Path | None) -> str | None:
     if bundled is not None:
         st.sidebar.caption(f"{label}: using the sample's bundled `{bundled.name}`.")
         return str(bundled)
@@ -90,9 +123,10 @@ def draw_sidebar(opts: LaunchOptions) -> None:
         st.sidebar.warning("Safe mode is off for this model (`--unsafe`): code stored in the "
                            "file may run.", icon=":material/warning:")
     st.session_state["insight_ref"] = ref
-    st.session_state["insight_data"] = _companion(
-        "Data", "insight_data_path", opts.data, sample.data if sample else None,
-        "Inputs for activations and embeddings: .npz (x, y, class_names), .npy, .csv.")
+    st.session_state["insight_data"] = _data_path(
+        opts.data, sample.data if sample else None,
+        "Inputs for activations and embeddings: .npz (x, y, class_names), .npy, .csv, or a "
+        "folder of images.")
     st.session_state["insight_logdir"] = _companion(
         "Logdir", "insight_logdir_path", opts.logdir, sample.logdir if sample else None,
         "A TensorBoard logdir, a CSVLogger .csv or a Keras history .json.")

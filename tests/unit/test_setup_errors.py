@@ -1,4 +1,4 @@
-"""Set-up errors that must name the right thing, early (issue 12, items 6 and 7).
+"""Set-up errors that must name the right thing, early.
 
 - PNG/SVG export and snapshots without kaleido (or pixelmatch) stop with one `error:` line
   before the model loads. kaleido is a dependency, so its absence is simulated in a child
