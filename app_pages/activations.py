@@ -3,8 +3,8 @@ histograms by depth, one example through one layer, and the examples that drive 
 
 import streamlit as st
 
-from insight.panels.activations import STATS_EXAMPLES
-from insight.ui.widgets import probe_page, show_panel
+from insight.panels.activations import STATS_EXAMPLES, layer_units
+from insight.ui.widgets import param_of, probe_page, show_panel
 
 ref, ctx, ds = probe_page("Activations", "activations")
 st.caption(f"Statistics over {min(len(ds), STATS_EXAMPLES):,} examples"
@@ -16,10 +16,12 @@ if table is None:
 st.subheader("One example through one layer")
 layer_col, example_col, unit_col = st.columns(3)
 layer = layer_col.selectbox("Layer", table["layer"].tolist(), key=f"act_layer|{ref.path}")
-units = int(table.loc[table["layer"] == layer, "units"].iloc[0])
-example = example_col.number_input(f"Example (0–{len(ds) - 1})", 0, len(ds) - 1, 0,
+units = layer_units(table, layer)
+example = example_col.number_input(f"Example (0–{len(ds) - 1})", 0, len(ds) - 1,
+                                   param_of("example_input", "example").default,
                                    key=f"act_example|{ref.path}")
-unit = unit_col.number_input(f"Unit of {layer} (0–{units - 1})", 0, units - 1, 0,
+unit = unit_col.number_input(f"Unit of {layer} (0–{units - 1})", 0, units - 1,
+                             param_of("top_examples", "unit").default,
                              key=f"act_unit|{ref.path}|{layer}")
 input_col, maps_col = st.columns([1, 3], gap="large")
 with input_col:

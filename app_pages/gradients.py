@@ -3,8 +3,13 @@ and gradient histograms, and attribution maps of one example."""
 
 import streamlit as st
 
-from insight.panels.gradients import GRADIENT_BATCH, METHOD_TITLES, attribution_methods
-from insight.ui.widgets import probe_page, show_panel
+from insight.panels.gradients import (
+    GRADIENT_BATCH,
+    METHOD_TITLES,
+    attribution_methods,
+    weighted_layers,
+)
+from insight.ui.widgets import param_of, probe_page, show_panel
 
 ref, ctx, ds = probe_page("Gradients", "gradients")
 st.caption(f"One batch: the first {min(len(ds), GRADIENT_BATCH)} examples; "
@@ -16,7 +21,7 @@ with st.expander("Gradient norms per layer (numbers)"):
 with norms_col:
     show_panel("gradient_norms", ref, ctx)
 with hist_col:
-    weighted = [] if table is None else table.loc[table["params"] > 0, "layer"].tolist()
+    weighted = [] if table is None else weighted_layers(table)
     layer = st.selectbox("Layer", weighted, key=f"grad_layer|{ref.path}",
                          help="The layers with trainable weights.")
     if layer:
@@ -26,6 +31,7 @@ st.subheader("Attribution: which parts of the input drive the prediction")
 method_col, example_col = st.columns(2)
 method = method_col.selectbox("Method", attribution_methods(ctx.loaded),
                               format_func=METHOD_TITLES.get, key="grad_method")
-example = example_col.number_input(f"Example (0–{len(ds) - 1})", 0, len(ds) - 1, 0,
+example = example_col.number_input(f"Example (0–{len(ds) - 1})", 0, len(ds) - 1,
+                                   param_of("attribution", "example").default,
                                    key=f"grad_example|{ref.path}")
 show_panel("attribution", ref, ctx, method=method, example=int(example))

@@ -49,12 +49,17 @@ from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.probe.capture import activations
 from insight.probe.stats import ActivationStats, activation_stats
 
-__all__ = ["STATS_EXAMPLES", "HEATMAP_EXAMPLES", "DEAD_LIMIT", "SATURATED_LIMIT"]
+__all__ = ["STATS_EXAMPLES", "HEATMAP_EXAMPLES", "DEAD_LIMIT", "SATURATED_LIMIT", "layer_units"]
 
 STATS_EXAMPLES = 2048  # examples the statistics and top-example searches read
 HEATMAP_EXAMPLES = 64  # rows of a dense layer's unit heatmap
 DEAD_LIMIT = 0.5  # a layer with more dead units than this is flagged
 SATURATED_LIMIT = 0.5  # ... or more saturated values (rows, for softmax)
+
+
+def layer_units(table: pd.DataFrame, layer: str) -> int:
+    """How many units (channels) `layer` has, from an `activation_table`."""
+    return int(table.loc[table["layer"] == layer, "units"].iloc[0])
 
 
 def _subset(ds: Dataset) -> Dataset:

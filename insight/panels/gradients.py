@@ -48,7 +48,7 @@ from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.probe.attribution import METHODS, attributions, last_conv_layer
 from insight.probe.backprop import Gradients, gradients
 
-__all__ = ["GRADIENT_BATCH", "METHOD_TITLES", "attribution_methods"]
+__all__ = ["GRADIENT_BATCH", "METHOD_TITLES", "attribution_methods", "weighted_layers"]
 
 GRADIENT_BATCH = 64  # examples in the one gradient batch
 METHOD_TITLES = {"saliency": "Saliency", "smoothgrad": "SmoothGrad",
@@ -64,6 +64,11 @@ def _gradients(ctx: PanelContext) -> tuple[Gradients, Dataset]:
     return g, batch
 
 
+def weighted_layers(table: pd.DataFrame) -> list[str]:
+    """The layers of a `gradient_table` that have trainable weights, in model order."""
+    return table.loc[table["params"] > 0, "layer"].tolist()
+
+
 def _gradient_table(ctx: PanelContext) -> pd.DataFrame:
     return _gradients(ctx)[0].table
 
@@ -77,9 +82,7 @@ def _gradient_norms(ctx: PanelContext):
 
 def _weight_histograms(ctx: PanelContext, layer: str):
     g, _ = _gradients(ctx)
-    table = g.table
-    default = next(iter(table.loc[table["params"] > 0, "layer"]), None)
-    path = layer_path(ctx, layer, default)
+    path = layer_path(ctx, layer, next(iter(weighted_layers(g.table)), None))
     found = {p: obj for p, obj, _ in iter_layers(ctx.loaded.model)}[path]
     title = f"Weights and gradients of {path}"
     if getattr(found, "layers", None):

@@ -113,3 +113,41 @@ def test_share_link_of_a_typed_path_is_withheld(tmp_path):
     assert not at.exception
     assert not any("embed=true" in c for c in _code_blocks(at))
     assert any("links only name the server's models" in c.value for c in at.caption)
+
+
+def test_show_panel_twice_with_keys(tmp_path):
+    """`show_panel(..., key=...)`: one page shows one panel twice, each chart and its share
+    control under its own key; without keys the second would clash with the first."""
+    logs = get_sample("digits_cnn").logdir
+    script = tmp_path / "twice.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from insight.panels import PanelContext\n"
+        "from insight.ui.cache import ModelRef\n"
+        "from insight.ui.widgets import show_panel\n"
+        f"ctx = PanelContext(logdir=Path({str(logs)!r}))\n"
+        "for key, metric in (('left', 'epoch_loss'), ('right', 'epoch_accuracy')):\n"
+        "    show_panel('training_curves', ModelRef(''), ctx, key=key, metric=metric)\n")
+    at = AppTest.from_file(str(script), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert drawn_charts(at) == ["training_curves", "training_curves"]
+    assert [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")] == ["left", "right"]
+    shares = [b.proto.id for b in at.get("download_button")]
+    assert [i.rsplit("-", 1)[-1] for i in shares] == [
+        "share_html|share|left", "share_png|share|left", "share_html|share|right",
+        "share_png|share|right"]
+
+
+def test_param_of_reads_the_schema_and_lists_the_parameters():
+    import pytest
+
+    from insight.errors import UsageError
+    from insight.ui.widgets import param_of
+
+    assert param_of("projection", "method").choices == ("pca", "umap", "tsne")
+    assert param_of("top_ops", "top").default == 25
+    with pytest.raises(UsageError) as excinfo:
+        param_of("top_ops", "count")
+    text = str(excinfo.value)
+    assert "no parameter 'count'" in text and "run, level, top" in text
+    assert "Received: panel='top_ops', param='count'" in text

@@ -165,3 +165,79 @@ def test_user_patterns_that_could_run_for_minutes_are_refused():
     for bad in ["(a+)+$", "(x*)*y", "(\\w+\\s?)*$", "(a{1,})+", "x" * 201, "(unclosed"]:
         with pytest.raises(UsageError, match="Received: "):
             user_regex(bad, "tag")
+
+
+def test_widget_fields_of_a_param_are_optional_and_not_enforced():
+    """`min_value`, `max_value`, `step` and `presets` describe widgets; a deep link may still
+    ask for any value (builders validate what they accept)."""
+    old_style = Param("top", "int", 5, None, "How many.")
+    assert (old_style.min_value, old_style.max_value, old_style.step, old_style.presets) == \
+        (None, None, None, None)
+    weight = next(p for p in get_panel("training_curves").params if p.name == "weight")
+    assert (weight.default, weight.min_value, weight.max_value, weight.step) == \
+        (0.6, 0.0, 0.99, 0.01)
+    assert weight.parse("0.995", "training_curves") == 0.995
+    points = next(p for p in get_panel("training_curves").params if p.name == "points")
+    assert points.default in points.presets and points.parse("3000", "training_curves") == 3000
+
+
+def test_metric_order_losses_then_accuracies_then_the_rest():
+    from insight.panels.curves import metric_order
+
+    index = pd.DataFrame({"metric": ["lr", "epoch_accuracy", "val_loss", "auc", "epoch_loss",
+                                     "mae", "epoch_loss", "batch_size"]})
+    assert metric_order(index) == ["epoch_loss", "mae", "val_loss", "auc", "epoch_accuracy",
+                                   "batch_size", "lr"]
+    assert metric_order(index.iloc[:0]) == []
+
+
+def test_overfitting_warnings_only_where_validation_rises():
+    from insight.panels.curves import overfitting_warnings
+
+    verdicts = pd.DataFrame({"group": ["", "run2"], "metric": ["epoch_loss", "epoch_loss"],
+                             "best_val_step": [9, 4], "best_val": [0.1, 0.2],
+                             "last_val": [0.1, 0.5], "overfitting_from": [None, 4.0],
+                             "verdict": ["", ""]})
+    (warning,) = overfitting_warnings(verdicts)
+    assert warning.startswith("**Overfitting in `epoch_loss` (run2)**")
+    assert "from step 4 while" in warning and "at step 4." in warning and ".0" not in warning
+    assert overfitting_warnings(verdicts.iloc[:1]) == []
+
+
+def test_xla_slowdown_says_the_ratio_and_the_depthwise_cause():
+    from insight.panels.compiler import xla_slowdown
+
+    assert xla_slowdown({"eager": 9.0, "graph": 2.0, "xla": 1.5}, ["DepthwiseConv2D"]) == ""
+    assert xla_slowdown({}, []) == ""
+    plain = xla_slowdown({"graph": 2.0, "xla": 5.0}, ["Conv2D", "Dense"])
+    assert plain.startswith("**XLA is 2.5× slower than tf.function here.**")
+    assert "depthwise" not in plain and "insight profile MODEL --xla" in plain
+    mobile = xla_slowdown({"graph": 2.0, "xla": 7.0}, ["SeparableConv2D", "DepthwiseConv2D"])
+    assert "3.5×" in mobile
+    assert "DepthwiseConv2D and SeparableConv2D layers: on CPU, XLA's depthwise" in mobile
+
+
+def test_top_ops_note():
+    from insight.panels.profiler import top_ops_note
+
+    empty = pd.DataFrame(columns=["type", "op"])
+    assert "capture with **XLA** on" in top_ops_note(empty, "hlo")
+    assert top_ops_note(empty, "framework") == "No TensorFlow ops in this profile."
+    compiled = pd.DataFrame({"type": ["__inference_one_step_on_data_1611"], "op": ["x"]})
+    assert "one XLA-compiled function" in top_ops_note(compiled, "framework")
+    eager = pd.DataFrame({"type": ["Conv2D", "__inference_f_1"], "op": ["a", "b"]})
+    assert top_ops_note(eager, "framework") == ""
+    hlo = pd.DataFrame({"op": ["fusion.1"], "category": ["fusion"]})
+    assert top_ops_note(hlo, "hlo") == ""
+    hlo.attrs["source"] = "timeline"
+    assert "summed from the timeline" in top_ops_note(hlo, "hlo")
+
+
+def test_probe_table_helpers():
+    from insight.panels.activations import layer_units
+    from insight.panels.gradients import weighted_layers
+
+    acts = pd.DataFrame({"layer": ["conv1", "pool1", "dense1"], "units": [8, 8, 32]})
+    assert layer_units(acts, "dense1") == 32 and isinstance(layer_units(acts, "conv1"), int)
+    grads = pd.DataFrame({"layer": ["conv1", "pool1", "dense1"], "params": [80, 0, 4128]})
+    assert weighted_layers(grads) == ["conv1", "dense1"]
