@@ -464,10 +464,11 @@ def test_unknown_layer_lists_the_valid_ones(load_sample, call):
 
 
 def test_wrong_input_shape_names_both_shapes(load_sample):
+    """A shape insight cannot fit (images of another size with one channel are resized)."""
     loaded = load_sample("digits_cnn")
     with pytest.raises(DataError) as excinfo:
-        conform_to_model(loaded.model, Dataset(x=np.zeros((3, 7, 7, 1), "float32")))
-    assert_error(excinfo, DataError, "(None, 8, 8, 1)", "(3, 7, 7, 1)")
+        conform_to_model(loaded.model, Dataset(x=np.zeros((3, 7, 7, 2), "float32")))
+    assert_error(excinfo, DataError, "(None, 8, 8, 1)", "(3, 7, 7, 2)")
 
 
 def test_wrong_dtype_is_a_data_error(load_sample):
