@@ -6,7 +6,14 @@ import streamlit as st
 
 from insight.panels.compiler import BATCH
 from insight.ui.cache import panel
-from insight.ui.compiler import function_picker, hlo_view, stage_picker, step_time, summary_metrics
+from insight.ui.compiler import (
+    function_picker,
+    graph_controls,
+    hlo_filters,
+    hlo_view,
+    step_time,
+    summary_metrics,
+)
 from insight.ui.feedback import show_error
 from insight.ui.widgets import require_dataset, require_model, require_ref, show_panel
 
@@ -43,22 +50,16 @@ with fusions_col:
     show_panel("xla_fusions", ref, ctx, function=function)
 
 st.subheader("From a layer to its HLO")
-layer_col, stage_col, search_col = st.columns([2, 2, 3])
-layer = layer_col.selectbox("Layer", ["", *summary["layers"]], key=f"xla_layer|{ref.path}",
-                            format_func=lambda v: v or "(all layers)")
-with stage_col:
-    stage = stage_picker("Stage", key="xla_stage")
-search = search_col.text_input("Search the instructions", key="xla_search",
-                               placeholder="e.g. convolution, fusion, Relu")
+filters = hlo_filters(ref, summary)
+layer, stage, search = filters["layer"], filters["stage"], filters["search"]
 if not layer and not search:
     with st.expander("Instructions per layer", expanded=True):
         show_panel("xla_layers", ref, ctx, function=function)
         st.caption("A layer with no instruction after optimisation computes nothing there "
                    "(Dropout at inference) or was folded into a neighbour (Flatten becomes a "
                    "bitcast, ZeroPadding2D the convolution's padding).")
-show_panel("xla_instructions", ref, ctx, function=function, stage=stage, layer=layer,
-           search=search)
-hlo = card("xla_hlo", function=function, stage=stage, layer=layer, search=search)
+show_panel("xla_instructions", ref, ctx, function=function, **filters)
+hlo = card("xla_hlo", function=function, **filters)
 if hlo is not None:
     hlo_view(hlo, layer=layer, search=search,
              file_name=f"{summary['model']}.{function}.{stage}.txt")
@@ -67,16 +68,7 @@ st.subheader("Compiled vs eager")
 step_time(ref, ctx, function)
 
 st.subheader("Graph of a computation")
-graph_stage_col, comp_col, detail_col = st.columns([2, 3, 2])
-with graph_stage_col:
-    graph_stage = stage_picker("Stage ", key="xla_graph_stage")
-computation = comp_col.selectbox(
-    "Computation", summary["computations"][graph_stage],
-    key=f"xla_computation|{ref.path}|{function}|{graph_stage}",
-    format_func=lambda n: f"{n} (entry)" if n == summary["entry"][graph_stage] else n,
-    help="The entry computation, then control flow, then each fusion's body.")
-detail = detail_col.toggle("Show parameters, constants, bitcasts", key="xla_detail")
-show_panel("xla_graph", ref, ctx, function=function, stage=graph_stage,
-           computation=computation, detail=detail, layer=layer)
+show_panel("xla_graph", ref, ctx, function=function, layer=layer,
+           **graph_controls(ref, summary, function))
 if layer:
     st.caption(f"Outlined: the instructions of {layer}, the layer picked above.")

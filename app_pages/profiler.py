@@ -12,10 +12,9 @@ from insight.ui.profiler import (
     capture_form,
     level_picker,
     ops_table,
-    pick_profile,
-    profile_choices,
     profile_error,
     profile_summary,
+    require_profile,
     timeline_controls,
 )
 from insight.ui.widgets import param_of, require_preflight, require_ref, show_panel
@@ -25,18 +24,7 @@ pf = require_preflight(ref)
 st.title("Profiler")
 logdir, data = st.session_state.get("insight_logdir"), st.session_state.get("insight_data")
 capture_form(ref, logdir, data)
-if done := st.session_state.pop("prof_captured", None):
-    st.success(f"**Captured.**\n```\n{done}\n```", icon=":material/check_circle:")
-choices, problems = profile_choices(ref, logdir)
-for problem in problems:
-    st.warning(problem, icon=":material/warning:")
-if not choices:
-    st.info("**No profile yet.** " + (f"Nothing under `{logdir}` matches "
-            "`plugins/profile/<run>/*.xplane.pb`. " if logdir else "No logdir in the sidebar. ")
-            + "Capture one above, or run `insight profile MODEL --logdir DIR`.",
-            icon=":material/timer_off:")
-    st.stop()
-choice = pick_profile(choices)
+choice = require_profile(ref, logdir)
 ctx = PanelContext(preflight=pf, logdir=Path(choice.logdir))
 try:
     with st.spinner("Converting the profile with xprof…"):

@@ -9,19 +9,21 @@ import streamlit as st
 from insight.panels import PanelContext
 from insight.panels.curves import metric_order, overfitting_warnings
 from insight.ui.cache import ModelRef, panel
-from insight.ui.curves import VERDICT_COLUMNS, curve_controls, histogram_controls, logdir_health
+from insight.ui.curves import (
+    VERDICT_COLUMNS,
+    curve_controls,
+    histogram_controls,
+    logdir_health,
+    no_scalars,
+    require_logdir,
+)
 from insight.ui.feedback import show_error
 from insight.ui.widgets import show_panel
 
 MAX_CHARTS = 24
 
 st.title("Training")
-logdir = st.session_state.get("insight_logdir")
-if not logdir:
-    st.info("**No logdir.** Give one in the sidebar (or `insight serve --logdir DIR`): a "
-            "TensorBoard logdir, a CSVLogger `.csv` or a Keras history `.json`. The samples "
-            "bring their own.", icon=":material/arrow_back:")
-    st.stop()
+logdir = require_logdir()
 ref = st.session_state.get("insight_ref") or ModelRef("")
 ctx = PanelContext(logdir=Path(logdir))
 live, params = curve_controls()
@@ -38,11 +40,7 @@ def curves() -> None:
         return
     logdir_health(status, logdir, live)
     if index.empty:
-        filtered = params["runs"] or params["tags"]
-        st.info("**No scalars here yet**" + (" matching these filters." if filtered else
-                ": no event file, CSVLogger CSV or history JSON with values. In live mode "
-                "curves appear as soon as the first points are written."),
-                icon=":material/show_chart:")
+        no_scalars(filtered=any(filters.values()))
         return
     verdicts = panel("train_val_verdicts", ref, ctx, **filters)
     for warning in overfitting_warnings(verdicts):

@@ -17,7 +17,8 @@ from insight.panels.registry import PanelContext
 from insight.ui.cache import ModelRef
 from insight.ui.widgets import param_of, show_panel
 
-__all__ = ["function_picker", "stage_picker", "summary_metrics", "hlo_view", "step_time"]
+__all__ = ["function_picker", "stage_picker", "summary_metrics", "hlo_filters", "hlo_view",
+           "step_time", "graph_controls"]
 
 
 def function_picker(ref: ModelRef, ds: Dataset) -> str:
@@ -49,6 +50,35 @@ def summary_metrics(summary: dict[str, Any]) -> None:
                         f"{took['hlo']:.2f} s, tracing {took['trace']:.2f} s).")
     if summary["loss"]:
         st.caption(f"Train step loss: {summary['loss']}.")
+
+
+def hlo_filters(ref: ModelRef, summary: dict[str, Any]) -> dict[str, str]:
+    """Which instructions to list: one layer's (or all), at which stage, matching a search;
+    returns the `xla_instructions` parameters but `function`."""
+    layer_col, stage_col, search_col = st.columns([2, 2, 3])
+    layer = layer_col.selectbox("Layer", ["", *summary["layers"]], key=f"xla_layer|{ref.path}",
+                                format_func=lambda v: v or "(all layers)")
+    with stage_col:
+        stage = stage_picker("Stage", key="xla_stage")
+    search = search_col.text_input("Search the instructions", key="xla_search",
+                                   placeholder="e.g. convolution, fusion, Relu")
+    return {"layer": layer, "stage": stage, "search": search}
+
+
+def graph_controls(ref: ModelRef, summary: dict[str, Any], function: str) -> dict[str, Any]:
+    """Which computation to draw, at which stage, in how much detail; returns those
+    `xla_graph` parameters."""
+    stage_col, comp_col, detail_col = st.columns([2, 3, 2])
+    with stage_col:
+        stage = stage_picker("Stage ", key="xla_graph_stage")
+    entry = summary["entry"][stage]
+    computation = comp_col.selectbox(
+        "Computation", summary["computations"][stage],
+        key=f"xla_computation|{ref.path}|{function}|{stage}",
+        format_func=lambda n: f"{n} (entry)" if n == entry else n,
+        help="The entry computation, then control flow, then each fusion's body.")
+    detail = detail_col.toggle("Show parameters, constants, bitcasts", key="xla_detail")
+    return {"stage": stage, "computation": computation, "detail": detail}
 
 
 def hlo_view(hlo: dict[str, Any], *, layer: str, search: str, file_name: str) -> None:

@@ -15,7 +15,8 @@ from insight.panels.curves import SMOOTHING_TITLES, X_TITLES
 from insight.panels.registry import Param
 from insight.ui.widgets import param_of
 
-__all__ = ["curve_controls", "logdir_health", "histogram_controls", "VERDICT_COLUMNS"]
+__all__ = ["require_logdir", "curve_controls", "logdir_health", "no_scalars",
+           "histogram_controls", "VERDICT_COLUMNS"]
 
 VERDICT_COLUMNS = {  # the train_val_verdicts table
     "best_val_step": st.column_config.NumberColumn("best val step"),
@@ -27,6 +28,17 @@ VERDICT_COLUMNS = {  # the train_val_verdicts table
 
 def _param(name: str) -> Param:
     return param_of("training_curves", name)
+
+
+def require_logdir() -> str:
+    """The sidebar's logdir, or what to give and `st.stop()`."""
+    logdir = st.session_state.get("insight_logdir")
+    if not logdir:
+        st.info("**No logdir.** Give one in the sidebar (or `insight serve --logdir DIR`): a "
+                "TensorBoard logdir, a CSVLogger `.csv` or a Keras history `.json`. The samples "
+                "bring their own.", icon=":material/arrow_back:")
+        st.stop()
+    return logdir
 
 
 def curve_controls() -> tuple[bool, dict[str, Any]]:
@@ -74,6 +86,14 @@ def logdir_health(status: dict[str, Any], logdir: str, live: bool) -> None:
         n = status["nonfinite"]
         st.warning(f"**{n:,} NaN/Inf value{'s' if n > 1 else ''}** in these logs: marked with "
                    "a red × on the curves where they occur.", icon=":material/warning:")
+
+
+def no_scalars(filtered: bool) -> None:
+    """The empty state: nothing matches the filters, or nothing is logged yet."""
+    st.info("**No scalars here yet**" + (" matching these filters." if filtered else
+            ": no event file, CSVLogger CSV or history JSON with values. In live mode "
+            "curves appear as soon as the first points are written."),
+            icon=":material/show_chart:")
 
 
 def histogram_controls(index: pd.DataFrame) -> dict[str, Any]:

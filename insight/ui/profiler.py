@@ -22,9 +22,9 @@ from insight.profiler.capture import ProfileRun, find_profiles, writable_logdir
 from insight.ui.cache import ModelRef, panel
 from insight.ui.widgets import param_of
 
-__all__ = ["OP_COLUMNS", "Choice", "profile_choices", "pick_profile", "capture_form",
-           "profile_error", "profile_summary", "timeline_controls", "level_picker",
-           "ops_table"]
+__all__ = ["OP_COLUMNS", "Choice", "profile_choices", "pick_profile", "require_profile",
+           "capture_form", "profile_error", "profile_summary", "timeline_controls",
+           "level_picker", "ops_table"]
 
 CAPTURE_TIMEOUT_S = 600
 OP_COLUMNS = {
@@ -96,8 +96,25 @@ def pick_profile(choices: list[Choice]) -> Choice:
     return choices[labels.index(label)]
 
 
+def require_profile(ref: ModelRef, logdir: str | None) -> Choice:
+    """The profile to show, picked among `profile_choices` (problems found while looking are
+    warnings); with none, how to get one and `st.stop()`."""
+    choices, problems = profile_choices(ref, logdir)
+    for problem in problems:
+        st.warning(problem, icon=":material/warning:")
+    if not choices:
+        st.info("**No profile yet.** " + (f"Nothing under `{logdir}` matches "
+                "`plugins/profile/<run>/*.xplane.pb`. " if logdir else
+                "No logdir in the sidebar. ")
+                + "Capture one above, or run `insight profile MODEL --logdir DIR`.",
+                icon=":material/timer_off:")
+        st.stop()
+    return pick_profile(choices)
+
+
 def capture_form(ref: ModelRef, logdir: str | None, data: str | None) -> None:
-    """Steps / train / XLA and a Capture button running `insight profile` in a child process."""
+    """Steps / train / XLA and a Capture button running `insight profile` in a child process;
+    after a capture (and the rerun it asks for), what the command printed."""
     target = capture_dir(ref, logdir)
     with st.form("prof_capture", border=True):
         c1, c2, c3, c4 = st.columns([1, 1, 1, 1.4], vertical_alignment="bottom")
@@ -112,6 +129,8 @@ def capture_form(ref: ModelRef, logdir: str | None, data: str | None) -> None:
         st.caption(f"Writes `{target}/plugins/profile/<run>/` (TensorBoard/XProf layout)"
                    + ("" if logdir and Path(target) == Path(logdir) else
                       ": the sidebar's logdir is a bundled sample's, read-only or not set."))
+    if done := st.session_state.pop("prof_captured", None):
+        st.success(f"**Captured.**\n```\n{done}\n```", icon=":material/check_circle:")
     if not go:
         return
     cmd = [sys.executable, "-m", "insight.cli", "profile", ref.path, "--logdir", str(target),
