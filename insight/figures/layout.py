@@ -1,21 +1,46 @@
-"""A layered layout for layer graphs: ranks top to bottom, order within ranks by barycenters.
+"""The layered (Sugiyama) layout the layer graph and the HLO graph share, through igraph.
 
-Small and deterministic (no Graphviz needed): rank = longest path from an input, then a few
-sweeps that order each rank by the mean position of its neighbours, to keep edges short and
-uncrossed on branchy models.
+igraph's `Graph.layout_sugiyama` orders each rank to reduce crossings, places the nodes and
+puts a dummy vertex on every edge at each rank it passes: an edge spanning several ranks is
+drawn as a polyline through those points, which sit in free slots of their ranks, so it goes
+around the boxes instead of through them. The ranks are ours: the longest path from an input,
+then nodes with slack (a side branch, a second input) pulled down next to their first consumer
+so their edges stay short.
 
 Example:
 
->>> pos = layered_layout(["a", "b", "c"], [("a", "b"), ("a", "c")])
->>> pos["a"][1], pos["b"][1] == pos["c"][1]
-(0, True)
+>>> lay = sugiyama_layout(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("c", "d"),
+...                                               ("a", "d")])
+>>> lay.pos["a"][1], lay.pos["d"][1], [r for _, r in lay.routes[("a", "d")]]
+(0, 3, [1, 2])
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 
-__all__ = ["layered_layout"]
+__all__ = ["GraphLayout", "sugiyama_layout", "layered_layout"]
+
+
+@dataclass(frozen=True)
+class GraphLayout:
+    """Where a layered layout puts things.
+
+    Attributes:
+        pos: `{node: (x, rank)}`; x centred on 0, neighbours in a rank at least 1 apart;
+            rank 0 at the top.
+        routes: `{(src, dst): [(x, rank), ...]}`: the dummy points of an edge that spans more
+            than one rank, top to bottom (edges between adjacent ranks have none).
+    """
+
+    pos: dict[str, tuple[float, int]] = field(default_factory=dict)
+    routes: dict[tuple[str, str], list[tuple[float, int]]] = field(default_factory=dict)
+
+    @property
+    def ranks(self) -> int:
+        """How many ranks the layout has."""
+        return max((r for _, r in self.pos.values()), default=-1) + 1
 
 
 def _ranks(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
@@ -44,41 +69,71 @@ def _ranks(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
     return rank
 
 
-def _barycenter(n: str, r: int, pos: dict[str, float], rank: dict[str, int],
-                neighbours: dict[str, list[str]]) -> tuple[float, float]:
-    near = [pos[m] for m in neighbours[n] if rank[m] != r]
-    return (sum(near) / len(near) if near else pos[n], pos[n])
+def _acyclic(nodes: list[str], edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`edges` less those that close a cycle (found depth first, in the given order)."""
+    succs: dict[str, list[str]] = defaultdict(list)
+    for a, b in edges:
+        succs[a].append(b)
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    back: set[tuple[str, str]] = set()
+    for root in nodes:
+        if root in state:
+            continue
+        stack = [(root, iter(succs[root]))]
+        state[root] = 1
+        while stack:
+            n, it = stack[-1]
+            m = next(it, None)
+            if m is None:
+                state[n] = 2
+                stack.pop()
+            elif state.get(m) == 1:
+                back.add((n, m))
+            elif m not in state:
+                state[m] = 1
+                stack.append((m, iter(succs[m])))
+    return [e for e in edges if e not in back]
 
 
-def layered_layout(nodes: list[str], edges: list[tuple[str, str]], sweeps: int = 4
-                   ) -> dict[str, tuple[float, int]]:
-    """Positions `{node: (x, rank)}`: x centred on 0 in steps of 1, rank 0 at the top.
+def sugiyama_layout(nodes: list[str], edges: list[tuple[str, str]]) -> GraphLayout:
+    """Lay out a directed graph in ranks, top to bottom, with routed long edges.
 
     Args:
         nodes: node ids, in a stable order (it breaks ties).
-        edges: `(src, dst)` pairs; the graph must be acyclic (layer graphs are).
-        sweeps: barycenter passes. Defaults to `4`.
+        edges: `(src, dst)` pairs. Layer and HLO graphs are acyclic; an edge that closes a
+            cycle all the same is left out of the layout (and of `routes`).
+
+    Returns:
+        A `GraphLayout`: positions and the dummy points of long edges.
     """
+    import igraph  # lazy: only figures of graphs need it
+
     known = set(nodes)
-    edges = [(a, b) for a, b in edges if a in known and b in known and a != b]
+    edges = list(dict.fromkeys((a, b) for a, b in edges if a in known and b in known and a != b))
+    edges = _acyclic(nodes, edges)
+    if not nodes:
+        return GraphLayout()
     rank = _ranks(nodes, edges)
-    rows: dict[int, list[str]] = defaultdict(list)
-    for n in nodes:
-        rows[rank[n]].append(n)
-    neighbours: dict[str, list[str]] = defaultdict(list)
-    for a, b in edges:
-        neighbours[a].append(b)
-        neighbours[b].append(a)
-    pos = {n: float(i) for r in rows.values() for i, n in enumerate(r)}
-    for sweep in range(sweeps):
-        ranks = sorted(rows) if sweep % 2 == 0 else sorted(rows, reverse=True)
-        for r in ranks:
-            rows[r].sort(key=lambda n, r=r: _barycenter(n, r, pos, rank, neighbours))
-            for i, n in enumerate(rows[r]):
-                pos[n] = float(i)
-    out = {}
-    for r, row in rows.items():
-        offset = (len(row) - 1) / 2
-        for i, n in enumerate(row):
-            out[n] = (i - offset, r)
-    return out
+    index = {n: i for i, n in enumerate(nodes)}
+    graph = igraph.Graph(n=len(nodes), edges=[(index[a], index[b]) for a, b in edges],
+                         directed=True)
+    lay = graph.layout_sugiyama(layers=[rank[n] for n in nodes], hgap=1, vgap=1)
+    xs = [c[0] for c in lay.coords[: len(nodes)]]
+    xs += [p[0] for points in lay.edge_routing for p in points]
+    shift = (min(xs) + max(xs)) / 2
+    pos = {n: (lay.coords[i][0] - shift, rank[n]) for n, i in index.items()}
+    routes = {(a, b): [(p[0] - shift, round(p[1])) for p in points]
+              for (a, b), points in zip(edges, lay.edge_routing, strict=True) if len(points)}
+    return GraphLayout(pos, routes)
+
+
+def layered_layout(nodes: list[str], edges: list[tuple[str, str]]
+                   ) -> dict[str, tuple[float, int]]:
+    """Positions `{node: (x, rank)}` of `sugiyama_layout` (for graphs drawn with straight
+    edges): x centred on 0, neighbours at least 1 apart, rank 0 at the top.
+
+    Args:
+        nodes: node ids, in a stable order (it breaks ties).
+        edges: `(src, dst)` pairs; the graph should be acyclic (layer and HLO graphs are).
+    """
+    return sugiyama_layout(nodes, edges).pos

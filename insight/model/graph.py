@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["GraphNode", "LayerGraph", "layer_graph", "unknown_graph_reason"]
+__all__ = ["GraphNode", "LayerGraph", "layer_graph", "layer_entry", "unknown_graph_reason"]
 
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 
@@ -32,7 +32,11 @@ _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 @dataclass(frozen=True)
 class GraphNode:
     """One layer. `id` is its path (`"backbone/conv1"`), `cluster` the path of the nested
-    model holding it (`""` at top level), `params` is `None` until the model is loaded."""
+    model holding it (`""` at top level), `params` is `None` until the model is loaded.
+
+    In a collapsed graph (`insight.model.blocks.collapse`) a node can also stand for a block:
+    `kind` is then `"block"` (a name prefix) or `"model"` (a nested model) and `layers` the
+    number of layers it holds."""
 
     id: str
     name: str
@@ -41,6 +45,8 @@ class GraphNode:
     params: int | None = None
     cluster: str = ""
     role: str = ""  # "input", "output" or ""
+    kind: str = "layer"  # "layer", "block" or "model"
+    layers: int = 1
 
 
 @dataclass
@@ -78,6 +84,23 @@ def _is_model(entry: Mapping[str, Any]) -> bool:
 
 def _entry_name(entry: Mapping[str, Any]) -> str:
     return str(entry.get("name") or (entry.get("config") or {}).get("name") or "?")
+
+
+def layer_entry(config: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
+    """The serialized layer at `path` (`"backbone/conv1"`) in a model config, or `None`.
+
+    >>> cfg = {"class_name": "Sequential", "config": {"layers": [
+    ...     {"class_name": "Dense", "config": {"name": "d", "units": 2}}]}}
+    >>> layer_entry(cfg, "d")["config"]["units"], layer_entry(cfg, "e")
+    (2, None)
+    """
+    entry: Mapping[str, Any] | None = config
+    for name in path.split("/"):
+        if entry is None or not _is_model(entry):
+            return None
+        entry = next((e for e in entry["config"]["layers"]
+                      if isinstance(e, Mapping) and _entry_name(e) == name), None)
+    return entry
 
 
 def layer_graph(config: Mapping[str, Any],
