@@ -41,7 +41,7 @@ from insight.data.synthetic import (
 from insight.errors import DataError
 from insight.model.layers import shape_text
 
-__all__ = ["conform_to_model", "dataset_for"]
+__all__ = ["conform_to_model", "dataset_for", "bundled_data"]
 
 
 def conform_to_model(model: Any, dataset: Dataset) -> Dataset:
@@ -239,7 +239,10 @@ def _fit_dtype(spec: InputSpec, arr: np.ndarray, where: str) -> np.ndarray:
 
 
 
-def _bundled_data(model_path: Path) -> Path | None:
+def bundled_data(model_path: str | Path) -> Path | None:
+    """The `data.npz` beside a model file (or inside a SavedModel folder) that `dataset_for`
+    uses when no data is given, or `None`."""
+    model_path = Path(model_path)
     folder = model_path if model_path.is_dir() else model_path.parent
     candidate = folder / "data.npz"
     return candidate if candidate.is_file() else None
@@ -272,7 +275,7 @@ def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
     """
     if data_path is not None and str(data_path) != "":
         dataset = load_dataset(data_path)
-    elif (bundled := _bundled_data(Path(loaded.path))) is not None:
+    elif (bundled := bundled_data(loaded.path)) is not None:
         dataset = replace(load_dataset(bundled), source="bundled")
     else:
         dataset = synthetic_dataset(loaded.model, n=n_synthetic)

@@ -16,6 +16,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from insight.data.conform import bundled_data
 from insight.data.files import check_data_path
 from insight.errors import DataError
 from insight.launch import LaunchOptions, parse_app_args
@@ -68,19 +69,29 @@ def _companion(label: str, key: str, given: str | None, bundled: Path | None, he
             st.sidebar.warning(f"{label}: path not found. Received: {value!r}")
             return None
         return str(Path(value).expanduser().resolve())
-    return _bundled_note(label, bundled)
+    return _bundled(label, bundled)
 
 
-def _data_path(given: str | None, bundled: Path | None, help: str) -> str | None:
+def _bundled(label: str, bundled: Path | None) -> str | None:
+    """A sample's bundled file, said in the sidebar, or `None`."""
+    if bundled is not None:
+        st.sidebar.caption(f"{label}: using the sample's bundled `{bundled.name}`.")
+        return str(bundled)
+    return None
+
+
+def _data_path(given: str | None, bundled: Path | None, beside: Path | None,
+               help: str) -> str | None:
     """The Data field: a path that cannot be used is warned about and still returned, so the
-    data pages show why instead of quietly using other data."""
+    data pages show why instead of quietly using other data. `bundled` is a sample's data
+    (used when the field is empty), `beside` the `data.npz` any model would fall back to."""
     typed = st.sidebar.text_input("Data", key="insight_data_path",
                                   placeholder=given or "optional", help=help)
     value = typed.strip() or given
     if not value:
-        return _bundled_note("Data", bundled)
+        return _bundled("Data", bundled)
     path = Path(value).expanduser()
-    instead = (f"the sample's bundled `{bundled.name}`" if bundled is not None else
+    instead = (f"the `{beside.name}` beside the model" if beside is not None else
                "synthetic inputs")
     try:
         path = check_data_path(path)
@@ -92,13 +103,6 @@ def _data_path(given: str | None, bundled: Path | None, help: str) -> str | None
             f"it to use {instead}. {f'Received: {value!r}' if missing else exc}",
             icon=":material/error:")
     return str(path)
-
-
-def _bundled_note(label: str, bundled: Path | None) -> str | None:
-    if bundled is not None:
-        st.sidebar.caption(f"{label}: using the sample's bundled `{bundled.name}`.")
-        return str(bundled)
-    return None
 
 
 def draw_sidebar(opts: LaunchOptions) -> None:
@@ -125,6 +129,7 @@ def draw_sidebar(opts: LaunchOptions) -> None:
     st.session_state["insight_ref"] = ref
     st.session_state["insight_data"] = _data_path(
         opts.data, sample.data if sample else None,
+        bundled_data(ref.path) if ref is not None and ref.path else None,
         "Inputs for activations and embeddings: .npz (x, y, class_names), .npy, .csv, or a "
         "folder of images.")
     st.session_state["insight_logdir"] = _companion(

@@ -82,7 +82,7 @@ def test_mistyped_data_path_is_an_error_not_other_data(bad_data):
     assert not at.exception
     warning = " ".join(w.value for w in at.sidebar.warning)
     assert "Data: path not found" in warning and "missing.npz" in warning
-    assert "bundled `data.npz`" in warning  # what clearing the field would use
+    assert "the `data.npz` beside the model" in warning  # what clearing the field would use
     assert at.session_state["insight_data"] == str(bad_data["missing"])
     assert at.title[0].value == "digits_cnn" and not _errors(at)  # the Overview still works
     at.switch_page(str(PAGE_DIR / "activations.py")).run()
