@@ -66,9 +66,10 @@ def _short(text: str, n: int = 24) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _cluster_boxes(graph: LayerGraph, centre: dict[str, tuple[float, float]]
-                   ) -> dict[str, tuple[float, float, float, float]]:
-    """`{cluster: (x0, y0, x1, y1)}` around its nodes and inner clusters, innermost first."""
+def _cluster_boxes(graph: LayerGraph, centre: dict[str, tuple[float, float]],
+                   label: float = 14.0) -> dict[str, tuple[float, float, float, float]]:
+    """`{cluster: (x0, y0, x1, y1)}` around its nodes and inner clusters, innermost first,
+    with `label` units at the top for the model's name."""
     boxes: dict[str, tuple[float, float, float, float]] = {}
     for path in sorted(graph.clusters, key=lambda p: -p.count("/")):
         parts = [(x - _BOX_W / 2, y - _BOX_H / 2, x + _BOX_W / 2, y + _BOX_H / 2)
@@ -77,7 +78,7 @@ def _cluster_boxes(graph: LayerGraph, centre: dict[str, tuple[float, float]]
         if parts:
             pad = 12.0
             boxes[path] = (min(p[0] for p in parts) - pad, min(p[1] for p in parts) - pad,
-                           max(p[2] for p in parts) + pad, max(p[3] for p in parts) + pad + 14)
+                           max(p[2] for p in parts) + pad, max(p[3] for p in parts) + pad + label)
     return boxes
 
 
@@ -190,7 +191,9 @@ def graph_figure(graph: LayerGraph, *, title: str = "Layer graph",
     centre = {k: (x * _DX, -r * _DY) for k, (x, r) in layout.pos.items()}
     marked = set(highlight)
     shapes, labels, notes = [], [], []
-    for path, (x0, y0, x1, y1) in _cluster_boxes(graph, centre).items():
+    rows = layout.ranks
+    shrink = 1.0 if rows <= _MAX_ROWS or not fit else (_MAX_ROWS * _DY + 20) / (rows * _DY)
+    for path, (x0, y0, x1, y1) in _cluster_boxes(graph, centre, min(30.0, 14 / shrink)).items():
         shapes.append(dict(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, layer="below",
                            line=dict(color="#9a9a9a", width=1, dash="dash"), fillcolor="white"))
         labels.append(dict(x=x0 + 6, y=y1 - 4, text=_short(graph.clusters[path], 40),
@@ -202,7 +205,6 @@ def graph_figure(graph: LayerGraph, *, title: str = "Layer graph",
     if lx:
         fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", hoverinfo="skip", showlegend=False,
                                  line=dict(color=_EDGE, width=1.1)))
-    rows = layout.ranks
     xs = [c[0] for c in centre.values()] + [s["x0"] for s in shapes] + [s["x1"] for s in shapes]
     xs += [x - _BOX_W / 4 for x in lx if x is not None] + [x + _BOX_W / 4 for x in lx
                                                            if x is not None]

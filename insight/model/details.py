@@ -11,7 +11,7 @@ Example:
 >>> pf = insight.preflight("sample_models/digits_cnn/model.keras")  # doctest: +SKIP
 >>> card = layer_details(pf.config, "conv1")  # doctest: +SKIP
 >>> card["class"], card["kernel_size"], card["strides"], card["padding"]  # doctest: +SKIP
-('Conv2D', [3, 3], [1, 1], 'same')
+('Conv2D', '(3, 3)', '(1, 1)', 'same')
 """
 
 from __future__ import annotations
@@ -48,17 +48,26 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return _tuple_text(value)
     return value
+
+
+def _tuple_text(value: Any) -> str:
+    """`[3, 3]` -> `"(3, 3)"`, the way Keras prints a kernel size (nested lists too)."""
+    if not isinstance(value, list | tuple):
+        return str(_plain(value))
+    items = [_tuple_text(v) for v in value]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def simplify_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A layer's config for reading: unset (`None`) entries and its name dropped, serialized
-    objects shortened (`"float32"`, `"GlorotUniform"`, `"RandomNormal(stddev=0.05)"`).
+    objects shortened (`"float32"`, `"GlorotUniform"`, `"RandomNormal(stddev=0.05)"`), lists
+    as Keras prints tuples (`"(3, 3)"`).
 
-    >>> simplify_config({"name": "d", "units": 2, "kernel_regularizer": None,
+    >>> simplify_config({"name": "c", "kernel_size": [3, 3], "kernel_regularizer": None,
     ...                  "dtype": {"class_name": "DTypePolicy", "config": {"name": "float32"}}})
-    {'units': 2, 'dtype': 'float32'}
+    {'kernel_size': '(3, 3)', 'dtype': 'float32'}
     """
     return {k: _plain(v) for k, v in config.items() if v is not None and k not in _SKIPPED}
 

@@ -26,7 +26,7 @@ from insight.model.layers import iter_layers
 from insight.model.summary import layer_table, model_card
 from insight.panels.registry import Panel, PanelContext, Param, register
 
-__all__: list[str] = []
+__all__ = ["graph_choices", "full_graph"]
 
 BLOCKS = ("auto", "collapsed", "expanded")
 
@@ -62,6 +62,19 @@ def full_graph(ctx: PanelContext) -> LayerGraph:
         details = dict(zip(table["layer"], zip(table["output_shape"], table["params"],
                                                strict=True), strict=True))
     return layer_graph(config or {}, details)
+
+
+def graph_choices(ctx: PanelContext) -> tuple[list[str], list[str]]:
+    """What the Overview's graph widgets offer: the blocks that open collapsed (empty when the
+    graph opens with every layer shown) and every layer's path, in graph order.
+
+    >>> blocks, layers = graph_choices(PanelContext(preflight=pf))  # doctest: +SKIP
+    >>> blocks[:2], layers[:2]  # doctest: +SKIP
+    (['conv1', 'conv2'], ['input_layer_1', 'conv1_pad'])
+    """
+    graph = full_graph(ctx)
+    blocks = [b.id for b in layer_blocks(graph)] if len(graph.nodes) > COLLAPSE_ABOVE else []
+    return blocks, [n.id for n in graph.nodes]
 
 
 def _graph(ctx: PanelContext, blocks: str = "auto", expand: str = "", search: str = "",

@@ -331,7 +331,8 @@ def test_layer_details_from_the_file(resnet_file):
     config = preflight(path).config
     card = layer_details(config, "stage2_block1_0_conv")
     assert card["class"] == "Conv2D"
-    assert (card["kernel_size"], card["strides"], card["padding"]) == ([1, 1], [2, 2], "same")
+    assert (card["kernel_size"], card["strides"], card["padding"]) == ("(1, 1)", "(2, 2)",
+                                                                      "same")
     assert (card["filters"], card["dtype"], card["activation"]) == (4, "float32", "linear")
     assert card["kernel_initializer"] == "GlorotUniform"
     assert card["inputs"] == "stage1_block3_out" and card["outputs"] == "stage2_block1_add"
@@ -361,4 +362,14 @@ def test_layer_details_and_weights_panels(load_sample):
     with pytest.raises(UsageError, match="No such layer: 'nope'"):
         build_panel("layer_weights_histogram", ctx, layer="nope")
     static = build_panel("layer_details", PanelContext(preflight=ctx.preflight), layer="conv1")
-    assert static["kernel_size"] == [3, 3] and "weights" not in static
+    assert static["kernel_size"] == "(3, 3)" and "weights" not in static
+
+
+def test_graph_choices_for_the_page_widgets(resnet_file, sample_path):
+    from insight.panels.model import graph_choices
+
+    blocks, layers = graph_choices(PanelContext(preflight=preflight(resnet_file[0])))
+    assert blocks[:3] == ["stage1", "stage2", "stage3"] and "stage2_block1" in blocks
+    assert sorted(layers) == sorted(n for n, _, _ in _resnet_layers())
+    blocks, layers = graph_choices(PanelContext(preflight=preflight(sample_path("nested"))))
+    assert blocks == [] and "backbone/conv1" in layers, "small graphs open: nothing to expand"
