@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import streamlit as st
@@ -21,7 +21,7 @@ from insight.panels.registry import PanelContext, build_panel, get_panel
 from insight.ui.runtime import import_keras
 
 __all__ = ["ModelRef", "get_model", "get_preflight", "model_ready", "panel", "get_dataset",
-           "MODEL_LOCK"]
+           "MODEL_LOCK", "with_memo"]
 
 # Keras models are not safe for concurrent calls: pages that run a model take this lock.
 MODEL_LOCK = threading.Lock()
@@ -116,9 +116,7 @@ def panel(name: str, ref: ModelRef, ctx: PanelContext, **params: Any) -> Any:
                     str(ctx.data_path) if "data" in uses else "",
                     _logdir_key(ctx.logdir) if "logdir" in uses else "",
                     f"{ctx.vectors_path}|{ctx.metadata_path}" if "vectors" in uses else ""])
-    if ctx.memo is None:
-        ctx.memo = memo
-    return _panel(key, name, json.dumps(params, sort_keys=True), ctx)
+    return _panel(key, name, json.dumps(params, sort_keys=True), with_memo(ctx))
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -139,6 +137,9 @@ def get_dataset(ctx: PanelContext) -> Dataset:
     Raises:
         DataError: the data cannot be read or does not fit the model (not cached).
     """
-    if ctx.memo is None:
-        ctx.memo = memo
-    return probe_dataset(ctx)
+    return probe_dataset(with_memo(ctx))
+
+
+def with_memo(ctx: PanelContext) -> PanelContext:
+    """`ctx` with the app's shared memo (the caller's context is left as it is)."""
+    return ctx if ctx.memo is not None else replace(ctx, memo=memo)
