@@ -78,6 +78,22 @@ def test_projector_config_outside_logdir_refused(tmp_path):
     assert "Received: tensor_path='../secret.tsv'" in str(err.value)
 
 
+@pytest.mark.parametrize("where", ["../secret_meta.tsv", "absolute"])
+def test_projector_metadata_outside_logdir_refused(tmp_path, where):
+    """The tensor is inside the logdir, its metadata is not: refused, nothing read."""
+    secret = tmp_path / "secret_meta.tsv"
+    secret.write_text("a\nb\nc\n")
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    np.savetxt(logdir / "tensors.tsv", np.ones((3, 2)), delimiter="\t")
+    meta = str(secret) if where == "absolute" else where
+    (logdir / "projector_config.pbtxt").write_text(
+        f'embeddings {{ tensor_name: "x" tensor_path: "tensors.tsv" metadata_path: "{meta}" }}\n')
+    with pytest.raises(DataError, match="points metadata_path outside its logdir") as err:
+        projector_vectors(logdir)
+    assert f"Received: metadata_path={meta!r}" in str(err.value)
+
+
 def test_metadata_row_count_must_match(tmp_path):
     np.save(tmp_path / "v.npy", np.ones((4, 3), np.float32))
     (tmp_path / "m.tsv").write_text("a\nb\nc\n")

@@ -94,7 +94,8 @@ def test_param_pairs():
      "has no parameter 'nope'"),
     (["--panel", "param_chart", "--out", "x.pdf"], "Exports are written as .html, .png, .svg"),
 ])
-def test_export_cli_bad_arguments(argv, fragment, capsys, tmp_path):
+def test_export_cli_bad_arguments(argv, fragment, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `--out x.html` is relative: nothing may appear here
     assert main(["export", "digits_cnn", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and fragment in err and "Received:" in err, err

@@ -183,7 +183,11 @@ def test_python_lambda_outside_lambda_layer_refused_in_safe_mode(model_files):
 
 def test_python_lambda_outside_lambda_layer_loads_unsafe(model_files):
     loaded = load_model(model_files.lambda_fn_keras, safe_mode=False)
-    assert loaded.model.get_layer("d1") is not None
+    d1 = loaded.model.get_layer("d1")  # raises ValueError when missing
+    kernel, bias = (np.asarray(w) for w in d1.get_weights())
+    x = np.array([[1.0, -2.0, 0.5]], np.float32)
+    # The file's own activation (v * 2) runs: the output is twice the affine part.
+    np.testing.assert_allclose(np.asarray(loaded.model(x)), 2 * (x @ kernel + bias), rtol=1e-5)
 
 
 # -- bad inputs ------------------------------------------------------------------------------
