@@ -75,7 +75,7 @@ def _companion(label: str, key: str, given: str | None, bundled: Path | None, he
 def _bundled(label: str, bundled: Path | None) -> str | None:
     """A sample's bundled file, said in the sidebar, or `None`."""
     if bundled is not None:
-        st.sidebar.caption(f"{label}: using the sample's bundled `{bundled.name}`.")
+        st.sidebar.caption(f"{label}: using the `{bundled.name}` beside the model.")
         return str(bundled)
     return None
 
@@ -133,5 +133,16 @@ def draw_sidebar(opts: LaunchOptions) -> None:
         "Inputs for activations and embeddings: .npz (x, y, class_names), .npy, .csv, or a "
         "folder of images.")
     st.session_state["insight_logdir"] = _companion(
-        "Logdir", "insight_logdir_path", opts.logdir, sample.logdir if sample else None,
+        "Logdir", "insight_logdir_path", opts.logdir,
+        sample.logdir if sample else _logs_beside(ref),
         "A TensorBoard logdir, a CSVLogger .csv or a Keras history .json.")
+
+
+def _logs_beside(ref: ModelRef | None) -> Path | None:
+    """The `logs/` folder beside a model file, as the samples ship theirs (a sample given by
+    its path on the command line finds its curves too)."""
+    if ref is None or not ref.path:
+        return None
+    model = Path(ref.path).expanduser()
+    logs = (model if model.is_dir() else model.parent) / "logs"
+    return logs if logs.is_dir() else None

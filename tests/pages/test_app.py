@@ -145,3 +145,17 @@ def test_overview_page_without_model_shows_empty_state():
     at = AppTest.from_file(str(OVERVIEW), default_timeout=90).run()
     assert not at.exception
     assert "No model selected" in at.info[0].value
+
+
+def test_logs_beside_a_command_line_model_are_its_logdir(monkeypatch, tmp_path):
+    """A model given by path finds the `logs/` beside it, as a sample picked by name does;
+    a model with none has no logdir."""
+    monkeypatch.setenv("INSIGHT_MODEL", str(ROOT / "sample_models" / "digits_cnn" / "model.keras"))
+    at = _run()
+    assert not at.exception
+    assert at.session_state["insight_logdir"] == str(ROOT / "sample_models" / "digits_cnn" / "logs")
+    assert any("`logs` beside the model" in c.value for c in at.sidebar.caption)
+    alone = tmp_path / "model.keras"
+    alone.write_bytes((ROOT / "sample_models" / "digits_cnn" / "model.keras").read_bytes())
+    monkeypatch.setenv("INSIGHT_MODEL", str(alone))
+    assert _run().session_state["insight_logdir"] is None
