@@ -226,6 +226,21 @@ def test_collapse_opens_blocks_and_their_parents():
         collapse(graph, blocks, expand=["nope"])
 
 
+def test_blocks_that_feed_each_other_are_not_both_collapsed():
+    """a1_* and b1_* are each convex, but a1 feeds b1 and b1 feeds a1: collapsing both would
+    make a cycle, so one stays open."""
+    edges = [("x", "a1_p"), ("a1_p", "b1_p"), ("a1_p", "a1_r"), ("b1_p", "b1_r"),
+             ("x", "b1_q"), ("b1_q", "a1_q"), ("a1_q", "a1_s"), ("b1_q", "b1_s")]
+    names = list(dict.fromkeys(n for e in edges for n in e))
+    graph = LayerGraph([GraphNode(n, n, "Dense") for n in names], edges)
+    blocks = layer_blocks(graph)
+    assert [b.id for b in blocks] == ["a1", "b1"]
+    shut = collapse(graph, blocks)
+    assert [n.kind for n in shut.nodes].count("block") == 1
+    pos = sugiyama_layout([n.id for n in shut.nodes], shut.edges).pos
+    assert all(pos[a][1] < pos[b][1] for a, b in shut.edges), "acyclic: every edge goes down"
+
+
 def test_nested_model_collapses_into_one_box(sample_path):
     from insight.model.graph import layer_graph
 
