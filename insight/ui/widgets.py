@@ -119,12 +119,15 @@ def param_of(panel_name: str, param_name: str) -> Param:
 
 
 def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
-               share: bool = True, key: str | None = None, **params: Any) -> Any:
+               share: bool = True, key: str | None = None, on_select: Any = None,
+               **params: Any) -> Any:
     """Build (cached) and place a registered panel according to its kind, in `slot` (an
     `st.empty()`) when given, so a later call can replace it. With `share`, a "Share" control
     under it gives its deep link, wiki embed code and HTML/PNG downloads (once the model
     is loaded). `key` names a figure's chart (its share control gets `share|<key>`), so one
-    page can show the same panel more than once; `None`: keyed by the panel's name."""
+    page can show the same panel more than once; `None`: keyed by the panel's name.
+    `on_select`: a callback run when a point of a figure is clicked (its selection is in
+    `st.session_state[<the chart's key>]`)."""
     spec = get_panel(name)
     where = slot.container() if slot is not None else st.container()
     try:
@@ -135,8 +138,10 @@ def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
         return None
     phase = "loaded" if ctx.loaded is not None else "static"
     if spec.kind == "figure":
+        select = {} if on_select is None else {"on_select": on_select,
+                                                "selection_mode": "points"}
         where.plotly_chart(result, theme=None, key=key or f"{name}-{phase}",
-                           config={"displaylogo": False})
+                           config={"displaylogo": False}, **select)
     elif spec.kind == "table":
         _table(result, where)
     elif spec.kind == "card":
@@ -144,7 +149,7 @@ def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
             if name == "model_card":
                 model_card(result)
             else:
-                st.json(result, expanded=True)
+                _card(result)
     elif spec.kind == "dot":
         where.graphviz_chart(result)
     if share and (ctx.loaded is not None or "model" not in spec.uses):
@@ -154,6 +159,21 @@ def show_panel(name: str, ref: ModelRef, ctx: PanelContext, *, slot: Any = None,
             share_control(name, ref, ctx, params, result, key=f"share|{key}" if key else
                           f"{name}|{phase}|{json.dumps(params, sort_keys=True, default=str)}")
     return result
+
+
+def _card(card: dict[str, Any]) -> None:
+    """A card as people read one: its plain values as a two-column table, each list of
+    records (a layer's weights) as a table of its own."""
+    plain = {k: v for k, v in card.items() if not isinstance(v, list | dict)}
+    st.dataframe(pd.DataFrame({"": list(plain), "value": [str(v) for v in plain.values()]}),
+                 hide_index=True, width="stretch")
+    for k, v in card.items():
+        if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+            st.markdown(f"**{k.replace('_', ' ').capitalize()}**")
+            st.dataframe(pd.DataFrame(v), hide_index=True, width="stretch")
+        elif isinstance(v, dict | list) and v:
+            st.markdown(f"**{k.replace('_', ' ').capitalize()}**")
+            st.json(v, expanded=False)
 
 
 def _table(frame: pd.DataFrame, where: Any) -> None:
