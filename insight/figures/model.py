@@ -256,17 +256,35 @@ def _note(text: str) -> dict:
                 xanchor="right", yanchor="bottom", font=dict(size=11, color="#666"))
 
 
-def params_figure(layers: pd.DataFrame, *, title: str = "Parameters per layer") -> go.Figure:
-    """Horizontal bars of each layer's parameter count, trainable and frozen apart.
+ROW_PX = 24  # height of one bar's row while the chart stays under MAX_HEIGHT
+MAX_HEIGHT = 1200  # px: more rows get thinner (down to 12 px), the axis labels thinned
+
+
+def params_figure(layers: pd.DataFrame, *, groups: dict[str, str] | None = None,
+                  title: str = "Parameters per layer") -> go.Figure:
+    """Horizontal bars of each layer's (or block's) parameter count, trainable and frozen
+    apart.
 
     Args:
         layers: a frame like `insight.layer_table(...)` (`layer`, `params`, `trainable`,
             `class`, `depth`). Nested models' own rows are left out: their layers are shown.
+        groups: layer -> block id; the layers of one block become one bar (the parameters
+            summed, the hover says how many layers), the others keep their own. Defaults to
+            `None` (a bar per layer).
         title: the figure title. Defaults to `"Parameters per layer"`.
+
+    Example:
+
+    >>> table = pd.DataFrame({"layer": ["b1_a", "b1_b", "out"], "params": [3, 4, 5],
+    ...                       "trainable": True, "class": ["Dense"] * 3, "depth": 0})
+    >>> list(params_figure(table, groups={"b1_a": "b1", "b1_b": "b1"}).data[0].y)
+    ['out', 'b1']
     """
     frame = layers.copy()
     has_children = {p.rpartition("/")[0] for p in frame["layer"] if "/" in p}
     frame = frame[~frame["layer"].isin(has_children)]
+    if groups:
+        frame = _by_block(frame, groups)
     frame = frame.iloc[::-1]  # first layer on top
     fig = go.Figure()
     for trainable, color, name in ((True, COLORWAY[0], "trainable"),
@@ -280,11 +298,30 @@ def params_figure(layers: pd.DataFrame, *, title: str = "Parameters per layer") 
             hovertemplate="%{y} (%{customdata[0]})<br>%{x:,} parameters<extra></extra>",
         ))
     apply_template(fig, title=title)
-    height = max(260, 24 * len(frame) + 110)
+    rows = len(frame)
+    row_px = max(12, min(ROW_PX, (MAX_HEIGHT - 110) / max(rows, 1)))
+    yaxis = dict(type="category", automargin=True)
+    if row_px < 16:  # every other label, or they overlap
+        yaxis.update(tickmode="array", tickvals=list(frame["layer"])[::-1][::2],
+                     tickfont=dict(size=10))
     fig.update_layout(
-        barmode="stack", height=height, showlegend=bool(len(fig.data) > 1),
-        xaxis_title="parameters", yaxis=dict(type="category", automargin=True),
+        barmode="stack", height=max(260, round(row_px * rows) + 110),
+        showlegend=bool(len(fig.data) > 1), xaxis_title="parameters", yaxis=yaxis,
         font=dict(family=FONT), legend=dict(orientation="h", y=1.02, x=1, xanchor="right",
                                             yanchor="bottom"),
     )
     return fig
+
+
+def _by_block(frame: pd.DataFrame, groups: dict[str, str]) -> pd.DataFrame:
+    """One row per block (in the order its first layer appears), the others as they are."""
+    key = frame["layer"].map(lambda layer: groups.get(layer, layer))
+    rows = []
+    for name, part in frame.groupby(key, sort=False):
+        block = len(part) > 1 or part["layer"].iloc[0] != name
+        for trainable, sub in part.groupby("trainable", sort=False):
+            rows.append({"layer": name, "params": int(sub["params"].sum()),
+                         "trainable": trainable,
+                         "class": f"block of {len(part)} layers" if block
+                         else sub["class"].iloc[0]})
+    return pd.DataFrame(rows, columns=["layer", "params", "trainable", "class"])

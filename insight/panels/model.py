@@ -104,8 +104,15 @@ def _graph(ctx: PanelContext, blocks: str = "auto", expand: str = "", search: st
                         centre_on=marked[0] if marked else "", fit=fit, note=note)
 
 
-def _params(ctx: PanelContext):
-    return params_figure(layer_table(ctx.loaded), title=f"Parameters per layer: {ctx.loaded.name}")
+def _params(ctx: PanelContext, by: str = "auto"):
+    table = layer_table(ctx.loaded)
+    groups = None
+    if by == "block" or (by == "auto" and len(table) > COLLAPSE_ABOVE):
+        groups = {layer: b.id for b in layer_blocks(full_graph(ctx)) if not b.parent
+                  for layer in b.layers}
+    what = "block" if groups else "layer"
+    return params_figure(table, groups=groups,
+                         title=f"Parameters per {what}: {ctx.loaded.name}")
 
 
 def _layer_path(ctx: PanelContext, layer: str) -> str:
@@ -171,6 +178,10 @@ register(Panel(
                 "collapsed on big models; drawn from the file's config, so also for models "
                 "safe mode refuses."))
 register(Panel("param_chart", "Parameters per layer", "figure", _params,
+               params=(Param("by", "str", "auto", choices=("auto", "layer", "block"),
+                             help=f"One bar per layer, or per repeating block (conv2, "
+                                  f"block_3...); auto: per block above {COLLAPSE_ABOVE} "
+                                  f"layers."),),
                description="Where the model's parameters are."))
 register(Panel("layer_details", "Layer details", "card", _details, params=(_LAYER,),
                needs_model=False,

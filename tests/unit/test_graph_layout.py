@@ -388,3 +388,22 @@ def test_graph_choices_for_the_page_widgets(resnet_file, sample_path):
     assert sorted(layers) == sorted(n for n, _, _ in _resnet_layers())
     blocks, layers = graph_choices(PanelContext(preflight=preflight(sample_path("nested"))))
     assert blocks == [] and "backbone/conv1" in layers, "small graphs open: nothing to expand"
+
+
+def test_param_chart_sums_blocks_of_big_models(resnet_file):
+    import insight
+
+    loaded = insight.load_model(resnet_file[0])
+    ctx = PanelContext(loaded)
+    fig = build_panel("param_chart", ctx)  # 70 layers: above the threshold, one bar per stage
+    bars = [y for t in fig.data for y in t.y]
+    assert "stage2" in bars and "stage2_block1_1_conv" not in bars
+    assert len(bars) < 10 and fig.layout.height < 600
+    per_layer = build_panel("param_chart", ctx, by="layer")
+    assert len([y for t in per_layer.data for y in t.y]) == 70  # every row of the layer table
+    assert per_layer.layout.height <= 1200
+    total = sum(x for t in fig.data for x in t.x)
+    assert total == sum(x for t in per_layer.data for x in t.x) == loaded.model.count_params()
+    small = build_panel("param_chart", PanelContext(insight.load_model(
+        resnet_file[0])), by="block")
+    assert [y for t in small.data for y in t.y] == bars
