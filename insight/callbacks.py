@@ -54,20 +54,29 @@ class ActivationLogger(keras.callbacks.Callback):
 
     Args:
         log_dir: where to write; each layer gets the run `<log_dir>/<layer path>`.
-        x: the probe inputs (an array or `{input_name: array}`); the first `examples` rows
-            are used every time.
-        y: their labels, for gradients of the loss; `None` differentiates the predicted
-            class's score. Defaults to `None`.
+        x: the probe inputs (an array, `{input_name: array}`, or a list in `model.inputs`
+            order); the first `examples` rows are used every time.
+        y: their labels, for gradients of the loss: an array, or for several outputs a dict
+            by output name (or `y_<name>`) or a list in output order. `None` differentiates
+            the predicted class's score of each output. Defaults to `None`.
         freq: `"epoch"` to log after every epoch, or an int `n` to log every `n` training
             batches. Defaults to `"epoch"`.
         examples: probe rows. Defaults to `64`.
         layers: layer paths to log; `None` for every layer except shape-only ones
             (Flatten, Reshape, Dropout...). Defaults to `None`.
-        loss: the loss for gradients; `None` uses the model's compiled loss when it is a
-            name or a loss object, else infers one from the labels. Defaults to `None`.
+        loss: the loss for gradients (one for every output, or a dict or list of them);
+            `None` uses the model's compiled loss and `loss_weights`, else infers one per
+            output from the labels (`insight.probe.losses.model_loss`). Defaults to `None`.
+
+    Attributes:
+        paths: the logged layers (known from the first log on).
+        target: what the gradients differentiate, in words (from the first log on), e.g.
+            `"loss: 1.0 x sparse_categorical_crossentropy(digit) + 0.5 x mse(value)"`.
+        logged_steps: the steps logged so far.
 
     Raises:
-        UsageError: a bad `freq`, `examples` or layer name (on the first log).
+        UsageError: a bad `freq`, `examples` or layer name (on the first log), or labels
+            that miss an output with a loss.
     """
 
     def __init__(self, log_dir: str | Path, x: Any, y: Any = None, *, freq: str | int = "epoch",
@@ -81,18 +90,20 @@ class ActivationLogger(keras.callbacks.Callback):
             raise UsageError("examples must be at least 1.", "", f"examples={examples!r}")
         from insight.probe.capture import as_inputs, count_rows, slice_rows
 
-        x = as_inputs(x)
-        rows = min(int(examples), count_rows(x))
+        x = x if isinstance(x, list | tuple) else as_inputs(x)
+        rows = min(int(examples), count_rows(x[0] if isinstance(x, list | tuple) else x))
         self.log_dir = Path(log_dir)
         self.freq = freq
-        self._x = slice_rows(x, 0, rows)
-        self._y = None if y is None else np.asarray(y)[:rows]
+        self._x = [np.asarray(v)[:rows] for v in x] if isinstance(x, list | tuple) else \
+            slice_rows(x, 0, rows)
+        self._y = None if y is None else _first_rows(y, rows)
         self._layers = layers
         self._loss = loss
         self._fn = None
         self._batches = 0
         self.paths: list[str] = []
         self.logged_steps: list[int] = []
+        self.target = ""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.freq == "epoch":
@@ -128,10 +139,13 @@ class ActivationLogger(keras.callbacks.Callback):
         import tensorflow as tf
 
         from insight.model.layers import iter_layers, resolve_layers
-        from insight.probe.backprop import own_variables, resolve_loss, tape_gradients
-        from insight.probe.capture import TRACE_LOCK, first_output, input_spec
+        from insight.probe.backprop import own_variables, score_description, tape_gradients
+        from insight.probe.capture import TRACE_LOCK, as_inputs, input_spec, slice_rows
+        from insight.probe.losses import model_loss, output_items
 
         model = self.model
+        if isinstance(self._x, list):
+            self._x = as_inputs(self._x, model)
         if self._layers is None:
             paths = [p for p, layer, _ in iter_layers(model)
                      if type(layer).__name__ not in _SHAPE_ONLY and not getattr(layer, "layers",
@@ -140,21 +154,20 @@ class ActivationLogger(keras.callbacks.Callback):
             paths = resolve_layers(model, self._layers)
         variables = list(model.trainable_variables)
         owned = own_variables(model, paths, variables)
-        loss_obj = None
+        terms = None
+        outputs = model(slice_rows(self._x, 0, 1), training=False)
         if self._y is not None:
-            loss = self._loss
-            if loss is None:
-                loss = getattr(model, "loss", None)
-                loss = loss if isinstance(loss, str | keras.losses.Loss) else None
-            out = first_output(model(self._x[:1] if not isinstance(self._x, dict) else
-                                     {k: v[:1] for k, v in self._x.items()}, training=False))
-            loss_obj, _ = resolve_loss(loss, self._y, out)
+            plan = model_loss(model, self._y, outputs, loss=self._loss)
+            terms, self._y = plan.terms, plan.labels(self._y)
+            self.target = plan.description
+        else:
+            self.target = score_description([n for n, _ in output_items(outputs, model)])
         self.paths = paths
         self._writers = [tf.summary.create_file_writer(str(self.log_dir / p)) for p in paths]
         self._owned = {p: bool(owned[p]) for p in paths}
 
         def run(x, y=None):
-            _, _, w_grads, acts, a_grads = tape_gradients(model, paths, variables, loss_obj, x, y)
+            _, _, w_grads, acts, a_grads = tape_gradients(model, paths, variables, terms, x, y)
             acts = [tf.cast(a, tf.float32) for a in acts]
             w_grads = [tf.cast(g, tf.float32) for g in w_grads]
             a_grads = [tf.cast(g, tf.float32) for g in a_grads]
@@ -178,11 +191,20 @@ class ActivationLogger(keras.callbacks.Callback):
 
         signature = [input_spec(self._x)]
         if self._y is not None:
-            signature.append(input_spec(self._y))
+            signature.append(input_spec(list(self._y)))
         fn = tf.function(run, input_signature=signature)
         with TRACE_LOCK:
             fn.get_concrete_function()
         return fn
+
+
+def _first_rows(y: Any, rows: int) -> Any:
+    """The first `rows` labels of an array, or of each array of a dict or list."""
+    if isinstance(y, dict):
+        return {k: np.asarray(v)[:rows] for k, v in y.items()}
+    if isinstance(y, list | tuple) and y and all(np.ndim(v) > 0 for v in y):
+        return [np.asarray(v)[:rows] for v in y]
+    return np.asarray(y)[:rows]
 
 
 def _summary(stats: list[tuple[str, float]]) -> bytes:

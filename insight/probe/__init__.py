@@ -2,6 +2,8 @@
 
 - `capture`: every layer's output in one compiled forward pass;
 - `backprop`: gradients of the loss w.r.t. every weight and layer output, in one pass;
+- `losses`: which loss each output is differentiated by, with which labels and weight (one
+  answer for gradients, `ActivationLogger` and the profiler's training steps);
 - `stats`: activation statistics streamed over a whole dataset;
 - `attribution`: saliency, SmoothGrad, integrated gradients, Grad-CAM;
 - `report`: statistics joined with gradient norms, one table per model (`insight stats`).

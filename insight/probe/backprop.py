@@ -1,10 +1,17 @@
 """Gradients of the loss with respect to every weight and every layer output, in one pass.
 
-With labels, the target is the model's loss: the one recorded in the file's compile config
-when it is a built-in Keras loss, else one inferred from the labels and the output (integer
-labels and several units: sparse categorical cross-entropy; one unit: binary cross-entropy;
-otherwise mean squared error). Without labels, the target is the score of the predicted
-class (the largest output of each row), and `Gradients.target` says so.
+With labels, the target is the model's loss, every output's term weighted as compiled
+(`insight.probe.losses.model_loss`): the compiled loss of an in-memory model, else the one
+recorded in the file's compile config (`loss`, `loss_weights`) when it is a built-in Keras
+loss, else one inferred from each output's labels (integer labels and several units: sparse
+categorical cross-entropy; one unit and 0/1 labels: binary cross-entropy; otherwise mean
+squared error). `Gradients.target` names each term, its weight and output, and why a loss
+was inferred. Without labels, the target is the score of the predicted class (the largest
+output of each row), summed over the outputs, and `Gradients.target` says so.
+
+Every layer output, the first layers' too, is a source of the tape: a layer before the first
+weight (`Rescaling`, `ZeroPadding2D`...) only sees the model's input, which a tape does not
+watch, so without this its output would look unconnected to the loss.
 
 Example:
 
@@ -14,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,13 +34,23 @@ from insight.probe.capture import (
     COMPILED,
     TRACE_LOCK,
     as_inputs,
+    count_rows,
     first_output,
     input_spec,
     recording,
     signature_key,
 )
+from insight.probe.losses import (
+    ModelLoss,
+    OutputLoss,
+    compiled_loss,
+    model_loss,
+    output_items,
+    resolve_loss,
+)
 
-__all__ = ["Gradients", "gradients", "resolve_loss", "GRAD_COLUMNS"]
+__all__ = ["Gradients", "gradients", "resolve_loss", "GRAD_COLUMNS", "own_variables",
+           "tape_gradients", "score_description"]
 
 GRAD_COLUMNS = ["layer", "class", "params", "weight_norm", "weight_grad_norm",
                 "activation_grad_norm"]
@@ -46,10 +63,13 @@ class Gradients:
     Attributes:
         weights: `{variable_path: gradient}` for every trainable weight.
         activations: `{layer_path: gradient}` of the target w.r.t. each layer's output.
-        value: the target's value (the mean loss, or the mean predicted-class score).
-        target: what was differentiated, in words.
+        value: the target's value (the weighted loss, or the summed predicted-class scores).
+        target: what was differentiated, in words, e.g. `"loss: 1.0 x
+            sparse_categorical_crossentropy(digit) + 1.0 x binary_crossentropy(is_even)"`.
         table: one row per layer: `GRAD_COLUMNS` (norms: L2 of the weight gradient; mean
             per-example L2 of the activation gradient).
+        losses: the loss's terms (`OutputLoss`: output, loss name, weight), one per output
+            with a loss; empty without labels.
     """
 
     weights: Mapping[str, np.ndarray]
@@ -57,48 +77,7 @@ class Gradients:
     value: float
     target: str
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def _compiled_loss_name(model_or_loaded: Any) -> Any:
-    pf = getattr(model_or_loaded, "preflight", None)
-    config = (getattr(pf, "config", None) or {}).get("compile_config") or {}
-    return config.get("loss")
-
-
-def resolve_loss(loss: Any, y: Any, outputs: Any, recorded: Any = None):
-    """A Keras loss object for `y` and `outputs`, and its name.
-
-    Args:
-        loss: a loss name, a loss object, or `None` to use `recorded` or infer one.
-        y: the labels (an array).
-        outputs: the model's output for the batch (a tensor).
-        recorded: the loss name stored in the file's compile config. Defaults to `None`.
-
-    Raises:
-        UsageError: an unknown loss name.
-    """
-    import keras
-
-    name = loss if loss is not None else recorded if isinstance(recorded, str) else None
-    if name is None:
-        units = outputs.shape[-1] if len(outputs.shape) > 1 else 1
-        integer = np.issubdtype(np.asarray(y).dtype, np.integer)
-        if integer and units and units > 1:
-            name = "sparse_categorical_crossentropy"
-        elif units == 1 and set(np.unique(np.asarray(y))) <= {0, 1}:
-            name = "binary_crossentropy"
-        else:
-            name = "mean_squared_error"
-    if not isinstance(name, str):
-        return name, type(name).__name__
-    try:
-        return keras.losses.get(name), name
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"Unknown loss {name!r}.",
-                         "Use a Keras loss name such as 'sparse_categorical_crossentropy'.",
-                         f"loss={name!r}") from exc
-
-
+    losses: tuple[OutputLoss, ...] = ()
 
 
 def own_variables(model: Any, paths: list[str], variables: list) -> dict[str, list[int]]:
@@ -110,11 +89,16 @@ def own_variables(model: Any, paths: list[str], variables: list) -> dict[str, li
             for p in paths}
 
 
-def tape_gradients(model: Any, paths: list[str], variables: list, loss_obj: Any, x: Any,
-                   y: Any = None) -> tuple[Any, list, list, list, list]:
+def tape_gradients(model: Any, paths: list[str], variables: list,
+                   terms: Sequence[OutputLoss] | None, x: Any, ys: Sequence[Any] | None = None
+                   ) -> tuple[Any, list, list, list, list]:
     """Inside a traced function: one forward pass recording the outputs of `paths`, then the
-    gradient of the mean loss (without labels: of the mean top output) with respect to
-    `variables` and those outputs, all dense.
+    gradient of the target with respect to `variables` and those outputs, all dense.
+
+    The target is the weighted sum of the `terms` (one per output with a loss, its labels in
+    `ys`, in order), or without labels the predicted-class score of each output, summed.
+    Each recorded output is watched by the tape as it is made, so layers before the first
+    weight get their gradient too.
 
     Returns:
         `(target, weights, weight_grads, activations, activation_grads)`.
@@ -123,16 +107,23 @@ def tape_gradients(model: Any, paths: list[str], variables: list, loss_obj: Any,
 
     store: dict[str, Any] = {}
     with tf.GradientTape() as tape:
-        with recording(model, set(paths), store):
+        def watch(out: Any) -> None:
+            for t in tf.nest.flatten(out):
+                if getattr(getattr(t, "dtype", None), "is_floating", False):
+                    tape.watch(t)
+
+        with recording(model, set(paths), store, watch=watch):
             outputs = model(x, training=False)
-        # A copy: Keras' losses read softmax/sigmoid outputs' hidden logits and would route
+        # Copies: Keras' losses read softmax/sigmoid outputs' hidden logits and would route
         # the gradient around the output tensor, leaving the last layer's gradient at 0.
-        out = tf.identity(tf.cast(first_output(outputs), tf.float32))
-        if y is None:
-            target = tf.reduce_mean(tf.reduce_max(tf.reshape(out, (tf.shape(out)[0], -1)),
-                                                  axis=-1))
+        outs = [tf.identity(tf.cast(o, tf.float32)) for _, o in output_items(outputs, model)]
+        if ys is None:
+            target = tf.add_n([
+                tf.reduce_mean(tf.reduce_max(tf.reshape(o, (tf.shape(o)[0], -1)), axis=-1))
+                for o in outs])
         else:
-            target = tf.reduce_mean(loss_obj(y, out))
+            target = tf.add_n([t.weight * tf.reduce_mean(t.fn(y, outs[t.index]))
+                               for t, y in zip(terms or (), ys, strict=True)])
     acts = [first_output(store[p]) for p in paths]
     weights = [getattr(v, "value", v) for v in variables]
     grads = tape.gradient(target, weights + acts,
@@ -141,12 +132,21 @@ def tape_gradients(model: Any, paths: list[str], variables: list, loss_obj: Any,
     return target, weights, grads[:len(variables)], acts, grads[len(variables):]
 
 
-def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: Any,
-                       loss_obj: Any):
+def score_description(outputs: Sequence[str]) -> str:
+    """The target without labels, in words, for a model with these outputs."""
+    if len(outputs) <= 1:
+        return "score of the predicted class (no labels given)"
+    return ("score of the predicted class of each output, summed over "
+            f"{', '.join(outputs)} (no labels given)")
+
+
+def _gradient_function(model: Any, paths: list[str], x_example: Any, ys_example: Any,
+                       terms: tuple[OutputLoss, ...] | None):
     import tensorflow as tf
 
     key = ("grad", tuple(paths), signature_key(x_example),
-           None if y_example is None else signature_key(y_example), id(loss_obj))
+           None if ys_example is None else signature_key(ys_example),
+           None if terms is None else tuple((t.index, id(t.fn), t.weight) for t in terms))
     cache = COMPILED.setdefault(model, {})
     if key in cache:
         return cache[key]
@@ -159,9 +159,9 @@ def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: 
         return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(t, tf.float32)))
                                  for t in tensors]))
 
-    def run(x, y=None):
+    def run(x, ys=None):
         target, weights, w_grads, _, a_grads = tape_gradients(model, paths, variables,
-                                                              loss_obj, x, y)
+                                                              terms, x, ys)
         # The norm table inside the graph: no host copies of every gradient to compute it.
         norms = tf.stack([
             tf.stack([norm([weights[i] for i in owned[p]]), norm([w_grads[i] for i in owned[p]]),
@@ -171,8 +171,8 @@ def _gradient_function(model: Any, paths: list[str], x_example: Any, y_example: 
         return target, w_grads, a_grads, norms
 
     signature = [input_spec(x_example)]
-    if y_example is not None:
-        signature.append(input_spec(y_example))
+    if ys_example is not None:
+        signature.append(input_spec(list(ys_example)))
     fn = tf.function(run, input_signature=signature, reduce_retracing=True)
     with TRACE_LOCK:
         fn.get_concrete_function()
@@ -199,73 +199,117 @@ class _LazyArrays(Mapping):
         return len(self._tensors)
 
 
-def _output_units(model: Any, x: Any) -> Any:
-    """The first output (symbolic when the model has a graph, else from a one-row pass)."""
-    try:
-        outputs = model.outputs
-    except (AttributeError, ValueError):
-        outputs = None
-    if outputs:
-        return outputs[0]
-    return first_output(model(_head(x), training=False))
-
-
 def gradients(model: Any, x: Any, y: Any = None, *, loss: Any = None,
               layers: str | Iterable[str] | None = None) -> Gradients:
     """Gradients of the loss (or of the predicted class's score) for the batch `x`.
 
     Args:
         model: a `keras.Model` or a `LoadedModel`.
-        x: inputs (an array or `{input_name: array}`), one batch.
-        y: labels for the first output, or `None` to differentiate the predicted class's
-            score. Defaults to `None`.
-        loss: a Keras loss name or object; `None` uses the file's recorded loss or infers one.
-            Defaults to `None`.
+        x: inputs, one batch: an array, `{input_name: array}`, or a list of arrays in
+            `model.inputs` order.
+        y: labels: an array for a single output; for several outputs a dict keyed by output
+            name (or `y_<name>`) or a list in output order. `None` differentiates the
+            predicted class's score of each output. Defaults to `None`.
+        loss: a Keras loss name or object for every output, or a dict (by output name) or
+            list of them; `None` uses the compiled loss and its `loss_weights` (the model's,
+            else the file's compile config), else infers one per output. Defaults to `None`.
         layers: layer paths for activation gradients; `None` for all. Defaults to `None`.
 
     Returns:
         `Gradients`, computed in one forward and one backward pass (activation gradients are
-        converted to numpy when first read).
+        converted to numpy when first read); its `target` names the loss of every output.
 
     Raises:
-        UsageError: an unknown layer or loss.
-        DataError: labels whose row count differs from the inputs'.
+        UsageError: an unknown layer or loss, or labels that miss an output with a loss.
+        DataError: labels whose row count differs from the inputs', or a list of inputs of
+            the wrong length.
+
+    Example:
+
+    >>> g = gradients(loaded, data.x[:64], data.y)  # doctest: +SKIP
+    >>> g.target  # doctest: +SKIP
+    'loss: 1.0 x sparse_categorical_crossentropy(digit) + 1.0 x binary_crossentropy(is_even)'
     """
     keras_model = as_model(model)
     paths = resolve_layers(keras_model, layers)
-    x = as_inputs(x)
-    loss_obj, loss_name = None, ""
+    x = as_inputs(x, keras_model)
+    plan, ys = None, None
     if y is not None:
-        if isinstance(y, Mapping):
-            y = next(iter(y.values()))
-        y = np.asarray(y)
-        rows = len(next(iter(x.values()))) if isinstance(x, Mapping) else len(x)
-        if len(y) != rows:
-            raise DataError("Labels and inputs have different numbers of rows.",
-                            "Pass one label per input row.", f"rows x={rows}, y={len(y)}")
-        loss_obj, loss_name = _cached_loss(keras_model, loss, y, x, _compiled_loss_name(model))
-    fn, variables, owned = _gradient_function(keras_model, paths, x, y, loss_obj)
-    value, w_grads, a_grads, norms = fn(x) if y is None else fn(x, y)
+        plan = _cached_plan(model, keras_model, loss, y, x)
+        ys = plan.labels(y)
+        rows = count_rows(x)
+        for term, labels in zip(plan.terms, ys, strict=True):
+            if len(labels) != rows:
+                shown = "y" if len(plan.outputs) == 1 else f"y[{term.output!r}]"
+                raise DataError("Labels and inputs have different numbers of rows.",
+                                "Pass one label per input row.",
+                                f"rows x={rows}, {shown}={len(labels)}")
+        if not plan.terms:
+            raise UsageError("The loss covers none of the model's outputs.",
+                             f"Give a loss per output: {list(plan.outputs)!r}.",
+                             f"loss={loss!r}")
+    terms = None if plan is None else plan.terms
+    fn, variables, owned = _gradient_function(keras_model, paths, x, ys, terms)
+    value, w_grads, a_grads, norms = fn(x) if ys is None else fn(x, ys)
     weights = _LazyArrays({v.path: g for v, g in zip(variables, w_grads, strict=True)})
     acts = _LazyArrays(dict(zip(paths, a_grads, strict=True)))
-    target = f"loss: {loss_name}" if y is not None else \
-        "score of the predicted class (no labels given)"
+    if plan is not None:
+        target = plan.description
+    else:
+        target = score_description([n for n, _ in
+                                    output_items(_output_structure(keras_model, x), keras_model)])
     return Gradients(weights, acts, float(value), target,
-                     _norm_table(keras_model, paths, variables, owned, norms.numpy()))
+                     _norm_table(keras_model, paths, variables, owned, norms.numpy()),
+                     () if plan is None else plan.terms)
 
 
-def _cached_loss(model: Any, loss: Any, y: np.ndarray, x: Any, recorded: Any):
-    key = ("loss", loss if isinstance(loss, str | None) else id(loss), str(y.dtype),
-           tuple(np.unique(y)[:3]) if y.size else (), recorded if isinstance(recorded, str)
-           else None)
-    cache = COMPILED.setdefault(model, {})
+def _cached_plan(model: Any, keras_model: Any, loss: Any, y: Any, x: Any) -> ModelLoss:
+    """`model_loss` for labels like `y`, once per loss, compiled loss and label kind."""
+    key = ("loss", _spec_key(loss), _labels_key(y), repr(compiled_loss(model)),
+           getattr(model, "preflight", None) is not None)
+    cache = COMPILED.setdefault(keras_model, {})
     if key not in cache:
-        cache[key] = resolve_loss(loss, y, _output_units(model, x), recorded)
+        cache[key] = model_loss(model, y, _output_structure(keras_model, x), loss=loss)
     return cache[key]
 
 
-def _head(x: Any) -> Any:
-    return {k: v[:1] for k, v in x.items()} if isinstance(x, Mapping) else x[:1]
+def _spec_key(loss: Any) -> Any:
+    if loss is None or isinstance(loss, str):
+        return loss
+    if isinstance(loss, Mapping):
+        return tuple((k, _spec_key(v)) for k, v in sorted(loss.items()))
+    if isinstance(loss, list | tuple):
+        return tuple(_spec_key(v) for v in loss)
+    return id(loss)
+
+
+def _labels_key(y: Any) -> tuple:
+    """The labels' structure, dtypes, trailing shapes and first values: what picks a loss."""
+    def one(a: Any) -> tuple:
+        arr = np.asarray(a)
+        return (str(arr.dtype), arr.shape[1:], tuple(np.unique(arr)[:3].tolist())
+                if arr.size else ())
+
+    if isinstance(y, Mapping):
+        return ("dict", *((k, one(v)) for k, v in y.items()))
+    if isinstance(y, list | tuple) and y and all(np.ndim(v) > 0 for v in y):
+        return ("list", *(one(v) for v in y))
+    return ("array", one(y))
+
+
+def _output_structure(model: Any, x: Any) -> Any:
+    """What the model returns: its symbolic outputs when it has a graph, else a one-row pass's
+    (once per input signature)."""
+    try:
+        return model.output
+    except (AttributeError, ValueError):
+        pass
+    key = ("outputs", signature_key(x))
+    cache = COMPILED.setdefault(model, {})
+    if key not in cache:
+        head = {k: v[:1] for k, v in x.items()} if isinstance(x, Mapping) else x[:1]
+        cache[key] = model(head, training=False)
+    return cache[key]
 
 
 def _norm_table(model: Any, paths: list[str], variables: list, owned: dict[str, list[int]],

@@ -63,11 +63,22 @@ def wrapping_calls(model: Any, paths: set[str] | None,
                 layer.call = original
 
 
-def recording(model: Any, paths: set[str], store: dict[str, Any]):
-    """While active, the chosen layers record their first output in `store`."""
+def recording(model: Any, paths: set[str], store: dict[str, Any],
+              watch: Callable[[Any], None] | None = None):
+    """While active, the chosen layers record their first output in `store`.
+
+    Args:
+        model: the model whose layers record.
+        paths: the layer paths that record.
+        store: `{path: output}`, filled as the layers run.
+        watch: called with every output of the chosen layers as it is made (a gradient
+            tape's `watch`: see `insight.probe.backprop.tape_gradients`). Defaults to `None`.
+    """
     def wrap(path: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args, **kwargs):
             out = original(*args, **kwargs)
+            if watch is not None:
+                watch(out)
             store.setdefault(path, out)
             return out
         return call
@@ -76,17 +87,23 @@ def recording(model: Any, paths: set[str], store: dict[str, Any]):
 
 
 def input_spec(x: Any):
+    """The `tf.TensorSpec` (any batch size) of an array, or a dict or list of them."""
     import tensorflow as tf
 
     if isinstance(x, Mapping):
         return {k: input_spec(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [input_spec(v) for v in x]
     arr = np.asarray(x)
     return tf.TensorSpec((None, *arr.shape[1:]), tf.as_dtype(arr.dtype))
 
 
 def signature_key(x: Any) -> tuple:
+    """A hashable key of `input_spec(x)`."""
     if isinstance(x, Mapping):
         return tuple((k, *signature_key(v)) for k, v in sorted(x.items()))
+    if isinstance(x, list | tuple):
+        return ("list", *(signature_key(v) for v in x))
     arr = np.asarray(x)
     return (arr.shape[1:], str(arr.dtype))
 
@@ -123,13 +140,51 @@ def capture_function(model: Any, layers: list[str], x_example: Any, *, with_outp
     return fn
 
 
-def as_inputs(x: Any) -> Any:
+def as_inputs(x: Any, model: Any = None) -> Any:
+    """The inputs as the probes pass them to a model: one array, or `{input_name: array}`.
+
+    Args:
+        x: an array, `{input_name: array}`, or a list (or tuple) of arrays in
+            `model.inputs` order, as Keras takes them.
+        model: the model `x` is for: it names the arrays of a list. Defaults to `None`.
+
+    Raises:
+        DataError: a list whose length differs from the model's number of inputs, or a list
+            for a model whose inputs are unknown.
+
+    Example:
+
+    >>> as_inputs([image, stats], loaded.model).keys()  # doctest: +SKIP
+    dict_keys(['image', 'stats'])
+    """
     if isinstance(x, Mapping):
         return {k: np.asarray(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        raise DataError("Pass several inputs as a dict keyed by input name.",
-                        "e.g. {'image': ..., 'stats': ...}.", f"x=<{type(x).__name__}>")
+        names = _input_names(as_model(model)) if model is not None else None
+        if not names:
+            raise DataError("Pass several inputs as a dict keyed by input name.",
+                            "e.g. {'image': ..., 'stats': ...}; a list needs a model whose "
+                            "inputs are known.", f"x=<{type(x).__name__} of {len(x)}>")
+        if len(x) != len(names):
+            raise DataError(f"The model has {len(names)} input{'s' * (len(names) > 1)} "
+                            f"({', '.join(map(repr, names))}), and the list holds {len(x)} "
+                            f"array{'s' * (len(x) != 1)}.",
+                            "Pass one array per input, in `model.inputs` order, or a dict "
+                            "keyed by input name.",
+                            f"x=<{type(x).__name__} of {len(x)} array{'s' * (len(x) != 1)}>")
+        if len(names) == 1:
+            return np.asarray(x[0])
+        return {name: np.asarray(v) for name, v in zip(names, x, strict=True)}
     return np.asarray(x)
+
+
+def _input_names(model: Any) -> list[str] | None:
+    """The names of `model.inputs` (the keys Keras matches a dict of inputs by), in order."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    return [str(t.name) for t in inputs] if inputs else None
 
 
 def count_rows(x: Any) -> int:
@@ -149,7 +204,8 @@ def activations(model: Any, x: Any, layers: str | Iterable[str] | None = None, *
 
     Args:
         model: a `keras.Model` or a `LoadedModel`.
-        x: the inputs: an array, or `{input_name: array}` for several inputs.
+        x: the inputs: an array, or for several inputs `{input_name: array}` or a list of
+            arrays in `model.inputs` order.
         layers: layer paths (see `layer_paths`); `None` for every layer. Defaults to `None`.
         batch_size: rows per forward pass. Defaults to `256`.
 
@@ -158,6 +214,7 @@ def activations(model: Any, x: Any, layers: str | Iterable[str] | None = None, *
 
     Raises:
         UsageError: an unknown layer (the valid ones are listed).
+        DataError: a list of inputs whose length differs from the model's inputs.
 
     Example:
 
@@ -166,7 +223,7 @@ def activations(model: Any, x: Any, layers: str | Iterable[str] | None = None, *
     (2, 8, 8, 8)
     """
     paths = resolve_layers(model, layers)
-    x = as_inputs(x)
+    x = as_inputs(x, model)
     fn = capture_function(model, paths, x, with_outputs=False)
     parts: dict[str, list[np.ndarray]] = {p: [] for p in paths}
     n = count_rows(x)

@@ -40,14 +40,12 @@ def layer_report(model: Any, dataset: Dataset, *, batch_size: int = 64,
         A frame with `REPORT_COLUMNS`: `grad_norm` is the L2 norm of the loss gradient w.r.t.
         the layer's own weights (NaN for layers without weights), `activation_grad_norm` the
         mean per-example L2 norm of the gradient w.r.t. the layer's output. `attrs["target"]`
-        says what was differentiated, `attrs["rows"]` how many rows the statistics cover.
+        says what was differentiated (each output's loss and weight), `attrs["rows"]` how
+        many rows the statistics cover.
     """
     stats = activation_stats(model, dataset, batch_size=batch_size)
     head = dataset.take(slice(0, gradient_rows))
-    y = head.y
-    if isinstance(y, dict):
-        y = next(iter(y.values()), None)
-    grads = gradients(model, head.x, y)
+    grads = gradients(model, head.x, head.y)  # every output's labels: every output's loss
     table = stats.table.merge(
         grads.table[["layer", "weight_grad_norm", "activation_grad_norm", "weight_norm"]],
         on="layer", how="left").rename(columns={"weight_grad_norm": "grad_norm"})

@@ -147,12 +147,12 @@ def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
 
 
 
-def _batches(data: Any, batch_size: int):
+def _batches(data: Any, batch_size: int, model: Any):
     if hasattr(data, "batches"):
         for xb, _ in data.batches(batch_size):
-            yield as_inputs(xb)
+            yield as_inputs(xb, model)
         return
-    x = as_inputs(data)
+    x = as_inputs(data, model)
     n = count_rows(x)
     for start in range(0, n, batch_size):
         yield slice_rows(x, start, min(n, start + batch_size))
@@ -164,7 +164,8 @@ def activation_stats(model: Any, data: Any, *, layers: str | Iterable[str] | Non
 
     Args:
         model: a `keras.Model` or a `LoadedModel`.
-        data: an input array, `{input_name: array}`, or an `insight.data.Dataset`.
+        data: an input array, `{input_name: array}`, a list of arrays in `model.inputs`
+            order, or an `insight.data.Dataset`.
         layers: layer paths; `None` for every layer. Defaults to `None`.
         batch_size: rows per forward pass. Defaults to `64`.
         bins: histogram bins per layer. Defaults to `32`.
@@ -185,7 +186,7 @@ def activation_stats(model: Any, data: Any, *, layers: str | Iterable[str] | Non
     edges: dict[str, np.ndarray] = {}
     n = 0
     kinds: dict[str, str | None] = {}
-    for xb in _batches(data, batch_size):
+    for xb in _batches(data, batch_size, keras_model):
         run, extremes, kinds = _stats_function(keras_model, paths, xb, bins)
         if ranges is None:
             lo_hi = extremes(xb).numpy().astype(np.float64)

@@ -17,9 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from insight.errors import UsageError
+from insight.probe.losses import labels_per_output
 
-__all__ = ["labels_per_output", "make_predict_step", "make_train_step", "repeat_batches"]
+# `labels_per_output` lives in `insight.probe.losses`: one function decides which labels each
+# output needs, for training steps and for gradients alike.
+__all__ = ["labels_per_output", "make_predict_step", "make_train_step", "repeat_batches",
+           "TRAIN_HINT"]
+
+TRAIN_HINT = "or profile inference (without --train)"
 
 
 def repeat_batches(dataset: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:
@@ -71,19 +76,22 @@ def make_predict_step(model: Any, xla: bool = False) -> Callable[[Any, Any], Non
 def make_train_step(model: Any, xla: bool = False) -> Callable[[Any, Any], None]:
     """A function running one training step on a copy of `model`, compiled on first use.
 
-    The first call reads the model's outputs to pair each with its labels
-    (`labels_per_output`) and its loss (the model's recorded loss when it has one output,
-    else one guessed from the labels), then compiles the copy with Adam.
+    The first call reads the model's outputs and asks `insight.probe.losses.model_loss` for
+    each output's labels and loss, as the Gradients page and `insight stats` do: the compiled
+    loss and `loss_weights` (a `LoadedModel`'s file's compile config, or the model's own
+    when it is compiled), else losses inferred from the labels. It then compiles the copy
+    with Adam.
 
     Args:
-        model: a Keras model; a subclassed model that cannot be cloned is trained itself.
+        model: a Keras model, or a `LoadedModel` (whose file's compile config is then read);
+            a subclassed model that cannot be cloned is trained itself.
         xla: compile the step with XLA (`jit_compile=True`). Defaults to `False`.
 
     Returns:
         `step(x, y)`, running `train_on_batch` once.
 
     Raises:
-        UsageError: (from the first step) the labels do not cover every output.
+        UsageError: (from the first step) the labels do not cover every output with a loss.
 
     Example:
 
@@ -92,72 +100,43 @@ def make_train_step(model: Any, xla: bool = False) -> Callable[[Any, Any], None]
     """
     import keras
 
-    from insight.probe.backprop import resolve_loss
+    from insight.model.layers import as_model
+    from insight.probe.losses import model_loss
 
+    source = as_model(model)
     try:
-        copy = keras.models.clone_model(model)
-        copy.set_weights(model.get_weights())
+        copy = keras.models.clone_model(source)
+        copy.set_weights(source.get_weights())
     except Exception:  # noqa: BLE001  subclassed models may not clone: train the original
-        copy = model
-    recorded = getattr(model, "loss", None)
+        copy = source
     state: dict[str, Any] = {}
 
     def step(x, y):
         if not state:
             out = copy(x, training=False)
-            outs = list(out.values()) if isinstance(out, dict) else \
-                list(out) if isinstance(out, list | tuple) else [out]
-            names = list(getattr(copy, "output_names", None) or [f"output_{i}"
-                                                                  for i in range(len(outs))])
-            state["ys"] = labels_per_output(y, names)
-            losses = [resolve_loss(None, yy, o, recorded if len(outs) == 1 else None)[0]
-                      for yy, o in zip(state["ys"](y), outs, strict=True)]
-            copy.compile(optimizer="adam", loss=losses if len(outs) > 1 else losses[0],
-                         jit_compile=xla)
-        ys = state["ys"](y)
-        copy.train_on_batch(x, ys if len(ys) > 1 else ys[0])
+            plan = model_loss(model, y, out, otherwise=TRAIN_HINT)
+            state["plan"] = plan
+            state["dict"] = isinstance(out, dict)
+            if state["dict"]:
+                losses = {t.output: t.fn for t in plan.terms}
+                weights = {t.output: t.weight for t in plan.terms}
+            else:
+                by_index = {t.index: t for t in plan.terms}
+                losses = [by_index[i].fn if i in by_index else None
+                          for i in range(len(plan.outputs))]
+                weights = [by_index[i].weight if i in by_index else 0.0
+                           for i in range(len(plan.outputs))]
+            if len(plan.outputs) == 1:
+                losses, weights = losses[0] if isinstance(losses, list) else losses, None
+            copy.compile(optimizer="adam", loss=losses, loss_weights=weights, jit_compile=xla)
+        plan, ys = state["plan"], state["plan"].labels(y)
+        if state["dict"]:
+            labels = {t.output: a for t, a in zip(plan.terms, ys, strict=True)}
+        elif len(plan.outputs) == 1:
+            labels = ys[0]
+        else:
+            by_index = {t.index: a for t, a in zip(plan.terms, ys, strict=True)}
+            labels = [by_index.get(i) for i in range(len(plan.outputs))]
+        copy.train_on_batch(x, labels)
 
     return step
-
-
-def labels_per_output(y: Any, names: list[str]) -> Callable[[Any], list[Any]]:
-    """A function from a batch's labels to one label array per model output, in order.
-
-    Dict keys are matched by output name (or `y_<name>`), else by position when there are as
-    many keys as outputs; a single array serves a single output.
-
-    Args:
-        y: one batch's labels: an array, or a dict of arrays.
-        names: the model's output names, in order.
-
-    Returns:
-        `pick(batch_labels) -> [array, ...]`, one array per output.
-
-    Raises:
-        UsageError: the labels do not cover every output.
-
-    Example:
-
-    >>> import numpy as np
-    >>> batch = {"y_digit": np.arange(3), "y_is_even": np.ones(3)}
-    >>> [a.tolist() for a in labels_per_output(batch, ["digit", "is_even"])(batch)]
-    [[0, 1, 2], [1.0, 1.0, 1.0]]
-    """
-    if not isinstance(y, dict):
-        if len(names) > 1:
-            raise UsageError(f"Training steps need labels for each of the model's {len(names)} "
-                             "outputs, and the data has one label array.",
-                             "Save labels keyed by output name in the .npz, or profile "
-                             "inference.", f"outputs={names!r}")
-        return lambda batch: [batch]
-    keys = []
-    for i, name in enumerate(names):
-        key = name if name in y else f"y_{name}" if f"y_{name}" in y else \
-            list(y)[i] if len(y) == len(names) else None
-        if key is None:
-            raise UsageError(f"No labels for the output {name!r}: training steps need labels "
-                             "for every output.", "Key the labels by output name (or "
-                             "y_<name>) in the .npz, or profile inference.",
-                             f"labels={list(y)!r}, outputs={names!r}")
-        keys.append(key)
-    return lambda batch: [batch[k] for k in keys]

@@ -376,7 +376,10 @@ def test_weight_gradients_equal_a_plain_tape(mlp, mlp_data):
         pred = mlp(x, training=False)
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, pred))
     expected = tape.gradient(loss, mlp.trainable_variables)
-    assert g.target == "loss: sparse_categorical_crossentropy"
+    assert g.target == ("loss: sparse_categorical_crossentropy "
+                        "(inferred from the labels: the model is not compiled)")
+    assert [(t.output, t.name, t.weight) for t in g.losses] == [
+        ("out", "sparse_categorical_crossentropy", 1.0)]
     assert g.value == pytest.approx(float(loss), rel=1e-5)
     assert list(g.weights) == [v.path for v in mlp.trainable_variables]
     for v, e in zip(mlp.trainable_variables, expected, strict=True):
@@ -504,12 +507,21 @@ def test_labels_with_a_different_row_count(mlp, mlp_data):
     assert_error(excinfo, DataError, "different numbers of rows", "x=12", "y=5")
 
 
-def test_several_inputs_as_a_list_are_refused(load_sample):
+def test_several_inputs_as_a_list_need_one_array_per_input(load_sample):
     loaded = load_sample("multi_io")
     x = _inputs(loaded, 2)
+    acts = insight.activations(loaded, [x["image"], x["stats"]])  # model.inputs order
+    np.testing.assert_array_equal(acts["merge"], insight.activations(loaded, x)["merge"])
     with pytest.raises(DataError) as excinfo:
-        insight.activations(loaded, [x["image"], x["stats"]])
-    assert_error(excinfo, DataError, "dict")
+        insight.activations(loaded, [x["image"], x["stats"], x["stats"]])
+    assert_error(excinfo, DataError, "2 inputs", "3 arrays", "dict")
+
+
+def test_compiled_loss_of_a_sample_file_is_named(load_sample):
+    loaded = load_sample("digits_cnn")  # compiled with sparse_categorical_crossentropy
+    ds = dataset_for(loaded).take(slice(0, 4))
+    assert compute_gradients(loaded, ds.x, ds.y).target == \
+        "loss: sparse_categorical_crossentropy"
 
 
 def test_unknown_loss_is_a_usage_error(mlp, mlp_data):
