@@ -58,6 +58,39 @@ def legacy_histogram(tag: str, step: int, values: np.ndarray) -> bytes:
     return ev.SerializeToString()
 
 
+def tensor_histogram(tag: str, step: int, buckets: np.ndarray) -> bytes:
+    """A TF2 histogram (tf.summary.histogram's layout): a `(k, 3)` float64 tensor of `left,
+    right, count` rows, tagged with the histograms plugin."""
+    rows = np.asarray(buckets, np.float64)
+    shape = tensor_shape_pb2.TensorShapeProto()
+    for n in rows.shape:
+        shape.dim.add(size=n)
+    t = tensor_pb2.TensorProto(dtype=2, tensor_shape=shape, tensor_content=rows.tobytes())
+    ev = event_pb2.Event(wall_time=1_700_000_000.0 + step, step=step)
+    v = ev.summary.value.add(tag=tag)
+    v.tensor.CopyFrom(t)
+    v.metadata.plugin_data.plugin_name = "histograms"
+    return ev.SerializeToString()
+
+
+def merged(step: int, values: dict[str, float]) -> bytes:
+    """A TF1 merged summary: one event holding several `simple_value`s."""
+    ev = event_pb2.Event(wall_time=1_700_000_000.0 + step, step=step)
+    for tag, value in values.items():
+        ev.summary.value.add(tag=tag, simple_value=value)
+    return ev.SerializeToString()
+
+
+def flip(data: bytes, payloads: list[bytes], index: int, offset: int) -> bytes:
+    """`data` (the records of `payloads`) with one bit flipped at `offset` bytes into the
+    payload of record `index` (negative offsets count from the payload's end)."""
+    start = len(b"".join(record(p) for p in payloads[:index])) + 12
+    at = start + (offset % len(payloads[index]))
+    out = bytearray(data)
+    out[at] ^= 0x01
+    return bytes(out)
+
+
 def write(path: Path, payloads: list[bytes]) -> bytes:
     """Write the records; returns the file's bytes."""
     data = b"".join(record(p) for p in payloads)

@@ -271,3 +271,56 @@ def test_several_values_per_event(tmp_path):
     assert time.perf_counter() - start < 5
     assert sorted(got) == ["a", "b", "c"]
     assert got["c"].value.tolist() == [s * 0.25 for s in range(1, 2001)]
+
+
+# -- damage on the protobuf path: every payload CRC is checked there too ---------------------
+
+def _check_flip(tmp_path, payloads: list[bytes], index: int, offset: int) -> EventFileReader:
+    """Write `payloads`, flip one bit inside record `index`'s payload where it still parses
+    (a value's bytes), and read: that record must be skipped and counted."""
+    from tensorboard.compat.proto import event_pb2
+
+    path = tmp_path / "events.out.tfevents.flip"
+    data = ev.flip(ev.write(path, payloads), payloads, index, offset)
+    start = len(b"".join(ev.record(p) for p in payloads[:index])) + 12
+    damaged = data[start:start + len(payloads[index])]
+    assert damaged != payloads[index]
+    event_pb2.Event.FromString(damaged)  # still an Event: only the CRC tells
+    path.write_bytes(data)
+    r = _read(path)
+    assert r.damaged == 1 and "payload CRC mismatch" in r.notes[0]
+    logs = Logdir(tmp_path)
+    logs.refresh()
+    assert logs.problems() == ["events.out.tfevents.flip: 1 damaged record(s) skipped ("
+                               + r.notes[0] + ")"]
+    return r
+
+
+@pytest.mark.parametrize("kind", ["legacy", "tensor"])
+def test_flipped_histogram_byte_skips_that_histogram(tmp_path, kind):
+    """Histograms always take the protobuf path: a damaged bucket must not be drawn."""
+    rng = np.random.default_rng(0)
+    payloads = [ev.file_version()]
+    for step in range(5):
+        values = rng.normal(size=200)
+        if kind == "legacy":
+            payloads.append(ev.legacy_histogram("w", step, values))
+        else:
+            counts, edges = np.histogram(values, bins=10)
+            payloads.append(ev.tensor_histogram("w", step, np.c_[edges[:-1], edges[1:],
+                                                                  counts]))
+        payloads.append(ev.scalar("loss", step, 1.0 / (step + 1)))
+    r = _check_flip(tmp_path, payloads, index=5, offset=-3)  # step 2's last bucket
+    assert [h.step for h in r.histograms()["w"]] == [0, 1, 3, 4]
+    assert r.scalars()["loss"].step.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_flipped_merged_summary_byte_skips_that_step(tmp_path):
+    """TF1 merged summaries (several values per event) take the protobuf path too."""
+    payloads = [ev.merged(step, {"a": step * 0.5, "b": -step, "c": 1.0}) for step in range(50)]
+    at = payloads[20].index(b"\x0a\x01b\x15") + 5  # inside tag b's float
+    r = _check_flip(tmp_path, payloads, index=20, offset=at)
+    got = r.scalars()
+    for tag in "abc":
+        assert got[tag].step.tolist() == [s for s in range(50) if s != 20]
+    assert got["b"].value.tolist() == [-float(s) for s in range(50) if s != 20]
