@@ -37,6 +37,7 @@ from insight.curves.analysis import (
     metric_direction,
     overfitting,
     smooth,
+    train_val_verdict,
 )
 from insight.curves.files import read_csv_log, read_history_json
 from insight.curves.splits import label_series, split_of, train_val_pairs
@@ -46,7 +47,7 @@ from insight.errors import DataError
 __all__ = ["COLUMNS", "HIST_COLUMNS", "Logdir", "read_scalars", "read_histograms",
            "read_csv_log", "read_history_json", "split_of", "label_series", "train_val_pairs",
            "logdir_stamp", "smooth", "SMOOTHING", "downsample", "best_step", "overfitting",
-           "metric_direction"]
+           "metric_direction", "train_val_verdict"]
 
 COLUMNS = ["run", "tag", "step", "wall_time", "value"]
 HIST_COLUMNS = ["run", "tag", "step", "wall_time", "left", "right", "count"]
@@ -170,6 +171,11 @@ class Logdir:
                 out[(str(run), str(tag))] = Series(g["step"].to_numpy(), g["wall_time"].to_numpy(),
                                                    g["value"].to_numpy())
         return out
+
+    def table_runs(self) -> set[str]:
+        """The runs read from CSVLogger CSVs and history JSONs, whose steps are epochs."""
+        with self._lock:
+            return {str(r) for _, df in self._tables.values() for r in df["run"].unique()}
 
     def scalars(self) -> pd.DataFrame:
         """Every scalar point as the tidy frame `run, tag, step, wall_time, value`."""

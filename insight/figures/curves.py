@@ -25,6 +25,7 @@ from insight.figures.template import apply_template, template_json
 __all__ = ["CurveLine", "Mark", "curves_figure", "histogram_heatmap", "histogram_ridge"]
 
 NONFINITE_COLOR = "#c0392b"
+MARKERS_UP_TO = 30  # series this short get a marker on each point (one point is no line)
 
 
 @dataclass
@@ -57,8 +58,12 @@ class Mark:
 
 def curves_figure(lines: list[CurveLine], *, title: str, x_title: str, subtitle: str = "",
                   log_y: bool = False, marks: list[Mark] | None = None, x_is_date=False,
-                  height: int = 400) -> go.Figure:
+                  integer_x: bool = False, height: int = 400) -> go.Figure:
     """Overlaid curves; with smoothing, the raw curve is drawn faint behind the smoothed one.
+
+    Series of at most `MARKERS_UP_TO` points get markers (a one-point series is otherwise
+    invisible). With `integer_x` (steps, epochs) the x axis never shows fractional ticks.
+    The y axis writes powers of ten as `1e-12`, never with SI prefixes ("1p", "50µ").
 
     Built as a plain dict and handed to plotly unvalidated: validating a few thousand points
     per trace cost ~100 ms per chart, most of a smoothing change (the builder is covered by
@@ -68,16 +73,21 @@ def curves_figure(lines: list[CurveLine], *, title: str, x_title: str, subtitle:
     nonfinite_shown = False
     for line in lines:
         smoothed = line.smoothed is not None
+        dots = len(line.x) <= MARKERS_UP_TO
         traces.append(dict(
-            type="scattergl", x=line.x, y=line.y, mode="lines", name=line.name,
-            legendgroup=line.name, showlegend=not smoothed, opacity=0.28 if smoothed else 1.0,
+            type="scattergl", x=line.x, y=line.y, mode="lines+markers" if dots else "lines",
+            name=line.name, legendgroup=line.name, showlegend=not smoothed,
+            opacity=0.28 if smoothed else 1.0, marker=dict(color=line.color, size=
+                                                           4 if smoothed else 6),
             line=dict(color=line.color, dash=line.dash, width=1.2 if smoothed else 1.8),
             hovertemplate=f"{line.name}<br>%{{x}}: %{{y:.5g}}" + (" (raw)" if smoothed else "")
             + "<extra></extra>"))
         if smoothed:
             traces.append(dict(
-                type="scattergl", x=line.x, y=line.smoothed, mode="lines", name=line.name,
-                legendgroup=line.name, line=dict(color=line.color, dash=line.dash, width=2),
+                type="scattergl", x=line.x, y=line.smoothed, name=line.name,
+                mode="lines+markers" if dots else "lines", legendgroup=line.name,
+                marker=dict(color=line.color, size=6),
+                line=dict(color=line.color, dash=line.dash, width=2),
                 hovertemplate=f"{line.name}<br>%{{x}}: %{{y:.5g}} (smoothed)<extra></extra>"))
         if len(line.nonfinite_x):
             traces.append(dict(
@@ -104,19 +114,39 @@ def curves_figure(lines: list[CurveLine], *, title: str, x_title: str, subtitle:
                 hovertemplate=f"{mark.label}<extra></extra>"))
     text = f"{title}<br><span style='font-size:12px;color:#666'>{subtitle}</span>" \
         if subtitle else title
-    yaxis: dict = dict(type="log" if log_y else "linear")
+    yaxis: dict = dict(type="log" if log_y else "linear", exponentformat="e")
     finite = np.concatenate([np.asarray(line.y, np.float64)[np.isfinite(line.y)]
                              for line in lines] or [np.zeros(0)])
     if len(finite) and finite.min() == finite.max() and not log_y:  # a flat line: centre it
         pad = abs(finite[0]) * 0.5 or 1.0
         yaxis["range"] = [finite[0] - pad, finite[0] + pad]
+    xaxis: dict = dict(title=dict(text=x_title, standoff=4),
+                       **({"type": "date"} if x_is_date else {}))
+    if integer_x:
+        xaxis.update(_integer_ticks([line.x for line in lines]))
     layout = dict(
         template=template_json(), title=dict(text=text), height=height, hovermode="closest",
         margin=dict(t=70, b=95), shapes=shapes, annotations=notes, yaxis=yaxis,
         legend=dict(orientation="h", yanchor="top", y=-0.32, x=0, font=dict(size=11)),
-        xaxis=dict(title=dict(text=x_title, standoff=4), **({"type": "date"} if x_is_date
-                                                            else {})))
+        xaxis=xaxis)
     return go.Figure(dict(data=traces, layout=layout), _validate=False)
+
+
+def _integer_ticks(arrays: list[np.ndarray]) -> dict:
+    """x-axis settings that keep ticks on whole steps: plotly picks fractional ones (0.5,
+    1.5) for spans under about ten; those get a tick per step, one lone step a range
+    around it. Wider spans are left to plotly, whose nice steps are then whole numbers."""
+    xs = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays] or [np.zeros(0)])
+    xs = xs[np.isfinite(xs)]
+    if not len(xs):
+        return {}
+    lo, hi = float(xs.min()), float(xs.max())
+    if hi - lo > 10:  # plotly's tick step is then at least 1 (its ~10 ticks at most)
+        return {}
+    out = {"tickmode": "linear", "tick0": lo, "dtick": 1}
+    if hi == lo:
+        out["range"] = [lo - 0.5, hi + 0.5]
+    return out
 
 
 def _rebin(hists: list[np.ndarray], bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,8 +179,8 @@ def histogram_heatmap(steps: np.ndarray, hists: list[np.ndarray], *, title: str,
         hovertemplate="step %{x}<br>value %{y:.4g}<br>count %{z:.3g}<extra></extra>"))
     apply_template(fig, title=title)
     fig.update_layout(height=height)
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="value")
+    fig.update_xaxes(title_text="step", **_integer_ticks([steps]))
+    fig.update_yaxes(title_text="value", exponentformat="e")
     return fig
 
 
@@ -178,7 +208,7 @@ def histogram_ridge(steps: np.ndarray, hists: list[np.ndarray], *, title: str,
             hovertemplate=f"step {int(steps[i])}<br>value %{{x:.4g}}<extra></extra>"))
     apply_template(fig, title=title)
     fig.update_layout(height=height)
-    fig.update_xaxes(title_text="value")
+    fig.update_xaxes(title_text="value", exponentformat="e")
     fig.update_yaxes(title_text="step", tickvals=[float(n - 1 - r) * 0.5 for r in range(n)],
                      ticktext=[str(int(steps[i])) for i in pick], showgrid=False)
     return fig

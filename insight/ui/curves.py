@@ -19,10 +19,14 @@ __all__ = ["require_logdir", "curve_controls", "logdir_health", "no_scalars",
            "histogram_controls", "VERDICT_COLUMNS"]
 
 VERDICT_COLUMNS = {  # the train_val_verdicts table
-    "best_val_step": st.column_config.NumberColumn("best val step"),
+    "unit": st.column_config.TextColumn("unit", help="What the steps count: epochs or "
+                                        "steps (batches, or whatever the logger counted)."),
+    "best_val_step": st.column_config.NumberColumn("best val at"),
     "best_val": st.column_config.NumberColumn("best val", format="%.4g"),
+    "last_train": st.column_config.NumberColumn("last train", format="%.4g"),
     "last_val": st.column_config.NumberColumn("last val", format="%.4g"),
-    "overfitting_from": st.column_config.NumberColumn("overfitting from step"),
+    "overfitting_from": None,  # the verdict says it
+    "verdict": st.column_config.TextColumn("verdict", width="large"),
 }
 
 
@@ -44,7 +48,7 @@ def require_logdir() -> str:
 def curve_controls() -> tuple[bool, dict[str, Any]]:
     """Draw the filters, axes and smoothing controls; returns `(live, params)`: whether to
     follow runs still being written, and the `training_curves` parameters but `metric`."""
-    top = st.columns([2, 2, 2, 0.8, 0.8], vertical_alignment="bottom")
+    top = st.columns([1.8, 1.8, 2.2, 1, 1.2], vertical_alignment="bottom")
     runs = top[0].text_input("Runs (regex)", key="train_runs",
                              placeholder="e.g. train|validation")
     tags = top[1].text_input("Tags (regex)", key="train_tags", placeholder="e.g. loss|acc")

@@ -123,8 +123,29 @@ def test_overfitting_is_flagged(tmp_path):
     warnings = [w.value for w in at.warning if "Overfitting" in w.value]
     assert len(warnings) == 1 and "`epoch_loss`" in warnings[0] and "nan" not in warnings[0]
     spec = _charts(at)["epoch_loss"]
-    assert any("overfitting from step" in a.get("text", "")
+    assert any("overfitting from epoch" in a.get("text", "")
                for a in spec["layout"]["annotations"])
+
+
+def test_a_three_epoch_overfitting_run_is_called_so(tmp_path):
+    """Issue 12's run (training loss 0.23, validation 1.41 and rising for the last 2 epochs,
+    validation accuracy 0.72 -> 0.44) was called "no sign of overfitting"."""
+    (tmp_path / "log.csv").write_text("epoch,accuracy,loss,val_accuracy,val_loss\n"
+                                      "0,0.80,0.61,0.72,0.95\n1,0.89,0.34,0.60,1.12\n"
+                                      "2,0.93,0.23,0.44,1.41\n")
+    at = _page(tmp_path / "log.csv")
+    _clean(at)
+    warnings = [w.value for w in at.warning if "Overfitting" in w.value]
+    assert len(warnings) == 2 and all("from epoch 0" in w for w in warnings)
+    verdicts = at.dataframe[0].value.set_index("metric").verdict
+    assert verdicts["loss"] == "overfitting from epoch 0; large gap (val 6.1× train)"
+    assert verdicts["accuracy"].startswith("overfitting from epoch 0")
+    charts = _charts(at)
+    assert list(charts)[:2] == ["loss", "accuracy"]
+    for spec in charts.values():
+        assert spec["layout"]["xaxis"]["title"]["text"] == "epoch"
+        assert spec["layout"]["xaxis"]["dtick"] == 1  # no ticks at 0.5
+        assert any("overfitting from epoch 0" in a["text"] for a in spec["layout"]["annotations"])
 
 
 def _chart_keys(at: AppTest) -> list[str]:

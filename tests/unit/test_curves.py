@@ -183,7 +183,7 @@ def test_curve_panels_on_the_sample_logdir():
     spec = fig.to_dict()
     names = [t["name"] for t in spec["data"]]
     assert names.count("train") == 2 and names.count("validation") == 2  # raw + smoothed
-    assert any(n.startswith("best val: step 9") for n in names)
+    assert "best val: epoch 9 (raw 0.2053)" in names  # the raw value, starred on the line drawn
     assert "showing 20 of 20 points" in spec["layout"]["title"]["text"]
     assert spec["layout"]["meta"]["insight_panel"] == "training_curves"
     assert spec["layout"]["template"]["layout"]["font"]["family"].startswith("Liberation")
@@ -216,7 +216,7 @@ def test_curves_panel_marks_nonfinite_and_overfitting(tmp_path):
     spec = build_panel("training_curves", ctx, metric="epoch_loss", x="relative").to_dict()
     marker = [t for t in spec["data"] if t["name"] == "NaN/Inf"]
     assert len(marker) == 1 and marker[0]["text"] == ["NaN"]
-    assert any("overfitting from step" in (s.get("text") or "")
+    assert any("overfitting from epoch" in (s.get("text") or "")
                for s in spec["layout"].get("annotations", []))
     assert spec["layout"]["xaxis"]["title"]["text"].startswith("relative time")
     verdict = build_panel("train_val_verdicts", ctx).iloc[0]
