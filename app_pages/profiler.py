@@ -35,10 +35,12 @@ except Exception as exc:  # noqa: BLE001  shown, the page stops
 profile_summary(card)
 
 st.subheader("Step-time breakdown")
-if card["no_step_markers"]:
+if not card["steps"]:
     st.info(card["no_steps_reason"], icon=":material/flag:")
 else:
     show_panel("step_breakdown", ref, ctx, run=choice.run)
+    if card["steps_note"]:
+        st.caption(card["steps_note"])
 
 
 @st.fragment

@@ -22,6 +22,8 @@ from insight.errors import UsageError
 
 __all__ = ["add_profile_parser", "run_profile"]
 
+TOP = 5  # ops listed in the summary
+
 
 def add_profile_parser(sub) -> None:
     """Add the `profile` subcommand to the CLI's subparsers."""
@@ -55,24 +57,44 @@ def run_profile(args: argparse.Namespace) -> int:
     else:
         run = args.run
     from insight.panels.profiler import NO_STEPS
+    from insight.profiler.breakdown import profile_steps
     from insight.profiler.capture import get_profile, tool_data, xprof_command
-    from insight.profiler.tables import framework_ops, overview_summary
+    from insight.profiler.tables import framework_ops, overview_summary, trace_events
 
     with quiet_native_stderr(not args.debug):
         r = get_profile(args.logdir, run)
-        summary = overview_summary(tool_data(r, "overview_page"))
+        overview = tool_data(r, "overview_page")
+        summary = overview_summary(overview)
+        steps = profile_steps(overview, lambda: trace_events(tool_data(r, "trace_viewer")))
         ops = framework_ops(tool_data(r, "framework_op_stats"))
     print(f"profile: {r.hosts[0]}")
-    if summary["no_step_markers"]:
-        print(f"steps: none. {NO_STEPS}")
-    else:
-        print(f"steps: {summary['steps']}, mean {summary['step_ms_mean']:.2f} ms "
-              f"(min {summary['step_ms_min']:.2f}, max {summary['step_ms_max']:.2f})")
-    for _, o in ops.head(5).iterrows():
+    _print_steps(steps, summary, NO_STEPS)
+    if len(ops):
+        print(f"top {min(TOP, len(ops))} of {len(ops)} TensorFlow ops by self time:")
+    for _, o in ops.head(TOP).iterrows():
         print(f"  {o['self_time_percent']:5.1f}%  {o['self_time_us'] / 1e3:8.3f} ms  "
               f"{o['type']}  {o['op']}")
     print(f"open in XProf: {xprof_command(Path(args.logdir).expanduser().resolve())}")
     return 0
+
+
+def _print_steps(steps, summary: dict, no_steps: str) -> None:
+    """The steps line (xprof's numbers, or the inferred steps') and the mean step's split."""
+    if steps.empty:
+        print(f"steps: none. {no_steps}")
+        return
+    if steps.attrs.get("source") == "inferred":
+        t = steps["step_time_ms"]
+        print(f"steps: {len(steps)} inferred from {steps.attrs['inferred_from']} (xprof found "
+              f"no step markers), mean {t.mean():.2f} ms (min {t.min():.2f}, "
+              f"max {t.max():.2f})")
+    else:
+        print(f"steps: {summary['steps']}, mean {summary['step_ms_mean']:.2f} ms "
+              f"(min {summary['step_ms_min']:.2f}, max {summary['step_ms_max']:.2f})")
+    means = steps.drop(columns=["step", "step_time_ms"]).astype(float).mean()
+    parts = [f"{cat} {ms:.2f} ms" for cat, ms in means.items() if ms > 0]
+    if parts:
+        print(f"mean step: {' · '.join(parts)}")
 
 
 def _capture(args: argparse.Namespace) -> None:

@@ -27,6 +27,14 @@ MERGED_COLOR = "#b9b9b9"
 OTHER_COLOR = "#8aa1bd"
 
 
+def _plain_numbers(fig: go.Figure) -> go.Figure:
+    """Axis ticks as `5e-05` or `2000`, never plotly's SI prefixes ("50µ", "20f", "2k"), which
+    read as units next to a unit in the axis title."""
+    fig.update_xaxes(exponentformat="e")
+    fig.update_yaxes(exponentformat="e")
+    return fig
+
+
 def step_breakdown_figure(steps: pd.DataFrame, *, title: str) -> go.Figure:
     """Stacked bars: each step's time by category (only categories that took time)."""
     fig = go.Figure()
@@ -39,7 +47,7 @@ def step_breakdown_figure(steps: pd.DataFrame, *, title: str) -> go.Figure:
     fig.update_layout(barmode="stack", xaxis_title="step", yaxis_title="time (ms)",
                       legend=dict(orientation="h", y=-0.25), height=360)
     fig.update_xaxes(type="category")
-    return apply_template(fig, title=title)
+    return _plain_numbers(apply_template(fig, title=title))
 
 
 def _colors(bars: pd.DataFrame) -> np.ndarray:
@@ -104,12 +112,16 @@ def timeline_figure(bars: pd.DataFrame, rows: list[tuple[str, int]], *, title: s
                                  range=[n - 0.5, -0.5], zeroline=False, showgrid=False,
                                  fixedrange=False),
                       margin=dict(l=150, r=20, t=60, b=50))
-    return apply_template(fig, title=title)
+    return _plain_numbers(apply_template(fig, title=title))
 
 
 def ops_treemap(ops: pd.DataFrame, *, title: str, group: str = "layer",
                 max_ops: int = 200) -> go.Figure:
-    """Self time as nested rectangles: `group` (layer, or category) > op type > op."""
+    """Self time as nested rectangles: `group` (layer, or category) > op type > op.
+
+    The top margin grows with the title's lines (`<br>`): keep each line short, the map is
+    often drawn in a narrow column.
+    """
     ops = ops.head(max_ops)
     labels, parents, values, ids = [], [], [], []
     kind = "type" if "type" in ops.columns else "category"
@@ -138,7 +150,8 @@ def ops_treemap(ops: pd.DataFrame, *, title: str, group: str = "layer",
                                hovertemplate="<b>%{label}</b><br>self time: %{value:,.1f} µs"
                                              "<br>%{percentRoot:.1%} of the shown ops"
                                              "<extra></extra>"))
-    fig.update_layout(height=460, margin=dict(l=10, r=10, t=50, b=10),
+    lines = title.count("<br>") + 1  # a title line each: room for all of them above the map
+    fig.update_layout(height=440 + 20 * lines, margin=dict(l=10, r=10, t=30 + 20 * lines, b=10),
                       treemapcolorway=COLORWAY)
     return apply_template(fig, title=title)
 
@@ -161,4 +174,4 @@ def memory_figure(memory: pd.DataFrame, *, title: str) -> go.Figure:
     fig.update_layout(xaxis_title="time since the first allocation event (ms)",
                       yaxis_title="memory (MiB)", height=380,
                       legend=dict(orientation="h", y=-0.25))
-    return apply_template(fig, title=title)
+    return _plain_numbers(apply_template(fig, title=title))

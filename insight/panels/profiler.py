@@ -27,6 +27,7 @@ from insight.figures.profiler import (
     timeline_figure,
 )
 from insight.panels.registry import Panel, PanelContext, Param, register
+from insight.profiler.breakdown import profile_steps
 from insight.profiler.capture import (
     ProfileRun,
     find_profiles,
@@ -41,21 +42,20 @@ from insight.profiler.tables import (
     layer_names,
     memory_timeline,
     overview_summary,
-    step_breakdown,
     trace_events,
 )
 from insight.profiler.timeline import step_window, timeline_bars
 
 __all__ = ["NO_STEPS", "NO_MEMORY", "LEVEL_TITLES", "profile_trace", "resolve_run",
-           "top_ops_note"]
+           "top_ops_note", "inferred_steps_note"]
 
-NO_STEPS = ("No step markers in this profile, so xprof cannot split its time into steps "
-            "(its \"No step marker observed\"). xprof counts a step only inside a root "
+NO_STEPS = ("No steps in this profile: it has no step markers (xprof's \"No step marker "
+            "observed\") and no repeated train or predict function calls to infer them from, "
+            "so its time cannot be split into steps. xprof counts a step only inside a root "
             "TraceMe with a step number, `tf.profiler.experimental.Trace('train', step_num=i, "
-            "_r=1)`; `keras.callbacks.TensorBoard(profile_batch=...)` marks its batches "
-            "(\"Profiled batch N\", which the timeline lets you pick) but not as steps. "
-            "The timeline and op tables below are complete. Capture a profile here (or with "
-            "`insight profile`) to get the breakdown: it marks every step.")
+            "_r=1)`. The timeline and the ops' self times are complete. Capture a profile "
+            "with the Capture button or `insight profile MODEL --logdir DIR` to get the "
+            "breakdown: it marks every step.")
 NO_MEMORY = ("No memory events in this profile. On CPU, TensorFlow records allocations only "
              "when `TF_CPU_ALLOCATOR_USE_BFC=true` is set before it starts, as "
              "`insight profile` and the Capture button do; GPU profiles always have them.")
@@ -101,32 +101,73 @@ def _runs(ctx: PanelContext) -> pd.DataFrame:
                          "folder": [str(r.folder) for r in runs]})
 
 
+def inferred_steps_note(steps: pd.DataFrame) -> str:
+    """What to say under a step-time breakdown whose steps were inferred (`""` for xprof's).
+
+    Args:
+        steps: a `profile_steps` frame (its `attrs` say where the steps come from).
+    """
+    if steps.attrs.get("source") != "inferred":
+        return ""
+    return (f"**Steps inferred** from {steps.attrs['inferred_from']}: the profile has no "
+            "step markers xprof counts (`keras.callbacks.TensorBoard(profile_batch=...)` "
+            "writes none), so insight split each step from the timeline. *Input*: waiting "
+            "for the next batch; *Device compute*: GPU/TPU kernels; *Host compute*: "
+            "TensorFlow ops on the host; *All others*: the rest (Python, callbacks, dispatch, "
+            "and in the first profiled step one-off costs such as Keras starting its graph "
+            "trace). "
+            "`insight profile` captures marked steps, for xprof's own breakdown.")
+
+
+def _profile_steps(ctx: PanelContext, r: ProfileRun) -> pd.DataFrame:
+    """xprof's step breakdown, else the one inferred from the timeline, memoised."""
+    return ctx.cached(f"steps|{r.folder}|{r.stamp}", lambda: profile_steps(
+        _tool(ctx, r, "overview_page"), profile_trace(ctx, r)))
+
+
 def _card(ctx: PanelContext, run: str) -> dict[str, Any]:
     r = resolve_run(ctx, run)
     summary = overview_summary(_tool(ctx, r, "overview_page"))
     trace = profile_trace(ctx, r)
+    steps = _profile_steps(ctx, r)
+    if steps.attrs["source"] == "inferred":  # xprof's own numbers are 0: none it counted
+        times = steps["step_time_ms"]
+        summary.update(steps=len(steps), step_ms_mean=float(times.mean()),
+                       step_ms_min=float(times.min()), step_ms_max=float(times.max()))
     return {"run": r.label, "folder": str(r.folder), "logdir": str(r.logdir),
             "hosts": [h.name for h in r.hosts], "size_bytes": r.size, **summary,
+            "steps_source": steps.attrs["source"],
+            "steps_inferred_from": steps.attrs["inferred_from"],
+            "steps_note": inferred_steps_note(steps),
             "marked_steps": len(trace.steps), "events": len(trace.events),
             "threads": len(trace.threads), "span_ms": trace.span[1] / 1e3,
             "step_markers": [(int(n), str(name)) for n, name in
                              zip(trace.steps["step"], trace.steps["name"], strict=True)],
             "memory_events": len(memory_timeline(_tool(ctx, r, "memory_profile"))),
-            "no_steps_reason": NO_STEPS if summary["no_step_markers"] else "",
+            "no_steps_reason": NO_STEPS if steps.empty else "",
             "xprof_command": xprof_command(ctx.logdir),
             "tensorboard_command": f"tensorboard --logdir {ctx.logdir}"}
 
 
 def _steps(ctx: PanelContext, run: str):
     r = resolve_run(ctx, run)
-    steps = step_breakdown(_tool(ctx, r, "overview_page"))
+    steps = _profile_steps(ctx, r)
     title = f"Step time: {r.label}"
+    n = f"{len(steps)} step{'s' if len(steps) != 1 else ''}"
     if steps.empty:
-        title += "<br><sup>empty: no step markers in this profile</sup>"
+        title += ("<br><sup>empty: no step markers and no repeated train or predict calls in "
+                  "this profile</sup>")
+    elif steps.attrs["source"] == "inferred":
+        title += (f"<br><sup>{n} inferred from {steps.attrs['inferred_from']} (no xprof step "
+                  f"markers), mean {steps['step_time_ms'].mean():.2f} ms, split by insight "
+                  "from the timeline</sup>")
     else:
-        title += (f"<br><sup>{len(steps)} steps, mean {steps['step_time_ms'].mean():.2f} ms "
+        title += (f"<br><sup>{n}, mean {steps['step_time_ms'].mean():.2f} ms "
                   "(xprof overview)</sup>")
-    return step_breakdown_figure(steps, title=title)
+    fig = step_breakdown_figure(steps, title=title)
+    fig.layout.meta = {"steps_source": steps.attrs["source"],
+                       "inferred_from": steps.attrs["inferred_from"]}
+    return fig
 
 
 def _timeline(ctx: PanelContext, run: str, step: int, start_ms: float, end_ms: float,
@@ -192,10 +233,10 @@ def _treemap(ctx: PanelContext, run: str, level: str, top: int):
     ops = _ops(ctx, run, level)
     name = "TensorFlow" if level == "framework" else "XLA (HLO)"
     if ops.empty:
-        title = f"{name} ops by self time: none in this profile"
-    else:
-        title = (f"{name} ops by self time: {ctx.logdir and resolve_run(ctx, run).label}"
-                 f"<br><sup>top {min(len(ops), max(top, 1) * 4)} of {len(ops)} ops; "
+        title = f"{name} ops by self time<br><sup>none in this profile</sup>"
+    else:  # short lines: the map often sits in a narrow column
+        title = (f"{name} ops by self time<br><sup>{resolve_run(ctx, run).label}: top "
+                 f"{min(len(ops), max(top, 1) * 4)} of {len(ops)} ops</sup><br><sup>"
                  + ("rectangles by layer, then op type</sup>" if level == "framework" else
                     "rectangles by HLO category, then op</sup>"))
     return ops_treemap(ops, title=title, group="layer" if level == "framework" else "category",
@@ -218,7 +259,8 @@ register(Panel("profile_runs", "Profile runs", "table", lambda ctx: _runs(ctx), 
 register(Panel("profile_card", "Profile", "card", _card, (RUN,), **_P,
                description="Steps, events, xprof's diagnostics and the XProf command line."))
 register(Panel("step_breakdown", "Step-time breakdown", "figure", _steps, (RUN,), **_P,
-               description="Each step's time by category, from xprof's overview page."))
+               description="Each step's time by category, from xprof's overview page (or "
+               "inferred from the timeline when the profile has no step markers)."))
 register(Panel("trace_timeline", "Timeline", "figure", _timeline, (
     RUN, Param("step", "int", -1, help="A marked step to show (-1: use the window)."),
     Param("start_ms", "float", -1.0, help="Window start in ms (-1: the trace's start)."),

@@ -4,6 +4,8 @@
   (`insight.capture_profile`, `insight.find_profiles`);
 - `steps`: the inference and training steps a capture times (on a copy of the model);
 - `tables`: xprof's tool outputs as tidy tables (steps, timeline events, ops, memory);
+- `breakdown`: the step-time breakdown, xprof's or, for profiles without step markers
+  (`keras.callbacks.TensorBoard(profile_batch=...)`), inferred from the timeline;
 - `timeline`: the events of a time window, small ones merged per pixel.
 """
 

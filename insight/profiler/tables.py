@@ -28,7 +28,7 @@ import pandas as pd
 
 __all__ = ["datatable", "step_breakdown", "overview_summary", "Trace", "trace_events",
            "framework_ops", "hlo_ops", "memory_timeline", "layer_of", "layer_names",
-           "BREAKDOWN"]
+           "function_steps", "STEP_FUNCTIONS", "BREAKDOWN"]
 
 # overview_page step table columns -> what the chart calls them
 BREAKDOWN = {"infeedTimeMs": "Input", "outfeedTimeMs": "Output",
@@ -142,12 +142,17 @@ class Trace:
     first event.
 
     Attributes:
-        events: `thread, lane, ts, dur, name, op, layer, phase, hlo_module, row`; `lane` is the
-            nesting depth inside its thread, `row` the y position of (thread, lane).
+        events: `thread, lane, ts, dur, name, op, layer, phase, hlo_module, row, kernel`;
+            `lane` is the nesting depth inside its thread, `row` the y position of
+            (thread, lane), `kernel` whether the event is a kernel on a GPU/TPU (a device's
+            stream or XLA ops line).
         threads: thread labels in display order.
         rows: `(thread, lane)` of each row index.
-        steps: `step, name, start, end` of each step marker (empty without markers).
+        steps: `step, name, start, end` of each step: the events that carry a step number
+            (`step_source="marked"`), else each call of the repeated train/predict function
+            (`step_source="calls"`, see `function_steps`); empty when neither is there.
         span: `(start, end)` of the whole trace.
+        step_source: `"marked"`, `"calls"` or `""` (no steps). Defaults to `""`.
     """
 
     events: pd.DataFrame
@@ -157,6 +162,7 @@ class Trace:
     span: tuple[float, float]
     max_lanes: int = 8
     notes: list[str] = field(default_factory=list)
+    step_source: str = ""
 
 
 def _thread_labels(meta: list[dict[str, Any]]) -> dict[tuple[Any, Any], str]:
@@ -173,6 +179,66 @@ def _thread_labels(meta: list[dict[str, Any]]) -> dict[tuple[Any, Any], str]:
         counts[base] = counts.get(base, 0) + 1
         labels[key] = base if counts[base] == 1 else f"{base} #{counts[base]}"
     return labels
+
+
+def _kernel_threads(meta: list[dict[str, Any]]) -> set[tuple[Any, Any]]:
+    """`(pid, tid)` of the lines holding a GPU/TPU's kernels: its streams, or its XLA ops
+    (not the derived lines that repeat them, like "Steps" or "TensorFlow Ops")."""
+    devices = {e["pid"] for e in meta if e.get("name") == "process_name" and
+               str(e["args"]["name"]).startswith("/device:") and
+               not str(e["args"]["name"]).startswith("/device:CPU")}
+    return {(e["pid"], e.get("tid")) for e in meta if e.get("name") == "thread_name" and
+            e["pid"] in devices and re.match(r"(Stream\b|XLA Ops$)", str(e["args"]["name"]))}
+
+
+# A Keras train/test/predict function, as `tf.function` names it on the timeline:
+# "multi_step_on_iterator", "EagerLocalExecute: __inference_one_step_on_data_870", ...
+STEP_FUNCTIONS = re.compile(r"(?:one_step_on_data|one_step_on_iterator|multi_step_on_iterator|"
+                            r"(?:train|test|predict)_(?:function|step))")
+
+
+def _function_name(name: str) -> str:
+    name = re.sub(r"^\w+: ", "", name)  # "EagerLocalExecute: __inference_f_12"
+    return re.sub(r"_\d+$", "", name.removeprefix("__inference_"))
+
+
+def function_steps(events: pd.DataFrame) -> pd.DataFrame:
+    """Steps inferred from a profile without step markers: each call of the function a
+    training or inference loop repeats, at its outermost on the timeline.
+
+    Keras' train, test and predict functions (`multi_step_on_iterator`, `one_step_on_data`,
+    `train_function`, ...) are looked for first; else any `tf.function` (`__inference_...`)
+    called at least twice at the same outermost depth. Of the matching names, the outermost
+    and then the most called one wins; the Python thread's calls come first.
+
+    Args:
+        events: `Trace.events` (sorted by thread, then time).
+
+    Returns:
+        `step, name, start, end` (steps numbered from 0, `name` the function's), empty when
+        nothing repeats.
+    """
+    cols = ["step", "name", "start", "end"]
+    names = events["name"].astype(str)
+    for pattern, least in ((STEP_FUNCTIONS, 1), (re.compile(r"__inference_"), 2)):
+        found = events[names.str.contains(pattern)]
+        python = found["thread"].astype(str).str.startswith("python")
+        found = found[python] if python.any() else found  # where the loop calls it
+        if found.empty:
+            continue
+        found = found.assign(function=found["name"].map(_function_name))
+        top = found[found["lane"] == found["lane"].min()]
+        counts = top.groupby(["thread", "function"]).size()
+        (thread, function), n = counts.idxmax(), int(counts.max())
+        if n < least:
+            continue
+        calls = top[(top["thread"] == thread) & (top["function"] == function)]
+        calls = calls.sort_values("ts")
+        calls = calls[calls["ts"] >= (calls["ts"] + calls["dur"]).cummax().shift(fill_value=0)]
+        return pd.DataFrame({"step": np.arange(len(calls)), "name": function,
+                             "start": calls["ts"].to_numpy(),
+                             "end": (calls["ts"] + calls["dur"]).to_numpy()})
+    return pd.DataFrame(columns=cols)
 
 
 def _depths(tid: np.ndarray, ts: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -205,9 +271,10 @@ def trace_events(trace: dict[str, Any], layers: Iterable[str] = (), *,
     meta = [e for e in raw if e.get("ph") == "M"]
     xs = [e for e in raw if e.get("ph") == "X" and not e.get("name", "").startswith("end: ")]
     labels = _thread_labels(meta)
+    kernels = _kernel_threads(meta)
     if not xs:
         empty = pd.DataFrame(columns=["thread", "lane", "ts", "dur", "name", "op", "layer",
-                                      "phase", "hlo_module", "row", "step_num"])
+                                      "phase", "hlo_module", "row", "kernel"])
         return Trace(empty, [], [], pd.DataFrame(columns=["step", "name", "start", "end"]),
                      (0.0, 0.0), max_lanes, ["The trace holds no complete events."])
     args = [e.get("args") or {} for e in xs]
@@ -220,6 +287,7 @@ def trace_events(trace: dict[str, Any], layers: Iterable[str] = (), *,
         "op": [a.get("long_name") or a.get("hlo_op") or "" for a in args],
         "hlo_module": [a.get("hlo_module", "") for a in args],
         "step_num": [a.get("step_num") for a in args],
+        "kernel": [(e["pid"], e.get("tid")) in kernels for e in xs],
     })
     t0 = float(ev["ts"].min())
     ev["ts"] -= t0
@@ -243,12 +311,16 @@ def trace_events(trace: dict[str, Any], layers: Iterable[str] = (), *,
                           "end": marked["ts"] + marked["dur"]}).dropna(subset=["step"])
     steps = steps.drop_duplicates("step").sort_values("start").reset_index(drop=True)
     steps["step"] = steps["step"].astype(int)
+    source = "marked" if len(steps) else ""
+    if steps.empty:
+        steps = function_steps(ev)
+        source = "calls" if len(steps) else ""
     span = (0.0, float((ev["ts"] + ev["dur"]).max()))
     ev = ev.drop(columns=["step_num"])
     for col in ("thread", "name", "op", "layer", "phase", "hlo_module"):
         # plain object arrays: pandas' Arrow-backed strings cost a copy on every to_numpy()
         ev[col] = pd.Series(ev[col].to_numpy(dtype=object), index=ev.index, dtype=object)
-    return Trace(ev, threads, rows, steps, span, max_lanes)
+    return Trace(ev, threads, rows, steps, span, max_lanes, step_source=source)
 
 
 def framework_ops(op_stats: list[dict[str, Any]], layers: Iterable[str] = ()) -> pd.DataFrame:

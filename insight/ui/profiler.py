@@ -22,23 +22,33 @@ from insight.profiler.capture import ProfileRun, find_profiles, writable_logdir
 from insight.ui.cache import ModelRef, panel
 from insight.ui.widgets import param_of
 
-__all__ = ["OP_COLUMNS", "Choice", "profile_choices", "pick_profile", "require_profile",
-           "capture_form", "profile_error", "profile_summary", "timeline_controls",
-           "level_picker", "ops_table"]
+__all__ = ["OP_COLUMNS", "OP_ORDER", "Choice", "profile_choices", "pick_profile",
+           "require_profile", "capture_form", "profile_error", "profile_summary",
+           "timeline_controls", "level_picker", "ops_table"]
 
 CAPTURE_TIMEOUT_S = 600
 OP_COLUMNS = {
-    "layer": st.column_config.TextColumn("layer", help="The Keras layer whose name scope the "
-                                         "op ran in (empty: outside any layer)."),
+    "layer": st.column_config.TextColumn("layer", width=80, help="The Keras layer whose name "
+                                         "scope the op ran in (empty: outside any layer)."),
+    "type": st.column_config.TextColumn("type", width=150, help="The op's TensorFlow type."),
+    "category": st.column_config.TextColumn("category", width=110,
+                                            help="The HLO op's kind (fusions as one)."),
+    "self_time_us": st.column_config.NumberColumn("self time (µs)", format="%.1f", width=95),
+    "self_time_percent": st.column_config.ProgressColumn("share", min_value=0.0,
+                                                         max_value=100.0, format="%.1f%%",
+                                                         width=90),
     "phase": st.column_config.TextColumn("phase", width="small",
                                          help="forward, backward (gradient_tape) or optimizer"),
-    "self_time_us": st.column_config.NumberColumn("self time (µs)", format="%.1f"),
-    "self_time_percent": st.column_config.ProgressColumn("share", min_value=0.0,
-                                                         max_value=100.0, format="%.1f%%"),
     "occurrences": st.column_config.NumberColumn("runs", width="small"),
     "op": st.column_config.TextColumn("op", width="large"),
     "total_time_us": st.column_config.NumberColumn("total time (µs)", format="%.1f"),
 }
+# What a reader scans for first, in a column about 450 px wide (beside the treemap): which op,
+# in which layer, how long. The rest is to the right.
+OP_ORDER = {"framework": ("layer", "type", "self_time_us", "self_time_percent", "phase",
+                          "occurrences", "op", "where", "total_time_us"),
+            "hlo": ("op", "category", "self_time_us", "self_time_percent", "occurrences",
+                    "layer", "module")}
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,11 @@ def profile_error(exc: BaseException) -> None:
 def profile_summary(card: dict[str, Any]) -> None:
     """The `profile_card` as metrics, and how to open the profile in XProf itself."""
     cols = st.columns(5)
-    cols[0].metric("Steps (xprof)", card["steps"])
+    inferred = card["steps_source"] == "inferred"
+    cols[0].metric("Steps (inferred)" if inferred else "Steps (xprof)", card["steps"],
+                   help=f"No step markers xprof counts: inferred from "
+                        f"{card['steps_inferred_from']}." if inferred else
+                        "Steps xprof counted from the profile's step markers.")
     cols[1].metric("Mean step", f"{card['step_ms_mean']:.2f} ms" if card["steps"] else "–")
     cols[2].metric("Events", f"{card['events']:,}")
     cols[3].metric("Threads", card["threads"])
@@ -204,7 +218,12 @@ def ops_table(ref: ModelRef, ctx: PanelContext, run: str, level: str) -> None:
     except Exception as exc:  # noqa: BLE001  shown, the page goes on
         profile_error(exc)
         return
-    st.dataframe(ops, hide_index=True, height=420, column_config=OP_COLUMNS)
+    order = [c for c in OP_ORDER.get(level, ()) if c in ops.columns]
+    config = dict(OP_COLUMNS)
+    if level == "hlo":  # HLO op names are short ("fusion.3") and come first
+        config["op"] = st.column_config.TextColumn("op", width=150)
+    st.dataframe(ops, hide_index=True, height=420, column_config=config,
+                 column_order=order + [c for c in ops.columns if c not in order])
     if ops.attrs.get("note"):
         st.caption(ops.attrs["note"])
 

@@ -50,14 +50,19 @@ def _titles(at: AppTest) -> list[str]:
 
 
 def test_sample_profile_without_step_markers():
+    """The bundled sample comes from keras.callbacks.TensorBoard(profile_batch=...): no step
+    markers xprof counts, so the steps are inferred and the page says so."""
     at = _page(str(SAMPLE.logdir))
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     infos = " ".join(i.value for i in at.info)
-    assert "No step markers in this profile" in infos and "_r=1" in infos
+    assert "No steps in this profile" not in infos
     assert "No memory events" in infos
+    assert (at.metric[0].label, at.metric[0].value) == ("Steps (inferred)", "3")
     titles = _titles(at)
-    assert not any(t.startswith("Step time") for t in titles)  # the reason instead
+    (steps,) = [t for t in titles if t.startswith("Step time")]
+    assert "3 steps inferred from Keras' \"Profiled batch\" marks" in steps
+    assert any(c.value.startswith("**Steps inferred**") for c in at.caption)
     assert any(t.startswith("Timeline: train/") for t in titles)
     assert any(t.startswith("TensorFlow ops by self time") for t in titles)
     table = at.dataframe[0].value
@@ -70,7 +75,8 @@ def test_captured_profile_with_steps(captured_logdir):
     at = _page(str(captured_logdir))
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    assert at.metric[0].value == "2"  # steps seen by xprof
+    assert (at.metric[0].label, at.metric[0].value) == ("Steps (xprof)", "2")
+    assert not any(c.value.startswith("**Steps inferred**") for c in at.caption)
     titles = _titles(at)
     assert any(t.startswith("Step time") and "2 steps" in t for t in titles)
     # captured in this process, where TensorFlow started without the BFC allocator
@@ -144,3 +150,28 @@ def test_capture_button_writes_a_new_profile(tmp_path):
     titles = _titles(at)
     assert any(t.startswith("Step time") and "2 steps" in t for t in titles)
     assert any(t.startswith("Memory over time") for t in titles)  # the child used BFC
+
+
+def test_top_ops_table_shows_self_time_without_scrolling():
+    """Beside the treemap the table has about 450 px: which op, its layer, its self time and
+    share come first, in fixed widths that fit there."""
+    at = _page(str(SAMPLE.logdir))
+    assert not at.exception, at.exception
+    table = at.dataframe[0]
+    order = list(table.proto.column_order)
+    assert order[:4] == ["layer", "type", "self_time_us", "self_time_percent"]
+    assert set(order) == set(table.value.columns)  # the rest still there, to the right
+    widths = json.loads(table.proto.columns)
+    assert sum(widths[c]["width"] for c in order[:4]) <= 450
+    at = at.segmented_control(key="prof_level").set_value("hlo").run()
+    assert not at.exception, at.exception
+
+
+def test_treemap_title_lines_fit_a_narrow_column():
+    at = _page(str(SAMPLE.logdir))
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("TensorFlow"))
+    lines = spec["layout"]["title"]["text"].split("<br>")
+    assert lines[0] == "TensorFlow ops by self time"
+    assert len(lines) == 3 and all(len(line) <= 60 for line in lines)
+    assert spec["layout"]["margin"]["t"] >= 20 * len(lines)

@@ -100,20 +100,61 @@ def test_top_ops_tables_and_treemap(captured):
     assert "conv1" in tree.data[0].labels
 
 
-def test_profile_without_step_markers_still_has_a_timeline():
+def test_sample_profile_without_step_markers_gets_inferred_steps():
+    """The bundled sample was profiled with keras.callbacks.TensorBoard(profile_batch=...):
+    xprof counts no step, its three "Profiled batch" marks are the steps."""
     from insight.model.preflight import preflight
 
     pf = preflight(SAMPLE_LOGS.parent / "model.keras")
     ctx = PanelContext(preflight=pf, logdir=SAMPLE_LOGS)
     card = build_panel("profile_card", ctx)
-    assert card["no_step_markers"] and card["steps"] == 0
-    assert "No step markers" in card["no_steps_reason"]
+    assert card["no_step_markers"]  # xprof's own view
+    assert card["steps"] == 3 and card["steps_source"] == "inferred"
+    assert card["no_steps_reason"] == "" and "Steps inferred" in card["steps_note"]
     assert card["xprof_command"].startswith("xprof server --logdir ")
     fig = build_panel("trace_timeline", ctx)
     assert fig.layout.meta["events"] == card["events"] > 1000
     assert "merged" in fig.layout.title.text  # the whole trace is wider than its pixels
     steps = build_panel("step_breakdown", ctx)
-    assert "no step markers" in steps.layout.title.text and not steps.data
+    assert "3 steps inferred from Keras' \"Profiled batch\" marks" in steps.layout.title.text
+    assert {t.name for t in steps.data} >= {"Input", "Host compute", "All others"}
+    assert list(steps.data[0].x) == ["Profiled batch 1", "Profiled batch 2", "Profiled batch 3"]
+    total = sum(np.asarray(t.y, dtype=float) for t in steps.data)
+    assert card["step_ms_mean"] == pytest.approx(total.mean())
+    # ticks like "5e-05", never plotly's SI prefixes ("50µ" next to "time (ms)")
+    for f in (steps, fig):
+        assert f.layout.xaxis.exponentformat == f.layout.yaxis.exponentformat == "e"
+
+
+def test_marked_steps_keep_xprofs_breakdown(captured):
+    """A profile with real step markers (insight.capture_profile) is xprof's, unchanged."""
+    from insight.profiler.breakdown import profile_steps
+
+    loaded, logdir, run = captured
+    overview = tool_data(run, "overview_page")
+    trace = trace_events(tool_data(run, "trace_viewer"), layer_names(loaded=loaded))
+    steps = profile_steps(overview, trace)
+    pd.testing.assert_frame_equal(steps, step_breakdown(overview))
+    assert steps.attrs["source"] == "xprof" and steps.attrs["inferred_from"] == ""
+    assert trace.step_source == "marked"
+    ctx = _ctx(loaded, logdir)
+    card = build_panel("profile_card", ctx, run=run.label)
+    summary = overview_summary(overview)
+    assert card["steps_source"] == "xprof" and card["steps_note"] == ""
+    assert (card["steps"], card["step_ms_mean"]) == (summary["steps"], summary["step_ms_mean"])
+    fig = build_panel("step_breakdown", ctx, run=run.label)
+    assert "(xprof overview)" in fig.layout.title.text and "inferred" not in \
+        fig.layout.title.text
+    assert fig.layout.meta["steps_source"] == "xprof"
+    assert list(fig.data[0].x) == ["predict 0", "predict 1"]
+
+
+def test_cli_summary_of_marked_steps(run_python, captured):
+    _, logdir, _ = captured
+    proc = run_python("-m", "insight.cli", "profile", "--logdir", str(logdir))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "steps: 2, mean " in proc.stdout and "inferred" not in proc.stdout
+    assert "TensorFlow ops by self time:" in proc.stdout
 
 
 def test_merging_keeps_every_event_reachable():
