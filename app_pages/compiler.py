@@ -10,6 +10,7 @@ from insight.ui.compiler import (
     function_picker,
     graph_controls,
     hlo_filters,
+    hlo_table,
     hlo_view,
     step_time,
     summary_metrics,
@@ -47,7 +48,7 @@ with counts_col:
     show_panel("xla_op_counts", ref, ctx, function=function)
 with fusions_col:
     st.markdown("**Fusions**: each runs as one kernel; *members* are the ops fused into it.")
-    show_panel("xla_fusions", ref, ctx, function=function)
+    hlo_table("xla_fusions", ref, ctx, function=function)
 
 st.subheader("From a layer to its HLO")
 filters = hlo_filters(ref, summary)
@@ -58,7 +59,7 @@ if not layer and not search:
         st.caption("A layer with no instruction after optimisation computes nothing there "
                    "(Dropout at inference) or was folded into a neighbour (Flatten becomes a "
                    "bitcast, ZeroPadding2D the convolution's padding).")
-show_panel("xla_instructions", ref, ctx, function=function, **filters)
+hlo_table("xla_instructions", ref, ctx, function=function, **filters)
 hlo = card("xla_hlo", function=function, **filters)
 if hlo is not None:
     hlo_view(hlo, layer=layer, search=search,

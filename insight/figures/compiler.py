@@ -9,7 +9,7 @@ Example:
 >>> table = pd.DataFrame({"opcode": ["add", "fusion"], "before": [4, 0], "after": [0, 2]})
 >>> fig = op_counts_figure(table, title="Ops")
 >>> [t.name for t in fig.data]
-['before optimisation', 'after optimisation']
+['after optimisation', 'before optimisation']
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from insight.figures.layout import layered_layout
 from insight.figures.template import COLORWAY, apply_template
 
 __all__ = ["op_counts_figure", "hlo_graph_figure", "step_time_figure", "HIDDEN_OPCODES",
-           "op_category"]
+           "op_category", "duration", "speed"]
 
 # Left out of the graph unless asked for: sources (weights, literals) and no-op reshuffles,
 # whose edges pass through to their consumers.
@@ -79,7 +79,7 @@ def op_counts_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
                       xaxis_title="instructions (a fusion counts once)",
                       yaxis=dict(categoryorder="array", categoryarray=list(frame["opcode"])),
                       margin=dict(t=70, b=110))
-    return fig
+    return _plain_numbers(fig)
 
 
 def _visible(comp: HloComputation, hidden: tuple[str, ...]
@@ -202,7 +202,30 @@ def _hover(inst: HloInstruction, layers: list[str], members: str) -> str:
     return "<br>".join(lines)
 
 
-def _speed(ratio: float) -> str:
+def _plain_numbers(fig: go.Figure) -> go.Figure:
+    """Axis ticks as `5e-05` or `2000`, never plotly's SI prefixes ("50µ", "2k")."""
+    fig.update_xaxes(exponentformat="e")
+    fig.update_yaxes(exponentformat="e")
+    return fig
+
+
+def duration(ms: float) -> str:
+    """A duration as people read one: `"0.65 ms"`, `"12.3 ms"`, `"356 ms"`, `"1.79 s"`.
+
+    >>> [duration(v) for v in (0.6543, 12.34, 356.2, 1790.0, 65_000.0)]
+    ['0.654 ms', '12.3 ms', '356 ms', '1.79 s', '65 s']
+    """
+    if ms >= 999.5:
+        return f"{ms / 1e3:,.3g} s" if ms < 999_500 else f"{ms / 1e3:,.0f} s"
+    return f"{ms:.3g} ms"
+
+
+def speed(ratio: float) -> str:
+    """How a mode compares with eager, from `speedup` (eager time / this mode's time).
+
+    >>> speed(4.0), speed(0.25)
+    ('4× faster than eager', '4× slower than eager')
+    """
     if ratio >= 1:
         return f"{ratio:.2g}× faster than eager"
     return f"{1 / ratio:.2g}× slower than eager"
@@ -212,33 +235,42 @@ def step_time_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
     """Bars of the median step time per mode (eager, `tf.function`, XLA), the fastest run
     as a marker, the first call (trace + compile) in the hover.
 
+    Each bar is labelled with its time (`duration`) and how it compares with eager (`speed`);
+    the right margin grows with the longest label, so labels stay inside the figure.
+
     Args:
         table: `insight.compiler.xla.step_times` output.
         title: the figure title.
     """
     names = {"eager": "eager", "graph": "tf.function (no XLA)", "xla": "XLA (jit_compile)"}
+    short = {"eager": "eager", "graph": "tf.function", "xla": "XLA"}
     modes = [names.get(m, m) for m in table["mode"]]
     colours = ["#9aa5b1", COLORWAY[1], COLORWAY[0]][: len(table)]
     fig = go.Figure()
-    text = [f"{ms:.3g} ms" + ("" if mode == "eager" else f" · {_speed(s)}")
+    text = [duration(ms) + ("" if mode == "eager" else f" · {speed(s)}")
             for mode, ms, s in zip(table["mode"], table["median_ms"], table["speedup"],
                                    strict=True)]
-    first = " · ".join(f"{names.get(m, m)} {s:.2f} s" for m, s in
-                       zip(table["mode"], table["first_call_s"], strict=True))
+    first = ", ".join(f"{short.get(m, m)} {s:.2f} s" for m, s in
+                      zip(table["mode"], table["first_call_s"], strict=True))
+    hover = [[int(n), f"{s:.2f} s", duration(lo), duration(ms)] for n, s, lo, ms in
+             zip(table["runs"], table["first_call_s"], table["min_ms"], table["median_ms"],
+                 strict=True)]
     fig.add_bar(y=modes, x=table["median_ms"], orientation="h", marker_color=colours,
-                text=text,
-                textposition="outside", cliponaxis=False, showlegend=False,
-                customdata=table[["runs", "first_call_s", "min_ms"]].to_numpy(),
-                hovertemplate="%{y}<br>median %{x:.3g} ms over %{customdata[0]} runs"
-                              "<br>fastest %{customdata[2]:.3g} ms"
-                              "<br>first call (trace + compile) %{customdata[1]:.2f} s"
+                text=text, textposition="outside", cliponaxis=False, showlegend=False,
+                customdata=hover,
+                hovertemplate="%{y}<br>median %{customdata[3]} over %{customdata[0]} runs"
+                              "<br>fastest %{customdata[2]}"
+                              "<br>first call (trace + compile) %{customdata[1]}"
                               "<extra></extra>")
     fig.add_scatter(y=modes, x=table["min_ms"], mode="markers", name="fastest run",
+                    customdata=[[h[2]] for h in hover],
                     marker=dict(symbol="line-ns-open", size=16, color="#222"),
-                    hovertemplate="fastest %{x:.3g} ms<extra></extra>")
+                    hovertemplate="fastest %{customdata[0]}<extra></extra>")
     apply_template(fig, title=f"{title}<br><sup>first call (trace + compile): {first}</sup>")
+    # ~7 px per character of the 13 px labels, past the end of the longest bar
+    right = 30 + 7 * max((len(t) for t in text), default=0)
     fig.update_layout(height=320, xaxis_title="median milliseconds per step (same batch)",
                       xaxis=dict(rangemode="tozero"),
-                      yaxis=dict(autorange="reversed"), margin=dict(t=100, r=170),
+                      yaxis=dict(autorange="reversed"), margin=dict(t=100, r=right),
                       legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
-    return fig
+    return _plain_numbers(fig)

@@ -6,6 +6,7 @@ Defaults, choices and help come from the panels' `Param` schemas (`insight.panel
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
@@ -14,11 +15,36 @@ from insight.compiler.xla import STAGE_TITLES
 from insight.data import Dataset
 from insight.panels.compiler import FUNCTION_TITLES
 from insight.panels.registry import PanelContext
-from insight.ui.cache import ModelRef
+from insight.ui.cache import ModelRef, panel
+from insight.ui.feedback import show_error
 from insight.ui.widgets import param_of, show_panel
 
 __all__ = ["function_picker", "stage_picker", "summary_metrics", "hlo_filters", "hlo_view",
-           "step_time", "graph_controls"]
+           "step_time", "graph_controls", "hlo_table", "HLO_COLUMNS"]
+
+_TEXT = st.column_config.TextColumn
+# The HLO tables' columns, sized so that the page shows them without scrolling sideways at a
+# 1280 px window (the fusions beside the op counts: about 370 px; the instructions across the
+# page: about 800 px); long cells end in "…".
+# `None`: hidden at first, listed under the table's "Show/hide columns".
+HLO_COLUMNS: dict[str, dict[str, Any]] = {
+    "xla_fusions": {
+        "fusion": _TEXT("fusion", width=125, help="The fusion instruction (one kernel)."),
+        "layers": _TEXT("layers", width=80, help="The Keras layers its ops come from."),
+        "ops": st.column_config.NumberColumn("ops", width=40, help="Ops fused into it."),
+        "members": _TEXT("members", width=120, help="The ops fused into it, most frequent "
+                         "first."),
+        "kind": None, "shape": None, "computation": None},
+    "xla_instructions": {
+        "instruction": _TEXT("instruction", width=130),
+        "opcode": _TEXT("opcode", width=95),
+        "layer": _TEXT("layer", width=85, help="The Keras layer it comes from."),
+        "pass": _TEXT("pass", width=75, help="forward, backward, or both (a fusion of both)."),
+        "shape": _TEXT("shape", width=150),
+        "fused_ops": _TEXT("fused ops", width=130, help="A fusion's member ops."),
+        "op_type": _TEXT("TF op", width=80, help="The TensorFlow op it was lowered from."),
+        "op_name": None, "computation": None},
+}
 
 
 def function_picker(ref: ModelRef, ds: Dataset) -> str:
@@ -115,3 +141,24 @@ def step_time(ref: ModelRef, ctx: PanelContext, function: str) -> None:
         timing = show_panel("xla_step_time", ref, ctx, function=function)
     if timing is not None and timing.layout.meta.get("verdict"):
         st.info(timing.layout.meta["verdict"], icon=":material/info:")
+
+
+def hlo_table(name: str, ref: ModelRef, ctx: PanelContext, **params: Any) -> Any:
+    """A table panel of HLO (`xla_fusions`, `xla_instructions`) with the columns of
+    `HLO_COLUMNS` (widths that fit the page; the rest hidden until shown from the table's
+    toolbar), and its Share control, as `show_panel` places other panels."""
+    try:
+        table = panel(name, ref, ctx, **params)
+    except Exception as exc:  # noqa: BLE001  shown, the page goes on
+        show_error(exc)
+        return None
+    config = HLO_COLUMNS.get(name, {})
+    st.dataframe(table, hide_index=True, column_config=config)
+    hidden = [c for c in table.columns if c in config and config[c] is None]
+    if hidden:
+        st.caption(f"More columns ({', '.join(hidden)}): the table's *Show/hide columns*.")
+    from insight.ui.share import share_control
+
+    share_control(name, ref, ctx, params, table, key=f"{name}|loaded|"
+                  f"{json.dumps(params, sort_keys=True, default=str)}")
+    return table

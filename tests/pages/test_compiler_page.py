@@ -163,3 +163,21 @@ def test_page_is_in_the_app_navigation():
 
     assert ("compiler.py", "XLA compiler") in [(f, t) for f, t, _ in PAGES]
     assert (PAGE_DIR / "compiler.py").is_file()
+
+
+def test_hlo_tables_fit_the_page_without_scrolling_sideways(digits_page):
+    """The fusions (beside the op counts, ~370 px at a 1280 px window) and the instructions
+    (~800 px) show fixed-width columns that fit; the others start hidden, one click away."""
+    at = digits_page
+    at.selectbox(key=f"xla_layer|{DIGITS.model}").set_value("").run()
+    at.text_input(key="xla_search").set_value("").run()
+    _clean(at)
+    for first, room, hidden in (("fusion", 370, {"kind", "shape", "computation"}),
+                                ("instruction", 800, {"op_name", "computation"})):
+        table = next(d for d in at.dataframe if d.value.columns[0] == first)
+        config = json.loads(table.proto.columns)
+        assert {c for c, v in config.items() if v.get("hidden")} - {"_index"} == hidden
+        shown = [c for c in table.value.columns if c not in hidden]
+        assert sum(config[c]["width"] for c in shown) <= room, first
+        assert set(table.value.columns) >= hidden  # still in the data (and its exports)
+    assert any("Show/hide columns" in c.value for c in at.caption)

@@ -103,6 +103,10 @@ def test_op_counts_change_between_stages(forward):
     # the same counts straight from the texts TensorFlow returned
     before = op_counts(parse_hlo(forward.text["hlo"]))
     assert table["before"].to_dict() == {op: before.get(op, 0) for op in table.index}
+    from insight.figures.compiler import op_counts_figure
+
+    fig = op_counts_figure(forward.op_count_table(), title="ops")
+    assert fig.layout.xaxis.exponentformat == "e"  # "2000", never plotly's "2k"
 
 
 def test_every_dense_and_conv_layer_maps_to_hlo(forward, train):
@@ -165,6 +169,64 @@ def test_train_step_leaves_the_model_unchanged(digits, train):
     # the first XLA call compiles: slower than its steady state
     xla = times.set_index("mode").loc["xla"]
     assert xla["first_call_s"] * 1e3 > xla["median_ms"]
+
+
+def test_speedup_and_slowdown_point_the_right_way():
+    """Known step times (sleeps) through `step_times`, the chart and the verdict: eager
+    ~5 ms, tf.function ~0 (the sleep runs only while tracing), "XLA" ~20 ms. An inverted
+    ratio (this / eager instead of eager / this) or direction fails here."""
+    import time
+
+    import tensorflow as tf
+
+    from insight.figures.compiler import step_time_figure
+    from insight.panels.compiler import xla_slowdown
+
+    def step(x):
+        time.sleep(0.005)
+        return x * 2.0
+
+    def slow_xla(x):
+        time.sleep(0.02)
+        return x * 2.0
+
+    comp = XlaCompilation("sleepy", "forward", 1, {}, {}, {}, {},
+                          runnable=(step, slow_xla, (tf.constant([1.0]),)))
+    times = step_times(comp, budget_s=0.05, min_runs=2, max_runs=4).set_index("mode")
+    eager, graph, xla = (times.loc[m, "median_ms"] for m in ("eager", "graph", "xla"))
+    assert graph < eager < xla and xla > 2 * eager
+    for mode in ("eager", "graph", "xla"):
+        assert times.loc[mode, "speedup"] == pytest.approx(eager / times.loc[mode, "median_ms"])
+    assert times.loc["graph", "speedup"] > 1 > times.loc["xla", "speedup"]
+
+    fig = step_time_figure(times.reset_index(), title="t")
+    text = dict(zip(fig.data[0].y, fig.data[0].text, strict=True))
+    assert "faster than eager" in text["tf.function (no XLA)"]
+    assert text["XLA (jit_compile)"].endswith(f"· {xla / eager:.2g}× slower than eager")
+
+    verdict = xla_slowdown({"graph": graph, "xla": xla}, ["Conv2D"])
+    assert verdict.startswith(f"**XLA is {xla / graph:.1f}× slower than tf.function")
+    assert xla_slowdown({"graph": xla, "xla": graph}, ["Conv2D"]) == ""  # XLA faster: silent
+
+
+def test_step_time_labels_read_as_durations():
+    import pandas as pd
+
+    from insight.figures.compiler import duration, step_time_figure
+
+    assert [duration(v) for v in (0.481, 9.87, 356.0, 1790.0)] == \
+        ["0.481 ms", "9.87 ms", "356 ms", "1.79 s"]
+    table = pd.DataFrame({"mode": ["eager", "graph", "xla"], "median_ms": [780.0, 560.0, 1790.0],
+                          "min_ms": [700.0, 500.0, 1700.0], "runs": [4, 4, 4],
+                          "first_call_s": [2.1, 3.3, 41.0]})
+    table["speedup"] = table.loc[0, "median_ms"] / table["median_ms"]
+    fig = step_time_figure(table, title="Step time")
+    assert list(fig.data[0].text) == ["780 ms", "560 ms · 1.4× faster than eager",
+                                      "1.79 s · 2.3× slower than eager"]
+    assert not any("e+" in t for t in fig.data[0].text)
+    # the right margin holds the longest label (~7 px a character)
+    assert fig.layout.margin.r >= 7 * max(len(t) for t in fig.data[0].text)
+    assert fig.layout.xaxis.exponentformat == "e"  # no SI prefixes ("2k") on the axis
 
 
 # -- errors ----------------------------------------------------------------------------------
