@@ -195,11 +195,12 @@ def labels_per_output(y: Any, names: Sequence[str], *, otherwise: str = NO_LABEL
 def resolve_loss(loss: Any, y: Any, outputs: Any, recorded: Any = None) -> tuple[Any, str]:
     """A Keras loss for one output: `(loss, name)`.
 
-    A name is looked up in `keras.losses`; a loss function is wrapped like `compile` wraps
-    it (labels of rank one less than a one-unit output are expanded to it). With neither
-    `loss` nor `recorded`, one is inferred: integer labels and several units: sparse
-    categorical cross-entropy; one unit and 0/1 labels: binary cross-entropy; otherwise mean
-    squared error.
+    A name is looked up in `keras.losses` (`"crossentropy"` picks binary, sparse or
+    categorical cross-entropy by the shapes, as `compile` does); a loss function is wrapped
+    like `compile` wraps it (labels one rank below a one-unit output are expanded to it).
+    With neither `loss` nor `recorded`, one is inferred: integer labels and several units:
+    sparse categorical cross-entropy; one unit and 0/1 labels: binary cross-entropy;
+    otherwise mean squared error.
 
     Args:
         loss: a loss name, object or function, or `None` to use `recorded` or infer one.
@@ -221,6 +222,8 @@ def resolve_loss(loss: Any, y: Any, outputs: Any, recorded: Any = None) -> tuple
     name = loss if loss is not None else recorded if isinstance(recorded, str) else None
     if name is None:
         name = _inferred_name(y, outputs)
+    elif name in ("crossentropy", "ce"):  # compile's alias, picked by shapes as compile does
+        name = _crossentropy_name(y, outputs)
     if isinstance(name, keras.losses.Loss):
         return name, str(getattr(name, "name", None) or type(name).__name__)
     if callable(name):
@@ -369,15 +372,36 @@ def _one_loss(spec: Any, y: np.ndarray, output: Any, *, given: bool, why: str
         return fn, name, ""
     try:  # recorded: a name, a serialized built-in loss, or the compiled model's own object
         if _serialized(spec):
+            # Only Keras' own: deserializing another module's object would import it.
+            if not str(spec.get("module") or "").startswith("keras"):
+                raise ValueError("not a Keras loss")
             obj = keras.losses.get(dict(spec))
             return obj, str(getattr(obj, "name", None) or spec["class_name"]), ""
         fn, name = resolve_loss(spec, y, output)
         return fn, name, ""
     except (UsageError, ValueError, TypeError):
-        shown = spec.get("class_name") if isinstance(spec, Mapping) else spec
         fn, name = resolve_loss(None, y, output)
-        return fn, name, (f"inferred from the labels: the compiled loss {shown!r} is not a "
-                          "built-in Keras loss")
+        return fn, name, (f"inferred from the labels: the compiled loss {_shown(spec)!r} is "
+                          "not a built-in Keras loss")
+
+
+def _shown(spec: Any) -> str:
+    """A compiled loss's name as its author wrote it."""
+    if not isinstance(spec, Mapping):
+        return str(getattr(spec, "__name__", None) or getattr(spec, "name", None) or spec)
+    config = spec.get("config")
+    return config if spec.get("class_name") == "function" and isinstance(config, str) else \
+        str(spec.get("class_name"))
+
+
+def _crossentropy_name(y: Any, outputs: Any) -> str:
+    shape = tuple(getattr(outputs, "shape", None) or np.shape(outputs))
+    labels = np.shape(y)
+    if shape and shape[-1] == 1:
+        return "binary_crossentropy"
+    if len(labels) < len(shape) or (labels and labels[-1] == 1):
+        return "sparse_categorical_crossentropy"
+    return "categorical_crossentropy"
 
 
 def _inferred_name(y: Any, outputs: Any) -> str:

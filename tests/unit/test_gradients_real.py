@@ -366,3 +366,73 @@ def test_a_list_of_the_wrong_length_names_the_inputs(load_sample):
     with pytest.raises(DataError) as excinfo:
         insight.activations(loaded, [x["image"]])
     assert_error(excinfo, DataError, "2 inputs", "'image'", "'stats'", "1 array")
+
+
+# -- compile configs as files record them, and losses given by hand ----------------------------
+
+def _logits_model() -> keras.Model:
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((4,), name="x")
+    return keras.Model(inp, keras.layers.Dense(3, name="logits")(inp), name="logits_model")
+
+
+def _logits_data():
+    rng = np.random.default_rng(5)
+    return rng.normal(size=(ROWS, 4)).astype("float32") * 3, rng.integers(0, 3, ROWS)
+
+
+def test_a_loss_object_in_the_compile_config_keeps_its_settings(tmp_path):
+    """`SparseCategoricalCrossentropy(from_logits=True)` is recorded as a serialized object."""
+    model = _logits_model()
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.save(tmp_path / "logits.keras")
+    loaded = insight.load_model(tmp_path / "logits.keras")
+    x, y = _logits_data()
+    g = compute_gradients(loaded, x, y)
+    expected = keras.losses.sparse_categorical_crossentropy(
+        y, loaded.model(x, training=False), from_logits=True)
+    assert g.target == "loss: sparse_categorical_crossentropy"
+    assert g.value == pytest.approx(float(np.mean(expected)), rel=1e-5)
+
+
+def test_compiles_crossentropy_alias_is_picked_by_shape(tmp_path):
+    model = _two_heads()
+    model.compile(loss="crossentropy")  # binary for one unit, sparse for integer labels
+    x, y = _two_heads_data()
+    y = {"class": y["class"], "value": (y["value"] > 0).astype("float32")}
+    g = compute_gradients(model, x, y)
+    assert g.target == ("loss: 1.0 x sparse_categorical_crossentropy(class) "
+                        "+ 1.0 x binary_crossentropy(value)")
+
+
+def test_a_custom_compiled_loss_falls_back_and_says_so(tmp_path):
+    def my_loss(y_true, y_pred):
+        return keras.ops.mean(keras.ops.square(y_pred), axis=-1)
+
+    model = _logits_model()
+    model.compile(loss=my_loss)
+    model.save(tmp_path / "custom.keras")
+    loaded = insight.load_model(tmp_path / "custom.keras", safe_mode=False)
+    x, y = _logits_data()
+    g = compute_gradients(loaded, x, y)
+    assert g.target == ("loss: sparse_categorical_crossentropy (inferred from the labels: the "
+                        "compiled loss 'my_loss' is not a built-in Keras loss)")
+
+
+def test_losses_given_by_hand_per_output():
+    model = _two_heads()
+    x, y = _two_heads_data()
+    g = compute_gradients(model, x, y, loss={"class": "sparse_categorical_crossentropy",
+                                             "value": "mean_absolute_error"})
+    assert g.target == ("loss: 1.0 x sparse_categorical_crossentropy(class) "
+                        "+ 1.0 x mean_absolute_error(value)")
+    only_class = compute_gradients(model, x, {"class": y["class"]},
+                                   loss={"class": "sparse_categorical_crossentropy"})
+    assert only_class.target == "loss: 1.0 x sparse_categorical_crossentropy(class)"
+    assert _weight_norms(only_class)["value"] == 0  # no loss on that head
+    with pytest.raises(UsageError) as excinfo:
+        compute_gradients(model, x, y, loss=["mse"] * 3)
+    assert_error(excinfo, UsageError, "3 losses for 2 outputs", "'class'", "'value'")
+    with pytest.raises(UsageError) as excinfo:
+        compute_gradients(model, x, y, loss={"klass": "mse"})
+    assert_error(excinfo, UsageError, "'klass'", "'class'")
