@@ -21,10 +21,11 @@ RANK = {
     "model": 1,
     "data": 2,
     "probe": 3,
-    "projector": 4, "curves": 4, "compiler": 4, "profiler": 4, "callbacks": 4,
-    "figures": 5,
-    "panels": 6,
-    "export": 7, "testing": 7, "cli": 7, "ui": 7,
+    "projector": 4, "curves": 4, "compiler": 4, "profiler": 4,
+    "doctor": 5, "callbacks": 5,
+    "figures": 6,
+    "panels": 7,
+    "export": 8, "testing": 8, "cli": 8, "ui": 8,
 }
 
 
