@@ -134,8 +134,9 @@ def curves_figure(lines: list[CurveLine], *, title: str, x_title: str, subtitle:
 
 def _integer_ticks(arrays: list[np.ndarray]) -> dict:
     """x-axis settings that keep ticks on whole steps: plotly picks fractional ones (0.5,
-    1.5) for spans under about ten; those get a tick per step, one lone step a range
-    around it. Wider spans are left to plotly, whose nice steps are then whole numbers."""
+    1.5) for spans under about ten; those get a tick per step and half a step of room on
+    each side (no tick past the data, a lone step centred). Wider spans are left to plotly,
+    whose nice steps are then whole numbers."""
     xs = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays] or [np.zeros(0)])
     xs = xs[np.isfinite(xs)]
     if not len(xs):
@@ -143,10 +144,7 @@ def _integer_ticks(arrays: list[np.ndarray]) -> dict:
     lo, hi = float(xs.min()), float(xs.max())
     if hi - lo > 10:  # plotly's tick step is then at least 1 (its ~10 ticks at most)
         return {}
-    out = {"tickmode": "linear", "tick0": lo, "dtick": 1}
-    if hi == lo:
-        out["range"] = [lo - 0.5, hi + 0.5]
-    return out
+    return {"tickmode": "linear", "tick0": lo, "dtick": 1, "range": [lo - 0.5, hi + 0.5]}
 
 
 def _rebin(hists: list[np.ndarray], bins: int) -> tuple[np.ndarray, np.ndarray]:

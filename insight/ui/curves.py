@@ -48,15 +48,15 @@ def require_logdir() -> str:
 def curve_controls() -> tuple[bool, dict[str, Any]]:
     """Draw the filters, axes and smoothing controls; returns `(live, params)`: whether to
     follow runs still being written, and the `training_curves` parameters but `metric`."""
-    top = st.columns([1.8, 1.8, 2.2, 1, 1.2], vertical_alignment="bottom")
+    top = st.columns([1.8, 1.8, 2.4, 1.4], vertical_alignment="bottom")
     runs = top[0].text_input("Runs (regex)", key="train_runs",
                              placeholder="e.g. train|validation")
     tags = top[1].text_input("Tags (regex)", key="train_tags", placeholder="e.g. loss|acc")
     x_axis = _param("x")
     x = top[2].segmented_control("x axis", x_axis.choices, default=x_axis.default,
                                  key="train_x", format_func=X_TITLES.get) or x_axis.default
-    log_y = top[3].toggle("Log y", key="train_log")
-    live = top[4].toggle("Live", key="train_live", help="Follow runs still being written: "
+    log_y = top[3].toggle("Log y", key="train_log")  # the toggles stacked: room for labels
+    live = top[3].toggle("Live", key="train_live", help="Follow runs still being written: "
                          "re-read only the bytes appended since the last look, every 2 s.")
     row = st.columns([2, 3, 3], vertical_alignment="bottom")
     smoothing, weight, window, points = (_param(n) for n in

@@ -129,7 +129,7 @@ def test_a_one_point_series_is_visible_and_steps_are_whole(tmp_path):
     assert x["title"]["text"] == "epoch"
     ctx = _history(tmp_path, {"loss": [0.7, 0.5, 0.4], "val_loss": [0.9, 0.8, 0.85]})
     x = build_panel("training_curves", ctx).to_dict()["layout"]["xaxis"]
-    assert (x["tickmode"], x["tick0"], x["dtick"]) == ("linear", 0, 1) and "range" not in x
+    assert (x["tickmode"], x["tick0"], x["dtick"], x["range"]) == ("linear", 0, 1, [-0.5, 2.5])
 
 
 def test_long_series_are_lines_and_keep_plotlys_ticks(tmp_path):
