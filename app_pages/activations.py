@@ -3,7 +3,7 @@ histograms by depth, one example through one layer, and the examples that drive 
 
 import streamlit as st
 
-from insight.panels.activations import STATS_EXAMPLES, layer_units
+from insight.panels.activations import RIDGE_FRAME, RIDGE_ROWS, STATS_EXAMPLES, layer_units
 from insight.ui.widgets import param_of, probe_page, show_panel
 
 ref, ctx, ds = probe_page("Activations", "activations")
@@ -31,6 +31,14 @@ with maps_col:
 
 ridge_col, top_col = st.columns(2, gap="large")
 with ridge_col:
-    show_panel("activation_ridge", ref, ctx)
+    by = param_of("activation_ridge", "by").default
+    if len(table) > RIDGE_ROWS:  # a big model: blocks, or every layer in a scrolling frame
+        by = st.radio("Histogram rows", ["auto", "layer"], horizontal=True,
+                      format_func={"auto": "one per block", "layer": "every layer"}.get,
+                      key=f"act_ridge_by|{ref.path}",
+                      help=param_of("activation_ridge", "by").help)
+    with st.container(height=RIDGE_FRAME if by == "layer" and len(table) > RIDGE_ROWS
+                      else "content", border=False):
+        show_panel("activation_ridge", ref, ctx, by=by)
 with top_col:
     show_panel("top_examples", ref, ctx, layer=layer, unit=int(unit))

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ from insight.panels.registry import (
 )
 
 __all__ = ["EXTENSIONS", "FIGURE_SIZE", "export_panel", "export_all", "panel_html",
-           "result_figure", "figure_size", "render_result", "parse_params", "Exported"]
+           "result_figure", "figure_size", "render_result", "parse_params", "Exported",
+           "shared_context"]
 
 EXTENSIONS = (".html", ".png", ".svg")
 FIGURE_SIZE = (900, 560)  # CSS pixels of an exported figure that sets no size of its own
@@ -232,6 +233,23 @@ def export_panel(ctx: PanelContext, name: str, params: Mapping[str, Any], out: s
     return out
 
 
+def shared_context(ctx: PanelContext) -> PanelContext:
+    """`ctx`, or when it has no memo a copy with one for the panels built from it: a
+    computation several panels read through `ctx.cached` (one statistics pass over the data
+    for the activation table and ridge plot; one gradient batch for the gradient panels) runs
+    once. A failed computation is not kept: the next panel tries again and says why."""
+    if ctx.memo is not None:
+        return ctx
+    store: dict[str, Any] = {}
+
+    def memo(key: str, compute: Callable[[], Any]) -> Any:
+        if key not in store:
+            store[key] = compute()
+        return store[key]
+
+    return replace(ctx, memo=memo)
+
+
 @dataclass(frozen=True)
 class Exported:
     """One panel of a gallery: its files, or why it was skipped."""
@@ -270,10 +288,13 @@ def export_all(ctx: PanelContext, out_dir: str | Path, *, names: Sequence[str] |
 
     Panels that cannot be built for this model with their defaults (no logdir given, a
     format that rules them out) are listed in the gallery with the reason. The HTML files
-    share one `plotly.min.js` beside them, so the folder works offline.
+    share one `plotly.min.js` beside them, so the folder works offline. Every panel is built
+    from one context with one memo (`shared_context`), so what panels share (the data, the
+    activation statistics, the gradients, an XLA compilation) is computed once.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    ctx = shared_context(ctx)
     items: list[Exported] = []
     own = renderer is None and any(f != "html" for f in formats)
     renderer = Renderer() if own else renderer

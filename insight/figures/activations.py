@@ -22,10 +22,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from insight.figures.template import COLORWAY, apply_template
+from insight.figures.template import COLORWAY, apply_template, e_notation
 
 __all__ = ["ridge_figure", "feature_maps_figure", "matrix_figure", "image_figure",
-           "image_grid_figure", "values_figure", "message_figure", "tile"]
+           "image_grid_figure", "values_figure", "message_figure", "tile", "RIDGE_HEIGHT",
+           "RIDGE_ROW_PX"]
 
 _FLAGGED = COLORWAY[3]
 _HEAT = "Viridis"
@@ -44,50 +45,97 @@ def message_figure(text: str, *, title: str, height: int = 200, wrap: int = 80) 
     return fig
 
 
+RIDGE_HEIGHT = 900  # CSS pixels the rows of a ridge plot share, up to ...
+RIDGE_ROW_PX = (18, 46)  # ... each row at least 18 and at most 46 pixels high
+
+
 def ridge_figure(histograms: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
-                 flagged: Sequence[str] = (), title: str = "Activation histograms by depth"
-                 ) -> go.Figure:
-    """One filled histogram per layer, first layer on top, each scaled to its own peak; heights
-    are the square root of the counts, so a spike (ReLU zeros) leaves the tails visible.
+                 flagged: Sequence[str] = (), title: str = "Activation histograms by depth",
+                 labels: Mapping[str, str] | None = None,
+                 notes: Mapping[str, str] | None = None,
+                 ranges: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
+    """One filled histogram per row, first row on top, each on its own scale: its height
+    scaled to its peak (the square root of the counts, so a spike of ReLU zeros leaves the
+    tails visible) and its width from its smallest to its largest value, which is written at
+    the right. Layers of very different ranges (an input in 0-255, a late layer in 1e-12) all
+    show their shape.
+
+    Rows are `RIDGE_ROW_PX` pixels high, sharing `RIDGE_HEIGHT` when there are few: a long
+    figure (every layer of a big model) is meant for a scrolling frame.
 
     Args:
         histograms: `{layer: (counts, edges)}` in depth order, as in
-            `insight.probe.stats.ActivationStats.histograms`.
-        flagged: layers drawn in red (dead or saturated). Defaults to `()`.
+            `insight.probe.stats.ActivationStats.histograms`; the keys name the traces.
+        flagged: rows drawn in red (dead or saturated). Defaults to `()`.
         title: the figure title. Defaults to `"Activation histograms by depth"`.
+        labels: `{layer: row label}` (a block's name); HTML allowed. Defaults to the keys.
+        notes: `{layer: a line for the hover}`. Defaults to none.
+        ranges: `{layer: (min, max)}`, the exact extremes written at the right (the bins
+            reach a little beyond them). Defaults to the extent of the non-empty bins.
     """
     fig = go.Figure()
     names = list(histograms)
+    labels, notes, exact = labels or {}, notes or {}, ranges or {}
     n = len(names)
+    extents = []
     for i, name in enumerate(names):
-        counts, edges = histograms[name]
-        counts = np.asarray(counts, np.float64)
-        edges = np.asarray(edges, np.float64)
+        counts, edges = _trimmed(*histograms[name])
+        lo, hi = float(edges[0]), float(edges[-1])
+        extents.append(exact.get(name, (lo, hi)))
         root = np.sqrt(counts)  # a square root, so a spike at 0 leaves the tails visible
         peak = root.max() if root.size and root.max() > 0 else 1.0
         height = root / peak * 0.9
         base = float(n - 1 - i)
         xs = np.repeat(edges, 2)[1:-1]  # a step outline over the bins
-        ys = np.repeat(height, 2)
         x = np.concatenate([[edges[0]], xs, [edges[-1]]])
-        y = base + np.concatenate([[0.0], ys, [0.0]])
+        y = base + np.concatenate([[0.0], np.repeat(height, 2), [0.0]])
         color = _FLAGGED if name in flagged else COLORWAY[0]
         share = counts / max(counts.sum(), 1.0)
+        note = f"<br>{notes[name]}" if name in notes else ""
         fig.add_trace(go.Scatter(
-            x=x, y=y, mode="lines", fill="toself", name=name, line=dict(color=color, width=1),
-            fillcolor=_alpha(color, 0.35), showlegend=False, hoveron="points",
-            customdata=np.concatenate([[0.0], np.repeat(share, 2), [0.0]]),
-            hovertemplate=f"<b>{name}</b><br>value %{{x:.3g}}<br>"
-                          "%{customdata:.1%} of values<extra></extra>",
+            x=(x - lo) / (hi - lo), y=y, mode="lines", fill="toself", name=name,
+            line=dict(color=color, width=1), fillcolor=_alpha(color, 0.35), showlegend=False,
+            hoveron="points",
+            customdata=np.stack([x, np.concatenate([[0.0], np.repeat(share, 2), [0.0]])], -1),
+            hovertemplate=f"<b>{name}</b>{note}<br>value %{{customdata[0]:.3g}}<br>"
+                          "%{customdata[1]:.1%} of values<extra></extra>",
         ))
     apply_template(fig, title=title)
+    row_px = float(np.clip(RIDGE_HEIGHT / max(n, 1), *RIDGE_ROW_PX))
+    small = row_px < 26
+    for i, (lo, hi) in enumerate(extents):  # each row's own range, at its right
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=n - 1 - i + 0.3, yref="y",
+                           text=f"{_number(lo)} … {_number(hi)}", showarrow=False,
+                           font=dict(size=10 if small else 11, color="#666"))
     fig.update_layout(
-        height=max(260, 46 * n + 130), hovermode="closest", margin=dict(t=100),
-        xaxis_title="activation value",
-        yaxis=dict(tickvals=[n - 1 - i for i in range(n)], ticktext=names, showgrid=False,
-                   zeroline=False, range=[-0.2, n], automargin=True),
+        height=int(row_px * n + 150), hovermode="closest", margin=dict(t=100, r=120, b=60),
+        xaxis=dict(title="each row from its smallest value (left) to its largest (right)",
+                   range=[-0.01, 1.01], showticklabels=False, showgrid=False, zeroline=False),
+        yaxis=dict(tickvals=[n - 1 - i + 0.3 for i in range(n)],
+                   ticktext=[labels.get(name, name) for name in names], showgrid=False,
+                   zeroline=False, range=[-0.2, n], automargin=True,
+                   tickfont=dict(size=11 if small else 13)),
     )
     return fig
+
+
+def _trimmed(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bins from the first to the last that holds a value (all of them when none does),
+    as float64; a range of one value is widened so that it has a width."""
+    counts = np.asarray(counts, np.float64)
+    edges = np.asarray(edges, np.float64)
+    full = np.flatnonzero(counts)
+    if full.size:
+        counts, edges = counts[full[0]:full[-1] + 1], edges[full[0]:full[-1] + 2]
+    if not edges[-1] > edges[0]:
+        edges = edges[0] + np.linspace(-0.5, 0.5, len(edges))
+    return counts, edges
+
+
+def _number(v: float) -> str:
+    """A number in three significant digits, small ones as 1e-12 (never SI's "1p")."""
+    text = f"{v:.3g}"
+    return "0" if text in ("0", "-0") else text.replace("e-0", "e-").replace("e+0", "e+")
 
 
 def _alpha(hex_color: str, a: float) -> str:
@@ -164,7 +212,7 @@ def feature_maps_figure(maps: np.ndarray, *, title: str, max_channels: int = 32,
     rows = len(origins) // cols + (len(origins) % cols > 0)
     _image_axes(fig, height=max(260, min(720, 110 * rows + 120)))
     fig.update_layout(margin=dict(t=80))
-    return fig
+    return e_notation(fig)
 
 
 def matrix_figure(z: np.ndarray, *, title: str, y_labels: Sequence[str], x_title: str,
@@ -190,7 +238,7 @@ def matrix_figure(z: np.ndarray, *, title: str, y_labels: Sequence[str], x_title
         yaxis=dict(title=y_title, autorange="reversed", showgrid=False,
                    tickvals=list(range(0, len(labels), step)), ticktext=labels[::step]),
     )
-    return fig
+    return e_notation(fig)
 
 
 def _gray(img: np.ndarray) -> np.ndarray:
@@ -267,4 +315,4 @@ def values_figure(values: Sequence[float], labels: Sequence[str], *, title: str,
     else:
         fig.update_layout(height=340, yaxis_title=x_title,
                           xaxis=dict(type="category", tickangle=-45, automargin=True))
-    return fig
+    return e_notation(fig)

@@ -26,11 +26,13 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from insight.figures.template import COLORWAY, apply_template
+from insight.figures.template import COLORWAY, apply_template, e_notation
 
 __all__ = ["gradient_norms_figure", "histograms_figure", "AttributionPart",
-           "attribution_figure"]
+           "attribution_figure", "MAX_LAYER_TICKS", "MAX_VARIABLES"]
 
+MAX_LAYER_TICKS = 32  # layer names on the norms' axis; above, every k-th
+MAX_VARIABLES = 6  # rows of a layer's weight histograms (an attention layer has 8 or more)
 _SERIES = [
     ("weight_grad_norm", "weight gradient", COLORWAY[0], "solid"),
     ("activation_grad_norm", "output gradient (mean per example)", COLORWAY[1], "solid"),
@@ -78,14 +80,28 @@ def gradient_norms_figure(table: pd.DataFrame, *, title: str = "Gradient norms b
             hovertemplate="%{customdata}<extra></extra>",
         ))
     apply_template(fig, title=title + (f"<br><sup>{subtitle}</sup>" if subtitle else ""))
+    step = -(-len(layers) // MAX_LAYER_TICKS)  # every layer named up to MAX_LAYER_TICKS
+    many = len(layers) > MAX_LAYER_TICKS // 2
+    named = "" if step == 1 else f" (every {step}th named; hover for each)"
     fig.update_layout(
-        height=520, margin=dict(t=90, b=150), hovermode="closest",
-        yaxis=dict(type="log", title="L2 norm (log scale)", exponentformat="power", dtick=1),
+        height=560, margin=dict(t=130, b=40), hovermode="closest",
+        yaxis=dict(type="log", title="L2 norm (log scale)", exponentformat="e",
+                   dtick=_decades_per_tick(positive, floor)),
         xaxis=dict(type="category", categoryorder="array", categoryarray=layers,
-                   title="layer, by depth", tickangle=-30 if len(layers) > 6 else 0),
-        legend=dict(orientation="h", y=-0.42, x=0, yanchor="top", font=dict(size=11)),
+                   title=f"layer, by depth{named}", tickmode="array", tickvals=layers[::step],
+                   ticktext=layers[::step], tickangle=-90 if many else -30 if len(layers) > 6
+                   else 0, tickfont=dict(size=10 if many else 12), automargin=True),
+        legend=dict(orientation="h", y=1.0, x=0, yanchor="bottom", font=dict(size=11)),
     )
     return fig
+
+
+def _decades_per_tick(positive: np.ndarray, floor: float) -> int:
+    """A log axis' tick step in decades: one label per decade up to 12 decades, then fewer
+    (at most ~12 labels)."""
+    top = float(positive.max()) if positive.size else 1.0
+    decades = np.log10(max(top, floor) / floor) + 1
+    return max(1, int(np.ceil(decades / 12)))
 
 
 def _hist(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,38 +116,65 @@ def _hist(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     return np.histogram(values, bins=bins, range=(lo, hi))
 
 
+def _constant(values: np.ndarray) -> float | None:
+    """The one value every finite element holds, or `None`."""
+    values = np.asarray(values, np.float64).ravel()
+    values = values[np.isfinite(values)]
+    return float(values[0]) if values.size and values.min() == values.max() else None
+
+
 def histograms_figure(panels: Sequence[tuple[str, Mapping[str, np.ndarray]]], *, title: str,
                       bins: int = 40) -> go.Figure:
-    """Side-by-side histograms (e.g. weights | gradients), one outline per variable, as the
-    share of its values per bin (so a bias and a kernel compare).
+    """Histograms side by side (e.g. weights | gradients), one row per variable (a kernel and
+    its bias each on their own scales: a bias of zeros does not flatten the kernel), each from
+    its smallest to its largest value, as the share of its values per bin.
 
     Args:
-        panels: `[(subplot title, {variable name: values})]`.
+        panels: `[(column title, {variable name: values})]`; the variables of the first
+            column name the rows (at most `MAX_VARIABLES`).
         title: the figure title.
         bins: bins per histogram. Defaults to `40`.
     """
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels],
-                        horizontal_spacing=0.1)
     names = list(dict.fromkeys(n for _, d in panels for n in d))
+    more = len(names) - MAX_VARIABLES
+    names = names[:MAX_VARIABLES]
+    rows = max(1, len(names))
+    fig = make_subplots(rows=rows, cols=len(panels), column_titles=[t for t, _ in panels],
+                        horizontal_spacing=0.1, vertical_spacing=min(0.12, 0.5 / rows))
     colors = {n: COLORWAY[i % len(COLORWAY)] for i, n in enumerate(names)}
-    for col, (_, arrays) in enumerate(panels, start=1):
-        for name, values in arrays.items():
+    for row, name in enumerate(names, start=1):
+        short = name.rsplit("/", 1)[-1]
+        for col, (_, arrays) in enumerate(panels, start=1):
+            if name not in arrays:
+                continue
+            values = arrays[name]
             counts, edges = _hist(values, bins)
-            centres = (edges[:-1] + edges[1:]) / 2
             share = counts / max(counts.sum(), 1)
-            short = name.rsplit("/", 1)[-1]
+            x = np.concatenate([[edges[0]], np.repeat(edges, 2)[1:-1], [edges[-1]]])
+            y = np.concatenate([[0.0], np.repeat(share, 2), [0.0]])  # steps over every bin
             fig.add_trace(go.Scatter(
-                x=centres, y=share, mode="lines", line=dict(shape="hvh", color=colors[name]),
-                fill="tozeroy", name=f"{short} ({np.size(values):,} values)",
-                legendgroup=name, showlegend=col == 1,
+                x=x, y=y, mode="lines", line=dict(color=colors[name], width=1.5),
+                fill="toself", name=f"{short} ({np.size(values):,} values)", showlegend=False,
                 hovertemplate=f"{short}<br>%{{x:.3g}}: %{{y:.1%}} of values<extra></extra>",
-            ), row=1, col=col)
-        fig.update_xaxes(title_text="value", row=1, col=col)
-    fig.update_yaxes(tickformat=".0%")
-    fig.update_yaxes(title_text="share of values", row=1, col=1)
+            ), row=row, col=col)
+            same = _constant(values)
+            note = (f"all {np.size(values):,} values are {same:.3g}" if same is not None
+                    else f"{np.size(values):,} values")
+            pad = (edges[-1] - edges[0]) * 0.03  # the outer bins' edges stay in view
+            fig.update_xaxes(range=[edges[0] - pad, edges[-1] + pad], row=row, col=col)
+            axes = fig.get_subplot(row, col)  # each axis is anchored on its partner
+            fig.add_annotation(text=note, x=1, y=1, xref=f"{axes.yaxis.anchor} domain",
+                               yref=f"{axes.xaxis.anchor} domain", xanchor="right",
+                               yanchor="top", showarrow=False, bgcolor="rgba(255,255,255,0.8)",
+                               font=dict(size=11, color="#555"))
+        fig.update_yaxes(title_text=short, row=row, col=1)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    e_notation(fig)
+    if more > 0:
+        title += f"<br><sup>the first {MAX_VARIABLES} of {len(names) + more} variables</sup>"
     apply_template(fig, title=title)
-    fig.update_layout(height=420, legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"),
-                      margin=dict(t=100, b=110))
+    fig.update_layout(height=150 + 190 * rows, showlegend=False, margin=dict(t=100, b=50))
+    fig.update_xaxes(title_text="value", row=rows)
     return fig
 
 
@@ -189,6 +232,11 @@ def attribution_figure(parts: Sequence[AttributionPart], *, title: str, note: st
             titles.append(f"attribution per {'token' if p.kind == 'tokens' else 'feature'} "
                           f"of {p.name!r}")
             widths.append(max(1.5, min(4.0, len(p.labels) / 6)))
+    # Titles wrap to their column's share of ~900 px (an export's width) and never meet.
+    usable = 900 * (1 - 0.06 * (len(widths) - 1))  # less the gaps between columns
+    chars = [max(10, int(w / sum(widths) * usable / 8.5)) for w in widths]
+    lines = max(len(textwrap.wrap(t, c)) for t, c in zip(titles, chars, strict=True))
+    titles = ["<br>".join(textwrap.wrap(t, c)) for t, c in zip(titles, chars, strict=True)]
     fig = make_subplots(rows=1, cols=len(specs), subplot_titles=titles, column_widths=widths,
                         horizontal_spacing=0.06)
     scale = "RdBu_r" if signed else _INFERNO
@@ -229,6 +277,7 @@ def attribution_figure(parts: Sequence[AttributionPart], *, title: str, note: st
             col += 1
     sub = "<br>".join(textwrap.wrap(note, 150))
     apply_template(fig, title=title + (f"<br><sup>{sub}</sup>" if sub else ""))
-    fig.update_layout(height=420 + 16 * sub.count("<br>"), showlegend=False,
-                      margin=dict(t=100 + 16 * sub.count("<br>"), b=70))
-    return fig
+    fig.update_annotations(font_size=13)  # the subplot titles
+    extra = 16 * sub.count("<br>") + 17 * (lines - 1)
+    fig.update_layout(height=420 + extra, showlegend=False, margin=dict(t=100 + extra, b=70))
+    return e_notation(fig)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 __all__ = ["COLORWAY", "FONT", "apply_template", "insight_template", "template_name",
-           "template_json"]
+           "template_json", "e_notation"]
 
 FONT = "Liberation Sans, Arial, sans-serif"
 COLORWAY = ["#3b6fb6", "#e07b39", "#4c9a5b", "#b8453c", "#7d5ba6", "#8c6d46", "#d16ba5",
@@ -70,4 +70,29 @@ def apply_template(fig: go.Figure, *, title: str | None = None) -> go.Figure:
     fig.update_layout(template=template_name())
     if title is not None:
         fig.update_layout(title_text=title)
+    return fig
+
+
+def e_notation(fig: go.Figure) -> go.Figure:
+    """Write exponents as `1e-12` on every axis and colour bar of `fig` (returns it).
+
+    Plotly's default writes small numbers with SI prefixes ("1p", "20f", "50µ"), which read
+    as units; activations, gradients and their norms span 1e-15 to 1e3. Not part of the
+    template: large counts elsewhere read better as "2M" than "2e+6".
+
+    >>> import plotly.graph_objects as go
+    >>> fig = e_notation(go.Figure(go.Heatmap(z=[[1e-12, 2e-12]])))
+    >>> fig.layout.xaxis.exponentformat, fig.data[0].colorbar.exponentformat
+    ('e', 'e')
+    """
+    fig.update_xaxes(exponentformat="e")
+    fig.update_yaxes(exponentformat="e")
+    fig.update_scenes(xaxis_exponentformat="e", yaxis_exponentformat="e",
+                      zaxis_exponentformat="e")
+    for trace in fig.data:
+        if "colorbar" in trace:
+            trace.colorbar.exponentformat = "e"
+        if "marker" in trace and "colorbar" in trace.marker and \
+                trace.marker.colorscale is not None:
+            trace.marker.colorbar.exponentformat = "e"
     return fig

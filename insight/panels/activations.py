@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from insight.figures.activations import (
     ridge_figure,
     values_figure,
 )
+from insight.model.layers import iter_layers
 from insight.panels.probe import (
     EXAMPLE,
     LAYER,
@@ -49,12 +51,22 @@ from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.probe.capture import activations
 from insight.probe.stats import ActivationStats, activation_stats
 
-__all__ = ["STATS_EXAMPLES", "HEATMAP_EXAMPLES", "DEAD_LIMIT", "SATURATED_LIMIT", "layer_units"]
+__all__ = ["STATS_EXAMPLES", "HEATMAP_EXAMPLES", "DEAD_LIMIT", "SATURATED_LIMIT",
+           "PASS_THROUGH", "RIDGE_ROWS", "RIDGE_BY", "RIDGE_FRAME", "layer_units", "output_layers",
+           "layer_flag", "ridge_rows"]
 
 STATS_EXAMPLES = 2048  # examples the statistics and top-example searches read
 HEATMAP_EXAMPLES = 64  # rows of a dense layer's unit heatmap
-DEAD_LIMIT = 0.5  # a layer with more dead units than this is flagged
-SATURATED_LIMIT = 0.5  # ... or more saturated values (rows, for softmax)
+DEAD_LIMIT = 0.25  # a layer with at least this share of dead units is flagged
+SATURATED_LIMIT = 0.5  # ... a hidden layer with more saturated values (rows, for softmax)
+# Layers whose zeros are their input's: a dead unit there is flagged where it arises, not
+# again in every Flatten, Dropout, pooling, padding or concatenation after it.
+RIDGE_ROWS = 48  # above this many layers the ridge plot shows blocks (by="auto")
+RIDGE_BY = ("auto", "layer", "block")
+RIDGE_FRAME = 1060  # pixels of the scrolling frame a page shows every layer's ridge row in
+PASS_THROUGH = re.compile(r"Flatten|Reshape|Permute|RepeatVector|Identity|Concatenate|"
+                          r".*Dropout|Gaussian(Noise|Dropout)|(Global)?(Max|Average)Pooling\dD|"
+                          r"ZeroPadding\dD|Cropping\dD|UpSampling\dD|InputLayer")
 
 
 def layer_units(table: pd.DataFrame, layer: str) -> int:
@@ -75,13 +87,57 @@ def _stats(ctx: PanelContext) -> tuple[ActivationStats, Dataset]:
     return stats, ds
 
 
-def _flag(row: Any) -> str:
+def output_layers(model: Any) -> set[str]:
+    """The paths of the layers whose outputs are the model's outputs (inside a nested model
+    that is an output, its own output layers too)."""
+    paths = {id(layer): path for path, layer, _ in iter_layers(model)}
+    found: set[str] = set()
+
+    def visit(m: Any) -> None:
+        for tensor in getattr(m, "outputs", None) or []:
+            op = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+            if op is None or id(op) not in paths:
+                continue
+            found.add(paths[id(op)])
+            if getattr(op, "layers", None) and op is not m:
+                visit(op)
+
+    visit(model)
+    return found
+
+
+def layer_flag(row: Any, *, output: bool = False, nested: bool = False) -> str:
+    """What is wrong with a layer, in a few words (`""`: nothing), from a row of
+    `ActivationStats.table`.
+
+    - `"dead 7/16 units"`: at least `DEAD_LIMIT` of its units are 0 for every example
+      (not said again by `PASS_THROUGH` layers and nested models, whose zeros are another
+      layer's);
+    - `"saturated 80%"`: a hidden sigmoid, tanh or softmax layer with more than
+      `SATURATED_LIMIT` of its values (softmax: rows) at its limits. An output layer is not
+      flagged for it: a confident prediction is a saturated softmax or sigmoid.
+
+    Args:
+        row: a row (a `pd.Series` or dict) with `class`, `units`, `dead_units`,
+            `dead_fraction` and `saturated_fraction`.
+        output: whether the layer is one of the model's outputs. Defaults to `False`.
+        nested: whether the layer is a nested model (its output is its last layer's).
+            Defaults to `False`.
+    """
     flags = []
-    if row.dead_fraction > DEAD_LIMIT:
-        flags.append(f"dead {row.dead_fraction:.0%}")
-    if row.saturated_fraction > SATURATED_LIMIT:  # NaN (no saturating activation) is False
-        flags.append(f"saturated {row.saturated_fraction:.0%}")
+    if row["dead_fraction"] >= DEAD_LIMIT and not nested and \
+            not PASS_THROUGH.fullmatch(row["class"]):
+        flags.append(f"dead {int(row['dead_units']):,}/{int(row['units']):,} units")
+    if not output and row["saturated_fraction"] > SATURATED_LIMIT:  # NaN (none) is False
+        flags.append(f"saturated {row['saturated_fraction']:.0%}")
     return ", ".join(flags)
+
+
+def _flags(ctx: PanelContext, table: pd.DataFrame) -> list[str]:
+    outputs = output_layers(ctx.loaded.model)
+    nested = {p for p, layer, _ in iter_layers(ctx.loaded.model) if getattr(layer, "layers", None)}
+    return [layer_flag(r, output=r["layer"] in outputs, nested=r["layer"] in nested)
+            for _, r in table.iterrows()]
 
 
 def _activation_table(ctx: PanelContext) -> pd.DataFrame:
@@ -90,21 +146,100 @@ def _activation_table(ctx: PanelContext) -> pd.DataFrame:
     t = stats.table
     frame = t[["layer", "dead_fraction", "saturated_fraction", "zero_fraction", "mean", "std",
                "class", "shape", "units"]].copy()
-    frame.insert(1, "flag", [_flag(r) for r in t.itertuples()])
+    frame.insert(1, "flag", pd.array(_flags(ctx, t), dtype="string"))
     frame.insert(5, "histogram", [  # square roots, as in the ridge plot
         (np.sqrt(counts) / max(float(np.sqrt(counts.max())), 1.0)).round(4).tolist()
         for counts, _ in (stats.histograms[p] for p in t["layer"])])
     frame["shape"] = [s.replace("(None, ", "(") for s in frame["shape"]]  # per example
-    return frame
+    # Numbers stay numbers (NaN: no saturating activation), so no cell reads "None".
+    return frame.astype({c: "float64" for c in _FLOAT_COLUMNS} | {"units": "int64"})
 
 
-def _activation_ridge(ctx: PanelContext):
+_FLOAT_COLUMNS = ("dead_fraction", "saturated_fraction", "zero_fraction", "mean", "std")
+
+
+def ridge_rows(ctx: PanelContext, layers: list[str], by: str = "auto"
+               ) -> list[tuple[str, list[str]]]:
+    """The rows of the ridge plot: `[(block id or layer, its layers in depth order)]`.
+
+    `by="layer"`: one row per layer. `by="block"`: the repeating blocks of the model's layer
+    graph (`insight.model.blocks.layer_blocks`: `block_3_*`, `conv2_block1_*`, nested models)
+    collapsed to one row each, opened level by level while there are at most `RIDGE_ROWS`
+    rows. `by="auto"`: blocks above `RIDGE_ROWS` layers, else layers.
+
+    Raises:
+        UsageError: an unknown `by`.
+    """
+    if by not in RIDGE_BY:
+        raise UsageError(f"The ridge rows are by {', '.join(RIDGE_BY)}.", "", f"by={by!r}")
+    if by == "layer" or (by == "auto" and len(layers) <= RIDGE_ROWS):
+        return [(p, [p]) for p in layers]
+    chains = _block_chains(ctx, layers)
+    deepest = max((len(c) for c in chains.values()), default=0)
+    for depth in range(deepest, -1, -1):
+        rows = _rows_at(layers, chains, depth)
+        if len(rows) <= RIDGE_ROWS or depth == 0:
+            return rows
+    return [(p, [p]) for p in layers]  # pragma: no cover (depth 0 always returns)
+
+
+def _block_chains(ctx: PanelContext, layers: list[str]) -> dict[str, list[str]]:
+    """`{layer: [outermost block id, ..., innermost]}` for the layers inside blocks."""
+    from insight.model.blocks import layer_blocks
+    from insight.model.graph import layer_graph
+
+    config = ctx.preflight.config if ctx.preflight is not None else None
+    blocks = layer_blocks(layer_graph(config or {}))
+    parent = {b.id: b.parent for b in blocks}
+
+    def depth(block_id: str) -> int:
+        return 0 if not parent.get(block_id) else 1 + depth(parent[block_id])
+
+    chains: dict[str, list[str]] = {}
+    for b in sorted(blocks, key=lambda b: depth(b.id)):
+        for layer in b.layers:
+            chains.setdefault(layer, []).append(b.id)
+    return {p: chains[p] for p in layers if p in chains}
+
+
+def _rows_at(layers: list[str], chains: dict[str, list[str]], depth: int
+             ) -> list[tuple[str, list[str]]]:
+    """Blocks `depth` levels down collapsed (those above opened), other layers alone."""
+    rows: dict[str, list[str]] = {}
+    for p in layers:
+        chain = chains.get(p, [])
+        rows.setdefault(chain[depth] if len(chain) > depth else p, []).append(p)
+    return list(rows.items())
+
+
+def _activation_ridge(ctx: PanelContext, by: str = "auto"):
     stats, ds = _stats(ctx)
-    flagged = [r.layer for r in stats.table.itertuples() if _flag(r)]
-    return ridge_figure(stats.histograms, flagged=flagged,
+    layers = stats.table["layer"].tolist()
+    flags = dict(zip(layers, _flags(ctx, stats.table), strict=True))
+    rows = ridge_rows(ctx, layers, by)
+    hists, labels, notes, flagged = {}, {}, {}, []
+    for row, members in rows:
+        shown = members[-1]  # a block's values are its last layer's output
+        hists[shown] = stats.histograms[shown]
+        bad = [f"{p} ({flags[p]})" for p in members if flags[p]]
+        if bad:
+            flagged.append(shown)
+        if len(members) > 1:
+            nested = shown.startswith(row + "/")  # a nested model's block
+            labels[shown] = (f"{row}/… → {shown[len(row) + 1:]}" if nested else
+                             f"{row}_* → {shown.removeprefix(row + '_')}") + \
+                (f" ({len(bad)} flagged)" if bad else "")
+            notes[shown] = (f"last of the {len(members)} layers of {row}" +
+                            (f"<br>flagged inside: {'<br>'.join(bad[:6])}" if bad else ""))
+    grouped = len(rows) < len(layers)
+    what = (f"one row per block ({len(rows)} rows for {len(layers)} layers): a block's last "
+            "layer, red if a layer inside is flagged" if grouped else "red: flagged layers")
+    extremes = stats.table.set_index("layer")[["min", "max"]]
+    ranges = {p: (float(extremes.at[p, "min"]), float(extremes.at[p, "max"])) for p in hists}
+    return ridge_figure(hists, flagged=flagged, labels=labels, notes=notes, ranges=ranges,
                         title=f"Activation histograms by depth<br><sup>{stats.n_examples:,} "
-                              f"examples of {data_source(ds)}<br>height ∝ √count, each row "
-                              "scaled to its peak; red: flagged layers</sup>")
+                              f"examples of {data_source(ds)}; each row on its own scale<br>"
+                              f"{what}</sup>")
 
 
 def _example_input(ctx: PanelContext, example: int):
@@ -193,8 +328,13 @@ register(Panel("activation_table", "Activation statistics", "table", _activation
                uses=USES, description="Per-layer activation statistics with dead and "
                                       "saturated layers flagged, and a histogram each."))
 register(Panel("activation_ridge", "Activation histograms by depth", "figure",
-               _activation_ridge, uses=USES,
-               description="One histogram of activation values per layer, first layer on top."))
+               _activation_ridge,
+               (Param("by", "str", "auto", RIDGE_BY,
+                      f"One row per layer, or per block of layers (block_3_*: its last "
+                      f"layer's values); auto: blocks above {RIDGE_ROWS} layers."),),
+               uses=USES,
+               description="One histogram of activation values per layer (or block), first "
+                           "on top, each on its own scale."))
 register(Panel("example_input", "Example input", "figure", _example_input, (EXAMPLE,),
                uses=USES, description="One input example: image, tokens or features."))
 register(Panel("layer_activations", "Layer activations", "figure", _layer_activations,

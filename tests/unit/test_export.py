@@ -109,6 +109,33 @@ def test_snapshot_cli_bad_panel(capsys, tmp_path):
     assert "must be one of pca, umap, tsne" in capsys.readouterr().err
 
 
+def test_all_panels_share_one_statistics_pass(load_sample, tmp_path, monkeypatch):
+    """The activation panels read one statistics pass, the gradient panels one gradient
+    batch, and the data is loaded once, for the whole gallery."""
+    import insight.data as data
+    import insight.panels.activations as act
+    import insight.panels.gradients as grad
+    from insight.export.files import export_all
+
+    calls = {"stats": 0, "gradients": 0, "dataset": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(act, "activation_stats", counted("stats", act.activation_stats))
+    monkeypatch.setattr(grad, "gradients", counted("gradients", grad.gradients))
+    monkeypatch.setattr(data, "dataset_for", counted("dataset", data.dataset_for))
+    names = ["activation_table", "activation_ridge", "gradient_table", "gradient_norms",
+             "weight_histograms", "example_input"]
+    items = export_all(PanelContext(load_sample("digits_cnn")), tmp_path, names=names,
+                       formats=("html",))
+    assert [i.name for i in items if i.skipped] == []
+    assert calls == {"stats": 1, "gradients": 1, "dataset": 1}
+
+
 # -- rendering (browser) -------------------------------------------------------------------
 
 @pytest.mark.slow
