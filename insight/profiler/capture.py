@@ -270,8 +270,9 @@ def capture_profile(loaded: Any, dataset: Any, logdir: str | Path, *, steps: int
                          "inference (without --train).", f"data={dataset.name!r}")
     import tensorflow as tf
 
-    step, kind = (make_train_step if train else make_predict_step)(loaded.model, xla), \
-        "train" if train else "predict"
+    # the LoadedModel, not its model: training steps read the file's compile config
+    step, kind = (make_train_step(loaded, xla) if train else
+                  make_predict_step(loaded.model, xla)), "train" if train else "predict"
     batches = repeat_batches(dataset, batch_size)
     for _ in range(max(0, warmup)):
         step(*next(batches))

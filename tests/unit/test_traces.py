@@ -264,3 +264,33 @@ def test_training_labels_per_output():
     with pytest.raises(UsageError) as exc:
         labels_per_output({"y_digit": np.arange(3)}, ["digit", "is_even"])
     assert_error(exc, UsageError, "No labels for the output 'is_even'")
+
+
+def test_training_capture_uses_the_files_compiled_loss(tmp_path, monkeypatch):
+    """`insight profile --train` trains with the loss the file was compiled with (here MAE),
+    not one inferred from the labels (MSE for float targets)."""
+    import keras
+
+    import insight
+    from insight.data import Dataset
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, name="out")])
+    model.compile(loss="mae", optimizer="sgd")
+    path = tmp_path / "regressor.keras"
+    model.save(path)
+    compiled = []
+    original = keras.Model.compile
+
+    def compile_(self, *args, **kwargs):
+        compiled.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "compile", compile_)
+    rng = np.random.default_rng(0)
+    data = Dataset(x=rng.random((16, 3), dtype=np.float32),
+                   y=rng.random((16, 1), dtype=np.float32), name="toy")
+    capture_profile(insight.load_model(path), data, tmp_path / "logs", steps=1, warmup=1,
+                    batch_size=8, train=True)
+    (loss,) = [compiled[0]["loss"][k] for k in compiled[0]["loss"]] \
+        if isinstance(compiled[0]["loss"], dict) else [compiled[0]["loss"]]
+    assert getattr(loss, "name", str(loss)) in ("mean_absolute_error", "mae")
