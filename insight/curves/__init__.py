@@ -6,7 +6,8 @@
 - `splits`: which series is train and which validation (`val_loss`, `train/`, ...);
 - `tfevents`: the event-file reader (no TensorFlow), over `_tfrecord` (framing and CRCs)
   and `_event_decode` (payloads);
-- `analysis`: smoothing, extreme-keeping downsampling, best step, overfitting onset.
+- `analysis`: smoothing, extreme-keeping downsampling, best step, overfitting onset and the
+  train/validation verdict (overfitting, a large gap, no sign, too few epochs to tell).
 
 Example:
 
