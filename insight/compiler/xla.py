@@ -38,7 +38,8 @@ from insight.compiler.compilation import FUNCTIONS, STAGE_TITLES, STAGES, XlaCom
 from insight.compiler.hlo import parse_hlo
 from insight.errors import CompileError, DataError, InsightError, UsageError
 from insight.model.layers import as_model, iter_layers
-from insight.probe.capture import TRACE_LOCK, as_inputs, count_rows, first_output
+from insight.probe.capture import TRACE_LOCK, as_inputs, count_rows
+from insight.probe.losses import output_items
 
 __all__ = ["FUNCTIONS", "STAGES", "STAGE_TITLES", "XlaCompilation", "compile_model",
            "step_times", "compiler_error", "LEARNING_RATE"]
@@ -67,33 +68,31 @@ def _recording_scopes(model: Any, store: dict[str, list[str]]):
     return wrapping_calls(model, None, wrap)
 
 
-def _labels(y: Any, rows: int) -> np.ndarray:
-    if isinstance(y, Mapping):
-        y = next(iter(y.values()))
-    y = np.asarray(y)
-    if len(y) != rows:
-        raise DataError("Labels and inputs have different numbers of rows.",
-                        "Pass one label per input row.", f"rows x={rows}, y={len(y)}")
-    return y
+def _loss_plan(model: Any, loaded: Any, y: Any, x: Any, rows: int) -> tuple[Any, list]:
+    """Every output's loss, weighted as compiled (`insight.probe.losses.model_loss`, as the
+    Gradients page and `insight profile --train` decide it), and each term's labels."""
+    from insight.probe.losses import model_loss
 
-
-def _loss(model: Any, loaded: Any, y: np.ndarray, x: Any) -> tuple[Any, str]:
-    from insight.probe.backprop import resolve_loss
-
-    pf = getattr(loaded, "preflight", None)
-    recorded = ((getattr(pf, "config", None) or {}).get("compile_config") or {}).get("loss")
     try:
-        outputs = model.outputs[0] if model.outputs else None
+        outputs = model.outputs or None
     except (AttributeError, ValueError):
         outputs = None
     if outputs is None:
         head = {k: v[:1] for k, v in x.items()} if isinstance(x, Mapping) else x[:1]
-        outputs = first_output(model(head, training=False))
-    return resolve_loss(None, y, outputs, recorded)
+        outputs = model(head, training=False)
+    plan = model_loss(loaded, y, outputs,
+                      otherwise="or compile the forward pass (function='forward')")
+    ys = plan.labels(y)
+    for labels in ys:
+        if len(labels) != rows:
+            raise DataError("Labels and inputs have different numbers of rows.",
+                            "Pass one label per input row.", f"rows x={rows}, y={len(labels)}")
+    return plan, ys
 
 
-def _functions(model: Any, function: str, loss_obj: Any):
-    """The Python function to compile for `function`."""
+def _functions(model: Any, function: str, terms: Any):
+    """The Python function to compile for `function`; a train step's loss is the weighted sum
+    of `terms` (one `OutputLoss` per output with a loss)."""
     import tensorflow as tf
 
     if function == "forward":
@@ -103,13 +102,15 @@ def _functions(model: Any, function: str, loss_obj: Any):
         return forward
     trainable, other = list(model.trainable_variables), list(model.non_trainable_variables)
 
-    def train_step(x, y):
+    def train_step(x, ys):
         weights = [v.value for v in trainable]
         state = [v.value for v in other]
         with tf.GradientTape() as tape:
             tape.watch(weights)
             outputs, new_state = model.stateless_call(weights, state, x, training=True)
-            loss = tf.reduce_mean(loss_obj(y, tf.cast(first_output(outputs), tf.float32)))
+            outs = [tf.cast(o, tf.float32) for _, o in output_items(outputs, model)]
+            loss = tf.add_n([term.weight * tf.reduce_mean(term.fn(y, outs[term.index]))
+                             for term, y in zip(terms, ys, strict=True)])
         grads = tape.gradient(loss, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         grads = [tf.convert_to_tensor(g) for g in grads]  # Embedding: IndexedSlices -> dense
         return loss, [w - LEARNING_RATE * g for w, g in zip(weights, grads, strict=True)], \
@@ -188,16 +189,16 @@ def compile_model(model: Any, x: Any, y: Any = None, *, function: str = "forward
     x = as_inputs(x)
     rows = count_rows(x)
     args: list[Any] = [tf.nest.map_structure(tf.constant, x)]
-    loss_name, loss_obj = "", None
+    loss_name, terms = "", ()
     if function == "train":
         if y is None:
             raise UsageError("A train step needs labels, and this data has none.",
                              "Give a data file with labels (y), or compile the forward pass.",
                              "y=None")
-        y = _labels(y, rows)
-        loss_obj, loss_name = _loss(keras_model, model, y, x)
-        args.append(tf.constant(y))
-    python_fn = _functions(keras_model, function, loss_obj)
+        plan, ys = _loss_plan(keras_model, model, y, x, rows)
+        terms, loss_name = plan.terms, plan.description.removeprefix("loss: ")
+        args.append(tuple(tf.constant(labels) for labels in ys))
+    python_fn = _functions(keras_model, function, terms)
     xla_fn = tf.function(python_fn, jit_compile=True)
     scopes: dict[str, list[str]] = {}
     seconds: dict[str, float] = {}

@@ -363,3 +363,21 @@ def test_nested_models_and_embeddings(load_sample):
     ds = insight.dataset_for(text).take(slice(0, 8))
     train = compile_model(text, ds.x, ds.y, function="train")
     assert "gather" in train.op_count_table()["opcode"].tolist()
+
+
+def test_train_step_of_two_outputs_uses_every_outputs_loss(load_sample):
+    """Both heads' losses, weighted as compiled, are in the compiled train step: each head's
+    own layers get an SGD update in the HLO, not only the first head's."""
+    from insight.data import dataset_for
+
+    loaded = load_sample("multi_io")
+    ds = dataset_for(loaded).take(slice(0, 16))
+    comp = compile_model(loaded, ds.x, ds.y, function="train")
+    assert "digit" in comp.loss and "is_even" in comp.loss
+    assert "sparse_categorical_crossentropy" in comp.loss and "binary_crossentropy" in comp.loss
+    table = comp.instruction_table("hlo")
+    for head in ("digit", "is_even"):
+        assert (table["layer"] == head).any(), f"no instruction of the {head} head"
+    with pytest.raises(UsageError) as excinfo:  # one label array for two outputs
+        compile_model(loaded, ds.x, ds.y["digit"], function="train")
+    assert_error(excinfo, UsageError, "2 outputs")
