@@ -20,11 +20,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from insight.compiler.hlo import HloComputation, HloInstruction
-from insight.figures.layout import layered_layout
+from insight.figures.layout import sugiyama_layout
 from insight.figures.template import COLORWAY, apply_template
 
 __all__ = ["op_counts_figure", "hlo_graph_figure", "step_time_figure", "HIDDEN_OPCODES",
-           "op_category", "duration", "speed"]
+           "op_category", "duration", "speed", "visible_graph"]
 
 # Left out of the graph unless asked for: sources (weights, literals) and no-op reshuffles,
 # whose edges pass through to their consumers.
@@ -82,8 +82,8 @@ def op_counts_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
     return _plain_numbers(fig)
 
 
-def _visible(comp: HloComputation, hidden: tuple[str, ...]
-             ) -> tuple[list[HloInstruction], list[tuple[str, str]]]:
+def visible_graph(comp: HloComputation, hidden: tuple[str, ...]
+                  ) -> tuple[list[HloInstruction], list[tuple[str, str]]]:
     """Shown instructions and edges between them, edges passing through hidden ones."""
     by_name = {i.name: i for i in comp.instructions}
     shown = [i for i in comp.instructions if i.opcode not in hidden or i.root]
@@ -124,23 +124,21 @@ def hlo_graph_figure(comp: HloComputation, *, title: str,
             Defaults to `""` (none).
     """
     members = members or {}
-    shown, edges = _visible(comp, hidden)
-    pos = layered_layout([i.name for i in shown], edges)
+    shown, edges = visible_graph(comp, hidden)
+    layout = sugiyama_layout([i.name for i in shown], edges)
+    pos = layout.pos
     top = min((r for _, r in pos.values()), default=0)
     bottom = max((r for _, r in pos.values()), default=0)
     ranks = bottom - top + 1
     width = max((abs(x) for x, _ in pos.values()), default=0)
     ex, ey = [], []
     for a, b in edges:
-        (xa, ya), (xb, yb) = pos[a], pos[b]
-        if xa == xb and abs(yb - ya) > 1:  # would run over the nodes between: bow it out
-            bow = min(0.12 * abs(yb - ya), 0.6)
-            ex += [xa, xa - bow, xb - bow, xb, None]
-            ey += [ya, ya + 0.5 * (1 if yb > ya else -1), yb - 0.5 * (1 if yb > ya else -1),
-                   yb, None]
-        else:
-            ex += [xa, xb, None]
-            ey += [ya, yb, None]
+        if a not in pos or b not in pos:
+            continue
+        # an edge spanning ranks runs through its dummy points: free slots, never a node
+        route = layout.routes.get((a, b), [])
+        ex += [pos[a][0], *(x for x, _ in route), pos[b][0], None]
+        ey += [pos[a][1], *(r for _, r in route), pos[b][1], None]
     fig = go.Figure()
     fig.add_scatter(x=ex, y=ey, mode="lines", line=dict(color="#b9c0c8", width=1),
                     hoverinfo="skip", showlegend=False)

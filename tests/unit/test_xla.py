@@ -381,3 +381,34 @@ def test_train_step_of_two_outputs_uses_every_outputs_loss(load_sample):
     with pytest.raises(UsageError) as excinfo:  # one label array for two outputs
         compile_model(loaded, ds.x, ds.y["digit"], function="train")
     assert_error(excinfo, UsageError, "2 outputs")
+
+
+def test_hlo_graph_edges_follow_the_layouts_dummy_points(digits):
+    """Edges spanning several ranks run through the layout's dummy points (free slots between
+    nodes), never straight across the ranks between their ends, and no edge passes over an
+    instruction."""
+    from insight.compiler.xla import compile_model as compile_
+    from insight.data import dataset_for
+    from insight.figures.compiler import HIDDEN_OPCODES, hlo_graph_figure, visible_graph
+    from insight.figures.layout import sugiyama_layout
+
+    loaded = digits[0]
+    comp = compile_(loaded, dataset_for(loaded).x[:4])
+    entry = comp.module("hlo").entry
+    shown, edges = visible_graph(entry, HIDDEN_OPCODES)
+    layout = sugiyama_layout([i.name for i in shown], edges)
+    assert layout.routes, "no edge spans ranks in this graph: the test needs one"
+    fig = hlo_graph_figure(entry, title="t", layers=lambda i: []).to_dict()
+    lines = next(t for t in fig["data"] if t["mode"] == "lines")
+    pts = set(zip(lines["x"], lines["y"], strict=True))
+    for route in layout.routes.values():
+        assert all((x, r) in pts for x, r in route)
+    nodes = [(x, y) for t in fig["data"] if t["mode"] != "lines"
+             for x, y in zip(t["x"], t["y"], strict=True)]
+    seq = list(zip(lines["x"], lines["y"], strict=True))
+    for (x0, y0), (x1, y1) in zip(seq, seq[1:], strict=False):
+        if None in (x0, y0, x1, y1):
+            continue
+        for nx, ny in nodes:
+            if min(y0, y1) < ny < max(y0, y1):
+                assert abs(x0 + (x1 - x0) * (ny - y0) / (y1 - y0) - nx) > 0.2
