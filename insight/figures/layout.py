@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-__all__ = ["GraphLayout", "sugiyama_layout", "layered_layout"]
+__all__ = ["GraphLayout", "sugiyama_layout"]
 
 
 @dataclass(frozen=True)
@@ -125,15 +125,3 @@ def sugiyama_layout(nodes: list[str], edges: list[tuple[str, str]]) -> GraphLayo
     routes = {(a, b): [(p[0] - shift, round(p[1])) for p in points]
               for (a, b), points in zip(edges, lay.edge_routing, strict=True) if len(points)}
     return GraphLayout(pos, routes)
-
-
-def layered_layout(nodes: list[str], edges: list[tuple[str, str]]
-                   ) -> dict[str, tuple[float, int]]:
-    """Positions `{node: (x, rank)}` of `sugiyama_layout` (for graphs drawn with straight
-    edges): x centred on 0, neighbours at least 1 apart, rank 0 at the top.
-
-    Args:
-        nodes: node ids, in a stable order (it breaks ties).
-        edges: `(src, dst)` pairs; the graph should be acyclic (layer and HLO graphs are).
-    """
-    return sugiyama_layout(nodes, edges).pos

@@ -7,7 +7,7 @@ import pytest
 
 from insight import preflight
 from insight.errors import UsageError
-from insight.figures.layout import layered_layout, sugiyama_layout
+from insight.figures.layout import sugiyama_layout
 from insight.figures.model import graph_figure
 from insight.model.blocks import COLLAPSE_ABOVE, collapse, find_layers, layer_blocks
 from insight.model.details import layer_details
@@ -92,13 +92,12 @@ def test_sugiyama_routes_long_edges_through_free_slots():
     assert lay.routes.keys() == {("a", "d")}, "edges between adjacent ranks have no route"
 
 
-def test_layered_layout_keeps_its_contract():
-    """The XLA page's HLO graph uses `layered_layout`: `{node: (x, rank)}`, x centred."""
-    pos = layered_layout(["a", "b", "c"], [("a", "b"), ("a", "c")])
-    assert pos["a"] == (0.0, 0)
-    assert pos["b"][1] == pos["c"][1] == 1
-    assert abs(pos["b"][0] - pos["c"][0]) >= 1 and pos["b"][0] == -pos["c"][0]
-    assert layered_layout([], []) == {}
+def test_layout_centres_x_and_handles_empty_graphs():
+    """Positions are `{node: (x, rank)}` with x centred on 0."""
+    pos = sugiyama_layout(["a", "b", "c"], [("a", "b"), ("a", "c")]).pos
+    assert pos["a"][1] == 0 and pos["b"][1] == pos["c"][1] == 1
+    assert pos["b"][0] == -pos["c"][0] != 0
+    assert sugiyama_layout([], []).pos == {}
 
 
 def test_layout_survives_a_cycle():
