@@ -13,6 +13,15 @@ table = show_panel("activation_table", ref, ctx)
 if table is None:
     st.stop()
 
+by = param_of("activation_ridge", "by").default
+if len(table) > RIDGE_ROWS:  # a big model: blocks, or every layer in a scrolling frame
+    by = st.radio("Histogram rows", ["auto", "layer"], horizontal=True,
+                  format_func={"auto": "one per block", "layer": "every layer"}.get,
+                  key=f"act_ridge_by|{ref.path}", help=param_of("activation_ridge", "by").help)
+with st.container(height=RIDGE_FRAME if by == "layer" and len(table) > RIDGE_ROWS
+                  else "content", border=False):
+    show_panel("activation_ridge", ref, ctx, by=by)
+
 st.subheader("One example through one layer")
 layer_col, example_col, unit_col = st.columns(3)
 layer = layer_col.selectbox("Layer", table["layer"].tolist(), key=f"act_layer|{ref.path}")
@@ -28,17 +37,4 @@ with input_col:
     show_panel("example_input", ref, ctx, example=int(example))
 with maps_col:
     show_panel("layer_activations", ref, ctx, layer=layer, example=int(example))
-
-ridge_col, top_col = st.columns(2, gap="large")
-with ridge_col:
-    by = param_of("activation_ridge", "by").default
-    if len(table) > RIDGE_ROWS:  # a big model: blocks, or every layer in a scrolling frame
-        by = st.radio("Histogram rows", ["auto", "layer"], horizontal=True,
-                      format_func={"auto": "one per block", "layer": "every layer"}.get,
-                      key=f"act_ridge_by|{ref.path}",
-                      help=param_of("activation_ridge", "by").help)
-    with st.container(height=RIDGE_FRAME if by == "layer" and len(table) > RIDGE_ROWS
-                      else "content", border=False):
-        show_panel("activation_ridge", ref, ctx, by=by)
-with top_col:
-    show_panel("top_examples", ref, ctx, layer=layer, unit=int(unit))
+show_panel("top_examples", ref, ctx, layer=layer, unit=int(unit))

@@ -15,17 +15,17 @@ ref, ctx, ds = probe_page("Gradients", "gradients")
 st.caption(f"One batch: the first {min(len(ds), GRADIENT_BATCH)} examples; "
            + ("gradients of the loss against their labels." if ds.y is not None else
               "no labels, so gradients of the predicted class's score."))
-norms_col, hist_col = st.columns(2, gap="large")
+norms_slot = st.container()  # full width: a big model's layers need it
 with st.expander("Gradient norms per layer (numbers)"):
     table = show_panel("gradient_table", ref, ctx)
-with norms_col:
+with norms_slot:
     show_panel("gradient_norms", ref, ctx)
-with hist_col:
-    weighted = [] if table is None else weighted_layers(table)
-    layer = st.selectbox("Layer", weighted, key=f"grad_layer|{ref.path}",
-                         help="The layers with trainable weights.")
-    if layer:
-        show_panel("weight_histograms", ref, ctx, layer=layer)
+layer_col, _ = st.columns([1, 2])
+weighted = [] if table is None else weighted_layers(table)
+layer = layer_col.selectbox("Layer", weighted, key=f"grad_layer|{ref.path}",
+                            help="The layers with trainable weights.")
+if layer:
+    show_panel("weight_histograms", ref, ctx, layer=layer)
 
 st.subheader("Attribution: which parts of the input drive the prediction")
 method_col, example_col = st.columns(2)

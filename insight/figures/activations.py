@@ -103,13 +103,13 @@ def ridge_figure(histograms: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
     apply_template(fig, title=title)
     row_px = float(np.clip(RIDGE_HEIGHT / max(n, 1), *RIDGE_ROW_PX))
     small = row_px < 26
-    for i, (lo, hi) in enumerate(extents):  # each row's own range, at its right
+    for i, (lo, hi) in enumerate(extents):  # each row's own range, right of it
         fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=n - 1 - i + 0.3, yref="y",
                            text=f"{_number(lo)} … {_number(hi)}", showarrow=False,
-                           font=dict(size=10 if small else 11, color="#666"))
+                           font=dict(size=10 if small else 11, color="#555"))
     fig.update_layout(
-        height=int(row_px * n + 150), hovermode="closest", margin=dict(t=100, r=120, b=60),
-        xaxis=dict(title="each row from its smallest value (left) to its largest (right)",
+        height=int(row_px * n + 150), hovermode="closest", margin=dict(t=100, r=130, b=60),
+        xaxis=dict(title="each row from its smallest value to its largest (written at the right)",
                    range=[-0.01, 1.01], showticklabels=False, showgrid=False, zeroline=False),
         yaxis=dict(tickvals=[n - 1 - i + 0.3 for i in range(n)],
                    ticktext=[labels.get(name, name) for name in names], showgrid=False,

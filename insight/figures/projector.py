@@ -19,10 +19,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from insight.errors import UsageError
-from insight.figures.template import COLORWAY, apply_template
+from insight.figures.template import COLORWAY, apply_template, e_notation
 from insight.patterns import user_regex
 
-__all__ = ["projection_figure", "search_mask", "MAX_CATEGORIES", "HOVER_TEXT_ROWS"]
+__all__ = ["projection_figure", "axis_titles", "search_mask", "MAX_CATEGORIES",
+           "HOVER_TEXT_ROWS"]
 
 MAX_CATEGORIES = 30  # beyond this a column is coloured as "other" after its top categories
 HOVER_TEXT_ROWS = 20_000  # above this, hover carries numbers only (see `_hover`)
@@ -138,10 +139,34 @@ def projection_figure(coords: pd.DataFrame, meta: pd.DataFrame, *, color: str | 
         fig.add_trace(_trace(coords, idx, name="selected + neighbours", marker=ring,
                              customdata=custom[idx], hovertemplate=template))
     fig.update_layout(height=620, legend=dict(itemsizing="constant"), dragmode="zoom")
-    if not three_d:
-        fig.update_layout(xaxis=dict(showticklabels=False, title=None),
-                          yaxis=dict(showticklabels=False, title=None))
-    return fig
+    titles = axis_titles(coords)
+    pca = coords.attrs.get("method") == "pca"  # only PCA's coordinates have a meaning
+    if three_d:
+        fig.update_scenes(**{f"{a}axis": dict(title=dict(text=t), showticklabels=pca)
+                             for a, t in zip("xyz", titles, strict=False)})
+    else:
+        fig.update_layout(xaxis=dict(showticklabels=pca, title=titles[0]),
+                          yaxis=dict(showticklabels=pca, title=titles[1]))
+    return e_notation(fig)
+
+
+def axis_titles(coords: pd.DataFrame) -> list[str]:
+    """Axis titles for projected coordinates: `"PC1 (34.2% of variance)"` for PCA (from
+    `coords.attrs["explained_variance"]`), `"UMAP 1"`, `"t-SNE 1"`, else `"x"`.
+
+    >>> frame = pd.DataFrame({"x": [0.0], "y": [1.0]})
+    >>> frame.attrs.update(method="pca", explained_variance=[0.342, 0.1])
+    >>> axis_titles(frame)
+    ['PC1 (34.2% of variance)', 'PC2 (10.0% of variance)']
+    """
+    axes = [c for c in ("x", "y", "z") if c in coords.columns]
+    method = coords.attrs.get("method")
+    if method == "pca":
+        ratios = list(coords.attrs.get("explained_variance", []))
+        return [f"PC{i + 1}" + (f" ({ratios[i]:.1%} of variance)" if i < len(ratios) else "")
+                for i in range(len(axes))]
+    name = {"umap": "UMAP", "tsne": "t-SNE"}.get(str(method))
+    return [f"{name} {i + 1}" if name else a for i, a in enumerate(axes)]
 
 
 def _natural(value: str) -> tuple:

@@ -42,6 +42,7 @@ from insight.panels.probe import (
     example_label,
     layer_path,
     main_input,
+    output_layers,
     probe_dataset,
     token_labels,
     token_text,
@@ -52,8 +53,8 @@ from insight.probe.capture import activations
 from insight.probe.stats import ActivationStats, activation_stats
 
 __all__ = ["STATS_EXAMPLES", "HEATMAP_EXAMPLES", "DEAD_LIMIT", "SATURATED_LIMIT",
-           "PASS_THROUGH", "RIDGE_ROWS", "RIDGE_BY", "RIDGE_FRAME", "layer_units", "output_layers",
-           "layer_flag", "ridge_rows"]
+           "PASS_THROUGH", "RIDGE_ROWS", "RIDGE_BY", "RIDGE_FRAME", "layer_units", "layer_flag",
+           "ridge_rows"]
 
 STATS_EXAMPLES = 2048  # examples the statistics and top-example searches read
 HEATMAP_EXAMPLES = 64  # rows of a dense layer's unit heatmap
@@ -85,25 +86,6 @@ def _stats(ctx: PanelContext) -> tuple[ActivationStats, Dataset]:
     stats = ctx.cached(f"probe:stats:{STATS_EXAMPLES}",
                        lambda: activation_stats(ctx.loaded, ds, batch_size=128))
     return stats, ds
-
-
-def output_layers(model: Any) -> set[str]:
-    """The paths of the layers whose outputs are the model's outputs (inside a nested model
-    that is an output, its own output layers too)."""
-    paths = {id(layer): path for path, layer, _ in iter_layers(model)}
-    found: set[str] = set()
-
-    def visit(m: Any) -> None:
-        for tensor in getattr(m, "outputs", None) or []:
-            op = getattr(getattr(tensor, "_keras_history", None), "operation", None)
-            if op is None or id(op) not in paths:
-                continue
-            found.add(paths[id(op)])
-            if getattr(op, "layers", None) and op is not m:
-                visit(op)
-
-    visit(model)
-    return found
 
 
 def layer_flag(row: Any, *, output: bool = False, nested: bool = False) -> str:
@@ -232,8 +214,8 @@ def _activation_ridge(ctx: PanelContext, by: str = "auto"):
             notes[shown] = (f"last of the {len(members)} layers of {row}" +
                             (f"<br>flagged inside: {'<br>'.join(bad[:6])}" if bad else ""))
     grouped = len(rows) < len(layers)
-    what = (f"one row per block ({len(rows)} rows for {len(layers)} layers): a block's last "
-            "layer, red if a layer inside is flagged" if grouped else "red: flagged layers")
+    what = (f"one row per block ({len(rows)} rows for {len(layers)} layers): its last "
+            "layer;<br>red: a flagged layer inside" if grouped else "red: flagged layers")
     extremes = stats.table.set_index("layer")[["min", "max"]]
     ranges = {p: (float(extremes.at[p, "min"]), float(extremes.at[p, "max"])) for p in hists}
     return ridge_figure(hists, flagged=flagged, labels=labels, notes=notes, ranges=ranges,

@@ -24,12 +24,13 @@ import numpy as np
 
 from insight.data import Dataset
 from insight.errors import UsageError
-from insight.model.layers import resolve_layers
+from insight.model.layers import iter_layers, resolve_layers
 from insight.panels.registry import PanelContext, Param
 
 __all__ = ["USES", "EXAMPLE", "LAYER", "check_probing", "probe_dataset", "checked_example",
            "layer_path", "model_inputs", "input_kind", "main_input", "vocabulary",
-           "token_labels", "token_text", "class_name", "example_label", "data_source"]
+           "token_labels", "token_text", "class_name", "example_label", "data_source",
+           "output_layers"]
 
 USES = ("model", "data")
 EXAMPLE = Param("example", "int", 0, help="Row number of the example.")
@@ -154,3 +155,29 @@ def example_label(ds: Dataset, i: int) -> str:
 def data_source(ds: Dataset) -> str:
     """What the examples are, in a few words: the data's name or "synthetic inputs"."""
     return "synthetic inputs" if ds.synthetic else (ds.name or "data")
+
+
+def output_layers(model: Any) -> set[str]:
+    """The paths of the layers whose outputs are the model's outputs (inside a nested model
+    that is an output, its own output layers too). A subclassed model, which records no
+    graph: its last layer."""
+    paths = {id(layer): path for path, layer, _ in iter_layers(model)}
+    found: set[str] = set()
+
+    def visit(m: Any) -> None:
+        try:
+            outputs = list(getattr(m, "outputs", None) or [])
+        except (AttributeError, ValueError):  # a subclassed model has no symbolic outputs
+            outputs = []
+        for tensor in outputs:
+            op = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+            if op is None or id(op) not in paths:
+                continue
+            found.add(paths[id(op)])
+            if getattr(op, "layers", None) and op is not m:
+                visit(op)
+
+    visit(model)
+    if not found and paths:
+        found.add(list(paths.values())[-1])
+    return found

@@ -21,6 +21,7 @@ import pandas as pd
 
 from insight.errors import UsageError
 from insight.figures.projector import projection_figure
+from insight.panels.probe import output_layers
 from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.projector.projection import METHODS, METRICS, neighbors, project
 
@@ -63,7 +64,8 @@ _VIEW_PARAMS = (
 
 
 def default_layer(ctx: PanelContext) -> str:
-    """The layer projected when `layer` is empty: the last hidden one (the last, if alone).
+    """The layer projected when `layer` is empty: the last hidden one, the last that is not
+    one of the model's outputs (with two heads, the layer before both; alone, the last).
 
     Raises:
         UsageError: the model has no layers.
@@ -73,7 +75,9 @@ def default_layer(ctx: PanelContext) -> str:
     paths = layer_paths(ctx.loaded.model)
     if not paths:
         raise UsageError("The model has no layers to project.", "", "layers=[]")
-    return paths[-2] if len(paths) > 1 else paths[-1]
+    outputs = output_layers(ctx.loaded.model)
+    hidden = [p for p in paths if p not in outputs]
+    return hidden[-1] if hidden else paths[-1]
 
 
 def _vectors(ctx: PanelContext, source: str, layer: str, reduce: str):

@@ -16,13 +16,18 @@ import streamlit as st
 from insight.model.layers import iter_layers, layer_paths
 from insight.panels.projector import METHOD_TITLES, SOURCE_TITLES, default_layer
 from insight.panels.registry import PanelContext, Param
-from insight.ui.cache import ModelRef, panel
+from insight.ui.cache import ModelRef, get_dataset, panel
 from insight.ui.feedback import progress_bar, show_error
 from insight.ui.widgets import param_of
 
 __all__ = ["projection_controls", "vectors_files", "show_projection", "compare_layer"]
 
 _COLOURS = {"layer": ["label", "predicted", "correct", "confidence"], "embedding": ["token"]}
+# The settings each method has, shown only while it is picked: (parameter, label, key).
+_METHOD_SETTINGS = {"umap": (("n_neighbors", "UMAP neighbours", "nn"),
+                             ("min_dist", "UMAP min dist", "md")),
+                    "tsne": (("perplexity", "t-SNE perplexity", "px"),)}
+_METHOD_SETTINGS_ALL = [s for settings in _METHOD_SETTINGS.values() for s in settings]
 
 
 def _param(name: str) -> Param:
@@ -57,8 +62,12 @@ def _sources(ctx: PanelContext) -> list[str]:
 
 
 def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
-    """Draw the controls; returns the `projection` panel's parameters."""
-    top = st.columns([2, 2, 1, 1])
+    """Draw the controls; returns the `projection` panel's parameters.
+
+    The method is picked outside the form, so that the form shows only that method's
+    settings (UMAP's neighbours and minimum distance, t-SNE's perplexity; PCA has none);
+    the others keep their defaults in the parameters."""
+    top = st.columns([3, 3, 2, 2])
     source = top[0].selectbox("Project", _sources(ctx), format_func=SOURCE_TITLES.get,
                               key=f"proj_source|{key}")
     layer, reduce = _param("layer").default, _param("reduce").default
@@ -69,22 +78,26 @@ def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
         if _spatial(ctx, layer):
             reduce = top[2].selectbox("Conv outputs", _param("reduce").choices,
                                       key=f"proj_reduce|{key}", help=_param("reduce").help)
+    method = top[3].selectbox("Method", _param("method").choices,
+                              format_func=METHOD_TITLES.get, key=f"proj_method|{key}",
+                              help=_param("method").help)
+    settings = _METHOD_SETTINGS.get(method, ())
+    values = {name: _param(name).default for name, *_ in _METHOD_SETTINGS_ALL}
     with st.form(f"proj_form|{key}", border=False):
-        cols = st.columns(7)
-        method = cols[0].selectbox("Method", _param("method").choices,
-                                   format_func=METHOD_TITLES.get, key=f"proj_method|{key}")
-        dims = cols[1].selectbox("Dimensions", _param("dims").choices, key=f"proj_dims|{key}")
-        metric = cols[2].selectbox("Distance", _param("metric").choices,
-                                   key=f"proj_metric|{key}")
-        n_neighbors = _number(cols[3], "UMAP neighbours", "n_neighbors", key=f"proj_nn|{key}")
-        min_dist = _number(cols[4], "UMAP min dist", "min_dist", key=f"proj_md|{key}")
-        perplexity = _number(cols[5], "t-SNE perplexity", "perplexity", key=f"proj_px|{key}")
-        sample = _number(cols[6], "Sample points", "sample", key=f"proj_sample|{key}",
+        cols = st.columns([2, 3] + [2] * len(settings) + [2, 2], vertical_alignment="bottom")
+        dims = cols[0].selectbox("Dimensions", _param("dims").choices, key=f"proj_dims|{key}")
+        metric = cols[1].selectbox("Distance", _param("metric").choices,
+                                   key=f"proj_metric|{key}", help=_param("metric").help)
+        for col, (name, label, short) in zip(cols[2:], settings, strict=False):
+            values[name] = _number(col, label, name, key=f"proj_{short}|{key}",
+                                   help=_param(name).help)
+        sample = _number(cols[-2], "Sample points", "sample", key=f"proj_sample|{key}",
                          help=_param("sample").help)
-        st.form_submit_button("Project")
+        cols[-1].form_submit_button("Project", width="stretch")
     view = st.columns([2, 3, 1])
-    if source in _COLOURS:
-        color = view[0].selectbox("Colour by", _COLOURS[source], key=f"proj_color|{key}|{source}")
+    options = _colour_options(ctx, source)
+    if options:
+        color = view[0].selectbox("Colour by", options, key=f"proj_color|{key}|{source}")
     else:
         color = view[0].text_input("Colour by (metadata column)", key=f"proj_color|{key}|{source}",
                                    placeholder="a column of the metadata file")
@@ -93,11 +106,23 @@ def projection_controls(ctx: PanelContext, *, key: str) -> dict[str, Any]:
     regex = view[2].checkbox("Regex", key=f"proj_regex|{key}")
     return {"source": source, "layer": layer, "reduce": reduce, "sample": int(sample),
             "method": method, "dims": int(dims), "seed": _param("seed").default,
-            "metric": metric, "n_neighbors": int(n_neighbors), "min_dist": float(min_dist),
-            "perplexity": float(perplexity), "color": color.strip(), "search": search.strip(),
-            "regex": bool(regex),
+            "metric": metric, "n_neighbors": int(values["n_neighbors"]),
+            "min_dist": float(values["min_dist"]), "perplexity": float(values["perplexity"]),
+            "color": color.strip(), "search": search.strip(), "regex": bool(regex),
             "point": int(st.session_state.get(_point_key(key, source, int(sample)), -1)),
             "k": _param("k").default}
+
+
+def _colour_options(ctx: PanelContext, source: str) -> list[str]:
+    """The metadata columns a source has: a layer's `label` and `correct` only with labels."""
+    options = _COLOURS.get(source, [])
+    if source == "layer":
+        try:
+            labelled = get_dataset(ctx).y is not None
+        except Exception:  # noqa: BLE001  data that cannot be used: the projection says why
+            labelled = True
+        options = options if labelled else [c for c in options if c not in ("label", "correct")]
+    return options
 
 
 def vectors_files(ctx: PanelContext) -> PanelContext:

@@ -118,13 +118,46 @@ def test_controls_take_choices_defaults_and_help_from_the_schema():
     model = get_sample("digits_cnn").model
     method = at.selectbox(key=f"proj_method|{model}")
     assert method.options == ["PCA", "UMAP", "t-SNE"] and method.value == "pca"
+    shown = {w.key.split("|")[0] for w in at.number_input}
+    assert shown == {"proj_sample"}  # PCA has no settings: none of UMAP's or t-SNE's shown
+    method.set_value("umap").run()
+    assert {w.key.split("|")[0] for w in at.number_input} == {"proj_nn", "proj_md",
+                                                              "proj_sample"}
     nn = at.number_input(key=f"proj_nn|{model}")
     assert (nn.value, nn.min, nn.max) == (15, 2, 200)
     md = at.number_input(key=f"proj_md|{model}")
     assert (md.value, md.min, md.max, md.step) == (0.1, 0.0, 1.0, 0.05)
+    at.selectbox(key=f"proj_method|{model}").set_value("tsne").run()
+    assert {w.key.split("|")[0] for w in at.number_input} == {"proj_px", "proj_sample"}
+    assert at.number_input(key=f"proj_px|{model}").value == 30.0
     sample = at.number_input(key=f"proj_sample|{model}")
     assert (sample.value, sample.step) == (0, 1000)
     assert sample.help == param_of("projection", "sample").help
     assert at.selectbox(key=f"proj_layer|{model}").value == "dropout"  # the last hidden one
     source = at.selectbox(key=f"proj_source|{model}")
     assert source.options == ["A layer's outputs", "A vectors file"]
+
+
+def test_two_output_model_projects_the_layer_before_both_heads_with_pca_axes():
+    at = _page("multi_io")
+    model = get_sample("multi_io").model
+    assert not at.exception and not at.error
+    # digit and is_even are both outputs: the default is the layer that feeds them.
+    assert at.selectbox(key=f"proj_layer|{model}").value == "shared_dense"
+    fig = _figure(at)
+    assert "layer shared_dense" in fig["layout"]["title"]["text"]
+    x, y = fig["layout"]["xaxis"], fig["layout"]["yaxis"]
+    assert x["title"]["text"].startswith("PC1 (") and x["title"]["text"].endswith(
+        "% of variance)")
+    assert y["title"]["text"].startswith("PC2 (")
+    assert x["showticklabels"] and x["exponentformat"] == "e"
+
+
+def test_unlabelled_data_offers_no_label_colour():
+    at = _page("nested")  # synthetic inputs: no labels
+    model = get_sample("nested").model
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    colour = at.selectbox(key=f"proj_color|{model}|layer")
+    assert "label" not in colour.options and "correct" not in colour.options
+    assert colour.value == "predicted"
+    assert at.get("plotly_chart")

@@ -42,8 +42,13 @@ def test_pca_matches_scikit_learn(blobs):
     from sklearn.decomposition import PCA
 
     x, _ = blobs
-    ours = project(x, "pca", dims=2).to_numpy()
-    ref = PCA(n_components=2).fit_transform(x)
+    frame = project(x, "pca", dims=2)
+    ours = frame.to_numpy()
+    pca = PCA(n_components=2).fit(x)
+    ref = pca.transform(x)
+    # The share of the total variance each axis explains (the axis titles say it).
+    np.testing.assert_allclose(frame.attrs["explained_variance"],
+                               pca.explained_variance_ratio_, rtol=1e-4)
     for k in range(2):  # equal up to the sign of each component
         same, flipped = np.abs(ours[:, k] - ref[:, k]), np.abs(ours[:, k] + ref[:, k])
         assert min(same.max(), flipped.max()) < 1e-3
@@ -131,3 +136,26 @@ def test_large_projections_carry_numeric_hover_data_only():
     assert sum(len(t.x) for t in fig.data) == n  # still every point
     small = projection_figure(coords[:100], meta[:100], color="group")
     assert "group: %{customdata[1]}" in small.data[0].hovertemplate  # text below the limit
+
+
+def test_projection_axes_say_what_they_are(blobs):
+    import pandas as pd
+
+    from insight.figures.projector import projection_figure
+
+    x, labels = blobs
+    meta = pd.DataFrame({"label": labels})
+    frame = project(x, "pca", dims=2)
+    ratios = frame.attrs["explained_variance"]
+    layout = projection_figure(frame, meta, color="label").to_dict()["layout"]
+    assert layout["xaxis"]["title"]["text"] == f"PC1 ({ratios[0]:.1%} of variance)"
+    assert layout["yaxis"]["title"]["text"] == f"PC2 ({ratios[1]:.1%} of variance)"
+    assert layout["xaxis"]["showticklabels"]  # PCA coordinates mean something
+    umap_like = frame.copy()
+    umap_like.attrs = {"method": "umap"}
+    layout = projection_figure(umap_like, meta).to_dict()["layout"]
+    assert layout["xaxis"]["title"]["text"] == "UMAP 1"
+    assert not layout["xaxis"]["showticklabels"]  # UMAP's coordinates do not
+    three = project(x, "pca", dims=3)
+    scene = projection_figure(three, meta).to_dict()["layout"]["scene"]
+    assert scene["zaxis"]["title"]["text"].startswith("PC3 (")
