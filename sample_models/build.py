@@ -2,7 +2,8 @@
 
 Run from anywhere::
 
-    python sample_models/build.py
+    python sample_models/build.py              # every sample
+    python sample_models/build.py --only sick  # only the sick samples and their fixed twins
 
 Each sample lives in its own folder next to this file. All data is available offline:
 the digits come from ``sklearn.datasets.load_digits`` and the text corpus is built from
@@ -18,6 +19,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import argparse  # noqa: E402
 import collections  # noqa: E402
 import importlib  # noqa: E402
 import importlib.util  # noqa: E402
@@ -31,6 +33,7 @@ import textwrap  # noqa: E402
 import time  # noqa: E402
 import zipfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
 
@@ -507,6 +510,139 @@ def build_text_embedding() -> None:
     save_npz(folder / "data.npz", x=x, y=y, class_names=class_names)
 
 
+# ------------------------------------------------------------------------------ sick
+
+SICK_ROOT = ROOT / "sick"
+
+
+@dataclass(frozen=True)
+class SickSample:
+    """A digits model trained the wrong way, or its fixed twin (the same setup done right).
+
+    `category` is the doctor's finding category the sick model should get (`None` for a
+    twin: it should get no warning). The model is an MLP on the flattened 8x8 digits:
+    `depth` hidden layers of `units`, then a 10-way softmax.
+    """
+
+    name: str
+    sentence: str
+    category: str | None
+    optimizer: Callable[[], keras.optimizers.Optimizer]
+    loss: str = "sparse_categorical_crossentropy"
+    depth: int = 2
+    units: int = 32
+    activation: str = "relu"
+    kernel_initializer: str = "glorot_uniform"
+    bias: float = 0.0  # every hidden layer's initial bias
+    dropout: float = 0.4  # before the output layer
+    pixel_max: float = 1.0  # 255.0: the raw 0-255 pixels go in unscaled
+    one_hot: bool = False  # labels saved and trained as one-hot rows
+    epochs: int = 12
+
+
+def _sick_pair(name: str, category: str, sick: str, fixed: str,
+               sick_args: dict, fixed_args: dict, **shared) -> list[SickSample]:
+    return [SickSample(name, sick, category, **{**shared, **sick_args}),
+            SickSample(f"{name}_fixed", fixed, None, **{**shared, **fixed_args})]
+
+
+SICK_SAMPLES = [
+    *_sick_pair(
+        "vanishing", "vanishing_gradient",
+        "Sick: a deep sigmoid MLP (8 hidden layers) on the digits whose gradients vanish "
+        "before the first layers, so the loss hardly moves; the fix is in vanishing_fixed.",
+        "Fixed twin of vanishing: the same 8 hidden layers and optimizer with ReLU and He "
+        "initialisation, so gradients reach the first layers and it learns the digits.",
+        {"activation": "sigmoid"}, {"activation": "relu", "kernel_initializer": "he_normal"},
+        optimizer=lambda: keras.optimizers.SGD(learning_rate=0.05), depth=8),
+    *_sick_pair(
+        "dead_relu", "dead_units",
+        "Sick: a ReLU MLP on the digits whose hidden biases start at -1, so most units never "
+        "fire (dead ReLUs), get no gradient and the loss stays at ln(10); the fix is in "
+        "dead_relu_fixed.",
+        "Fixed twin of dead_relu: the same ReLU MLP with biases starting at zero, so its "
+        "units fire and it learns the digits.",
+        {"bias": -1.0}, {},
+        optimizer=lambda: keras.optimizers.Adam(learning_rate=3e-3), units=64),
+    *_sick_pair(
+        "diverging", "learning_rate_high",
+        "Sick: a leaky-ReLU MLP on the digits trained by SGD (momentum 0.9) with a far too "
+        "high learning rate (0.25): the loss climbs after the first epoch and is NaN from the "
+        "third; the fix is in diverging_fixed.",
+        "Fixed twin of diverging: the same MLP and SGD (momentum 0.9) with a learning rate of "
+        "0.01, so the loss falls steadily.",
+        {"optimizer": lambda: keras.optimizers.SGD(learning_rate=0.25, momentum=0.9)},
+        {"optimizer": lambda: keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)},
+        activation="leaky_relu"),
+    *_sick_pair(
+        "softmax_bce", "loss_activation_mismatch",
+        "Sick: a 10-way softmax classifier of the digits compiled with binary cross-entropy "
+        "(meant for independent sigmoid outputs); the fix is in softmax_bce_fixed.",
+        "Fixed twin of softmax_bce: the same softmax classifier and one-hot labels under "
+        "categorical cross-entropy.",
+        {"loss": "binary_crossentropy"}, {"loss": "categorical_crossentropy"},
+        optimizer=lambda: keras.optimizers.Adam(learning_rate=3e-3), one_hot=True, depth=1),
+    *_sick_pair(
+        "raw_pixels", "unnormalized_input",
+        "Sick: an MLP fed the digits as raw 0-255 pixels, never scaled to [0, 1], so its "
+        "first layer's outputs are hundreds of times too large; the fix is in raw_pixels_fixed.",
+        "Fixed twin of raw_pixels: the same MLP and data with the pixels divided by 255.",
+        {"pixel_max": 255.0}, {},
+        optimizer=lambda: keras.optimizers.Adam(learning_rate=1e-3)),
+]
+
+
+def build_sick_model(sample: SickSample) -> keras.Sequential:
+    layers = keras.layers
+    hidden = [
+        layers.Dense(sample.units, activation=sample.activation,
+                     kernel_initializer=sample.kernel_initializer,
+                     bias_initializer=keras.initializers.Constant(sample.bias) if sample.bias
+                     else "zeros",
+                     name=f"dense{i + 1}")
+        for i in range(sample.depth)
+    ]
+    return keras.Sequential(
+        [keras.Input(shape=(8, 8, 1), name="image"), layers.Flatten(name="flatten"), *hidden,
+         layers.Dropout(sample.dropout, seed=SEED, name="dropout"),
+         layers.Dense(10, activation="softmax", name="predictions")],
+        name=sample.name,
+    )
+
+
+def sick_data(sample: SickSample, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The digits as this sample sees them: pixels in [0, `pixel_max`] (8-bit steps when
+    raw), labels as indices or one-hot rows."""
+    pixels = np.round(x * 255.0) * (sample.pixel_max / 255.0)
+    labels = np.eye(10, dtype="float32")[y] if sample.one_hot else y
+    return pixels.astype("float32"), labels
+
+
+def build_sick(sample: SickSample, x: np.ndarray, y: np.ndarray) -> None:
+    """Train one sick sample (or twin) with its CSV history, history JSON and TensorBoard
+    logdir, and save its model, data and one-line README."""
+    folder = SICK_ROOT / sample.name
+    logdir = folder / "logs"
+    shutil.rmtree(logdir, ignore_errors=True)
+    write_readme(folder, sample.sentence)
+    inputs, labels = sick_data(sample, x, y)
+    train_idx, val_idx = split_indices(y)
+
+    reset_seeds()
+    model = build_sick_model(sample)
+    model.compile(optimizer=sample.optimizer(), loss=sample.loss, metrics=["accuracy"])
+    callbacks = [keras.callbacks.CSVLogger(str(folder / "history.csv")),
+                 keras.callbacks.TensorBoard(log_dir=str(logdir))]
+    history = fit(model, (inputs[train_idx], labels[train_idx]),
+                  (inputs[val_idx], labels[val_idx]), epochs=sample.epochs, callbacks=callbacks)
+    losses = ", ".join(f"{v:.3g}" for v in history.history["loss"])
+    report(f"sick/{sample.name} (loss {losses})", history)
+    history_json = {k: [float(v) for v in values] for k, values in history.history.items()}
+    (folder / "history.json").write_text(json.dumps(history_json, indent=2) + "\n")
+    save_keras(model, folder / "model.keras")
+    save_npz(folder / "data.npz", x=inputs, y=labels, class_names=DIGIT_CLASS_NAMES)
+
+
 # ---------------------------------------------------------------------------- verify
 
 MODEL_FILES = {
@@ -519,11 +655,16 @@ MODEL_FILES = {
 }
 
 
-def verify_and_summarize() -> list[tuple[str, str, int, int]]:
-    """Load every model (compile=False, safe_mode=True); return (sample, file, params, size)."""
+def verify_and_summarize(
+        groups: tuple[str, ...] = ("main", "sick")) -> list[tuple[str, str, int, int]]:
+    """Load every model built (compile=False, safe_mode=True); return (sample, file, params,
+    size), samples named by their folder under sample_models/."""
+    files = dict(MODEL_FILES) if "main" in groups else {}
+    if "sick" in groups:
+        files.update({f"sick/{s.name}": "model.keras" for s in SICK_SAMPLES})
     load_custom_objects()  # registers DigitsMLP for subclassed/model.keras
     rows = []
-    for sample, filename in MODEL_FILES.items():
+    for sample, filename in files.items():
         path = ROOT / sample / filename
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
         rows.append((sample, filename, model.count_params(), path.stat().st_size))
@@ -535,18 +676,17 @@ def folder_size(path: Path) -> int:
 
 
 def print_summary(rows: list[tuple[str, str, int, int]], seconds: float) -> None:
-    print(f"{'sample':<16} {'file':<12} {'params':>8} {'file KB':>8} {'folder KB':>10}")
+    print(f"{'sample':<24} {'file':<12} {'params':>8} {'file KB':>8} {'folder KB':>10}")
     for sample, filename, params, size in rows:
         total = folder_size(ROOT / sample)
-        print(f"{sample:<16} {filename:<12} {params:>8} {size / 1024:>8.1f} {total / 1024:>10.1f}")
+        print(f"{sample:<24} {filename:<12} {params:>8} {size / 1024:>8.1f} {total / 1024:>10.1f}")
     print(f"total {folder_size(ROOT) / 1024:.1f} KB under {ROOT}, built in {seconds:.0f} s")
 
 
-def main() -> None:
-    start = time.perf_counter()
+def build_main(x: np.ndarray, y: np.ndarray) -> None:
+    """The samples the app lists in its sidebar."""
     for folder, sentence in README_LINES.items():
         write_readme(ROOT / folder, sentence)
-    x, y = load_digits_arrays()
     digits_model = train_digits_cnn(x, y)
     build_digits_h5(digits_model)
     build_subclassed(x, y)
@@ -554,7 +694,58 @@ def main() -> None:
     build_multi_io(x, y)
     build_nested(x, y)
     build_text_embedding()
-    print_summary(verify_and_summarize(), time.perf_counter() - start)
+
+
+SICK_README = """# Sick samples
+
+Digits models trained the wrong way on purpose, each beside its fixed twin (the same setup
+done right), for insight's doctor: the sick one should get a finding of the category below,
+its twin no warning. They are not listed in the app's sidebar; open one by path, e.g.
+
+```bash
+insight doctor sample_models/sick/vanishing/model.keras
+insight serve sample_models/sick/vanishing/model.keras
+```
+
+`data.npz` (beside the model) and `logs/` (TensorBoard) are found on their own; each folder
+also has `history.csv` (CSVLogger) and `history.json`. Rebuild them with
+`python sample_models/build.py --only sick`.
+
+| Sick | Fixed twin | Expected finding | What it shows |
+| --- | --- | --- | --- |
+"""
+
+
+def write_sick_readme() -> None:
+    rows = [f"| `{sick.name}/` | `{fixed.name}/` | `{sick.category}` | "
+            f"{sick.sentence.removeprefix('Sick: ').split('; the fix')[0]} |"
+            for sick, fixed in zip(SICK_SAMPLES[::2], SICK_SAMPLES[1::2], strict=True)]
+    (SICK_ROOT / "README.md").write_text(SICK_README + "\n".join(rows) + "\n",
+                                         encoding="utf-8")
+
+
+def build_all_sick(x: np.ndarray, y: np.ndarray) -> None:
+    """The sick samples under sick/ and their fixed twins (not listed in the sidebar)."""
+    for sample in SICK_SAMPLES:
+        build_sick(sample, x, y)
+    write_sick_readme()
+
+
+GROUPS = {"main": build_main, "sick": build_all_sick}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Rebuild the bundled sample models.")
+    parser.add_argument("--only", choices=sorted(GROUPS), action="append",
+                        help="build only this group (repeatable): main (the sidebar's "
+                             "samples) or sick (sick/: the doctor's sick samples and their "
+                             "fixed twins); default: all")
+    groups = tuple(parser.parse_args(argv).only or GROUPS)
+    start = time.perf_counter()
+    x, y = load_digits_arrays()
+    for group in groups:
+        GROUPS[group](x, y)
+    print_summary(verify_and_summarize(groups), time.perf_counter() - start)
 
 
 if __name__ == "__main__":
