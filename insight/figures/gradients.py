@@ -81,19 +81,29 @@ def gradient_norms_figure(table: pd.DataFrame, *, title: str = "Gradient norms b
         ))
     apply_template(fig, title=title + (f"<br><sup>{subtitle}</sup>" if subtitle else ""))
     step = -(-len(layers) // MAX_LAYER_TICKS)  # every layer named up to MAX_LAYER_TICKS
+    ticks = layers[::step]
+    if ticks and ticks[-1] != layers[-1]:  # the last layer is named too
+        ticks = ticks[:-1] if (len(layers) - 1) % step < step / 2 else ticks
+        ticks.append(layers[-1])
     many = len(layers) > MAX_LAYER_TICKS // 2
-    named = "" if step == 1 else f" (every {step}th named; hover for each)"
+    named = "" if step == 1 else f" (every {_ordinal(step)} named; hover for each)"
     fig.update_layout(
         height=560, margin=dict(t=130, b=40), hovermode="closest",
         yaxis=dict(type="log", title="L2 norm (log scale)", exponentformat="e",
                    dtick=_decades_per_tick(positive, floor)),
         xaxis=dict(type="category", categoryorder="array", categoryarray=layers,
-                   title=f"layer, by depth{named}", tickmode="array", tickvals=layers[::step],
-                   ticktext=layers[::step], tickangle=-90 if many else -30 if len(layers) > 6
+                   title=f"layer, by depth{named}", tickmode="array", tickvals=ticks,
+                   ticktext=ticks, tickangle=-90 if many else -30 if len(layers) > 6
                    else 0, tickfont=dict(size=10 if many else 12), automargin=True),
         legend=dict(orientation="h", y=1.0, x=0, yanchor="bottom", font=dict(size=11)),
     )
     return fig
+
+
+def _ordinal(n: int) -> str:
+    """`2` -> `"2nd"`, `11` -> `"11th"`."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _decades_per_tick(positive: np.ndarray, floor: float) -> int:

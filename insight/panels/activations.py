@@ -294,7 +294,7 @@ def _top_examples(ctx: PanelContext, layer: str, unit: int, k: int):
         captions = [f"#{i}" + ("" if ds.y is None else
                                 f" · {example_label(ds, i).removeprefix('label ')}") +
                     f"<br>{score[i]:.3g}" for i in top]
-        return image_grid_figure(arr, captions, title=title)
+        return image_grid_figure(arr, captions, title=title, cols=8)  # one row: full width
     vocab = vocabulary(ctx) if kind == "tokens" else None
     labels = [f"#{i}" + ("" if ds.y is None else
                          f" · {example_label(ds, i).removeprefix('label ')}") for i in top]

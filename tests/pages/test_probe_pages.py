@@ -203,3 +203,33 @@ def test_probe_panels_are_registered_and_validate_params(load_sample):
         build_panel("layer_activations", ctx, layer="nope")
     with pytest.raises(Exception, match="from 0 to 1796"):
         build_panel("example_input", ctx, example=5000)
+
+
+def test_big_model_ridge_by_block_then_every_layer_in_a_frame(tmp_path):
+    """Above RIDGE_ROWS layers the ridge plot shows one row per block; "every layer" puts all
+    of them in a scrolling frame instead of a page thousands of pixels long."""
+    import keras
+
+    from insight.panels.activations import RIDGE_FRAME
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((6,), name="x")
+    h = keras.layers.Dense(8, name="stem")(x)
+    for i in range(1, 16):
+        d = keras.layers.Dense(8, name=f"block_{i}_dense")(h)
+        d = keras.layers.BatchNormalization(name=f"block_{i}_bn")(d)
+        d = keras.layers.ReLU(name=f"block_{i}_relu")(d)
+        h = keras.layers.Add(name=f"block_{i}_out")([h, d])
+    path = tmp_path / "deep.keras"
+    keras.Model(x, keras.layers.Dense(3, name="predictions")(h), name="deep").save(path)
+    at = _page("activations", ModelRef(str(path)))
+    _clean(at)
+    ridge = _one(_figures(at), "Activation histograms by depth")
+    assert len(ridge["data"]) == 17 and ridge["layout"]["height"] <= RIDGE_FRAME
+    at.radio(key=f"act_ridge_by|{path}").set_value("layer").run()
+    _clean(at)
+    ridge = _one(_figures(at), "Activation histograms by depth")
+    assert len(ridge["data"]) == 62 and ridge["layout"]["height"] > RIDGE_FRAME
+    heights = [b.proto.height_config.pixel_height for b in at.main.children.values()
+               if hasattr(b.proto, "height_config")]
+    assert RIDGE_FRAME in heights  # the ridge scrolls inside a fixed frame
