@@ -9,7 +9,8 @@ one module per capability registers that capability's panels on import:
 - `projector`: the Embeddings page;
 - `curves`: the Training page;
 - `compiler`: the XLA compiler page;
-- `profiler`: the Profiler page.
+- `profiler`: the Profiler page;
+- `doctor`: the Doctor page (findings, summary, each finding's evidence).
 
 Importing this package imports them all, so `panel_names()` lists every panel.
 
@@ -26,6 +27,7 @@ from insight.panels import (  # noqa: F401  each registers its panels
     activations,
     compiler,
     curves,
+    doctor,
     gradients,
     model,
     profiler,

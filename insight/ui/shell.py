@@ -14,6 +14,7 @@ PAGE_DIR = shipped_folder("app_pages")  # app_pages/ in a checkout, insight.app_
 # (file, title, icon): every page is reachable from the sidebar navigation.
 PAGES = [
     ("overview.py", "Overview", ":material/account_tree:"),
+    ("doctor.py", "Doctor", ":material/stethoscope:"),
     ("activations.py", "Activations", ":material/grid_on:"),
     ("gradients.py", "Gradients", ":material/trending_down:"),
     ("embeddings.py", "Embeddings", ":material/scatter_plot:"),

@@ -1,0 +1,138 @@
+"""Checks of the gradients of one batch at the file's weights: vanishing (the first layers get
+a thousandth of what the last get, or a layer far below its deeper neighbour, or nothing),
+exploding, and NaN/Inf with the first layer where it appears.
+
+Layers are compared by their gradient's RMS per weight (the L2 norm over the square root of
+the weight count), so a big layer does not look stronger for being big.
+
+Example:
+
+>>> [f.check for f in diagnose(loaded).findings]  # doctest: +SKIP
+['vanishing_gradient']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from insight.doctor.evidence import Evidence
+from insight.doctor.findings import Finding
+from insight.doctor.registry import check
+
+__all__ = ["VANISHING_RATIO", "NEIGHBOUR_DROP", "EXPLODING_RATIO", "EXPLODING_NORM",
+           "weighted_rms"]
+
+VANISHING_RATIO = 1e-3  # first layer's gradient RMS / last layer's: vanishing below this
+NEIGHBOUR_DROP = 1e-2  # a layer's RMS this far below its deeper neighbour's: it vanishes there
+EXPLODING_RATIO = 1e3  # first / last above this: exploding toward the input
+EXPLODING_NORM = 1e4  # a total gradient norm above this: exploding
+
+
+def weighted_rms(table: pd.DataFrame) -> pd.DataFrame:
+    """The layers of a gradient table with trainable weights: `layer`, `params`,
+    `weight_grad_norm` and `rms` (norm / sqrt(params)), in depth order."""
+    rows = table[table["params"] > 0][["layer", "params", "weight_grad_norm"]].copy()
+    rows["rms"] = rows["weight_grad_norm"].astype(float) / np.sqrt(rows["params"].astype(float))
+    return rows.reset_index(drop=True)
+
+
+def _plot(ev: Evidence, check_name: str, marked: list[str]) -> None:
+    ev.plot(check_name, None, {"kind": "gradient_norms",
+                               "table": ev.grads.table.to_dict(orient="list"),
+                               "marked": marked, "target": ev.grads.target})
+
+
+@check("vanishing_gradient", "vanishing_gradient", needs=("gradients",), cheap=True)
+def vanishing_gradient(ev: Evidence) -> list[Finding]:
+    """Gradients that fade toward the input, or a layer that gets none."""
+    rows = weighted_rms(ev.grads.table)
+    rows = rows[np.isfinite(rows["rms"])]
+    if len(rows) < 2:
+        return []
+    where = {"page": "gradients", "panel": "gradient_norms"}
+    rms, layers = rows["rms"].to_numpy(), rows["layer"].tolist()
+    out = []
+    zero = [p for p, r in zip(layers, rms, strict=True) if r == 0]
+    for p in zero:
+        out.append(Finding(
+            "vanishing_gradient", "vanishing_gradient", "warning", p,
+            {"weight_grad_norm": 0.0, "target": ev.grads.target},
+            f"No gradient reaches {p}: its weights' gradient is exactly 0, so they never change. "
+            "Usually every unit after it is dead (a ReLU that never fires) or saturated.",
+            "Fix the dead or saturated layers after it (see those findings); check that the "
+            "layer is connected to the loss.", **where))
+    ratio = rms[0] / rms[-1] if rms[-1] > 0 else np.inf
+    # where the fall happens: the deepest layer far below its deeper neighbour
+    drops = [i for i in range(len(rms) - 1) if 0 < rms[i] < NEIGHBOUR_DROP * rms[i + 1]]
+    if (0 < ratio < VANISHING_RATIO or drops) and layers[0] not in zero:
+        at = layers[drops[-1]] if drops else layers[0]
+        out.append(Finding(
+            "vanishing_gradient", "vanishing_gradient", "warning", at,
+            {"first_layer": layers[0], "first_rms": float(rms[0]), "last_layer": layers[-1],
+             "last_rms": float(rms[-1]), "ratio": float(ratio), "limit": VANISHING_RATIO,
+             "fall_at": at, "target": ev.grads.target},
+            f"The gradient per weight of the first layer ({layers[0]}, {rms[0]:.3g}) is "
+            f"{ratio:.2g} times the last layer's ({layers[-1]}, {rms[-1]:.3g})"
+            + (f", falling most steeply at {at}" if drops else "")
+            + ": the first layers barely learn (vanishing gradients).",
+            "Use ReLU-family activations in hidden layers (sigmoid and tanh shrink gradients "
+            "layer by layer), he_normal initialisation, BatchNormalization, or residual "
+            "connections in deep stacks.", **where))
+    if out:
+        _plot(ev, "vanishing_gradient", [f.layer for f in out])
+    return out
+
+
+@check("exploding_gradient", "exploding_gradient", needs=("gradients",), cheap=True)
+def exploding_gradient(ev: Evidence) -> list[Finding]:
+    """Gradients that grow toward the input, or a huge total norm."""
+    rows = weighted_rms(ev.grads.table)
+    rows = rows[np.isfinite(rows["rms"])]
+    if rows.empty:
+        return []
+    rms, layers = rows["rms"].to_numpy(), rows["layer"].tolist()
+    norms = rows["weight_grad_norm"].to_numpy(np.float64)
+    total = float(np.sqrt((norms ** 2).sum()))
+    ratio = rms[0] / rms[-1] if len(rms) > 1 and rms[-1] > 0 else 0.0
+    if ratio <= EXPLODING_RATIO and total <= EXPLODING_NORM:
+        return []
+    big = layers[int(np.argmax(rms))]
+    _plot(ev, "exploding_gradient", [big])
+    return [Finding(
+        "exploding_gradient", "exploding_gradient", "warning", big,
+        {"total_norm": total, "first_layer": layers[0], "first_rms": float(rms[0]),
+         "last_layer": layers[-1], "last_rms": float(rms[-1]), "ratio": float(ratio),
+         "largest_layer": big, "target": ev.grads.target},
+        (f"The gradients grow toward the input: the first layer's gradient per weight is "
+         f"{ratio:.3g} times the last layer's" if ratio > EXPLODING_RATIO else
+         f"The total gradient norm is {total:.3g}")
+        + f" (largest at {big}): one update can throw the weights far off, and the loss jumps "
+        "or turns NaN (exploding gradients).",
+        "Scale the inputs, lower the learning rate, clip gradients (optimizer clipnorm=1.0), "
+        "and use normalization layers.", page="gradients", panel="gradient_norms")]
+
+
+@check("gradient_nan", "nan_inf", needs=("gradients",), cheap=True)
+def gradient_nan(ev: Evidence) -> list[Finding]:
+    """NaN or infinite gradients, at the first layer where they appear."""
+    t = ev.grads.table
+    values = t[["weight_grad_norm", "activation_grad_norm"]].to_numpy(np.float64)
+    has_weights = (t["params"] > 0).to_numpy()
+    bad = ~np.isfinite(values[:, 1]) | (has_weights & ~np.isfinite(values[:, 0]))
+    loss_bad = not np.isfinite(ev.grads.value)
+    if not bad.any() and not loss_bad:
+        return []
+    idx = np.flatnonzero(bad)
+    first = t["layer"].iloc[int(idx[0])] if idx.size else None
+    return [Finding(
+        "gradient_nan", "nan_inf", "error", first,
+        {"first_layer": first or "", "layers_affected": int(idx.size),
+         "loss": float(ev.grads.value), "target": ev.grads.target},
+        ("The loss is NaN or infinite at the file's weights" if loss_bad else
+         "The gradients are NaN or infinite") +
+        (f", from {first} on ({idx.size} layers)" if first else "") +
+        ": one update with them makes every weight NaN.",
+        "Check the inputs and labels for NaN, lower the learning rate, clip gradients "
+        "(clipnorm=1.0), and look for log(0) or division by 0 in custom losses.",
+        page="gradients", panel="gradient_table")]

@@ -1,0 +1,248 @@
+"""The evidence every check reads, gathered once, lazily, and shared.
+
+`Evidence` holds the model, its data and its training log, and computes what checks ask for
+on first use only: the heads (activation, units, compiled loss per output), the optimizer,
+the labels and input arrays, activation statistics over the data
+(`insight.activation_stats`), the gradients of one batch (`insight.gradients`), the model's
+predictions on the first rows, and the training curves (`insight.read_scalars`). What cannot
+be had raises `Unavailable` with the reason, which `diagnose` records as the check's skip
+reason ("no logdir", "synthetic inputs: no data given").
+
+Expensive pieces go through `memo(key, compute)` (the app passes its cache, with the keys
+the Activations and Gradients panels use, so the doctor and those pages share one pass).
+
+Example:
+
+>>> ev = Evidence(loaded, dataset_for(loaded), "logs/")  # doctest: +SKIP
+>>> ev.heads[0].activation, ev.stats.table.shape[0]  # doctest: +SKIP
+('softmax', 7)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from insight.data import Dataset
+from insight.doctor.heads import Head, model_heads, optimizer_setting, output_layer_paths
+from insight.errors import InsightError
+from insight.model.layers import as_model, iter_layers
+
+__all__ = ["Evidence", "Unavailable", "STATS_ROWS", "GRADIENT_ROWS", "PREDICT_ROWS",
+           "INPUT_ROWS"]
+
+STATS_ROWS = 2048  # examples the activation statistics read (as the Activations page)
+GRADIENT_ROWS = 64  # rows of the one gradient batch (as the Gradients page)
+PREDICT_ROWS = 512  # rows whose predictions are checked against their labels
+INPUT_ROWS = 10_000  # rows the input statistics read
+
+
+class Unavailable(Exception):  # noqa: N818  a reason, not a failure
+    """A piece of evidence cannot be had; `reason` says why, in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Evidence:
+    """The model, its data and its log, and what checks compute from them, once each.
+
+    Args:
+        model: a `LoadedModel` or a `keras.Model` (compiled in memory, during `fit`).
+        dataset: the data, or `None` (no data checks; synthetic data counts as none).
+        logdir: a TensorBoard logdir, CSVLogger CSV or history JSON, or `None`.
+        curves: a scalars frame (`run, tag, step, value`) instead of a logdir (the callback's
+            history so far). Defaults to `None`.
+        data_error: why there is no dataset, when reading it failed. Defaults to `None`.
+        memo: `memo(key, compute)` for the expensive pieces. Defaults to computing.
+        probe: `(x, y)` of the gradient batch, instead of the dataset's first rows.
+            Defaults to `None`.
+    """
+
+    def __init__(self, model: Any, dataset: Dataset | None = None,
+                 logdir: str | Path | None = None, *, curves: pd.DataFrame | None = None,
+                 data_error: str | None = None,
+                 memo: Callable[[str, Callable[[], Any]], Any] | None = None,
+                 probe: tuple[Any, Any] | None = None) -> None:
+        self.loaded = model if hasattr(model, "preflight") else None
+        self.model = as_model(model)
+        self.source = model
+        self.logdir = Path(logdir) if logdir else None
+        self._curves = curves
+        self._memo = memo or (lambda key, compute: compute())
+        self._probe = probe
+        if dataset is not None and dataset.synthetic:
+            data_error = data_error or ("synthetic inputs: no data given, so nothing about "
+                                        "your data can be checked")
+            dataset = None
+        self.dataset = dataset
+        self._data_error = data_error or "no data given"
+        self.plots: dict[str, dict[str, Any]] = {}
+
+    def plot(self, check: str, layer: str | None, data: dict[str, Any]) -> None:
+        """Keep the plain data of a finding's figure (`insight.figures.doctor`), keyed
+        `"check|layer"`."""
+        self.plots[f"{check}|{layer or ''}"] = data
+
+    # ----------------------------------------------------------------- the model
+    @cached_property
+    def heads(self) -> list[Head]:
+        """One `Head` per output."""
+        return model_heads(self.source)
+
+    @cached_property
+    def output_layers(self) -> set[str]:
+        """Paths of the layers that make the outputs."""
+        return output_layer_paths(self.model)
+
+    @cached_property
+    def layers(self) -> list[tuple[str, Any]]:
+        """`[(path, layer)]` of every layer, in depth order, nested ones included."""
+        return [(p, layer) for p, layer, _ in iter_layers(self.model)]
+
+    @cached_property
+    def nested(self) -> set[str]:
+        """Paths of nested models."""
+        return {p for p, layer in self.layers if getattr(layer, "layers", None)}
+
+    @cached_property
+    def optimizer(self) -> tuple[str, float | None] | None:
+        """`(optimizer name, learning rate)` as compiled, or `None`."""
+        return optimizer_setting(self.source)
+
+    def limit(self, what: str) -> None:
+        """Raise `Unavailable` when the model's format rules out `what` (a SavedModel)."""
+        reason = (getattr(self.loaded, "limits", None) or {}).get(what)
+        if reason:
+            raise Unavailable(reason)
+
+    # ----------------------------------------------------------------- the data
+    def data(self) -> Dataset:
+        """The dataset, or `Unavailable`."""
+        if self.dataset is None:
+            raise Unavailable(self._data_error)
+        return self.dataset
+
+    @cached_property
+    def inputs(self) -> list[tuple[str, np.ndarray]]:
+        """`[(input name, first INPUT_ROWS rows)]`."""
+        x = self.data().x
+        if isinstance(x, dict):
+            return [(k, np.asarray(v)[:INPUT_ROWS]) for k, v in x.items()]
+        try:
+            name = str(self.model.inputs[0].name)
+        except (AttributeError, IndexError, TypeError, ValueError):
+            name = "input"
+        return [(name, np.asarray(x)[:INPUT_ROWS])]
+
+    @cached_property
+    def labels(self) -> list[np.ndarray | None]:
+        """Each head's labels (`None` for a head without), or `Unavailable`."""
+        from insight.probe.losses import labels_per_output
+
+        ds = self.data()
+        if ds.y is None:
+            raise Unavailable("the data has no labels")
+        names = [h.name for h in self.heads]
+        try:
+            picked = labels_per_output(ds.y, names)(ds.y)
+        except InsightError as exc:
+            raise Unavailable(f"the labels do not match the outputs ({exc.what})") from None
+        return [np.asarray(a) for a in picked]
+
+    # ----------------------------------------------------------------- measurements
+    @cached_property
+    def stats(self):
+        """`insight.activation_stats` over the first `STATS_ROWS` examples."""
+        from insight.probe.stats import activation_stats
+
+        self.limit("activations")
+        ds = self.data()
+        ds = ds.take(slice(0, STATS_ROWS)) if len(ds) > STATS_ROWS else ds
+        try:
+            return self._memo(f"probe:stats:{STATS_ROWS}",
+                              lambda: activation_stats(self.source, ds, batch_size=128))
+        except InsightError:
+            raise
+        except Exception as exc:  # noqa: BLE001  NaN activations break the histograms
+            text = str(exc).lower()
+            raise Unavailable("the activations are NaN or infinite, so no statistics"
+                              if "nan" in text or "inf" in text else
+                              f"activation statistics failed ({type(exc).__name__})") from None
+
+    @cached_property
+    def grads(self):
+        """`insight.gradients` of the loss (labels) or the predicted class's score (none) on
+        the first `GRADIENT_ROWS` examples, or on the probe batch."""
+        from insight.probe.backprop import gradients
+
+        self.limit("gradients")
+        if self._probe is not None:
+            x, y = self._probe
+            return gradients(self.source, x, y)
+        batch = self.data().take(slice(0, GRADIENT_ROWS))
+        return self._memo(f"probe:gradients:{GRADIENT_ROWS}",
+                          lambda: gradients(self.source, batch.x, batch.y))
+
+    @cached_property
+    def predictions(self) -> list[np.ndarray]:
+        """Each head's outputs for the first `PREDICT_ROWS` examples (float64)."""
+        from insight.probe.capture import as_inputs, count_rows, slice_rows
+        from insight.probe.losses import output_items
+
+        ds = self.data()
+        x = as_inputs(ds.take(slice(0, PREDICT_ROWS)).x, self.model)
+        parts: list[list[np.ndarray]] = []
+        for start in range(0, count_rows(x), 128):
+            xb = slice_rows(x, start, min(count_rows(x), start + 128))
+            outs = output_items(self.model(xb, training=False), self.model)
+            parts.append([np.asarray(o, np.float64) for _, o in outs])
+        return [np.concatenate(p) for p in zip(*parts, strict=True)]
+
+    @cached_property
+    def curves(self) -> pd.DataFrame:
+        """Every scalar of the training log (`run, tag, step, value`), or `Unavailable`."""
+        if self._curves is not None:
+            frame = self._curves
+        elif self.logdir is None:
+            raise Unavailable("no logdir")
+        else:
+            from insight.curves.logdir import read_scalars
+
+            try:
+                frame = read_scalars(self.logdir)
+            except InsightError as exc:
+                raise Unavailable(f"the logdir cannot be read ({exc.what})") from None
+        if frame.empty:
+            raise Unavailable("the training log holds no scalars yet")
+        return frame
+
+    # ----------------------------------------------------------------- availability
+    def require(self, need: str) -> None:
+        """Raise `Unavailable` when the evidence `need` (`insight.doctor.registry.NEEDS`)
+        cannot be had, before a check runs."""
+        if need == "compile" and not any(h.loss for h in self.heads):
+            raise Unavailable("no compiled loss in the file (saved before compile, or "
+                              "compiled with a custom loss)")
+        if need in ("data", "activations", "gradients", "predictions"):
+            if self._probe is None or need != "gradients":
+                self.data()
+        if need == "labels":
+            self.labels  # noqa: B018  raises Unavailable
+        if need == "activations":
+            self.limit("activations")
+        if need == "gradients":
+            self.limit("gradients")
+        if need == "predictions":
+            self.limit("activations")
+        if need == "curves":
+            self.curves  # noqa: B018  raises Unavailable
+        if need == "train_probe":
+            self.labels  # noqa: B018
+            self.limit("gradients")

@@ -1,0 +1,125 @@
+"""The Doctor page's panels: the findings, what was checked, and each finding's evidence.
+
+All three read one report (`doctor_report`, memoised through `ctx.cached`), computed by
+`insight.doctor` on evidence that shares the Activations and Gradients panels' memo keys,
+so the doctor and those pages run one statistics pass and one gradient batch between them.
+With `active=True` the report also runs the active checks (they train a copy of the model).
+Importing this module registers the panels (`insight.panels` does it on first use).
+
+Example:
+
+>>> from insight.panels import PanelContext, build_panel
+>>> table = build_panel("doctor_findings", PanelContext(loaded))  # doctest: +SKIP
+>>> table[["severity", "check", "layer"]].head(1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from insight.doctor import Evidence, Finding, Report, run_checks
+from insight.figures.activations import message_figure
+from insight.figures.doctor import finding_figure
+from insight.panels.registry import Panel, PanelContext, Param, register
+
+__all__ = ["USES", "ACTIVE", "FINDING_COLUMNS", "doctor_report", "evidence_text", "verdict"]
+
+USES = ("model", "data", "logdir")
+ACTIVE = Param("active", "bool", False, help="Also run the active checks: train a copy of the "
+               "model on one batch, and sweep its learning rate.")
+FINDING_COLUMNS = ["severity", "check", "category", "layer", "explanation", "suggestion",
+                   "evidence", "page", "panel", "figure"]
+
+
+def doctor_report(ctx: PanelContext, active: bool = False) -> Report:
+    """The doctor's report on the context's model, data and logdir (memoised; the log's
+    size and time in the key, so a live run is re-read)."""
+    from insight.curves.logdir import logdir_stamp
+    from insight.errors import InsightError
+
+    def compute() -> Report:
+        try:
+            dataset, why = ctx.dataset(), None
+            if dataset.synthetic:
+                dataset, why = None, ("synthetic inputs: no data given, so nothing about "
+                                      "your data can be checked")
+        except InsightError as exc:
+            dataset, why = None, f"the data cannot be used ({exc.what})"
+        ev = Evidence(ctx.loaded, dataset, ctx.logdir, data_error=why, memo=ctx.cached)
+        return run_checks(ev, train_probe=active)
+
+    return ctx.cached(f"doctor:report:{active}:{logdir_stamp(ctx.logdir)}", compute)
+
+
+def evidence_text(finding: Finding) -> str:
+    """The evidence as `name=value · ...`, numbers to 4 significant digits."""
+    def shown(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+
+    return " · ".join(f"{k}={shown(v)}" for k, v in finding.evidence.items())
+
+
+def verdict(report: Report) -> str:
+    """The report in one sentence."""
+    counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning",
+                                                                          "info")}
+    if not counts["error"] and not counts["warning"]:
+        return (f"No problem found: {len(report.checked)} checks ran"
+                + (f", {counts['info']} note{'s' if counts['info'] != 1 else ''} worth knowing"
+                   if counts["info"] else "")
+                + (f"; {len(report.skipped)} could not run (see below)." if report.skipped
+                   else "."))
+    parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
+    return f"Found {', '.join(parts)} in {len(report.checked)} checks."
+
+
+def _findings(ctx: PanelContext, active: bool = False) -> pd.DataFrame:
+    report = doctor_report(ctx, active)
+    rows = [{**{k: f.to_dict()[k] for k in FINDING_COLUMNS[:6]}, "evidence": evidence_text(f),
+             "page": f.page, "panel": f.panel, "figure": report.plot(f) is not None}
+            for f in report.findings]
+    frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    frame["layer"] = frame["layer"].fillna("")
+    return frame
+
+
+def _summary(ctx: PanelContext, active: bool = False) -> dict:
+    report = doctor_report(ctx, active)
+    counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning",
+                                                                          "info")}
+    return {"verdict": verdict(report), "worst": report.worst() or "none",
+            "errors": counts["error"], "warnings": counts["warning"], "info": counts["info"],
+            "checks_run": len(report.checked), "checks_skipped": len(report.skipped),
+            "seconds": round(report.seconds, 2), "checked": list(report.checked),
+            "skipped": [dict(s) for s in report.skipped]}
+
+
+def _figure(ctx: PanelContext, check: str = "", layer: str = "", active: bool = False):
+    report = doctor_report(ctx, active)
+    found = [f for f in report.findings if report.plot(f) is not None
+             and (not check or f.check == check) and (not layer or (f.layer or "") == layer)]
+    if not found:
+        what = f"the check {check!r}" + (f" at {layer!r}" if layer else "") if check else \
+            "any finding"
+        return message_figure(f"No figure for {what}: the doctor draws one for findings about "
+                              "gradients, curves, classes, dead units and the active checks.",
+                              title="Doctor: evidence")
+    f = found[0]
+    return finding_figure(report.plot(f))
+
+
+register(Panel("doctor_findings", "Doctor: findings", "table", _findings, params=(ACTIVE,),
+               description="What may keep the model from learning or generalising: one row "
+                           "per finding, worst first, with its evidence, explanation and fix.",
+               uses=USES))
+register(Panel("doctor_summary", "Doctor: summary", "card", _summary, params=(ACTIVE,),
+               description="The doctor's verdict, with the checks that ran and those that "
+                           "could not (and why).", uses=USES))
+register(Panel("doctor_figure", "Doctor: evidence", "figure", _figure,
+               params=(Param("check", "str", "", help="The finding's check; empty: the first "
+                             "finding with a figure."),
+                       Param("layer", "str", "", help="The finding's layer, if it has one."),
+                       ACTIVE),
+               description="The evidence of one finding: gradient norms with the vanishing "
+                           "layers marked, a curve with its divergence step, class counts.",
+               uses=USES))
