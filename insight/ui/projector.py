@@ -24,9 +24,9 @@ __all__ = ["projection_controls", "vectors_files", "show_projection", "compare_l
 
 _COLOURS = {"layer": ["label", "predicted", "correct", "confidence"], "embedding": ["token"]}
 # The settings each method has, shown only while it is picked: (parameter, label, key).
-_METHOD_SETTINGS = {"umap": (("n_neighbors", "UMAP neighbours", "nn"),
-                             ("min_dist", "UMAP min dist", "md")),
-                    "tsne": (("perplexity", "t-SNE perplexity", "px"),)}
+_METHOD_SETTINGS = {"umap": (("n_neighbors", "Neighbours", "nn"),
+                             ("min_dist", "Min distance", "md")),
+                    "tsne": (("perplexity", "Perplexity", "px"),)}
 _METHOD_SETTINGS_ALL = [s for settings in _METHOD_SETTINGS.values() for s in settings]
 
 
