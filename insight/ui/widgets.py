@@ -12,6 +12,7 @@ import streamlit as st
 from insight.data import Dataset
 from insight.errors import UsageError
 from insight.model.preflight import Preflight
+from insight.panels.activations import DEAD_LIMIT, SATURATED_LIMIT
 from insight.panels.registry import PanelContext, Param, get_panel
 from insight.ui.cache import ModelRef, get_dataset, get_model, get_preflight, panel
 from insight.ui.feedback import show_error
@@ -185,12 +186,17 @@ def _table(frame: pd.DataFrame, where: Any) -> None:
         **_PROBE_COLUMNS,
     }
     order = [c for c in frame.columns if c != "depth"]
-    where.dataframe(frame, hide_index=True, column_config=config, column_order=order)
+    # placeholder: an empty cell (NaN: not measured for this layer) reads empty, not "None"
+    where.dataframe(frame, hide_index=True, column_config=config, column_order=order,
+                    placeholder="")
 
 
 _PROBE_COLUMNS = {  # the activation and gradient tables
-    "flag": st.column_config.TextColumn("flag", width=105, help="Over half the units dead "
-                                        "(never non-zero), or over half the values saturated."),
+    "flag": st.column_config.TextColumn(
+        "flag", width=150, help=f"Dead: at least {DEAD_LIMIT:.0%} of the units are 0 for every "
+        f"example, where the zeros arise (not in layers that pass them on). Saturated: a "
+        f"hidden layer with over {SATURATED_LIMIT:.0%} of its values at their limits (an "
+        f"output layer's saturation is expected, never flagged)."),
     "histogram": st.column_config.BarChartColumn(
         "histogram", y_min=0.0, width=90,
         help="Activation values from the layer's min to max, 32 bins."),
