@@ -74,7 +74,8 @@ def test_activations_page_on_every_sample(name, load_sample):
     table = at.dataframe[0].value
     assert table["layer"].tolist() == layers  # one row per layer, in depth order
     assert {"flag", "histogram", "dead_fraction", "saturated_fraction"} <= set(table.columns)
-    assert at.dataframe[0].proto.placeholder == ""  # a layer without a value: empty, not None
+    proto = at.dataframe[0].proto  # a layer without a value: an empty cell, not "None"
+    assert proto.HasField("placeholder") and proto.placeholder == ""
     assert any(c.value.startswith("Statistics over ") for c in at.caption)
     figs = _figures(at)
     ridge = _one(figs, "Activation histograms by depth")
