@@ -1,10 +1,18 @@
 """Doctor: why the model may not learn, or not generalise, in plain words. Findings worst
-first, each with its evidence, the fix and where it shows; what was checked and what could
-not be; a button for the active checks (they train a copy of the model)."""
+first, each with its evidence, the fix and where it shows; what DoctorCallback found during
+training; what was checked and what could not be; a button for the active checks (they
+train a copy of the model)."""
 
 import streamlit as st
 
-from insight.ui.doctor import active_checks, checks_lists, doctor_panels, finding_card, verdict_box
+from insight.ui.doctor import (
+    active_checks,
+    checks_lists,
+    doctor_panels,
+    finding_card,
+    training_findings,
+    verdict_box,
+)
 from insight.ui.widgets import require_model, require_ref, show_panel
 
 ref = require_ref()
@@ -18,6 +26,7 @@ summary, findings = found
 verdict_box(summary)
 for i, row in findings.iterrows():
     finding_card(row, ref, ctx, active, i)
+training_findings(ref, ctx)
 checks_lists(summary)
 if len(findings):
     with st.expander("All findings as a table"):

@@ -33,6 +33,7 @@ _LAZY = {
     "activation_stats": "insight.probe.stats",
     "gradients": "insight.probe.backprop",
     "attributions": "insight.probe.attribution",
+    "diagnose": "insight.doctor.diagnose",
     "project": "insight.projector.projection",
     "read_scalars": "insight.curves.logdir",
     "neighbors": "insight.projector.projection",
@@ -58,6 +59,7 @@ __all__ = [
     "attributions",
     "capture_profile",
     "dataset_for",
+    "diagnose",
     "export_panel",
     "find_profiles",
     "gradients",
@@ -103,6 +105,7 @@ if TYPE_CHECKING:
     from insight.compiler.xla import compile_model
     from insight.curves.logdir import read_scalars
     from insight.data import Dataset, dataset_for, load_dataset
+    from insight.doctor.diagnose import diagnose
     from insight.errors import (
         CompileError,
         CustomObjectError,

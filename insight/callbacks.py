@@ -1,5 +1,8 @@
 """Keras callbacks that log what happens inside a model during training.
 
+`DoctorCallback` runs the doctor's cheap checks while the model trains (see its docstring);
+`ActivationLogger` logs activation and gradient statistics:
+
 `ActivationLogger` writes per-layer activation and gradient statistics of a fixed probe
 batch as ordinary TensorBoard scalars (`tf.summary`), one run per layer
 (`<log_dir>/<layer path>/`), one tag per statistic, so TensorBoard and insight's Training
@@ -25,9 +28,10 @@ Tags written per layer:
 
 Example:
 
->>> from insight.callbacks import ActivationLogger
+>>> from insight.callbacks import ActivationLogger, DoctorCallback
 >>> logger = ActivationLogger("logs/probe", x_train[:64], y_train[:64])  # doctest: +SKIP
->>> model.fit(x_train, y_train, epochs=10, callbacks=[logger])  # doctest: +SKIP
+>>> doctor = DoctorCallback("logs", x_train[:32], y_train[:32], stop_on="error")  # doctest: +SKIP
+>>> model.fit(x_train, y_train, epochs=10, callbacks=[logger, doctor])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import numpy as np
 
 from insight.errors import UsageError
 
-__all__ = ["ActivationLogger", "LOGGED_STATS"]
+__all__ = ["ActivationLogger", "DoctorCallback", "LOGGED_STATS", "STOP_ON"]
 
 LOGGED_STATS = ("mean_abs", "std", "zero_fraction", "dead_fraction", "weight_grad_norm",
                 "output_grad_norm")
@@ -220,3 +224,249 @@ def _summary(stats: list[tuple[str, float]]) -> bytes:
                                         tensor_content=np.float32(value).tobytes())
         out.value.add(tag=name, tensor=tensor, metadata=meta)
     return out.SerializeToString()
+
+
+STOP_ON = (None, "error", "warning")
+
+
+class DoctorCallback(keras.callbacks.Callback):
+    """The doctor during `fit`: its cheap checks on the curves so far and a fixed small batch.
+
+    When training starts it checks the setup once (output activation against the loss, the
+    labels of the probe batch, the learning rate, the initial weights). Then, after every
+    epoch (or every `freq` batches), it checks the curves logged so far (NaN in the loss,
+    divergence, oscillation, a loss that does not fall, accuracy at chance, overfitting...)
+    and, when given a probe batch, the gradients of the loss on it (vanishing, exploding,
+    NaN/Inf with the first layer). Each new finding (a check and layer not reported before,
+    or reported less severely) is written to `<log_dir>/doctor.jsonl` (read by the Doctor
+    page) and as a TensorBoard text summary (`tf.summary.text`, run `<log_dir>/doctor`, tag
+    `doctor/<check>`). With `stop_on`, a finding that severe ends training
+    (`model.stop_training = True`): a NaN loss, a diverging loss, NaN gradients.
+
+    Args:
+        log_dir: where to write (the TensorBoard logdir of the run).
+        x: the probe inputs for the gradient checks (the first `examples` rows are used), or
+            `None` for no gradient checks. Defaults to `None`.
+        y: their labels (the gradients are then of the loss). Defaults to `None`.
+        freq: `"epoch"`, or check every `freq` training batches (the running epoch means
+            in Keras' batch logs). Defaults to `"epoch"`.
+        examples: rows of the probe batch. Defaults to `32`.
+        stop_on: `"error"` or `"warning"` to stop training at a finding that severe, `None`
+            never. Defaults to `None`.
+
+    Attributes:
+        findings: `[(step, Finding)]` written so far.
+        stopped_by: the finding that stopped training, or `None`.
+
+    Raises:
+        UsageError: a bad `freq`, `examples` or `stop_on`.
+
+    Example:
+
+    >>> cb = DoctorCallback("logs", x[:32], y[:32], stop_on="error")  # doctest: +SKIP
+    >>> model.fit(x, y, epochs=20, callbacks=[cb])  # doctest: +SKIP
+    >>> [f.check for _, f in cb.findings]  # doctest: +SKIP
+    ['loss_diverging', 'loss_nan']
+    """
+
+    def __init__(self, log_dir: str | Path, x: Any = None, y: Any = None, *,
+                 freq: str | int = "epoch", examples: int = 32,
+                 stop_on: str | None = None) -> None:
+        super().__init__()
+        if not (freq == "epoch" or (isinstance(freq, int) and not isinstance(freq, bool)
+                                    and freq > 0)):
+            raise UsageError("freq must be 'epoch' or a positive number of batches.", "",
+                             f"freq={freq!r}")
+        if examples < 1:
+            raise UsageError("examples must be at least 1.", "", f"examples={examples!r}")
+        if stop_on not in STOP_ON:
+            raise UsageError("stop_on must be None, 'error' or 'warning'.", "",
+                             f"stop_on={stop_on!r}")
+        from insight.doctor.log import LOG_NAME
+
+        self.log_dir = Path(log_dir)
+        self.log_path = self.log_dir / LOG_NAME
+        self.freq = freq
+        self.stop_on = stop_on
+        self._x = None if x is None else _first_rows(x, examples)
+        self._y = None if y is None else _first_rows(y, examples)
+        self._rows: list[tuple[str, int, float]] = []  # (tag, step, value)
+        self._reported: dict[tuple[str, str | None], int] = {}
+        self._batches = 0
+        self._epoch = 0
+        self._writer = None
+        self._grad_fn = None
+        self.findings: list = []
+        self.stopped_by = None
+        if freq == "epoch":  # no batch hook: Keras then skips reading the logs every batch
+            self.on_train_batch_end = keras.callbacks.Callback.on_train_batch_end.__get__(self)
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        from insight.doctor import all_checks
+
+        static = [c for c in all_checks() if c.cheap and set(c.needs) <= {"model", "compile",
+                                                                           "labels"}]
+        self._run(static, step=0, with_curves=False)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._batches += 1
+        if self._batches % int(self.freq) == 0:
+            self._record(logs, self._batches)
+            self._run(self._runtime_checks(), step=self._batches)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        step = epoch if self.freq == "epoch" else self._batches
+        self._record(logs if self.freq == "epoch" else
+                     {k: v for k, v in (logs or {}).items() if k.startswith("val_")}, step)
+        if self.freq == "epoch":
+            self._run(self._runtime_checks(), step=epoch)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    # ------------------------------------------------------------------ work
+    def _runtime_checks(self) -> list:
+        from insight.doctor import all_checks
+
+        wanted = {"curves"} | ({"gradients"} if self._x is not None else set())
+        return [c for c in all_checks() if c.cheap and set(c.needs) & wanted
+                and set(c.needs) <= wanted | {"model", "compile"}]
+
+    def _record(self, logs: dict | None, step: int) -> None:
+        for key, value in (logs or {}).items():
+            try:
+                self._rows.append((str(key), int(step), float(value)))
+            except (TypeError, ValueError):
+                continue
+
+    def _curves(self) -> list[dict[str, Any]]:
+        """The history so far as the doctor's curve series (`training_series`' shape)."""
+        names = {"loss": "loss", "val_loss": "val_loss", "accuracy": "accuracy", "acc":
+                 "accuracy", "val_accuracy": "val_accuracy", "val_acc": "val_accuracy",
+                 "learning_rate": "learning_rate", "lr": "learning_rate"}
+        series: dict[str, Any] = {"group": "fit"}
+        for tag, key in names.items():
+            points = {step: value for t, step, value in self._rows if t == tag}
+            if points and key not in series:
+                steps = np.fromiter(points, np.int64)
+                series[key] = (steps, np.fromiter(points.values(), np.float64))
+        return [series] if "loss" in series else []
+
+    def _run(self, checks: list, *, step: int, with_curves: bool = True) -> None:
+        from insight.data import Dataset
+        from insight.doctor import Evidence, run_checks, severity_rank
+
+        dataset = None
+        if self._x is not None and not isinstance(self._x, dict | list | tuple):
+            dataset = Dataset(x=np.asarray(self._x), y=self._y, name="probe batch")
+        ev = Evidence(self.model, dataset, curves=self._curves() if with_curves else None,
+                      probe=None if self._x is None else (self._x, self._y),
+                      gradients=None if self._x is None else self._gradients)
+        report = run_checks(ev, checks=checks)
+        new = [f for f in report.findings if severity_rank(f.severity) <
+               self._reported.get(f.key, 99)]
+        if not new:
+            return
+        for f in new:
+            self._reported[f.key] = severity_rank(f.severity)
+        self._write(new, step)
+        if self.stop_on is not None and self.model is not None:
+            stop = [f for f in new if severity_rank(f.severity) <= severity_rank(self.stop_on)]
+            if stop:
+                self.stopped_by = stop[0]
+                self.model.stop_training = True
+
+    def _gradients(self):
+        """The loss's gradient norm per layer on the probe batch, as a `Gradients` table:
+        one compiled pass over the weights only (no layer outputs recorded), so a check costs
+        a few milliseconds and its first trace a fraction of `insight.gradients`'."""
+        import pandas as pd
+
+        from insight.probe.backprop import Gradients
+
+        if self._grad_fn is None:
+            self._grad_fn = _weight_gradient_norms(self.model, self._x, self._y)
+        fn, paths, owned, classes, params, description, args = self._grad_fn
+        loss, squares = fn(*args)
+        squares = squares.numpy().astype(np.float64)
+        nan = [float("nan")] * len(paths)
+        table = pd.DataFrame({
+            "layer": paths, "class": classes, "params": params, "weight_norm": nan,
+            "weight_grad_norm": [float(np.sqrt(squares[i].sum())) if len(i) else float("nan")
+                                 for i in owned],
+            "activation_grad_norm": nan})
+        return Gradients({}, {}, float(loss), description, table)
+
+    def _write(self, findings: list, step: int) -> None:
+        import tensorflow as tf
+
+        from insight.doctor.log import write_findings
+
+        write_findings(self.log_path, findings, step=step, epoch=self._epoch)
+        self.findings += [(step, f) for f in findings]
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir / "doctor"))
+        with self._writer.as_default():
+            for f in findings:
+                text = (f"**{f.severity.upper()}** ({f.category})"
+                        + (f" at `{f.layer}`" if f.layer else "") + f"\n\n{f.explanation}\n\n"
+                        f"**Fix:** {f.suggestion}\n\nEvidence: {f.evidence_text()}")
+                tf.summary.text(f"doctor/{f.check}", text, step=int(step))
+        self._writer.flush()
+
+
+def _weight_gradient_norms(model: Any, x: Any, y: Any):
+    """A compiled `fn(x[, ys]) -> (loss, squared norm per trainable variable)` for the probe
+    batch, with what maps variables to layers: `(fn, paths, owned, classes, params,
+    description, args)`; `owned[i]` holds layer i's variable indices (a numpy index array,
+    empty for layers without weights)."""
+    import tensorflow as tf
+
+    from insight.model.layers import iter_layers
+    from insight.probe.backprop import own_variables, score_description
+    from insight.probe.capture import TRACE_LOCK, as_inputs
+    from insight.probe.losses import model_loss, output_items
+
+    x = as_inputs(x, model)
+    outputs = model(x if not isinstance(x, dict) else x, training=False)
+    layers = [(p, layer) for p, layer, _ in iter_layers(model)
+              if type(layer).__name__ != "InputLayer" and not getattr(layer, "layers", None)]
+    paths = [p for p, _ in layers]
+    variables = list(model.trainable_variables)
+    own = own_variables(model, paths, variables)
+    owned = [np.asarray(own[p], np.int64) for p in paths]
+    params = [int(sum(int(np.prod(variables[i].shape)) for i in own[p])) for p in paths]
+    if y is not None:
+        plan = model_loss(model, y, outputs)
+        terms, ys = plan.terms, [tf.constant(a) for a in plan.labels(y)]
+        description = plan.description
+    else:
+        terms, ys = None, None
+        description = score_description([n for n, _ in output_items(outputs, model)])
+
+    def run(x, ys=None):
+        with tf.GradientTape() as tape:
+            outs = [o for _, o in output_items(model(x, training=False), model)]
+            if ys is None:
+                target = tf.add_n([tf.reduce_mean(tf.reduce_max(
+                    tf.reshape(tf.cast(o, tf.float32), (tf.shape(o)[0], -1)), -1)) for o in outs])
+            else:
+                target = tf.add_n([t.weight * tf.reduce_mean(t.fn(yy, outs[t.index]))
+                                   for t, yy in zip(terms, ys, strict=True)])
+        grads = tape.gradient(target, variables,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return target, tf.stack([tf.reduce_sum(tf.square(tf.cast(tf.convert_to_tensor(g),
+                                                                  tf.float32)))
+                                 for g in grads]) if grads else tf.zeros((0,))
+
+    fn = tf.function(run)
+    args = (x,) if ys is None else (x, ys)
+    with TRACE_LOCK:
+        fn.get_concrete_function(*args)
+    return fn, paths, owned, [type(layer).__name__ for _, layer in layers], params, \
+        description, args

@@ -3,6 +3,7 @@
 ```
 insight serve [MODEL] [--data PATH] [--logdir DIR] [--host 127.0.0.1] [--port 8501]
 insight summary MODEL [--json]
+insight doctor MODEL [--data PATH] [--logdir DIR] [--train-probe] [--json] [--fail-on LEVEL]
 insight stats MODEL [--data PATH] [--json]
 insight profile [MODEL] --logdir DIR [--data PATH] [--steps N] [--train] [--xla]
 insight export MODEL --panel NAME [--param K=V ...] --out FILE.html|.png|.svg
@@ -14,6 +15,7 @@ insight --version
 
 Every command that loads a model takes `--unsafe` and `--custom-objects FILE`. Errors print
 one line, `error: <message>`, and exit with status 2; `--debug` shows the traceback.
+`insight doctor` exits 1 when a finding reaches `--fail-on` (default `error`).
 
 Example:
 
@@ -30,6 +32,7 @@ import sys
 from collections.abc import Sequence
 
 from insight._version import __version__
+from insight.cli.doctor import add_doctor_parser
 from insight.cli.export import add_export_parsers
 from insight.cli.profile import add_profile_parser
 from insight.cli.serve import add_serve_parser
@@ -44,6 +47,7 @@ __all__ = ["main", "build_parser"]
 COMMANDS = {
     "serve": ("insight.cli.serve", "run_serve"),
     "summary": ("insight.cli.summary", "run_summary"),
+    "doctor": ("insight.cli.doctor", "run_doctor"),
     "stats": ("insight.cli.stats", "run_stats"),
     "profile": ("insight.cli.profile", "run_profile"),
     "export": ("insight.cli.export", "run_export"),
@@ -64,11 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parsers(sub)
     add_xla_parser(sub)
     add_summary_parser(sub)
+    add_doctor_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input)."""
+    """Run the CLI; returns the exit status (0 ok, 1 a failed check: `doctor`, `snapshot`;
+    2 bad input)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no C++ chatter about absent GPUs
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -29,13 +29,15 @@ from insight.doctor.findings import Finding
 from insight.doctor.registry import check
 
 __all__ = ["OVERFIT_ROWS", "OVERFIT_STEPS", "OVERFIT_LEARNING_RATE", "OVERFIT_SHARE",
+           "OVERFIT_STUCK",
            "LR_STEPS", "LR_ROWS", "LR_START", "LR_END", "LR_DIVERGE", "model_copy",
            "lr_sweep"]
 
 OVERFIT_ROWS = 16  # the one batch
-OVERFIT_STEPS = 50  # ... trained this many steps
-OVERFIT_LEARNING_RATE = 1e-3  # with Adam at this rate
-OVERFIT_SHARE = 0.1  # passed when the loss ends below this share of its start (or near 0)
+OVERFIT_STEPS = 100  # ... trained this many steps
+OVERFIT_LEARNING_RATE = 3e-3  # with Adam at this rate
+OVERFIT_SHARE = 0.1  # memorised: the loss ends below this share of its start (or near 0)
+OVERFIT_STUCK = 0.5  # ... a warning when it does not even fall below this share
 LR_STEPS = 100  # the range test's steps
 LR_ROWS = 32  # rows per step
 LR_START, LR_END = 1e-7, 10.0  # the swept range
@@ -121,7 +123,9 @@ def overfit_one_batch(ev: Evidence) -> list[Finding]:
     losses = [step(x, y) for _ in range(OVERFIT_STEPS)]
     first, last = losses[0], losses[-1]
     acc = _accuracy(clone, x, y, ev)
-    ok = math.isfinite(last) and (last <= OVERFIT_SHARE * first or last < 0.01 or acc == 1.0)
+    memorised = math.isfinite(last) and (last <= OVERFIT_SHARE * first or last < 0.01
+                                         or acc == 1.0)
+    ok = memorised or (math.isfinite(last) and last <= OVERFIT_STUCK * first)
     rows = len(next(iter(x.values())) if isinstance(x, dict) else x)
     evidence = {"rows": rows, "steps": OVERFIT_STEPS, "first_loss": first, "last_loss": last,
                 "accuracy": acc if acc is not None else "n/a",
@@ -134,9 +138,9 @@ def overfit_one_batch(ev: Evidence) -> list[Finding]:
     if ok:
         return [Finding(
             "overfit_one_batch", "not_learning", "info", None, evidence,
-            f"A copy of the model memorised one batch of {rows} examples: its loss fell from "
-            f"{first:.3g} to {last:.3g} in {OVERFIT_STEPS} Adam steps"
-            + (f" (accuracy {acc:.0%})" if acc is not None else "")
+            f"A copy of the model {'memorised' if memorised else 'learned'} one batch of "
+            f"{rows} examples: its loss fell from {first:.3g} to {last:.3g} in "
+            f"{OVERFIT_STEPS} Adam steps" + (f" (accuracy {acc:.0%})" if acc is not None else "")
             + ". The model, its loss and its labels can learn.",
             "Nothing to fix here.", page="doctor", panel="doctor_figure")]
     return [Finding(
@@ -144,7 +148,8 @@ def overfit_one_batch(ev: Evidence) -> list[Finding]:
         f"A copy of the model could not memorise one batch of {rows} examples: in "
         f"{OVERFIT_STEPS} Adam steps (rate {OVERFIT_LEARNING_RATE:g}) its loss went from "
         f"{first:.3g} to {last:.3g}" + (f" (accuracy {acc:.0%})" if acc is not None else "")
-        + ". A model that cannot fit 16 examples will not fit thousands: something in the "
+        + f": not even halved. A model that cannot fit {rows} examples will not fit thousands: "
+        "something in the "
         "setup blocks learning.",
         "Look at the setup findings (loss and output activation, labels, input scale) and "
         "at dead or saturated layers; check that the labels match the inputs.",

@@ -27,12 +27,15 @@ from insight.doctor.evidence import Evidence, Unavailable
 from insight.doctor.findings import Finding
 from insight.doctor.registry import check
 
-__all__ = ["MIN_POINTS", "DIVERGE_FACTOR", "SPIKE_RATIO", "ZIGZAG_SHARE", "NOT_LEARNING_DROP",
-           "LOW_LOSS_SHARE", "CREEP_DROP", "STEADY_SHARE", "CHANCE_MARGIN", "UNDERFIT_SHARE",
-           "PLATEAU", "GAP_LOSS", "training_series", "last_finite"]
+__all__ = ["MIN_POINTS", "DIVERGE_FACTOR", "EXPLODE_FACTOR", "EXPLODE_ERROR", "SPIKE_RATIO",
+           "ZIGZAG_SHARE", "NOT_LEARNING_DROP", "LOW_LOSS_SHARE", "CREEP_DROP", "STEADY_SHARE",
+           "CHANCE_MARGIN", "UNDERFIT_SHARE", "PLATEAU", "GAP_LOSS", "training_series",
+           "last_finite"]
 
 MIN_POINTS = 3  # points a curve needs before its shape is judged
 DIVERGE_FACTOR = 3.0  # a loss ending this many times above its best (and above its start)
+EXPLODE_FACTOR = 10.0  # ... or a classifier's loss reaching this many times ln(C) at any point
+EXPLODE_ERROR = 100.0  # ... an error from this many times ln(C) (a warning below)
 SPIKE_RATIO = 1.5  # a point this many times above the best so far is a spike
 ZIGZAG_SHARE = 0.4  # ... or this share of steps going up (each by 5% of the level on average)
 NOT_LEARNING_DROP = 0.05  # a best loss less than 5% below the first: not learning
@@ -81,7 +84,8 @@ def last_finite(series: tuple[np.ndarray, np.ndarray] | None) -> float | None:
 
 
 def _series(ev: Evidence) -> list[dict[str, Any]]:
-    found = [g for g in training_series(ev.curves) if "loss" in g]
+    found = [g for g in ev.shared("training_series", lambda: training_series(ev.curves))
+             if "loss" in g]
     if not found:
         raise Unavailable("the training log has no training loss")
     return found
@@ -161,26 +165,37 @@ def loss_diverging(ev: Evidence) -> list[Finding]:
     for g in _series(ev):
         steps, values = g["loss"]
         fs, fv = _finite(g["loss"])
-        if len(fv) < 2:
+        if not len(fv):
             continue
         best = int(np.argmin(fv))
         turned_nan = not np.isfinite(values[-1]) and fv[-1] > fv[0]
-        if not ((fv[-1] >= DIVERGE_FACTOR * fv[best] and fv[-1] > fv[0] and len(fv) >= 3)
-                or turned_nan):
+        classes = _classes(ev)
+        peak = int(np.argmax(fv))
+        exploded = classes is not None and fv[peak] >= EXPLODE_FACTOR * math.log(classes)
+        climbed = (fv[-1] >= DIVERGE_FACTOR * fv[best] and fv[-1] > fv[0] and len(fv) >= 3) \
+            or turned_nan
+        if not (climbed or exploded):
             continue
         nonfinite = bool(ev.dataset is not None and ev.dataset.nonfinite)
-        at = int(fs[best])
+        at = int(fs[best]) if climbed else int(fs[peak])
+        what = (f"The training loss fell to {fv[best]:.3g} at {_unit(steps)} {at}, then climbed "
+                f"to {fv[-1]:.3g}" + (" and turned NaN" if turned_nan else "") if climbed else
+                f"The training loss reached {fv[peak]:.3g} at {_unit(steps)} {at}, over "
+                f"{EXPLODE_FACTOR:g} times ln({classes}) = {math.log(classes):.3g} (what a "
+                "model that guesses scores): it exploded")
+        severe = climbed or fv[peak] >= EXPLODE_ERROR * math.log(classes)
         out.append(Finding(
-            "loss_diverging", "learning_rate_high", "error", None,
-            _ev(g, best_step=at, best=float(fv[best]), last=float(fv[-1]), first=float(fv[0]),
-                turned_nan=int(turned_nan)),
-            f"The training loss fell to {fv[best]:.3g} at {_unit(steps)} {at}, then climbed to "
-            f"{fv[-1]:.3g}" + (" and turned NaN" if turned_nan else "")
-            + ": training is diverging, the classic sign of a learning rate too high"
-            + (" (or of the NaN in the inputs)." if nonfinite else "."),
+            "loss_diverging", "learning_rate_high", "error" if severe else "warning", None,
+            _ev(g, best_step=int(fs[best]), best=float(fv[best]), peak=float(fv[peak]),
+                last=float(fv[-1]), first=float(fv[0]), turned_nan=int(turned_nan)),
+            what + ": training is diverging, the classic sign of a learning rate too high"
+            + (" (or of the NaN in the inputs)." if nonfinite else "." if climbed else
+               ", or of inputs or initial weights far too large (they make every step too "
+               "big in the same way)."),
             "Lower the learning rate 3-10x (or use the learning-rate range test: insight "
             "doctor --train-probe), and clip gradients (clipnorm=1.0).", **_WHERE))
-        _plot(ev, "loss_diverging", g, at, f"best at {_unit(steps)} {at}, then diverging")
+        _plot(ev, "loss_diverging", g, at, f"best at {_unit(steps)} {at}, then diverging"
+              if climbed else f"exploded at {_unit(steps)} {at}")
     return out
 
 

@@ -29,12 +29,14 @@ EXPLODING_RATIO = 1e3  # first / last above this: exploding toward the input
 EXPLODING_NORM = 1e4  # a total gradient norm above this: exploding
 
 
-def weighted_rms(table: pd.DataFrame) -> pd.DataFrame:
-    """The layers of a gradient table with trainable weights: `layer`, `params`,
-    `weight_grad_norm` and `rms` (norm / sqrt(params)), in depth order."""
-    rows = table[table["params"] > 0][["layer", "params", "weight_grad_norm"]].copy()
-    rows["rms"] = rows["weight_grad_norm"].astype(float) / np.sqrt(rows["params"].astype(float))
-    return rows.reset_index(drop=True)
+def weighted_rms(table: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """`(layers, norms, rms)` of the layers of a gradient table that have trainable weights
+    and a finite gradient norm, in depth order: `rms` is the norm over sqrt(weights)."""
+    params = table["params"].to_numpy(np.float64)
+    norms = table["weight_grad_norm"].to_numpy(np.float64)
+    keep = (params > 0) & np.isfinite(norms)
+    layers = [p for p, k in zip(table["layer"].tolist(), keep, strict=True) if k]
+    return layers, norms[keep], norms[keep] / np.sqrt(params[keep])
 
 
 def _plot(ev: Evidence, check_name: str, marked: list[str]) -> None:
@@ -46,12 +48,10 @@ def _plot(ev: Evidence, check_name: str, marked: list[str]) -> None:
 @check("vanishing_gradient", "vanishing_gradient", needs=("gradients",), cheap=True)
 def vanishing_gradient(ev: Evidence) -> list[Finding]:
     """Gradients that fade toward the input, or a layer that gets none."""
-    rows = weighted_rms(ev.grads.table)
-    rows = rows[np.isfinite(rows["rms"])]
-    if len(rows) < 2:
+    layers, _, rms = weighted_rms(ev.grads.table)
+    if len(layers) < 2:
         return []
     where = {"page": "gradients", "panel": "gradient_norms"}
-    rms, layers = rows["rms"].to_numpy(), rows["layer"].tolist()
     out = []
     zero = [p for p, r in zip(layers, rms, strict=True) if r == 0]
     for p in zero:
@@ -87,12 +87,9 @@ def vanishing_gradient(ev: Evidence) -> list[Finding]:
 @check("exploding_gradient", "exploding_gradient", needs=("gradients",), cheap=True)
 def exploding_gradient(ev: Evidence) -> list[Finding]:
     """Gradients that grow toward the input, or a huge total norm."""
-    rows = weighted_rms(ev.grads.table)
-    rows = rows[np.isfinite(rows["rms"])]
-    if rows.empty:
+    layers, norms, rms = weighted_rms(ev.grads.table)
+    if not layers:
         return []
-    rms, layers = rows["rms"].to_numpy(), rows["layer"].tolist()
-    norms = rows["weight_grad_norm"].to_numpy(np.float64)
     total = float(np.sqrt((norms ** 2).sum()))
     ratio = rms[0] / rms[-1] if len(rms) > 1 and rms[-1] > 0 else 0.0
     if ratio <= EXPLODING_RATIO and total <= EXPLODING_NORM:
@@ -119,7 +116,9 @@ def gradient_nan(ev: Evidence) -> list[Finding]:
     t = ev.grads.table
     values = t[["weight_grad_norm", "activation_grad_norm"]].to_numpy(np.float64)
     has_weights = (t["params"] > 0).to_numpy()
-    bad = ~np.isfinite(values[:, 1]) | (has_weights & ~np.isfinite(values[:, 0]))
+    bad = has_weights & ~np.isfinite(values[:, 0])
+    if not np.isnan(values[:, 1]).all():  # a table of weight gradients only has none
+        bad |= ~np.isfinite(values[:, 1])
     loss_bad = not np.isfinite(ev.grads.value)
     if not bad.any() and not loss_bad:
         return []

@@ -227,7 +227,7 @@ def constant_predictions(ev: Evidence) -> list[Finding]:
        needs=("compile", "labels", "predictions", "curves"))
 def prediction_loss(ev: Evidence) -> list[Finding]:
     """The outputs' loss far above the training loss the log reports."""
-    series = training_series(ev.curves)
+    series = ev.shared("training_series", lambda: training_series(ev.curves))
     if len(ev.heads) != 1 or not series:
         return []
     h, probs = ev.heads[0], ev.predictions[0]

@@ -57,19 +57,25 @@ class Evidence:
         model: a `LoadedModel` or a `keras.Model` (compiled in memory, during `fit`).
         dataset: the data, or `None` (no data checks; synthetic data counts as none).
         logdir: a TensorBoard logdir, CSVLogger CSV or history JSON, or `None`.
-        curves: a scalars frame (`run, tag, step, value`) instead of a logdir (the callback's
-            history so far). Defaults to `None`.
+        curves: instead of a logdir, a scalars frame (`run, tag, step, value`), or the
+            curves already split into series (`insight.doctor.checks_curves.training_series`'s
+            output: the callback's history so far). Defaults to `None`.
         data_error: why there is no dataset, when reading it failed. Defaults to `None`.
         memo: `memo(key, compute)` for the expensive pieces. Defaults to computing.
         probe: `(x, y)` of the gradient batch, instead of the dataset's first rows.
             Defaults to `None`.
+        gradients: a function returning the `Gradients` to check, instead of
+            `insight.gradients` (the callback's lean pass over the weights only). Defaults to
+            `None`.
     """
 
     def __init__(self, model: Any, dataset: Dataset | None = None,
-                 logdir: str | Path | None = None, *, curves: pd.DataFrame | None = None,
+                 logdir: str | Path | None = None, *,
+                 curves: pd.DataFrame | list[dict[str, Any]] | None = None,
                  data_error: str | None = None,
                  memo: Callable[[str, Callable[[], Any]], Any] | None = None,
-                 probe: tuple[Any, Any] | None = None) -> None:
+                 probe: tuple[Any, Any] | None = None,
+                 gradients: Callable[[], Any] | None = None) -> None:
         self.loaded = model if hasattr(model, "preflight") else None
         self.model = as_model(model)
         self.source = model
@@ -77,6 +83,7 @@ class Evidence:
         self._curves = curves
         self._memo = memo or (lambda key, compute: compute())
         self._probe = probe
+        self._gradients = gradients
         if dataset is not None and dataset.synthetic:
             data_error = data_error or ("synthetic inputs: no data given, so nothing about "
                                         "your data can be checked")
@@ -84,6 +91,19 @@ class Evidence:
         self.dataset = dataset
         self._data_error = data_error or "no data given"
         self.plots: dict[str, dict[str, Any]] = {}
+        self._shared: dict[str, Any] = {}
+        if isinstance(curves, list):  # already split into series
+            self._shared["training_series"] = curves
+            self._curves = pd.DataFrame({"run": ["series"], "tag": ["loss"], "step": [0],
+                                         "value": [0.0]}) if curves else \
+                pd.DataFrame(columns=["run", "tag", "step", "value"])
+
+    def shared(self, key: str, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per evidence: what several checks derive from the same piece
+        (the curves split into series)."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
     def plot(self, check: str, layer: str | None, data: dict[str, Any]) -> None:
         """Keep the plain data of a finding's figure (`insight.figures.doctor`), keyed
@@ -183,6 +203,8 @@ class Evidence:
         from insight.probe.backprop import gradients
 
         self.limit("gradients")
+        if self._gradients is not None:
+            return self._gradients()
         if self._probe is not None:
             x, y = self._probe
             return gradients(self.source, x, y)
@@ -231,7 +253,7 @@ class Evidence:
             raise Unavailable("no compiled loss in the file (saved before compile, or "
                               "compiled with a custom loss)")
         if need in ("data", "activations", "gradients", "predictions"):
-            if self._probe is None or need != "gradients":
+            if need != "gradients" or (self._probe is None and self._gradients is None):
                 self.data()
         if need == "labels":
             self.labels  # noqa: B018  raises Unavailable

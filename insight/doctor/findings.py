@@ -103,6 +103,14 @@ class Finding:
                            for k, v in self.evidence.items()}
         return out
 
+    def evidence_text(self) -> str:
+        """The evidence as `name=value · ...`, numbers to 4 significant digits."""
+        def shown(v: Any) -> str:
+            return f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) \
+                else str(v)
+
+        return " · ".join(f"{k}={shown(v)}" for k, v in self.evidence.items())
+
     @property
     def key(self) -> tuple[str, str | None]:
         """`(check, layer)`: what makes two findings the same problem."""
@@ -141,6 +149,23 @@ class Report:
         """The worst severity found: `"error"`, `"warning"`, `"info"`, or `None`."""
         return self.findings[0].severity if self.findings else None
 
+    def counts(self) -> dict[str, int]:
+        """How many findings of each severity: `{"error": n, "warning": n, "info": n}`."""
+        return {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
+
+    def verdict(self) -> str:
+        """The report in one sentence ("No problem found: ..." when nothing reaches a
+        warning)."""
+        counts = self.counts()
+        if not counts["error"] and not counts["warning"]:
+            notes = counts["info"]
+            return (f"No problem found: {len(self.checked)} checks ran"
+                    + (f", {notes} note{'s' if notes != 1 else ''} worth knowing" if notes
+                       else "")
+                    + (f"; {len(self.skipped)} could not run." if self.skipped else "."))
+        parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
+        return f"Found {', '.join(parts)} in {len(self.checked)} checks."
+
     def at_least(self, severity: str) -> list[Finding]:
         """The findings at `severity` or worse."""
         return [f for f in self.findings if severity_rank(f.severity) <= severity_rank(severity)]
@@ -151,7 +176,7 @@ class Report:
                 "skipped": [dict(s) for s in self.skipped]}
 
     def __repr__(self) -> str:
-        counts = {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
+        counts = self.counts()
         return (f"Report(errors={counts['error']}, warnings={counts['warning']}, "
                 f"info={counts['info']}, checked={len(self.checked)}, "
                 f"skipped={len(self.skipped)})")

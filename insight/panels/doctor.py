@@ -4,7 +4,8 @@ All three read one report (`doctor_report`, memoised through `ctx.cached`), comp
 `insight.doctor` on evidence that shares the Activations and Gradients panels' memo keys,
 so the doctor and those pages run one statistics pass and one gradient batch between them.
 With `active=True` the report also runs the active checks (they train a copy of the model).
-Importing this module registers the panels (`insight.panels` does it on first use).
+`doctor_history` lists what `insight.callbacks.DoctorCallback` wrote to the logdir during
+training. Importing this module registers the panels (`insight.panels` does it on first use).
 
 Example:
 
@@ -17,16 +18,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from insight.doctor import Evidence, Finding, Report, run_checks
+from insight.doctor import Evidence, Report, run_checks
 from insight.figures.activations import message_figure
 from insight.figures.doctor import finding_figure
 from insight.panels.registry import Panel, PanelContext, Param, register
 
-__all__ = ["USES", "ACTIVE", "FINDING_COLUMNS", "doctor_report", "evidence_text", "verdict"]
+__all__ = ["USES", "ACTIVE", "FINDING_COLUMNS", "HISTORY_COLUMNS", "doctor_report"]
 
 USES = ("model", "data", "logdir")
 ACTIVE = Param("active", "bool", False, help="Also run the active checks: train a copy of the "
                "model on one batch, and sweep its learning rate.")
+HISTORY_COLUMNS = ["step", "severity", "check", "category", "layer", "explanation", "evidence"]
 FINDING_COLUMNS = ["severity", "check", "category", "layer", "explanation", "suggestion",
                    "evidence", "page", "panel", "figure"]
 
@@ -51,31 +53,9 @@ def doctor_report(ctx: PanelContext, active: bool = False) -> Report:
     return ctx.cached(f"doctor:report:{active}:{logdir_stamp(ctx.logdir)}", compute)
 
 
-def evidence_text(finding: Finding) -> str:
-    """The evidence as `name=value · ...`, numbers to 4 significant digits."""
-    def shown(v) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
-
-    return " · ".join(f"{k}={shown(v)}" for k, v in finding.evidence.items())
-
-
-def verdict(report: Report) -> str:
-    """The report in one sentence."""
-    counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning",
-                                                                          "info")}
-    if not counts["error"] and not counts["warning"]:
-        return (f"No problem found: {len(report.checked)} checks ran"
-                + (f", {counts['info']} note{'s' if counts['info'] != 1 else ''} worth knowing"
-                   if counts["info"] else "")
-                + (f"; {len(report.skipped)} could not run (see below)." if report.skipped
-                   else "."))
-    parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
-    return f"Found {', '.join(parts)} in {len(report.checked)} checks."
-
-
 def _findings(ctx: PanelContext, active: bool = False) -> pd.DataFrame:
     report = doctor_report(ctx, active)
-    rows = [{**{k: f.to_dict()[k] for k in FINDING_COLUMNS[:6]}, "evidence": evidence_text(f),
+    rows = [{**{k: f.to_dict()[k] for k in FINDING_COLUMNS[:6]}, "evidence": f.evidence_text(),
              "page": f.page, "panel": f.panel, "figure": report.plot(f) is not None}
             for f in report.findings]
     frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
@@ -85,9 +65,8 @@ def _findings(ctx: PanelContext, active: bool = False) -> pd.DataFrame:
 
 def _summary(ctx: PanelContext, active: bool = False) -> dict:
     report = doctor_report(ctx, active)
-    counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning",
-                                                                          "info")}
-    return {"verdict": verdict(report), "worst": report.worst() or "none",
+    counts = report.counts()
+    return {"verdict": report.verdict(), "worst": report.worst() or "none",
             "errors": counts["error"], "warnings": counts["warning"], "info": counts["info"],
             "checks_run": len(report.checked), "checks_skipped": len(report.skipped),
             "seconds": round(report.seconds, 2), "checked": list(report.checked),
@@ -108,6 +87,15 @@ def _figure(ctx: PanelContext, check: str = "", layer: str = "", active: bool = 
     return finding_figure(report.plot(f))
 
 
+def _history(ctx: PanelContext) -> pd.DataFrame:
+    from insight.doctor.log import read_findings
+
+    rows = [{"step": step, "severity": f.severity, "check": f.check, "category": f.category,
+             "layer": f.layer or "", "explanation": f.explanation,
+             "evidence": f.evidence_text()} for step, f in read_findings(ctx.logdir)]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
 register(Panel("doctor_findings", "Doctor: findings", "table", _findings, params=(ACTIVE,),
                description="What may keep the model from learning or generalising: one row "
                            "per finding, worst first, with its evidence, explanation and fix.",
@@ -123,3 +111,7 @@ register(Panel("doctor_figure", "Doctor: evidence", "figure", _figure,
                description="The evidence of one finding: gradient norms with the vanishing "
                            "layers marked, a curve with its divergence step, class counts.",
                uses=USES))
+register(Panel("doctor_history", "Doctor: during training", "table", _history,
+               needs_model=False, uses=("logdir",),
+               description="What insight.callbacks.DoctorCallback found while the model "
+                           "trained (the doctor.jsonl files under the logdir), in order."))

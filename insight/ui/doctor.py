@@ -19,7 +19,7 @@ from insight.ui.feedback import show_error
 from insight.ui.widgets import show_panel
 
 __all__ = ["active_checks", "doctor_panels", "verdict_box", "finding_card", "checks_lists",
-           "PAGE_TITLES"]
+           "training_findings", "PAGE_TITLES"]
 
 PAGE_TITLES = {"doctor": "Doctor", "overview": "Overview", "activations": "Activations",
                "gradients": "Gradients", "embeddings": "Embeddings", "training": "Training",
@@ -120,3 +120,20 @@ def checks_lists(summary: dict[str, Any]) -> None:
             for reason, names in reasons.items():
                 st.markdown(f"- {reason[0].upper()}{reason[1:]}: "
                             + ", ".join(f"`{n}`" for n in names))
+
+
+def training_findings(ref: ModelRef, ctx: PanelContext) -> None:
+    """What `DoctorCallback` found during training (the logdir's doctor.jsonl), if any."""
+    if ctx.logdir is None:
+        return
+    try:
+        history = panel("doctor_history", ref, ctx)
+    except Exception as exc:
+        show_error(exc)
+        return
+    if len(history):
+        st.subheader("During training")
+        st.caption(f"{len(history)} finding(s) that insight.callbacks.DoctorCallback wrote to "
+                   "doctor.jsonl in the logdir while the model trained, at the step each "
+                   "first appeared.")
+        show_panel("doctor_history", ref, ctx)
