@@ -345,17 +345,9 @@ class DoctorCallback(keras.callbacks.Callback):
                 continue
 
     def _curves(self) -> list[dict[str, Any]]:
-        """The history so far as the doctor's curve series (`training_series`' shape)."""
-        names = {"loss": "loss", "val_loss": "val_loss", "accuracy": "accuracy", "acc":
-                 "accuracy", "val_accuracy": "val_accuracy", "val_acc": "val_accuracy",
-                 "learning_rate": "learning_rate", "lr": "learning_rate"}
-        series: dict[str, Any] = {"group": "fit"}
-        for tag, key in names.items():
-            points = {step: value for t, step, value in self._rows if t == tag}
-            if points and key not in series:
-                steps = np.fromiter(points, np.int64)
-                series[key] = (steps, np.fromiter(points.values(), np.float64))
-        return [series] if "loss" in series else []
+        from insight.doctor.runtime import history_series
+
+        return history_series(self._rows)
 
     def _run(self, checks: list, *, step: int, with_curves: bool = True) -> None:
         from insight.data import Dataset
@@ -382,25 +374,12 @@ class DoctorCallback(keras.callbacks.Callback):
                 self.model.stop_training = True
 
     def _gradients(self):
-        """The loss's gradient norm per layer on the probe batch, as a `Gradients` table:
-        one compiled pass over the weights only (no layer outputs recorded), so a check costs
-        a few milliseconds and its first trace a fraction of `insight.gradients`'."""
-        import pandas as pd
-
-        from insight.probe.backprop import Gradients
+        """The loss's gradient norm per layer on the probe batch (`WeightGradients`)."""
+        from insight.doctor.runtime import WeightGradients
 
         if self._grad_fn is None:
-            self._grad_fn = _weight_gradient_norms(self.model, self._x, self._y)
-        fn, paths, owned, classes, params, description, args = self._grad_fn
-        loss, squares = fn(*args)
-        squares = squares.numpy().astype(np.float64)
-        nan = [float("nan")] * len(paths)
-        table = pd.DataFrame({
-            "layer": paths, "class": classes, "params": params, "weight_norm": nan,
-            "weight_grad_norm": [float(np.sqrt(squares[i].sum())) if len(i) else float("nan")
-                                 for i in owned],
-            "activation_grad_norm": nan})
-        return Gradients({}, {}, float(loss), description, table)
+            self._grad_fn = WeightGradients(self.model, self._x, self._y)
+        return self._grad_fn()
 
     def _write(self, findings: list, step: int) -> None:
         import tensorflow as tf
@@ -419,54 +398,3 @@ class DoctorCallback(keras.callbacks.Callback):
                 tf.summary.text(f"doctor/{f.check}", text, step=int(step))
         self._writer.flush()
 
-
-def _weight_gradient_norms(model: Any, x: Any, y: Any):
-    """A compiled `fn(x[, ys]) -> (loss, squared norm per trainable variable)` for the probe
-    batch, with what maps variables to layers: `(fn, paths, owned, classes, params,
-    description, args)`; `owned[i]` holds layer i's variable indices (a numpy index array,
-    empty for layers without weights)."""
-    import tensorflow as tf
-
-    from insight.model.layers import iter_layers
-    from insight.probe.backprop import own_variables, score_description
-    from insight.probe.capture import TRACE_LOCK, as_inputs
-    from insight.probe.losses import model_loss, output_items
-
-    x = as_inputs(x, model)
-    outputs = model(x if not isinstance(x, dict) else x, training=False)
-    layers = [(p, layer) for p, layer, _ in iter_layers(model)
-              if type(layer).__name__ != "InputLayer" and not getattr(layer, "layers", None)]
-    paths = [p for p, _ in layers]
-    variables = list(model.trainable_variables)
-    own = own_variables(model, paths, variables)
-    owned = [np.asarray(own[p], np.int64) for p in paths]
-    params = [int(sum(int(np.prod(variables[i].shape)) for i in own[p])) for p in paths]
-    if y is not None:
-        plan = model_loss(model, y, outputs)
-        terms, ys = plan.terms, [tf.constant(a) for a in plan.labels(y)]
-        description = plan.description
-    else:
-        terms, ys = None, None
-        description = score_description([n for n, _ in output_items(outputs, model)])
-
-    def run(x, ys=None):
-        with tf.GradientTape() as tape:
-            outs = [o for _, o in output_items(model(x, training=False), model)]
-            if ys is None:
-                target = tf.add_n([tf.reduce_mean(tf.reduce_max(
-                    tf.reshape(tf.cast(o, tf.float32), (tf.shape(o)[0], -1)), -1)) for o in outs])
-            else:
-                target = tf.add_n([t.weight * tf.reduce_mean(t.fn(yy, outs[t.index]))
-                                   for t, yy in zip(terms, ys, strict=True)])
-        grads = tape.gradient(target, variables,
-                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return target, tf.stack([tf.reduce_sum(tf.square(tf.cast(tf.convert_to_tensor(g),
-                                                                  tf.float32)))
-                                 for g in grads]) if grads else tf.zeros((0,))
-
-    fn = tf.function(run)
-    args = (x,) if ys is None else (x, ys)
-    with TRACE_LOCK:
-        fn.get_concrete_function(*args)
-    return fn, paths, owned, [type(layer).__name__ for _, layer in layers], params, \
-        description, args

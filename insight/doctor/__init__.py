@@ -7,8 +7,9 @@ first, with what was checked and what could not be.
 
 Modules: `findings` (`Finding`, `Report`, `CATEGORIES`), `registry` (the checks by name),
 `heads` (what each output is and how it is trained), `evidence` (the shared, lazily gathered
-evidence), `diagnose`, and the checks: `checks_output` (loss vs output, labels, learning
-rate), `checks_data`, `checks_weights` (initial state), `checks_probe` (activations and
+evidence), `diagnose`, `log` (the callback's `doctor.jsonl`), `runtime` (what the callback
+needs during `fit`), and the checks: `checks_output` (loss vs output, labels, learning rate),
+`checks_data`, `checks_weights` (initial state), `checks_probe` (activations and
 predictions), `checks_gradients`, `checks_curves`, `active` (train a copy: overfit one batch,
 learning-rate range test). Importing the package registers every check.
 
@@ -31,8 +32,8 @@ from insight.doctor import (  # noqa: F401  each registers its checks
 from insight.doctor.diagnose import diagnose, doctor_dataset, run_checks
 from insight.doctor.evidence import Evidence, Unavailable
 from insight.doctor.findings import CATEGORIES, SEVERITIES, Finding, Report, severity_rank
-from insight.doctor.registry import Check, all_checks, check_names, get_check
+from insight.doctor.registry import Check, all_checks, check_names, check_title, get_check
 
 __all__ = ["diagnose", "Finding", "Report", "CATEGORIES", "SEVERITIES", "Check", "Evidence",
-           "Unavailable", "all_checks", "check_names", "get_check", "run_checks",
+           "Unavailable", "all_checks", "check_names", "check_title", "get_check", "run_checks",
            "doctor_dataset", "severity_rank"]

@@ -7,8 +7,8 @@ the file's loss.
   that cannot has a bug in its setup, whatever the curves say.
 - `lr_range_test`: on a freshly initialised copy (the rate is for training from scratch),
   the learning rate swept up exponentially over ~100 steps (as fast.ai's LR finder does):
-  where the smoothed loss falls fastest (a good rate) and where it diverges (the ceiling),
-  compared with the file's rate.
+  where the smoothed loss falls fastest (halfway down its fall, a good rate) and where it
+  diverges (the ceiling), compared with the file's rate.
 
 Example:
 
@@ -30,7 +30,8 @@ from insight.doctor.registry import check
 
 __all__ = ["OVERFIT_ROWS", "OVERFIT_STEPS", "OVERFIT_LEARNING_RATE", "OVERFIT_SHARE",
            "OVERFIT_STUCK",
-           "LR_STEPS", "LR_ROWS", "LR_START", "LR_END", "LR_DIVERGE", "model_copy",
+           "LR_STEPS", "LR_ROWS", "LR_START", "LR_END", "LR_DIVERGE", "LR_SKIP", "LR_MIN_FALL",
+           "model_copy",
            "lr_sweep"]
 
 OVERFIT_ROWS = 16  # the one batch
@@ -42,6 +43,8 @@ LR_STEPS = 100  # the range test's steps
 LR_ROWS = 32  # rows per step
 LR_START, LR_END = 1e-7, 10.0  # the swept range
 LR_DIVERGE = 4.0  # the sweep stops when the smoothed loss passes this many times its best
+LR_SKIP = 10  # first steps left out (the smoothed loss is still settling)
+LR_MIN_FALL = 0.01  # a fall of less than this share of the loss is no fall
 
 
 def model_copy(ev: Evidence, *, fresh: bool = False):
@@ -187,12 +190,26 @@ def lr_sweep(ev: Evidence) -> dict[str, Any]:
             diverged = float(lr)
             break
     arr = np.asarray(smooth)
-    logs = np.log10(out_lrs)
-    slope = np.gradient(arr, logs) if len(arr) > 2 else np.zeros(len(arr))
-    usable = slice(10, max(11, len(arr) - 3))  # the EMA's first steps and the blow-up left out
-    i = int(np.argmin(slope[usable])) + 10 if len(arr) > 14 else int(np.argmin(arr))
-    return {"lrs": out_lrs, "losses": arr.tolist(), "steepest": out_lrs[i],
-            "best": out_lrs[int(np.argmin(arr))], "diverged": diverged, "optimizer": name}
+    skip = LR_SKIP if len(arr) > 2 * LR_SKIP else 0  # the smoothed loss settles first
+    low = skip + int(np.argmin(arr[skip:]))
+    return {"lrs": out_lrs, "losses": arr.tolist(), "steepest": out_lrs[_steepest(arr, low)],
+            "best": out_lrs[low], "diverged": diverged, "optimizer": name}
+
+
+def _steepest(loss: np.ndarray, low: int) -> int:
+    """Where the smoothed loss is halfway down its fall from its level before the fall (the
+    median of the settled part before its lowest point `low`) to that lowest point: the
+    middle of the fall, which one step's noise cannot move the way it moves a slope. `low`
+    when there is no fall of `LR_MIN_FALL` of the level."""
+    skip = LR_SKIP if low > 2 * LR_SKIP else 0
+    if low <= skip:
+        return low
+    level = float(np.median(loss[skip:low]))
+    drop = level - float(loss[low])
+    if drop <= LR_MIN_FALL * abs(level):
+        return low
+    below = np.flatnonzero(loss[skip:low + 1] <= level - drop / 2)
+    return skip + int(below[0]) if below.size else low
 
 
 @check("lr_range_test", ("learning_rate_high", "learning_rate_low"), needs=("train_probe",))

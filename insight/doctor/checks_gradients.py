@@ -1,5 +1,6 @@
-"""Checks of the gradients of one batch at the file's weights: vanishing (the first layers get
-a thousandth of what the last get, or a layer far below its deeper neighbour, or nothing),
+"""Checks of the gradients of one batch at the file's weights: vanishing (a layer gets a
+thousandth of what the last gets, a layer is far below its deeper neighbour, the gradient
+halves layer after layer toward the input, or a layer gets nothing),
 exploding, and NaN/Inf with the first layer where it appears.
 
 Layers are compared by their gradient's RMS per weight (the L2 norm over the square root of
@@ -20,11 +21,15 @@ from insight.doctor.evidence import Evidence
 from insight.doctor.findings import Finding
 from insight.doctor.registry import check
 
-__all__ = ["VANISHING_RATIO", "NEIGHBOUR_DROP", "EXPLODING_RATIO", "EXPLODING_NORM",
+__all__ = ["VANISHING_RATIO", "NEIGHBOUR_DROP", "DECAY_STEP", "DECAY_LAYERS", "DECAY_TOTAL",
+           "EXPLODING_RATIO", "EXPLODING_NORM",
            "weighted_rms"]
 
 VANISHING_RATIO = 1e-3  # first layer's gradient RMS / last layer's: vanishing below this
 NEIGHBOUR_DROP = 1e-2  # a layer's RMS this far below its deeper neighbour's: it vanishes there
+DECAY_STEP = 0.5  # ... or a chain of layers each at most half the next deeper one's,
+DECAY_LAYERS = 3  # ... over this many steps,
+DECAY_TOTAL = 1e-2  # ... falling 100x in all
 EXPLODING_RATIO = 1e3  # first / last above this: exploding toward the input
 EXPLODING_NORM = 1e4  # a total gradient norm above this: exploding
 
@@ -45,6 +50,23 @@ def _plot(ev: Evidence, check_name: str, marked: list[str]) -> None:
                                "marked": marked, "target": ev.grads.target})
 
 
+def _decay_chain(rms: np.ndarray) -> tuple[int, int] | None:
+    """`(shallowest, deepest)` indices of the longest chain of consecutive layers, each with
+    at most `DECAY_STEP` of the next deeper one's gradient, spanning `DECAY_LAYERS` steps and
+    a fall of `1 / DECAY_TOTAL`; `None` when there is none."""
+    best = None
+    i = len(rms) - 1
+    while i > 0:
+        j = i
+        while j > 0 and 0 < rms[j - 1] <= DECAY_STEP * rms[j]:
+            j -= 1
+        if i - j >= DECAY_LAYERS and rms[j] <= DECAY_TOTAL * rms[i] and \
+                (best is None or i - j > best[1] - best[0]):
+            best = (j, i)
+        i = j - 1 if j < i else i - 1
+    return best
+
+
 @check("vanishing_gradient", "vanishing_gradient", needs=("gradients",), cheap=True)
 def vanishing_gradient(ev: Evidence) -> list[Finding]:
     """Gradients that fade toward the input, or a layer that gets none."""
@@ -62,20 +84,25 @@ def vanishing_gradient(ev: Evidence) -> list[Finding]:
             "Usually every unit after it is dead (a ReLU that never fires) or saturated.",
             "Fix the dead or saturated layers after it (see those findings); check that the "
             "layer is connected to the loss.", **where))
-    ratio = rms[0] / rms[-1] if rms[-1] > 0 else np.inf
-    # where the fall happens: the deepest layer far below its deeper neighbour
+    low = int(np.argmin(rms[:-1]))  # the weakest layer before the last
+    ratio = rms[low] / rms[-1] if rms[-1] > 0 else np.inf
+    # where the fall happens: a layer far below its deeper neighbour, or the end of a chain
+    # of layers each at most half the next deeper one's
     drops = [i for i in range(len(rms) - 1) if 0 < rms[i] < NEIGHBOUR_DROP * rms[i + 1]]
-    if (0 < ratio < VANISHING_RATIO or drops) and layers[0] not in zero:
-        at = layers[drops[-1]] if drops else layers[0]
+    chain = _decay_chain(rms)
+    if (0 < ratio < VANISHING_RATIO or drops or chain) and layers[low] not in zero:
+        at = layers[drops[-1]] if drops else layers[chain[0]] if chain else layers[low]
+        how = (f", falling most steeply at {at}" if drops else
+               f", halving or more layer after layer from {layers[chain[1]]} down to {at}"
+               if chain else "")
         out.append(Finding(
             "vanishing_gradient", "vanishing_gradient", "warning", at,
-            {"first_layer": layers[0], "first_rms": float(rms[0]), "last_layer": layers[-1],
-             "last_rms": float(rms[-1]), "ratio": float(ratio), "limit": VANISHING_RATIO,
-             "fall_at": at, "target": ev.grads.target},
-            f"The gradient per weight of the first layer ({layers[0]}, {rms[0]:.3g}) is "
-            f"{ratio:.2g} times the last layer's ({layers[-1]}, {rms[-1]:.3g})"
-            + (f", falling most steeply at {at}" if drops else "")
-            + ": the first layers barely learn (vanishing gradients).",
+            {"weakest_layer": layers[low], "weakest_rms": float(rms[low]),
+             "last_layer": layers[-1], "last_rms": float(rms[-1]), "ratio": float(ratio),
+             "limit": VANISHING_RATIO, "fall_at": at, "target": ev.grads.target},
+            f"The gradient per weight of {layers[low]} ({rms[low]:.3g}) is {ratio:.2g} times "
+            f"the last layer's ({layers[-1]}, {rms[-1]:.3g}){how}: the first layers barely "
+            "learn (vanishing gradients).",
             "Use ReLU-family activations in hidden layers (sigmoid and tanh shrink gradients "
             "layer by layer), he_normal initialisation, BatchNormalization, or residual "
             "connections in deep stacks.", **where))

@@ -101,7 +101,8 @@ def run_checks(ev: Evidence, *, train_probe: bool = False,
             continue
         checked.append(item.name)
         findings.extend(found)
-    return Report(findings, checked, skipped, time.perf_counter() - start, dict(ev.plots))
+    order = {c.name: i for i, c in enumerate(all_checks())}
+    return Report(findings, checked, skipped, time.perf_counter() - start, dict(ev.plots), order)
 
 
 def diagnose(loaded: Any, data: Dataset | str | Path | None = None,

@@ -122,12 +122,15 @@ class Report:
     """The doctor's answer: its findings, worst first, and what it could and could not check.
 
     Attributes:
-        findings: sorted error, warning, info (then by check name and layer).
+        findings: sorted error, warning, info; within one severity in the order the checks
+            run (`order`: the setup and data before the symptoms in the curves), else by
+            check name, then as found (a check's layers in depth order).
         checked: the names of the checks that ran.
         skipped: `{"check": name, "reason": why}` for each check that could not run.
         seconds: how long the diagnosis took.
         plots: the plain data of the findings' figures, keyed `"check|layer"`
             (`insight.figures.doctor.finding_figure` draws them); not part of `to_dict()`.
+        order: `{check: position}` for sorting findings of one severity.
     """
 
     findings: list[Finding] = field(default_factory=list)
@@ -135,6 +138,7 @@ class Report:
     skipped: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     plots: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    order: dict[str, int] = field(default_factory=dict, repr=False)
 
     def plot(self, finding: Finding) -> dict[str, Any] | None:
         """The figure data for `finding` (its own, else its check's), or `None`."""
@@ -142,8 +146,10 @@ class Report:
             self.plots.get(f"{finding.check}|")
 
     def __post_init__(self) -> None:
-        self.findings = sorted(self.findings, key=lambda f: (severity_rank(f.severity),
-                                                             f.check, f.layer or ""))
+        ranked = sorted(enumerate(self.findings), key=lambda item: (
+            severity_rank(item[1].severity), self.order.get(item[1].check, len(self.order)),
+            item[1].check, item[0]))
+        self.findings = [f for _, f in ranked]
 
     def worst(self) -> str | None:
         """The worst severity found: `"error"`, `"warning"`, `"info"`, or `None`."""

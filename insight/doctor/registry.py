@@ -25,7 +25,7 @@ from insight.doctor.findings import CATEGORIES
 from insight.errors import UsageError
 
 __all__ = ["NEEDS", "STAGES", "STAGE_TITLES", "Check", "register", "check", "get_check",
-           "check_names", "all_checks"]
+           "check_names", "check_title", "all_checks"]
 
 NEEDS = ("model", "compile", "data", "labels", "activations", "gradients", "predictions",
          "curves", "train_probe")
@@ -108,6 +108,15 @@ def check(name: str, categories: str | tuple[str, ...], *, needs: tuple[str, ...
         return fn
 
     return wrap
+
+
+_WORDS = {"lr": "LR", "nan": "NaN"}
+
+
+def check_title(name: str) -> str:
+    """A check's name as a heading: `"lr_range_test"` -> `"LR range test"`."""
+    words = [_WORDS.get(w, w) for w in name.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
 
 
 def check_names() -> list[str]:

@@ -44,7 +44,8 @@ def finding_figure(plot: Mapping[str, Any], *, title: str | None = None) -> go.F
 
     Args:
         plot: the data a check kept (`Report.plot(finding)`), with its `kind`.
-        title: the title; `None` uses the plot's own. Defaults to `None`.
+        title: the title (the finding's name); the plot's own title then becomes the
+            subtitle. `None` uses the plot's own as the title. Defaults to `None`.
 
     Raises:
         ValueError: an unknown kind.
@@ -55,16 +56,21 @@ def finding_figure(plot: Mapping[str, Any], *, title: str | None = None) -> go.F
     if kind not in builders:
         raise ValueError(f"Unknown doctor figure kind {kind!r}; it is one of "
                          f"{', '.join(builders)}. Received: kind={kind!r}")
-    fig = builders[kind](plot, title or str(plot.get("title", "")))
-    fig.update_layout(height=FIGURE_HEIGHT if kind != "gradient_norms" else 420,
-                      margin=dict(t=60, b=40, l=60, r=20))
+    own = str(plot.get("title", ""))
+    if title and kind != "gradient_norms":
+        title = f"{title}<br><sup>{own}</sup>" if own else title
+    fig = builders[kind](plot, title or own)
+    if kind != "gradient_norms":
+        fig.update_layout(height=FIGURE_HEIGHT, margin=dict(t=100 if title else 70, b=40, l=60,
+                                                            r=20))
     return fig
 
 
 def _gradient_norms(plot: Mapping[str, Any], title: str) -> go.Figure:
     table = pd.DataFrame(plot["table"])
     fig = gradient_norms_figure(table, title=title or "Gradient norms by depth",
-                                subtitle=f"of the {plot.get('target', 'loss')}")
+                                subtitle=("gradient norms by depth, " if title else "")
+                                + f"of the {plot.get('target', 'loss')}")
     marked = [m for m in plot.get("marked", []) if m in set(table["layer"])]
     rows = table.set_index("layer")
     y = [rows.loc[m, "weight_grad_norm"] for m in marked]
@@ -77,7 +83,10 @@ def _gradient_norms(plot: Mapping[str, Any], title: str) -> go.Figure:
             x=marked, y=y, mode="markers", name="where the doctor looks",
             marker=dict(symbol="circle-open", size=18, color=MARK_COLOR, line=dict(width=3)),
             hovertemplate="%{x}: flagged<extra></extra>"))
-    fig.update_layout(margin=dict(t=110), legend=dict(font=dict(size=10)))
+    fig.update_layout(height=480, margin=dict(t=70, b=40), title_font_size=14,
+                      legend=dict(orientation="h", y=-0.42, yanchor="top", x=0,
+                                  font=dict(size=10)))
+    fig.update_xaxes(title_text="")
     return fig
 
 
@@ -107,7 +116,8 @@ def _curve(plot: Mapping[str, Any], title: str) -> go.Figure:
     apply_template(fig, title=title)
     fig.update_layout(xaxis_title=plot.get("x_title", "step"),
                       yaxis_title=plot.get("y_title", ""), hovermode="x unified",
-                      legend=dict(orientation="h", y=-0.25, x=0))
+                      legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0,
+                                  font=dict(size=11)))
     return e_notation(fig)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from insight.doctor import Evidence, Report, run_checks
+from insight.doctor import Evidence, Report, check_title, run_checks
 from insight.figures.activations import message_figure
 from insight.figures.doctor import finding_figure
 from insight.panels.registry import Panel, PanelContext, Param, register
@@ -84,7 +84,8 @@ def _figure(ctx: PanelContext, check: str = "", layer: str = "", active: bool = 
                               "gradients, curves, classes, dead units and the active checks.",
                               title="Doctor: evidence")
     f = found[0]
-    return finding_figure(report.plot(f))
+    name = check_title(f.check) + (f" at {f.layer}" if f.layer else "")
+    return finding_figure(report.plot(f), title=name)
 
 
 def _history(ctx: PanelContext) -> pd.DataFrame:

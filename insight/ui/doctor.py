@@ -37,9 +37,9 @@ def active_checks(ref: ModelRef) -> bool:
     left.caption("Static and measured checks run on the file, its data and its log. The "
                  "active checks also train a copy of the model (the loaded one is never "
                  "changed): can it overfit one batch, and which learning rates work.")
-    if right.button("Run active checks", key=f"{key}|button", disabled=bool(
-            st.session_state.get(key)), help="Trains a copy of the model for ~150 steps."):
-        st.session_state[key] = True
+    right.button("Run active checks", key=f"{key}|button", disabled=bool(
+        st.session_state.get(key)), help="Trains a copy of the model for ~200 steps.",
+        on_click=st.session_state.__setitem__, args=(key, True))
     return bool(st.session_state.get(key))
 
 
@@ -68,8 +68,9 @@ def verdict_box(summary: dict[str, Any]) -> None:
 
 
 def _title(row: Any) -> str:
-    name = str(row["check"]).replace("_", " ")
-    return name[0].upper() + name[1:] + (f" · `{row['layer']}`" if row["layer"] else "")
+    from insight.doctor import check_title
+
+    return check_title(str(row["check"])) + (f" · `{row['layer']}`" if row["layer"] else "")
 
 
 def finding_card(row: Any, ref: ModelRef, ctx: PanelContext, active: bool, i: int) -> None:

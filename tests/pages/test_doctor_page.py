@@ -79,3 +79,13 @@ def test_a_sick_model_shows_its_finding_with_the_fix(sick_model):
     assert "Softmax binary crossentropy · `probs`" in text
     assert "sparse_categorical_crossentropy" in text  # the fix
     assert "[Open Overview →](./overview)" in text
+
+
+def test_the_active_checks_run_on_the_button(sick_model):
+    at = _page(ModelRef(str(sick_model)))
+    assert "Overfit one batch" not in _text(at)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    text = _text(at)
+    assert "Overfit one batch" in text and "LR range test" in text
+    assert at.button[0].disabled  # they ran: the page keeps showing them

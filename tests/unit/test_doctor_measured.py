@@ -158,6 +158,15 @@ def test_vanishing_gradients_first_to_last_and_where_they_fall():
     assert report.plots["vanishing_gradient|"]["marked"] == ["hidden2"]
 
 
+def test_vanishing_gradients_halving_layer_after_layer():
+    table = grads_table([("hidden1", 100, 0.001), ("hidden2", 100, 0.004),
+                         ("hidden3", 100, 0.02), ("out", 100, 0.1)])
+    report = run(evidence(mlp(hidden=(8, 8, 8)), data(), grads=table), "vanishing_gradient")
+    assert found(report) == [("vanishing_gradient", "vanishing_gradient", "warning", "hidden1")]
+    assert "halving or more layer after layer from out down to hidden1" in \
+        report.findings[0].explanation
+
+
 def test_no_gradient_reaching_a_layer():
     table = grads_table([("hidden1", 56, 0.0), ("out", 27, 0.05)])
     report = run(evidence(mlp(), data(), grads=table), "vanishing_gradient")
