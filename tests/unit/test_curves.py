@@ -256,3 +256,32 @@ def test_activation_logger_writes_summaries_that_read_back(tmp_path):
         ActivationLogger(tmp_path, x, freq=0)
     assert_error(e, UsageError, "freq must be")
     assert isinstance(df, pd.DataFrame)
+
+
+def test_activation_logger_numbers_equal_activation_stats_on_the_same_batch(tmp_path):
+    """What the logger writes for the last epoch is what `activation_stats` says about the
+    same examples at the same weights (a flipped dead fraction was only range-checked)."""
+    import keras
+
+    from insight.callbacks import ActivationLogger
+
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    model = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(16, activation="relu", name="hidden",
+                           bias_initializer=keras.initializers.Constant(-0.8)),
+        keras.layers.Dense(2, name="out")])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0,
+              callbacks=[ActivationLogger(tmp_path / "probe", x, y, examples=32)])
+    df = read_scalars(tmp_path)
+    last = df[(df.run == "probe/hidden") & (df.step == 1)].set_index("tag").value
+    table = insight.activation_stats(model, x[:32]).table.set_index("layer")
+    dead = table.loc["hidden", "dead_fraction"]
+    assert 0 < dead != 0.5  # some units dead, not half: an inverted fraction would show
+    assert last["dead_fraction"] == pytest.approx(dead, abs=1e-6)
+    assert last["zero_fraction"] == pytest.approx(table.loc["hidden", "zero_fraction"],
+                                                  abs=1e-6)
