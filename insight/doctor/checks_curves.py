@@ -28,15 +28,16 @@ from insight.doctor.findings import Finding
 from insight.doctor.registry import check
 
 __all__ = ["MIN_POINTS", "DIVERGE_FACTOR", "EXPLODE_FACTOR", "EXPLODE_ERROR", "SPIKE_RATIO",
-           "ZIGZAG_SHARE", "NOT_LEARNING_DROP", "LOW_LOSS_SHARE", "CREEP_DROP", "STEADY_SHARE",
-           "CHANCE_MARGIN", "UNDERFIT_SHARE", "PLATEAU", "GAP_LOSS", "training_series",
-           "last_finite"]
+           "SPIKE_SHARE", "ZIGZAG_SHARE", "NOT_LEARNING_DROP", "LOW_LOSS_SHARE", "CREEP_DROP",
+           "STEADY_SHARE", "CHANCE_MARGIN", "UNDERFIT_SHARE", "PLATEAU", "GAP_LOSS",
+           "training_series", "last_finite"]
 
 MIN_POINTS = 3  # points a curve needs before its shape is judged
 DIVERGE_FACTOR = 3.0  # a loss ending this many times above its best (and above its start)
 EXPLODE_FACTOR = 10.0  # ... or a classifier's loss reaching this many times ln(C) at any point
 EXPLODE_ERROR = 100.0  # ... an error from this many times ln(C) (a warning below)
-SPIKE_RATIO = 1.5  # a point this many times above the best so far is a spike
+SPIKE_RATIO = 1.5  # a point this many times above the best so far is a spike,
+SPIKE_SHARE = 0.1  # ... when it also undoes this share of the fall made so far
 ZIGZAG_SHARE = 0.4  # ... or this share of steps going up (each by 5% of the level on average)
 NOT_LEARNING_DROP = 0.05  # a best loss less than 5% below the first: not learning
 LOW_LOSS_SHARE = 0.3  # ... unless it started below this share of ln(C) (already trained)
@@ -166,6 +167,7 @@ def loss_diverging(ev: Evidence) -> list[Finding]:
         steps, values = g["loss"]
         fs, fv = _finite(g["loss"])
         if not len(fv):
+            out += _nan_from_the_start(ev, g)
             continue
         best = int(np.argmin(fv))
         turned_nan = not np.isfinite(values[-1]) and fv[-1] > fv[0]
@@ -199,6 +201,33 @@ def loss_diverging(ev: Evidence) -> list[Finding]:
     return out
 
 
+def _clean_data(ev: Evidence) -> bool:
+    """Whether the data is known, with finite inputs and labels."""
+    if ev.dataset is None or ev.dataset.nonfinite:
+        return False
+    try:
+        labels = ev.labels
+    except Unavailable:
+        return True
+    return all(y is None or y.dtype.kind not in "fc" or np.isfinite(y).all() for y in labels)
+
+
+def _nan_from_the_start(ev: Evidence, g: dict[str, Any]) -> list[Finding]:
+    """A loss NaN from its first point on, on data without NaN: blown up at once."""
+    steps, values = g["loss"]
+    if len(values) < 1 or not _clean_data(ev):
+        return []
+    return [Finding(
+        "loss_diverging", "learning_rate_high", "error", None,
+        _ev(g, first_step=int(steps[0]), points=int(len(values)), finite_points=0),
+        f"The training loss is NaN from {_unit(steps)} {int(steps[0])} on, and the inputs and "
+        "labels hold no NaN: the very first updates blew the weights up. That is a learning "
+        "rate far too high (or an overflow in a custom layer or loss).",
+        "Lower the learning rate 10x or more (the learning-rate range test, insight doctor "
+        "--train-probe, finds where it diverges), and clip gradients (clipnorm=1.0).",
+        **_WHERE)]
+
+
 @check("loss_oscillating", "learning_rate_high", needs=("curves",), cheap=True)
 def loss_oscillating(ev: Evidence) -> list[Finding]:
     """A loss that jumps up and down, or spikes far above its best so far."""
@@ -208,7 +237,9 @@ def loss_oscillating(ev: Evidence) -> list[Finding]:
         if len(fv) < 5 or fv[-1] >= DIVERGE_FACTOR * fv.min():  # diverging: said there
             continue
         running = np.minimum.accumulate(fv)
-        spikes = np.flatnonzero(fv[1:] >= SPIKE_RATIO * running[:-1]) + 1
+        progress = np.maximum(fv[0] - running[:-1], 0.0)  # how far it had come, so far
+        spikes = np.flatnonzero((fv[1:] >= SPIKE_RATIO * running[:-1]) &
+                                (fv[1:] - running[:-1] >= SPIKE_SHARE * progress)) + 1
         diffs = np.diff(fv)
         ups = diffs > 0
         level = np.maximum(np.abs(fv[:-1]), 1e-12)

@@ -76,12 +76,17 @@ def vanishing_gradient(ev: Evidence) -> list[Finding]:
     where = {"page": "gradients", "panel": "gradient_norms"}
     out = []
     zero = [p for p, r in zip(layers, rms, strict=True) if r == 0]
-    for p in zero:
+    if zero:  # said once, at the deepest layer the gradient does not reach
+        at = zero[-1]
+        others = f" (nor {len(zero) - 1} layer{'s' if len(zero) > 2 else ''} before it)" \
+            if len(zero) > 1 else ""
         out.append(Finding(
-            "vanishing_gradient", "vanishing_gradient", "warning", p,
-            {"weight_grad_norm": 0.0, "target": ev.grads.target},
-            f"No gradient reaches {p}: its weights' gradient is exactly 0, so they never change. "
-            "Usually every unit after it is dead (a ReLU that never fires) or saturated.",
+            "vanishing_gradient", "vanishing_gradient", "warning", at,
+            {"layers_without_gradient": len(zero), "weighted_layers": len(layers),
+             "weight_grad_norm": 0.0, "target": ev.grads.target},
+            f"No gradient reaches {at}{others}: its weights' gradient is exactly 0, so they "
+            "never change. Usually every unit after it is dead (a ReLU that never fires) or "
+            "saturated.",
             "Fix the dead or saturated layers after it (see those findings); check that the "
             "layer is connected to the loss.", **where))
     low = int(np.argmin(rms[:-1]))  # the weakest layer before the last

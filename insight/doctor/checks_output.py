@@ -19,13 +19,21 @@ import numpy as np
 
 from insight.doctor.evidence import Evidence, Unavailable
 from insight.doctor.findings import Finding
-from insight.doctor.heads import ADAPTIVE, BINARY_CE, CATEGORICAL_CE, REGRESSION, SPARSE_CE, Head
+from insight.doctor.heads import (
+    ADAPTIVE,
+    BINARY_CE,
+    CATEGORICAL_CE,
+    REGRESSION,
+    SPARSE_CE,
+    Head,
+    optimizer_momentum,
+)
 from insight.doctor.registry import check
 
 __all__ = ["ADAPTIVE_LR_HIGH", "SGD_LR_HIGH", "ADAPTIVE_LR_LOW", "SGD_LR_LOW", "head_labels"]
 
 ADAPTIVE_LR_HIGH = 0.05  # Adam-like optimizers: rates from here up rarely train (default 1e-3)
-SGD_LR_HIGH = 1.0  # plain SGD: from here up (default 0.01)
+SGD_LR_HIGH = 1.0  # SGD: from here up, rate / (1 - momentum) (default 0.01)
 ADAPTIVE_LR_LOW = 1e-6  # ... and at or below these, weights hardly move
 SGD_LR_LOW = 1e-5
 
@@ -277,21 +285,26 @@ def learning_rate_setting(ev: Evidence) -> list[Finding]:
     adaptive = name in ADAPTIVE
     if name not in ADAPTIVE | {"sgd"}:
         return []
+    momentum = 0.0 if adaptive else optimizer_momentum(ev.source)
+    step = rate / (1.0 - momentum)  # SGD's steps once its momentum builds up
     high, low = (ADAPTIVE_LR_HIGH, ADAPTIVE_LR_LOW) if adaptive else (SGD_LR_HIGH, SGD_LR_LOW)
-    evidence = {"optimizer": name, "learning_rate": rate, "limit": high if rate >= high else low}
+    evidence = {"optimizer": name, "learning_rate": rate, "momentum": momentum,
+                "effective_rate": step, "limit": high if step >= high else low}
     where = {"page": "training", "panel": "training_curves"}
-    if rate >= high:
+    said = f"{rate:g}" + (f" with momentum {momentum:g} (steps of {step:g} once it builds up)"
+                          if momentum else "")
+    if step >= high:
         return [Finding(
             "learning_rate_setting", "learning_rate_high", "warning", None, evidence,
-            f"The {name} optimizer's learning rate is {rate:g}; for {name} rates from {high:g} "
+            f"The {name} optimizer's learning rate is {said}; for {name} rates from {high:g} "
             "up make the loss jump around or diverge (its default is "
             f"{0.001 if adaptive else 0.01:g}).",
             f"Lower it to about {0.001 if adaptive else 0.01:g}, or run the learning-rate "
             "range test (insight doctor --train-probe) to pick one.", **where)]
-    if rate <= low:
+    if step <= low:
         return [Finding(
             "learning_rate_setting", "learning_rate_low", "warning", None, evidence,
-            f"The {name} optimizer's learning rate is {rate:g}: at or below {low:g} the "
+            f"The {name} optimizer's learning rate is {said}: at or below {low:g} the "
             "weights hardly move and the loss creeps down for a very long time.",
             f"Raise it to about {0.001 if adaptive else 0.01:g}, or run the learning-rate "
             "range test (insight doctor --train-probe).", **where)]

@@ -54,15 +54,11 @@ def weight_scale(ev: Evidence) -> list[Finding]:
     """Kernels that are not finite, all zero, or of absurd scale."""
     out = []
     where = {"page": "overview", "panel": "layer_weights_histogram"}
+    nonfinite: list[tuple[str, str, int, int]] = []
     for path, _, name, w in _kernels(ev):
         bad = int((~np.isfinite(w)).sum())
         if bad:
-            out.append(Finding(
-                "weight_scale", "nan_inf", "error", path, {"variable": name, "nonfinite": bad,
-                                                           "size": int(w.size)},
-                f"{bad:,} weights of {path}'s {name} are NaN or infinite: every output is NaN.",
-                "Training diverged before this was saved: lower the learning rate, clip "
-                "gradients (clipnorm=1.0) and retrain from a finite checkpoint.", **where))
+            nonfinite.append((path, name, bad, int(w.size)))
             continue
         std, ref = float(w.std()), glorot_std(tuple(w.shape))
         evidence = {"variable": name, "std": std, "glorot_std": ref, "ratio": std / ref,
@@ -91,6 +87,17 @@ def weight_scale(ev: Evidence) -> list[Finding]:
                 "through it.",
                 "Use Keras' default initialiser (glorot_uniform; he_normal before ReLUs).",
                 **where))
+    if nonfinite:  # said once, at the first layer
+        path, name, bad, size = nonfinite[0]
+        more = f" (and the kernels of {len(nonfinite) - 1} more layers)" \
+            if len(nonfinite) > 1 else ""
+        out.append(Finding(
+            "weight_scale", "nan_inf", "error", path,
+            {"variable": name, "nonfinite": bad, "size": size, "layers_affected": len(nonfinite)},
+            f"{bad:,} of the {size:,} weights of {path}'s {name}{more} are NaN or infinite: "
+            "every output is NaN.",
+            "Training diverged before this was saved: lower the learning rate, clip gradients "
+            "(clipnorm=1.0) and retrain from a finite checkpoint.", **where))
     return out
 
 

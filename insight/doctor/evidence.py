@@ -209,8 +209,23 @@ class Evidence:
             x, y = self._probe
             return gradients(self.source, x, y)
         batch = self.data().take(slice(0, GRADIENT_ROWS))
-        return self._memo(f"probe:gradients:{GRADIENT_ROWS}",
-                          lambda: gradients(self.source, batch.x, batch.y))
+        g = self._memo(f"probe:gradients:{GRADIENT_ROWS}",
+                       lambda: gradients(self.source, batch.x, batch.y))
+        return self._through_logits(g, batch) if _flat(g) else g
+
+    def _through_logits(self, g, batch):
+        """The gradients as training computes them, from the logits a softmax or sigmoid
+        output keeps: `insight.gradients` differentiates the outputs as predicted, whose
+        clipped probabilities give exactly 0 everywhere once they saturate (huge logits),
+        when training's gradients are in fact huge."""
+        from dataclasses import replace
+
+        from insight.doctor.runtime import WeightGradients
+
+        lean = WeightGradients(self.model, batch.x, batch.y)()
+        if _flat(lean):
+            return g
+        return replace(lean, target=f"{g.target}, through the logits (the outputs saturate)")
 
     @cached_property
     def predictions(self) -> list[np.ndarray]:
@@ -268,3 +283,12 @@ class Evidence:
         if need == "train_probe":
             self.labels  # noqa: B018
             self.limit("gradients")
+
+
+def _flat(g) -> bool:
+    """A finite, non-zero loss whose every weight gradient is exactly 0 (saturated outputs
+    seen through clipped probabilities)."""
+    t = g.table
+    norms = t.loc[t["params"] > 0, "weight_grad_norm"].to_numpy(np.float64)
+    return bool(g.losses) and np.isfinite(g.value) and g.value > 0 and norms.size > 0 \
+        and bool(np.all(norms == 0))

@@ -22,6 +22,7 @@ from insight.model.layers import as_model, iter_layers
 from insight.probe.losses import compiled_loss, output_items
 
 __all__ = ["Head", "model_heads", "loss_name", "activation_name", "optimizer_setting",
+           "optimizer_momentum",
            "output_layer_paths", "SPARSE_CE", "CATEGORICAL_CE", "BINARY_CE", "REGRESSION",
            "PASS_THROUGH", "RELU_FAMILY", "SATURATING", "DEFAULT_LR", "ADAPTIVE"]
 
@@ -280,6 +281,27 @@ def optimizer_setting(model: Any) -> tuple[str, float | None] | None:
             return name, float(rate)
         return name, _schedule_rate(rate)
     return None
+
+
+def optimizer_momentum(model: Any) -> float:
+    """The (heavy-ball) momentum of an SGD optimizer as compiled, else 0. Its steps are
+    `1 / (1 - momentum)` times the learning rate once it builds up."""
+    keras_model = as_model(model)
+    opt = getattr(keras_model, "optimizer", None) if getattr(keras_model, "compiled", False) \
+        else None
+    if opt is not None:
+        value = getattr(opt, "momentum", 0.0)
+    else:
+        pf = getattr(model, "preflight", None)
+        config = ((getattr(pf, "config", None) or {}).get("compile_config") or {}).get(
+            "optimizer")
+        value = (config.get("config") or {}).get("momentum", 0.0) \
+            if isinstance(config, Mapping) else 0.0
+    try:
+        value = float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if 0.0 <= value < 1.0 else 0.0
 
 
 def _schedule_rate(rate: Any) -> float | None:

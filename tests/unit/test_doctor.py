@@ -214,6 +214,17 @@ def test_a_learning_rate_far_outside_what_trains(optimizer, rate, category):
     assert report.findings[0].evidence["learning_rate"] == pytest.approx(rate)
 
 
+def test_sgd_momentum_multiplies_its_steps():
+    import keras
+
+    model = mlp(optimizer=keras.optimizers.SGD(learning_rate=0.5, momentum=0.9))
+    report = run(evidence(model), "learning_rate_setting")
+    assert found(report) == [("learning_rate_setting", "learning_rate_high", "warning", None)]
+    assert report.findings[0].evidence["effective_rate"] == pytest.approx(5.0)
+    quiet = mlp(optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9))
+    assert not run(evidence(quiet), "learning_rate_setting").findings
+
+
 def test_the_learning_rate_of_a_schedule_in_the_file(tmp_path):
     import keras
 
@@ -309,6 +320,9 @@ def test_zero_huge_tiny_and_nan_kernels():
         ("weight_scale", "bad_init", "warning", "hidden2"),
         ("weight_scale", "bad_init", "warning", "hidden3"),
         ("weight_scale", "nan_inf", "error", "hidden4")]
+    model.get_layer("out").kernel.assign(np.full((8, 3), np.nan, "float32"))
+    nan = [f for f in run(evidence(model), "weight_scale").findings if f.category == "nan_inf"]
+    assert [(f.layer, f.evidence["layers_affected"]) for f in nan] == [("hidden4", 2)]
 
 
 def test_an_output_layer_may_start_at_zero():

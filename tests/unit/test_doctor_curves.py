@@ -63,6 +63,14 @@ def test_a_loss_that_climbs_and_turns_nan_is_diverging():
     assert found(report) == [("loss_diverging", "learning_rate_high", "warning", None)]
 
 
+def test_nan_from_the_first_epoch_on_clean_data_is_a_blow_up():
+    report = _run("loss_diverging", loss=[math.nan] * 4)
+    assert found(report) == [("loss_diverging", "learning_rate_high", "error", None)]
+    assert "inputs and labels hold no NaN" in report.findings[0].explanation
+    # without the data, NaN in the inputs cannot be ruled out: nothing said
+    assert not run(evidence(mlp(), None, curves(loss=[math.nan] * 4)), "loss_diverging").findings
+
+
 def test_spikes_and_zigzags_mean_a_rate_too_high():
     report = _run("loss_oscillating", loss=[1.0, 0.6, 0.5, 1.1, 0.45, 0.4, 0.9, 0.38])
     assert found(report) == [("loss_oscillating", "learning_rate_high", "warning", None)]

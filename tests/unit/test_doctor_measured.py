@@ -106,12 +106,12 @@ def test_nan_weights_measured_end_to_end():
 
 def test_dead_relus_measured_end_to_end():
     """A ReLU net whose biases start at -5: the statistics find its dead units, the weights
-    name the cause, and no gradient reaches the first layer."""
+    name the cause, and no gradient reaches the layers behind them."""
     report = diagnose(mlp(hidden=(8, 8), bias=-5.0), data())
     got = set(found(report))
     assert ("dead_units", "dead_units", "error", "hidden1") in got
     assert ("negative_bias", "dead_units", "warning", "hidden1") in got
-    assert ("vanishing_gradient", "vanishing_gradient", "warning", "hidden1") in got
+    assert ("vanishing_gradient", "vanishing_gradient", "warning", "hidden2") in got
     assert report.worst() == "error"
 
 
@@ -167,11 +167,25 @@ def test_vanishing_gradients_halving_layer_after_layer():
         report.findings[0].explanation
 
 
-def test_no_gradient_reaching_a_layer():
-    table = grads_table([("hidden1", 56, 0.0), ("out", 27, 0.05)])
-    report = run(evidence(mlp(), data(), grads=table), "vanishing_gradient")
-    assert found(report) == [("vanishing_gradient", "vanishing_gradient", "warning", "hidden1")]
-    assert "No gradient reaches hidden1" in report.findings[0].explanation
+def test_no_gradient_reaching_layers_is_said_once():
+    table = grads_table([("hidden1", 56, 0.0), ("hidden2", 72, 0.0), ("out", 27, 0.05)])
+    report = run(evidence(mlp(hidden=(8, 8)), data(), grads=table), "vanishing_gradient")
+    assert found(report) == [("vanishing_gradient", "vanishing_gradient", "warning", "hidden2")]
+    assert "No gradient reaches hidden2 (nor 1 layer before it)" in \
+        report.findings[0].explanation
+
+
+def test_saturated_outputs_are_differentiated_through_their_logits():
+    """Huge logits saturate the softmax: its clipped probabilities give every weight exactly
+    0, while training (through the logits) gets huge gradients: exploding, not vanishing."""
+    model = mlp(hidden=(16, 16), activation="linear")
+    for name in ("hidden1", "hidden2", "out"):
+        layer = model.get_layer(name)
+        layer.kernel.assign(layer.kernel.numpy() * 400)
+    report = run(evidence(model, data()), "vanishing_gradient", "exploding_gradient")
+    assert [f[:3] for f in found(report)] == [("exploding_gradient", "exploding_gradient",
+                                               "warning")]
+    assert "through the logits" in report.findings[0].evidence["target"]
 
 
 def test_exploding_gradients():
