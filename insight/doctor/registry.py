@@ -64,6 +64,7 @@ class Check:
 
 
 _REGISTRY: dict[str, Check] = {}
+_ORDERED: list[Check] = []  # all_checks(), sorted once
 # The order checks run and are listed in: the setup first, the curves last, active ones after.
 STAGES = ("checks_output", "checks_data", "checks_weights", "checks_probe", "checks_gradients",
           "checks_curves", "active")
@@ -94,6 +95,7 @@ def register(item: Check) -> Check:
     if item.name in _REGISTRY and _REGISTRY[item.name].fn is not item.fn:
         raise ValueError(f"A check named {item.name!r} is already registered.")
     _REGISTRY[item.name] = item
+    _ORDERED.clear()
     return item
 
 
@@ -126,7 +128,9 @@ def check_names() -> list[str]:
 
 def all_checks() -> list[Check]:
     """Every registered check, in the order they run (`STAGES`, then registration)."""
-    return sorted(_REGISTRY.values(), key=_stage)
+    if not _ORDERED:
+        _ORDERED.extend(sorted(_REGISTRY.values(), key=_stage))
+    return list(_ORDERED)
 
 
 def get_check(name: str) -> Check:
