@@ -36,6 +36,9 @@ ADAPTIVE_LR_HIGH = 0.05  # Adam-like optimizers: rates from here up rarely train
 SGD_LR_HIGH = 1.0  # SGD: from here up, rate / (1 - momentum) (default 0.01)
 ADAPTIVE_LR_LOW = 1e-6  # ... and at or below these, weights hardly move
 SGD_LR_LOW = 1e-5
+_OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "nadam": "Nadam",
+                    "adamax": "Adamax", "rmsprop": "RMSprop", "lion": "Lion", "lamb": "Lamb",
+                    "adafactor": "Adafactor", "muon": "Muon"}
 
 
 def _loss_class(h: Head) -> str:
@@ -293,6 +296,7 @@ def learning_rate_setting(ev: Evidence) -> list[Finding]:
     where = {"page": "training", "panel": "training_curves"}
     said = f"{rate:g}" + (f" with momentum {momentum:g} (steps of {step:g} once it builds up)"
                           if momentum else "")
+    name = _OPTIMIZER_NAMES.get(name, name)
     if step >= high:
         return [Finding(
             "learning_rate_setting", "learning_rate_high", "warning", None, evidence,

@@ -61,8 +61,10 @@ def finding_figure(plot: Mapping[str, Any], *, title: str | None = None) -> go.F
         title = f"{title}<br><sup>{own}</sup>" if own else title
     fig = builders[kind](plot, title or own)
     if kind != "gradient_norms":
-        fig.update_layout(height=FIGURE_HEIGHT, margin=dict(t=100 if title else 70, b=40, l=60,
-                                                            r=20))
+        below = kind == "curve"  # its legend sits under the axis
+        fig.update_layout(height=FIGURE_HEIGHT + (60 if below else 0),
+                          margin=dict(t=90 if title else 60, b=110 if below else 40, l=60,
+                                      r=20))
     return fig
 
 
@@ -104,19 +106,21 @@ def _curve(plot: Mapping[str, Any], title: str) -> go.Figure:
         if (~ok).any():
             top = float(np.nanmax(y[ok])) if ok.any() else 1.0
             fig.add_trace(go.Scatter(
-                x=x[~ok], y=[top] * int((~ok).sum()), mode="markers", name=f"{line['name']}: "
-                "NaN/Inf", marker=dict(symbol="x", size=10, color=MARK_COLOR),
-                hovertemplate="%{x}: NaN/Inf<extra></extra>"))
+                x=x[~ok], y=[top] * int((~ok).sum()), mode="markers", name="NaN/Inf",
+                legendgroup="nonfinite", showlegend=not any(t.name == "NaN/Inf"
+                                                            for t in fig.data),
+                marker=dict(symbol="x", size=9, color=MARK_COLOR),
+                hovertemplate="%{x}: " + line["name"] + " NaN/Inf<extra></extra>"))
     mark = plot.get("mark")
     if mark is not None:
         fig.add_vline(x=float(mark), line=dict(color=MARK_COLOR, dash="dash", width=2))
         fig.add_annotation(x=float(mark), y=1, yref="paper", text=plot.get("mark_text", ""),
                            showarrow=False, xanchor="left", yanchor="bottom",
-                           font=dict(color=MARK_COLOR, size=12))
+                           font=dict(color=MARK_COLOR, size=11))
     apply_template(fig, title=title)
     fig.update_layout(xaxis_title=plot.get("x_title", "step"),
                       yaxis_title=plot.get("y_title", ""), hovermode="x unified",
-                      legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0,
+                      legend=dict(orientation="h", y=-0.3, yanchor="top", x=0,
                                   font=dict(size=11)))
     return e_notation(fig)
 
