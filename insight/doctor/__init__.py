@@ -7,11 +7,12 @@ first, with what was checked and what could not be.
 
 Modules: `findings` (`Finding`, `Report`, `CATEGORIES`), `registry` (the checks by name),
 `heads` (what each output is and how it is trained), `evidence` (the shared, lazily gathered
-evidence), `diagnose`, `log` (the callback's `doctor.jsonl`), `runtime` (what the callback
-needs during `fit`), and the checks: `checks_output` (loss vs output, labels, learning rate),
-`checks_data`, `checks_weights` (initial state), `checks_probe` (activations and
-predictions), `checks_gradients`, `checks_curves`, `active` (train a copy: overfit one batch,
-learning-rate range test). Importing the package registers every check.
+evidence), `series` (the curves as the checks read them), `diagnose`, `log` (the callback's
+`doctor.jsonl`), `runtime` (what the callback needs during `fit`), and the checks:
+`checks_output` (loss vs output, labels, learning rate), `checks_data`, `checks_weights`
+(initial state), `checks_probe` (activations and predictions), `checks_gradients`,
+`checks_curves`, `active` (train a copy: overfit one batch, learning-rate range test).
+Importing the package registers every check.
 
 Example:
 

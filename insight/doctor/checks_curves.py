@@ -19,13 +19,13 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from insight.curves.analysis import train_val_verdict
-from insight.curves.splits import split_of
 from insight.doctor.evidence import Evidence, Unavailable
 from insight.doctor.findings import Finding
 from insight.doctor.registry import check
+from insight.doctor.series import finite as _finite
+from insight.doctor.series import last_finite, training_series
 
 __all__ = ["MIN_POINTS", "DIVERGE_FACTOR", "EXPLODE_FACTOR", "EXPLODE_ERROR", "SPIKE_RATIO",
            "SPIKE_SHARE", "ZIGZAG_SHARE", "NOT_LEARNING_DROP", "LOW_LOSS_SHARE", "CREEP_DROP",
@@ -47,43 +47,6 @@ CHANCE_MARGIN = 0.05  # accuracy within this of chance is at chance
 UNDERFIT_SHARE = 0.5  # a final training loss above this share of ln(C), flat: underfitting
 PLATEAU = 0.02  # relative improvement over the last points under which a curve is flat
 GAP_LOSS = 0.1  # a classifier's loss gap must also exceed this share of ln(C)
-_ACCURACY = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy",
-             "binary_accuracy")
-_RATE = ("learning_rate", "lr")
-
-
-def _metric(run: str, tag: str) -> tuple[str, str, str]:
-    group, split, metric = split_of(run, tag)
-    metric = metric.removeprefix("epoch_")
-    return group, "validation" if split == "validation" else "train", metric
-
-
-def training_series(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per run group, its curves: `{"group", "loss", "val_loss", "accuracy",
-    "val_accuracy", "learning_rate"}` each `(steps, values)` sorted by step (the last value
-    of a repeated step kept); groups with a training loss first, longest first."""
-    groups: dict[str, dict[str, Any]] = {}
-    for (run, tag), part in frame.groupby(["run", "tag"], observed=True, sort=False):
-        group, split, metric = _metric(str(run), str(tag))
-        name = "loss" if metric == "loss" else "accuracy" if metric in _ACCURACY else \
-            "learning_rate" if metric in _RATE else None
-        if name is None:
-            continue
-        key = name if split == "train" or name == "learning_rate" else f"val_{name}"
-        part = part.drop_duplicates("step", keep="last").sort_values("step")
-        series = (part["step"].to_numpy(np.int64), part["value"].to_numpy(np.float64))
-        groups.setdefault(group, {"group": group}).setdefault(key, series)
-    return sorted(groups.values(), key=lambda g: ("loss" not in g, -len(g.get("loss", ((),))[0])))
-
-
-def last_finite(series: tuple[np.ndarray, np.ndarray] | None) -> float | None:
-    """The last finite value of `(steps, values)`, or `None`."""
-    if series is None:
-        return None
-    v = series[1][np.isfinite(series[1])]
-    return float(v[-1]) if v.size else None
-
-
 def _series(ev: Evidence) -> list[dict[str, Any]]:
     found = [g for g in ev.shared("training_series", lambda: training_series(ev.curves))
              if "loss" in g]
@@ -151,12 +114,6 @@ def loss_nan(ev: Evidence) -> list[Finding]:
             if key == "loss":
                 _plot(ev, "loss_nan", g, step, f"NaN from {_unit(steps)} {step}")
     return out
-
-
-def _finite(series: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    steps, values = series
-    ok = np.isfinite(values)
-    return steps[ok], values[ok]
 
 
 @check("loss_diverging", "learning_rate_high", needs=("curves",), cheap=True)

@@ -18,12 +18,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from insight.doctor.checks_curves import last_finite, training_series
 from insight.doctor.checks_weights import prediction_loss_value
 from insight.doctor.evidence import Evidence, Unavailable
 from insight.doctor.findings import Finding
 from insight.doctor.heads import PASS_THROUGH, RELU_FAMILY, activation_name
 from insight.doctor.registry import check
+from insight.doctor.series import last_finite, training_series
 
 __all__ = ["DEAD_INFO", "DEAD_WARNING", "SATURATED_LIMIT", "SCALE_CHANGE", "CONSTANT_SHARE",
            "PREDICTION_LOSS_RATIO", "PREDICTION_LOSS_MARGIN", "dead_layers", "hidden_rows"]

@@ -58,7 +58,7 @@ class Evidence:
         dataset: the data, or `None` (no data checks; synthetic data counts as none).
         logdir: a TensorBoard logdir, CSVLogger CSV or history JSON, or `None`.
         curves: instead of a logdir, a scalars frame (`run, tag, step, value`), or the
-            curves already split into series (`insight.doctor.checks_curves.training_series`'s
+            curves already split into series (`insight.doctor.series.training_series`'s
             output: the callback's history so far). Defaults to `None`.
         data_error: why there is no dataset, when reading it failed. Defaults to `None`.
         memo: `memo(key, compute)` for the expensive pieces. Defaults to computing.

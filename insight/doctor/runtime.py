@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = ["HISTORY_NAMES", "history_series", "WeightGradients"]
 
-# Keras' log keys -> the doctor's curve names (`insight.doctor.checks_curves.training_series`)
+# Keras' log keys -> the doctor's curve names (`insight.doctor.series.training_series`)
 HISTORY_NAMES = {"loss": "loss", "val_loss": "val_loss", "accuracy": "accuracy",
                  "acc": "accuracy", "val_accuracy": "val_accuracy", "val_acc": "val_accuracy",
                  "learning_rate": "learning_rate", "lr": "learning_rate"}
