@@ -32,9 +32,12 @@ def shipped_folder(name: str) -> Path:
         ModuleNotFoundError: neither the package `insight.<name>` nor the folder exists.
     """
     try:
-        return Path(str(resources.files(f"insight.{name}")))
+        installed = Path(str(resources.files(f"insight.{name}")))
     except ModuleNotFoundError:
-        checkout = CHECKOUT / name
-        if checkout.is_dir():
-            return checkout
-        raise
+        installed = None
+    if installed is not None and installed.is_dir():
+        return installed
+    checkout = CHECKOUT / name
+    if checkout.is_dir():
+        return checkout
+    raise ModuleNotFoundError(f"Neither the package insight.{name} nor {checkout} exists.")

@@ -164,3 +164,15 @@ def test_samples_found_from_a_source_checkout_without_the_mapped_package(monkeyp
     monkeypatch.setattr(shipped, "CHECKOUT", checkout / "nowhere")
     with pytest.raises(ModuleNotFoundError):
         shipped.shipped_folder("app_pages")
+
+
+@pytest.mark.parametrize(("folder", "inside"), [("app_pages", "overview.py"),
+                                                ("sample_models", "digits_cnn")])
+def test_shipped_folders_are_real_folders(folder, inside):
+    """Installed or in a checkout, the folder is a directory Streamlit can run pages from
+    (a package without `__init__.py` would come back as a namespace's MultiplexedPath)."""
+    from insight.shipped import shipped_folder
+
+    found = shipped_folder(folder)
+    assert found.is_dir() and (found / inside).exists()
+    assert (Path(__file__).resolve().parents[2] / folder / "__init__.py").is_file()
