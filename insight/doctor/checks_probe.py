@@ -21,9 +21,10 @@ import pandas as pd
 from insight.doctor.checks_weights import prediction_loss_value
 from insight.doctor.evidence import Evidence, Unavailable
 from insight.doctor.findings import Finding
-from insight.doctor.heads import PASS_THROUGH, RELU_FAMILY, activation_name
+from insight.doctor.heads import RELU_FAMILY, activation_name
 from insight.doctor.registry import check
 from insight.doctor.series import last_finite, training_series
+from insight.model.layers import PASS_THROUGH
 
 __all__ = ["DEAD_INFO", "DEAD_WARNING", "SATURATED_LIMIT", "SCALE_CHANGE", "CONSTANT_SHARE",
            "PREDICTION_LOSS_RATIO", "PREDICTION_LOSS_MARGIN", "dead_layers", "hidden_rows"]

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from insight.data import Dataset
-from insight.doctor.heads import Head, model_heads, optimizer_setting, output_layer_paths
+from insight.doctor.heads import Head, model_heads, optimizer_setting
 from insight.errors import InsightError
-from insight.model.layers import as_model, iter_layers
+from insight.model.layers import as_model, iter_layers, output_layer_paths
 
 __all__ = ["Evidence", "Unavailable", "STATS_ROWS", "GRADIENT_ROWS", "PREDICT_ROWS",
            "INPUT_ROWS"]

@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from insight.model.layers import as_model, iter_layers
+from insight.model.layers import PASS_THROUGH, as_model, iter_layers, layer_inputs, producer
 from insight.probe.losses import compiled_loss, output_items
 
 __all__ = ["Head", "model_heads", "loss_name", "activation_name", "optimizer_setting",
            "optimizer_momentum",
-           "output_layer_paths", "SPARSE_CE", "CATEGORICAL_CE", "BINARY_CE", "REGRESSION",
-           "PASS_THROUGH", "RELU_FAMILY", "SATURATING", "DEFAULT_LR", "ADAPTIVE"]
+           "SPARSE_CE", "CATEGORICAL_CE", "BINARY_CE", "REGRESSION",
+           "RELU_FAMILY", "SATURATING", "DEFAULT_LR", "ADAPTIVE"]
 
 SPARSE_CE = {"sparse_categorical_crossentropy"}
 CATEGORICAL_CE = {"categorical_crossentropy", "categorical_focal_crossentropy", "crossentropy"}
@@ -35,11 +35,6 @@ _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
             "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error",
             "logcosh": "log_cosh", "huber_loss": "huber", "ce": "crossentropy",
             "kld": "kl_divergence", "kullback_leibler_divergence": "kl_divergence"}
-# Layers that pass their input's values on (reshaped, pooled, dropped, padded): a dead unit or
-# an output's activation is looked for in the layer before them.
-PASS_THROUGH = re.compile(r"Flatten|Reshape|Permute|RepeatVector|Identity|Concatenate|"
-                          r".*Dropout|Gaussian(Noise|Dropout)|(Global)?(Max|Average)Pooling\dD|"
-                          r"ZeroPadding\dD|Cropping\dD|UpSampling\dD|InputLayer")
 RELU_FAMILY = {"relu", "relu6"}  # exactly 0 below a threshold: units can die
 SATURATING = {"sigmoid", "tanh", "hard_sigmoid", "softsign", "hard_tanh"}
 # Keras' default learning rates, for optimizers given by name ("adam").
@@ -135,60 +130,22 @@ def activation_name(layer: Any) -> str:
     return str(getattr(act, "__name__", None) or type(act).__name__).lower()
 
 
-def _producer(tensor: Any) -> Any:
-    history = getattr(tensor, "_keras_history", None)
-    return getattr(history, "operation", None) if history is not None else None
-
-
-def _layer_inputs(layer: Any) -> list:
-    try:
-        return list(layer._inbound_nodes[0].input_tensors)
-    except (AttributeError, IndexError):
-        return []
-
-
 def _making_layer(tensor: Any, paths: dict[int, str]) -> Any:
     """The layer whose activation makes `tensor`: nested models opened, pass-through layers
     (a single input) walked back."""
-    layer = _producer(tensor)
+    layer = producer(tensor)
     for _ in range(64):
         if layer is None:
             return None
         inner = getattr(layer, "outputs", None) if getattr(layer, "layers", None) else None
         if inner:
-            layer = _producer(inner[0])
+            layer = producer(inner[0])
             continue
-        if PASS_THROUGH.fullmatch(type(layer).__name__) and len(_layer_inputs(layer)) == 1:
-            layer = _producer(_layer_inputs(layer)[0])
+        if PASS_THROUGH.fullmatch(type(layer).__name__) and len(layer_inputs(layer)) == 1:
+            layer = producer(layer_inputs(layer)[0])
             continue
         return layer
     return layer
-
-
-def output_layer_paths(model: Any) -> set[str]:
-    """Paths of the layers that make the model's outputs (nested models' inner ones too, and
-    the pass-through layers after them): their saturation is a confident prediction."""
-    keras_model = as_model(model)
-    paths = {id(layer): p for p, layer, _ in iter_layers(keras_model)}
-    found: set[str] = set()
-    try:
-        outputs = list(keras_model.outputs or [])
-    except (AttributeError, ValueError):
-        outputs = []
-    for t in outputs:
-        layer = _producer(t)
-        for _ in range(64):
-            if layer is None or id(layer) not in paths:
-                break
-            found.add(paths[id(layer)])
-            inner = getattr(layer, "outputs", None) if getattr(layer, "layers", None) else None
-            nxt = inner[0] if inner else (_layer_inputs(layer)[0] if PASS_THROUGH.fullmatch(
-                type(layer).__name__) and len(_layer_inputs(layer)) == 1 else None)
-            layer = _producer(nxt) if nxt is not None else None
-    if not found:
-        layers = [p for p, layer, d in iter_layers(keras_model) if d == 0]
-        found = set(layers[-1:])
-    return found
 
 
 def _per_output(spec: Any, names: list[str]) -> list[Any]:

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +22,8 @@ import numpy as np
 from insight.errors import UsageError
 
 __all__ = ["shape_text", "output_shape_text", "param_count", "iter_layers", "as_model",
-           "layer_paths", "resolve_layers", "saturating_activation"]
+           "layer_paths", "resolve_layers", "saturating_activation", "PASS_THROUGH",
+           "producer", "layer_inputs", "output_layer_paths"]
 
 
 def shape_text(shape: Any) -> str:
@@ -112,3 +114,51 @@ def saturating_activation(layer: Any) -> str | None:
     name = getattr(act, "__name__", None) or (type(layer).__name__.lower()
                                                if type(layer).__name__ == "Softmax" else None)
     return name if name in ("sigmoid", "tanh", "softmax") else None
+
+
+# Layers that pass their input's values on (reshaped, pooled, dropped, padded): a dead unit or
+# an output's activation is looked for in the layer before them (the doctor's checks and the
+# Activations page's flags both read this).
+PASS_THROUGH = re.compile(r"Flatten|Reshape|Permute|RepeatVector|Identity|Concatenate|"
+                          r".*Dropout|Gaussian(Noise|Dropout)|(Global)?(Max|Average)Pooling\dD|"
+                          r"ZeroPadding\dD|Cropping\dD|UpSampling\dD|InputLayer")
+
+
+def producer(tensor: Any) -> Any:
+    """The layer (operation) that made a symbolic Keras tensor, or `None`."""
+    history = getattr(tensor, "_keras_history", None)
+    return getattr(history, "operation", None) if history is not None else None
+
+
+def layer_inputs(layer: Any) -> list:
+    """The symbolic tensors a layer was first called on (`[]` when unknown)."""
+    try:
+        return list(layer._inbound_nodes[0].input_tensors)
+    except (AttributeError, IndexError):
+        return []
+
+
+def output_layer_paths(model: Any) -> set[str]:
+    """Paths of the layers that make the model's outputs (nested models' inner ones too, and
+    the pass-through layers after them): their saturation is a confident prediction."""
+    keras_model = as_model(model)
+    paths = {id(layer): p for p, layer, _ in iter_layers(keras_model)}
+    found: set[str] = set()
+    try:
+        outputs = list(keras_model.outputs or [])
+    except (AttributeError, ValueError):
+        outputs = []
+    for t in outputs:
+        layer = producer(t)
+        for _ in range(64):
+            if layer is None or id(layer) not in paths:
+                break
+            found.add(paths[id(layer)])
+            inner = getattr(layer, "outputs", None) if getattr(layer, "layers", None) else None
+            nxt = inner[0] if inner else (layer_inputs(layer)[0] if PASS_THROUGH.fullmatch(
+                type(layer).__name__) and len(layer_inputs(layer)) == 1 else None)
+            layer = producer(nxt) if nxt is not None else None
+    if not found:
+        layers = [p for p, layer, d in iter_layers(keras_model) if d == 0]
+        found = set(layers[-1:])
+    return found

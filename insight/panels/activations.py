@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,7 @@ from insight.figures.activations import (
     ridge_figure,
     values_figure,
 )
-from insight.model.layers import iter_layers
+from insight.model.layers import PASS_THROUGH, iter_layers
 from insight.panels.probe import (
     EXAMPLE,
     LAYER,
@@ -65,9 +64,6 @@ SATURATED_LIMIT = 0.5  # ... a hidden layer with more saturated values (rows, fo
 RIDGE_ROWS = 48  # above this many layers the ridge plot shows blocks (by="auto")
 RIDGE_BY = ("auto", "layer", "block")
 RIDGE_FRAME = 1060  # pixels of the scrolling frame a page shows every layer's ridge row in
-PASS_THROUGH = re.compile(r"Flatten|Reshape|Permute|RepeatVector|Identity|Concatenate|"
-                          r".*Dropout|Gaussian(Noise|Dropout)|(Global)?(Max|Average)Pooling\dD|"
-                          r"ZeroPadding\dD|Cropping\dD|UpSampling\dD|InputLayer")
 
 
 def layer_units(table: pd.DataFrame, layer: str) -> int:

@@ -24,7 +24,8 @@ import numpy as np
 
 from insight.data import Dataset
 from insight.errors import UsageError
-from insight.model.layers import iter_layers, resolve_layers
+from insight.model.layers import output_layer_paths as output_layers
+from insight.model.layers import resolve_layers
 from insight.panels.registry import PanelContext, Param
 
 __all__ = ["USES", "EXAMPLE", "LAYER", "check_probing", "probe_dataset", "checked_example",
@@ -157,27 +158,3 @@ def data_source(ds: Dataset) -> str:
     return "synthetic inputs" if ds.synthetic else (ds.name or "data")
 
 
-def output_layers(model: Any) -> set[str]:
-    """The paths of the layers whose outputs are the model's outputs (inside a nested model
-    that is an output, its own output layers too). A subclassed model, which records no
-    graph: its last layer."""
-    paths = {id(layer): path for path, layer, _ in iter_layers(model)}
-    found: set[str] = set()
-
-    def visit(m: Any) -> None:
-        try:
-            outputs = list(getattr(m, "outputs", None) or [])
-        except (AttributeError, ValueError):  # a subclassed model has no symbolic outputs
-            outputs = []
-        for tensor in outputs:
-            op = getattr(getattr(tensor, "_keras_history", None), "operation", None)
-            if op is None or id(op) not in paths:
-                continue
-            found.add(paths[id(op)])
-            if getattr(op, "layers", None) and op is not m:
-                visit(op)
-
-    visit(model)
-    if not found and paths:
-        found.add(list(paths.values())[-1])
-    return found
