@@ -38,12 +38,16 @@ def search_mask(meta: pd.DataFrame, query: str, *, regex: bool = False) -> np.nd
     """
     if not query:
         return np.zeros(len(meta), dtype=bool)
-    if regex:
-        user_regex(query, "search")
     mask = np.zeros(len(meta), dtype=bool)
+    # A regex runs on RE2 (linear time), never through pandas' `str.contains`, whose `re`
+    # backtracks exponentially on patterns such as `(a+)+$`.
+    pattern = user_regex(query, "search", ignore_case=True) if regex else None
     for col in meta.columns:
         text = meta[col].astype(str)
-        mask |= text.str.contains(query, case=False, regex=regex).to_numpy()
+        if pattern is None:
+            mask |= text.str.contains(query, case=False, regex=False).to_numpy()
+        else:
+            mask |= np.fromiter((pattern.search(t) is not None for t in text), bool, len(text))
     return mask
 
 

@@ -156,15 +156,36 @@ def test_graph_panel_of_subclassed_explains(load_sample):
     assert "subclassed" in " ".join(a.text for a in fig.layout.annotations)
 
 
-def test_user_patterns_that_could_run_for_minutes_are_refused():
+def test_user_patterns_run_in_linear_time_and_bad_ones_are_refused():
+    """RE2 runs the patterns a backtracking guard let through (`((a+))+$`, `(.|.)*X`,
+    `(\\d|\\d)+[a-z]`) in linear time; `re` needs 2**n steps for them."""
+    import time
+
     from insight.errors import UsageError
     from insight.patterns import user_regex
 
     assert user_regex("loss|val_.*", "tag").search("val_loss")
-    assert user_regex("(ab)+c?", "tag").search("ababc")  # repetition, not nested
-    for bad in ["(a+)+$", "(x*)*y", "(\\w+\\s?)*$", "(a{1,})+", "x" * 201, "(unclosed"]:
+    assert user_regex("(ab)+c?", "tag").search("ababc")
+    assert user_regex("^val", "tag").match("val_loss") and not user_regex("^val", "t").match("x")
+    assert user_regex("epoch_(loss|acc)", "tag").fullmatch("epoch_acc")
+    assert user_regex("LOSS", "tag", ignore_case=True).search("val_loss")
+    for evil, text in [("((a+))+$", "a" * 100_000 + "!"), ("(.|.)*X", "x" * 100_000),
+                       ("(\\d|\\d)+[a-z]", "1" * 100_000 + "!"), ("(a+)+$", "a" * 100_000 + "b")]:
+        start = time.perf_counter()
+        assert user_regex(evil, "tag").search(text) is None
+        assert time.perf_counter() - start < 0.5, evil
+    for bad in ["x" * 201, "(unclosed", "(a)\\1", "(?=a)b"]:
         with pytest.raises(UsageError, match="Received: "):
             user_regex(bad, "tag")
+
+
+def test_search_mask_regex_runs_on_re2():
+    from insight.figures.projector import search_mask
+
+    meta = pd.DataFrame({"label": ["cat", "dog", "a" * 5000 + "!"], "n": [1, 3, 22]})
+    assert search_mask(meta, "D.G|^2", regex=True).tolist() == [False, True, True]
+    assert search_mask(meta, "(a+)+$", regex=True).tolist() == [False, False, False]
+    assert search_mask(meta, "a", regex=False).tolist() == [True, False, True]
 
 
 def test_widget_fields_of_a_param_are_optional_and_not_enforced():
