@@ -24,6 +24,7 @@ insight.errors.UsageError: No such panel: 'nope'. Existing panels are: ...
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +35,10 @@ from insight.model.loading import LoadedModel
 from insight.model.preflight import Preflight
 
 __all__ = ["Param", "Panel", "PanelContext", "register", "get_panel", "panel_names",
-           "build_panel", "validate_params"]
+           "build_panel", "validate_params", "MAX_INT"]
 
 KINDS = ("figure", "table", "card", "dot")
+MAX_INT = 2**31 - 1  # the bound of an int parameter that declares no range
 
 
 @dataclass(frozen=True)
@@ -49,14 +51,26 @@ class Param:
         default: the value used when it is not given.
         choices: allowed values, when the set is fixed. Defaults to `None`.
         help: one line for the UI and `--help`.
-        min_value: the smallest value a UI widget offers. Defaults to `None` (no bound).
-        max_value: the largest value a UI widget offers. Defaults to `None` (no bound).
+        min_value: the smallest value accepted, and the smallest a UI widget offers.
+            Defaults to `None` (no bound).
+        max_value: the largest value accepted, and the largest a UI widget offers.
+            Defaults to `None` (no bound).
         step: a UI widget's step. Defaults to `None` (the widget's own).
         presets: the values a UI offers when any value is allowed (a select slider's
             stops). Defaults to `None`.
 
-    The last four describe widgets only: `parse` does not check them (builders validate
-    what they accept), so a deep link may ask for a value no widget offers.
+    `parse` checks numbers whatever their source (a deep link from a stranger, the CLI, a
+    widget): a float must be finite (`nan`, `inf` are refused), any number must lie within
+    `[min_value, max_value]`, and an int without a declared range within `±MAX_INT` (no
+    builder wants a 20-digit count, and numpy's seeds and indexes overflow past it).
+
+    Example:
+
+    >>> dist = Param("min_dist", "float", 0.1, min_value=0.0, max_value=1.0)
+    >>> dist.parse("nan", "p")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    insight.errors.UsageError: Panel 'p' parameter 'min_dist' must be a finite number...
     """
 
     name: str
@@ -81,7 +95,7 @@ class Param:
                 value = _parse_bool(raw)
             else:
                 value = str(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise UsageError(
                 f"Panel {panel!r} parameter {self.name!r} must be of type {self.type}.",
                 self.help, f"{self.name}={raw!r}") from None
@@ -89,7 +103,33 @@ class Param:
             raise UsageError(
                 f"Panel {panel!r} parameter {self.name!r} must be one of "
                 f"{', '.join(map(str, self.choices))}.", "", f"{self.name}={raw!r}")
+        if self.type in ("int", "float"):
+            self._check_range(value, raw, panel)
         return value
+
+    def _check_range(self, value: float, raw: Any, panel: str) -> None:
+        """Refuse NaN, infinities and values outside the declared range (a deep link's
+        `min_dist=nan` or `perplexity=-1` would otherwise fail deep inside UMAP or t-SNE)."""
+        if not math.isfinite(value):
+            raise UsageError(f"Panel {panel!r} parameter {self.name!r} must be a finite "
+                             "number.", self._range_hint(), f"{self.name}={raw!r}")
+        low, high = self.min_value, self.max_value
+        if self.type == "int" and low is None and high is None:
+            low, high = -MAX_INT, MAX_INT
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise UsageError(f"Panel {panel!r} parameter {self.name!r} is out of range.",
+                             self._range_hint(low, high), f"{self.name}={raw!r}")
+
+    def _range_hint(self, low: Any = None, high: Any = None) -> str:
+        low = self.min_value if low is None else low
+        high = self.max_value if high is None else high
+        if low is not None and high is not None:
+            return f"Give a value from {low} to {high}."
+        if low is not None:
+            return f"Give a value of at least {low}."
+        if high is not None:
+            return f"Give a value of at most {high}."
+        return f"Give a number, e.g. {self.default}."
 
 
 def _parse_bool(raw: Any) -> bool:

@@ -188,18 +188,39 @@ def test_search_mask_regex_runs_on_re2():
     assert search_mask(meta, "a", regex=False).tolist() == [True, False, True]
 
 
-def test_widget_fields_of_a_param_are_optional_and_not_enforced():
-    """`min_value`, `max_value`, `step` and `presets` describe widgets; a deep link may still
-    ask for any value (builders validate what they accept)."""
+def test_widget_fields_of_a_param_are_optional_and_the_range_is_enforced():
+    """`min_value`/`max_value` bound what a widget offers and what a deep link may ask
+    (`weight=0.995` from a link is refused like any value outside the declared range);
+    `step` and `presets` describe widgets only."""
     old_style = Param("top", "int", 5, None, "How many.")
     assert (old_style.min_value, old_style.max_value, old_style.step, old_style.presets) == \
         (None, None, None, None)
     weight = next(p for p in get_panel("training_curves").params if p.name == "weight")
     assert (weight.default, weight.min_value, weight.max_value, weight.step) == \
         (0.6, 0.0, 0.99, 0.01)
-    assert weight.parse("0.995", "training_curves") == 0.995
+    assert weight.parse("0.99", "training_curves") == 0.99
+    for bad in ("0.995", "-0.1", "nan", "inf"):
+        with pytest.raises(UsageError, match="Give a value from 0.0 to 0.99. Received: weight="):
+            weight.parse(bad, "training_curves")
     points = next(p for p in get_panel("training_curves").params if p.name == "points")
     assert points.default in points.presets and points.parse("3000", "training_curves") == 3000
+
+
+@pytest.mark.parametrize(("panel", "name", "raw", "message"), [
+    ("projection", "min_dist", "nan", "must be a finite number. Give a value from 0.0 to 1.0"),
+    ("projection", "min_dist", "-inf", "must be a finite number"),
+    ("projection", "perplexity", "-1", "out of range. Give a value from 2.0 to 100.0"),
+    ("projection", "perplexity", "1e999", "must be a finite number"),
+    ("projection", "n_neighbors", "1", "out of range"),
+    ("projection", "sample", "-5", "out of range. Give a value of at least 0"),
+    ("projection", "seed", str(2**40), "out of range. Give a value from -2147483647"),
+    ("projection", "dims", "nan", "must be of type int"),
+    ("training_curves", "window", "999999999999", "out of range"),
+])
+def test_bad_numbers_from_a_link_are_usage_errors(panel, name, raw, message):
+    with pytest.raises(UsageError, match=message) as info:
+        validate_params(get_panel(panel), {name: raw})
+    assert str(info.value).endswith(f"Received: {name}={raw!r}")
 
 
 def test_metric_order_losses_then_accuracies_then_the_rest():
