@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from insight.data.dataset import (
     Dataset,
     array_items,
 )
+from insight.data.npy import read_npy, read_npz
 from insight.errors import DataError
 
 __all__ = ["load_dataset", "check_data_path", "DATA_SUFFIXES"]
@@ -111,14 +111,6 @@ def load_dataset(path: str | Path) -> Dataset:
     return dataset
 
 
-def _pickled(key: str, shown: str) -> DataError:
-    return DataError(
-        f"The array {key!r} holds Python objects (a pickled array). insight refuses pickled "
-        "arrays for safety: unpickling can run code from the file.",
-        "Save plain numeric or string arrays, e.g. np.array(class_names, dtype=str).",
-        shown)
-
-
 def _corrupt(kind: str, exc: BaseException | None, shown: str) -> DataError:
     detail = f" ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})" \
         if exc is not None and str(exc) else ""
@@ -127,24 +119,11 @@ def _corrupt(kind: str, exc: BaseException | None, shown: str) -> DataError:
                      "Save it again with np.savez('data.npz', x=x, y=y) or np.save.", shown)
 
 
-_READ_ERRORS = (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
-
-
 def _load_npz(p: Path, shown: str) -> Dataset:
     if not zipfile.is_zipfile(p):
         raise _corrupt("NumPy .npz archive", None, shown)
-    arrays: dict[str, np.ndarray] = {}
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            for key in npz.files:
-                try:
-                    arrays[key] = npz[key]
-                except ValueError as exc:
-                    if "pickle" in str(exc).lower():
-                        raise _pickled(key, shown) from exc
-                    raise _corrupt("NumPy .npz archive", exc, shown) from exc
-    except (ValueError, *_READ_ERRORS) as exc:
-        raise _corrupt("NumPy .npz archive", exc, shown) from exc
+    # headers first: a lying shape or a compressed bomb is refused before it is inflated
+    arrays = read_npz(p, shown)
     if not arrays:
         raise DataError("The .npz file holds no arrays.",
                         "Save the inputs with np.savez('data.npz', x=x, y=y).", shown)
@@ -176,14 +155,7 @@ def _load_npy(p: Path, shown: str) -> Dataset:
     with p.open("rb") as fh:
         if fh.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
             raise _corrupt("NumPy .npy file", None, shown)
-    try:
-        x = np.load(p, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise _pickled("x", shown) from exc
-        raise _corrupt("NumPy .npy file", exc, shown) from exc
-    except _READ_ERRORS as exc:
-        raise _corrupt("NumPy .npy file", exc, shown) from exc
+    x = read_npy(p, shown)  # the header checked against the file size before reading
     if x.ndim == 0:
         raise DataError("The .npy file holds a single value, not an array of examples.",
                         "Save an array whose first axis indexes examples.", shown)
