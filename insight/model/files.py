@@ -2,9 +2,11 @@
 
 Each reader opens the file without building any Keras object: the zip directory and the
 `config.json` and `metadata.json` members of a `.keras` archive; the top-level keys and the
-`model_config` and `keras_version` attributes of an HDF5 file. A damaged file raises a
-`ModelLoadError` that names the true cause (Keras reports a truncated `.keras` as "File not
-found").
+`model_config` and `keras_version` attributes of an HDF5 file, and the links of HDF5 files (the
+legacy file itself, the archive's `model.weights.h5`) that point into other files. A damaged
+file raises a `ModelLoadError` that names the true cause (Keras reports a truncated `.keras` as
+"File not found"); a hostile one (path traversal, symlinks, a zip bomb, a huge config) is
+refused with what was found, before anything large is read.
 
 Example:
 
@@ -17,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import json
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +27,16 @@ from typing import Any
 
 from insight.errors import ModelLoadError, UnsupportedModelError
 
-__all__ = ["StoredModel", "read_h5_model", "read_keras_archive"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_MEMBERS", "MAX_RATIO", "StoredModel", "check_archive",
+           "h5_external_links", "read_h5_model", "read_keras_archive"]
 
 _ZIP_MAX_UNCOMPRESSED = 4 * 1024**3
+MAX_CONFIG_BYTES = 64 * 1024**2  # MobileNetV2's config is 200 kB
+MAX_MEMBERS = 10_000
+MAX_RATIO = 200  # deflate peaks near 1,000:1 on zeros; saved weights barely compress
+_BOMB_MIN_BYTES = 16 * 1024**2  # small members may compress well (a config of zeros)
+_MAX_META_BYTES = 1024**2
+_MAX_H5_OBJECTS = 100_000  # links visited in one HDF5 file before giving up
 
 
 @dataclass
@@ -38,29 +48,38 @@ class StoredModel:
         members: archive members (`.keras`) or HDF5 top-level keys (`.h5`).
         keras_version: the Keras version that saved it, when recorded.
         saved_at: the save date (`.keras` only).
-        notes: findings in plain words (unsafe member paths, no weights, legacy format).
+        external_links: HDF5 links and datasets that point into other files
+            (`"model_weights/x -> /etc/passwd:/ (external link)"`).
+        notes: findings in plain words (no weights, legacy format).
     """
 
     config: dict[str, Any]
     members: list[str] = field(default_factory=list)
     keras_version: str | None = None
     saved_at: str | None = None
+    external_links: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
 def read_keras_archive(file: str | Path, shown: str | None = None) -> StoredModel:
-    """Read a `.keras` zip archive's config, metadata and member list.
+    """Read a `.keras` zip archive's config, metadata and member list, refusing hostile ones.
+
+    Everything is checked from the zip directory before any member is read: member paths
+    (`..`, absolute), symlinks, the number of members, the declared sizes (a `config.json`
+    over `MAX_CONFIG_BYTES`, over 4 GiB in all) and compression ratios of a zip bomb. Members
+    are then read with a bound, so a directory that lies about sizes costs no more.
 
     Args:
         file: the `.keras` file.
         shown: the path as the user gave it, for error messages. Defaults to `file`.
 
     Returns:
-        A `StoredModel`.
+        A `StoredModel`; `external_links` lists HDF5 links and datasets of the weights file
+        that point to other files.
 
     Raises:
         ModelLoadError: not a zip archive (truncated, an HDF5 file renamed, another format),
-            no `config.json`, over 4 GiB uncompressed, or a config that is not JSON.
+            no `config.json`, a hostile archive (see above), or a config that is not JSON.
 
     Example:
 
@@ -84,11 +103,11 @@ def read_keras_archive(file: str | Path, shown: str | None = None) -> StoredMode
                    f"starts with {head!r}."
             fix = "Check that you picked the model file, and save it with model.save('x.keras')."
         raise ModelLoadError(what, fix, f"path={shown!r}")
-    notes: list[str] = []
     try:
         with zipfile.ZipFile(file) as zf:
             infos = zf.infolist()
             members = [i.filename for i in infos]
+            check_archive(infos, shown)
             if "config.json" not in members:
                 raise ModelLoadError(
                     "The zip archive is not a Keras v3 model: it has no config.json "
@@ -96,19 +115,9 @@ def read_keras_archive(file: str | Path, shown: str | None = None) -> StoredMode
                     "Save the model with model.save('model.keras').",
                     f"path={shown!r}",
                 )
-            unsafe_names = [n for n in members if n.startswith("/") or ".." in n]
-            if unsafe_names:
-                notes.append(f"Archive members with unsafe paths: {', '.join(unsafe_names)}.")
-            total = sum(i.file_size for i in infos)
-            if total > _ZIP_MAX_UNCOMPRESSED:
-                raise ModelLoadError(
-                    f"The archive would expand to {total / 1024**3:.1f} GiB, over the 4 GiB "
-                    "insight allows (a zip bomb, or a model too large to inspect).",
-                    "Check where the file comes from.",
-                    f"path={shown!r}",
-                )
-            raw_config = zf.read("config.json")
+            raw_config = _read_member(zf, "config.json", MAX_CONFIG_BYTES, shown)
             meta = _read_json_member(zf, "metadata.json")
+            links = _weights_links(zf, members)
     except zipfile.BadZipFile as exc:
         raise ModelLoadError(
             f"The .keras archive is damaged: {exc}.",
@@ -116,17 +125,75 @@ def read_keras_archive(file: str | Path, shown: str | None = None) -> StoredMode
             f"path={shown!r}",
         ) from exc
     stored = StoredModel(config=_parse_json(raw_config, "config.json", shown), members=members,
-                         notes=notes)
+                         external_links=links)
     if isinstance(meta, dict):
-        stored.keras_version = meta.get("keras_version")
-        stored.saved_at = meta.get("date_saved")
+        version, saved = meta.get("keras_version"), meta.get("date_saved")
+        stored.keras_version = version if isinstance(version, str) else None
+        stored.saved_at = saved if isinstance(saved, str) else None
     if "model.weights.h5" not in members and "model.weights.npz" not in members:
         stored.notes.append("The archive holds no weights file: the model will load untrained.")
     return stored
 
 
+def check_archive(infos: list[zipfile.ZipInfo], shown: str) -> None:
+    """Refuse a zip directory that no Keras save writes: it is hostile, not damaged.
+
+    Args:
+        infos: the archive's `ZipFile.infolist()`.
+        shown: the path as the user gave it, for the error message.
+
+    Raises:
+        ModelLoadError: naming what was found: a member path with `..` or an absolute path, a
+            symlink, more than `MAX_MEMBERS` members, a `config.json` over `MAX_CONFIG_BYTES`,
+            a member that expands over `MAX_RATIO` times its compressed size (a zip bomb), or
+            over 4 GiB in all.
+
+    Example:
+
+    >>> import zipfile
+    >>> check_archive([zipfile.ZipInfo("../../etc/cron.d/x")], "m.keras")
+    Traceback (most recent call last):
+    ...
+    insight.errors.ModelLoadError: The archive holds a member whose path leaves the archive ...
+    """
+    received = f"path={shown!r}"
+    fix = "Check where the file comes from; insight does not load it."
+    if len(infos) > MAX_MEMBERS:
+        raise ModelLoadError(f"The archive holds {len(infos):,} members; a Keras save writes "
+                             f"three (refused over {MAX_MEMBERS:,}).", fix, received)
+    for info in infos:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+            raise ModelLoadError(
+                f"The archive holds a member whose path leaves the archive ({name!r}): a "
+                "path-traversal attack that writes outside the folder it is unpacked into.",
+                fix, received)
+        if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):
+            raise ModelLoadError(
+                f"The archive holds a symbolic link ({name!r}): unpacked, it would point "
+                "outside the archive.", fix, received)
+        if name == "config.json" and info.file_size > MAX_CONFIG_BYTES:
+            raise ModelLoadError(
+                f"The archive's config.json declares {info.file_size / 1024**2:,.0f} MB; a "
+                f"model config is kilobytes (refused over {MAX_CONFIG_BYTES // 1024**2} MB).",
+                fix, received)
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _BOMB_MIN_BYTES and ratio > MAX_RATIO:
+            raise ModelLoadError(
+                f"The archive member {name!r} expands {ratio:,.0f} times "
+                f"({info.compress_size:,} bytes to {info.file_size:,}): a zip bomb.",
+                fix, received)
+    total = sum(i.file_size for i in infos)
+    if total > _ZIP_MAX_UNCOMPRESSED:
+        raise ModelLoadError(
+            f"The archive would expand to {total / 1024**3:.1f} GiB, over the 4 GiB "
+            "insight allows (a zip bomb, or a model too large to inspect).",
+            fix, received)
+
+
 def read_h5_model(file: str | Path, shown: str | None = None) -> StoredModel:
-    """Read a legacy HDF5 model's config, Keras version and top-level keys.
+    """Read a legacy HDF5 model's config, Keras version, top-level keys and external links.
 
     Args:
         file: the `.h5` or `.hdf5` file.
@@ -136,7 +203,8 @@ def read_h5_model(file: str | Path, shown: str | None = None) -> StoredModel:
         A `StoredModel` (no `saved_at`: HDF5 files do not record it).
 
     Raises:
-        ModelLoadError: not an HDF5 file, unreadable, or a config that is not JSON.
+        ModelLoadError: not an HDF5 file, unreadable, a config over `MAX_CONFIG_BYTES`, or a
+            config that is not JSON.
         UnsupportedModelError: a weights-only file (no `model_config` attribute).
 
     Example:
@@ -157,15 +225,16 @@ def read_h5_model(file: str | Path, shown: str | None = None) -> StoredModel:
         )
     try:
         with h5py.File(file, "r") as f:
-            attrs = {k: f.attrs[k] for k in f.attrs}
-            members = sorted(f.keys())
-    except OSError as exc:
+            raw = _h5_attr(f, "model_config", shown)
+            version = _h5_attr(f, "keras_version", shown)
+            members = sorted(f.keys())[:200]
+            links = h5_external_links(f)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise ModelLoadError(
             f"The HDF5 file cannot be read: {exc}.",
             "The file is damaged or truncated: fetch or save it again.",
             f"path={shown!r}",
         ) from exc
-    raw = attrs.get("model_config")
     if raw is None:
         raise UnsupportedModelError(
             "This HDF5 file holds weights only (no model_config attribute): there is no "
@@ -176,21 +245,127 @@ def read_h5_model(file: str | Path, shown: str | None = None) -> StoredModel:
     return StoredModel(
         config=_parse_json(_text(raw), "model_config attribute", shown),
         members=members,
-        keras_version=_text(attrs["keras_version"]) if "keras_version" in attrs else None,
+        keras_version=_text(version) if version is not None else None,
+        external_links=links,
         notes=["Legacy HDF5 format: loaded through Keras' legacy path."],
     )
 
 
+def h5_external_links(f: Any) -> list[str]:
+    """Links and datasets of an open HDF5 file that point into other files.
+
+    External links (`h5py.ExternalLink`), datasets stored in external raw files, and virtual
+    datasets whose sources live in other files: opening the model through them reads files
+    the user never chose. Hard links are walked without recursion, soft links not followed,
+    and the walk stops after `_MAX_H5_OBJECTS` links.
+
+    Args:
+        f: an open `h5py.File` (or group).
+
+    Returns:
+        `"name -> target (what)"` strings, in walk order.
+    """
+    import h5py
+
+    found: list[str] = []
+    seen: set[Any] = set()
+    stack: list[tuple[Any, str]] = [(f, "")]
+    visited = 0
+    while stack and visited < _MAX_H5_OBJECTS:
+        group, prefix = stack.pop()
+        for name in list(group.keys())[:_MAX_H5_OBJECTS]:
+            visited += 1
+            path = f"{prefix}/{name}" if prefix else name
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                found.append(f"{path} -> {link.filename}:{link.path} (external link)")
+                continue
+            if isinstance(link, h5py.SoftLink):
+                continue
+            obj = group.get(name)
+            info = h5py.h5o.get_info(obj.id)
+            key = getattr(info, "token", None) or getattr(info, "addr", None)
+            if key in seen:
+                continue
+            seen.add(key)
+            if isinstance(obj, h5py.Group):
+                stack.append((obj, path))
+            elif isinstance(obj, h5py.Dataset):
+                if obj.external:
+                    files = ", ".join(str(e[0]) for e in obj.external[:3])
+                    found.append(f"{path} -> {files} (external dataset)")
+                elif obj.is_virtual:
+                    files = ", ".join(sorted({m.file_name for m in obj.virtual_sources()})[:3])
+                    found.append(f"{path} -> {files} (virtual dataset)")
+    return found
+
+
+def _h5_attr(f: Any, name: str, shown: str) -> Any:
+    """An attribute of `f`, refused when its stored size is over `MAX_CONFIG_BYTES`."""
+    import h5py
+
+    if name not in f.attrs:
+        return None
+    attr = h5py.h5a.open(f.id, name.encode())
+    if attr.get_storage_size() > MAX_CONFIG_BYTES:
+        raise ModelLoadError(
+            f"The HDF5 attribute {name} holds {attr.get_storage_size() / 1024**2:,.0f} MB; "
+            f"a model config is kilobytes (refused over {MAX_CONFIG_BYTES // 1024**2} MB).",
+            "Check where the file comes from; insight does not load it.",
+            f"path={shown!r}",
+        )
+    return f.attrs[name]
+
+
+def _weights_links(zf: zipfile.ZipFile, members: list[str]) -> list[str]:
+    """External links of the archive's `model.weights.h5` (read in place when stored)."""
+    import h5py
+
+    try:
+        info = zf.getinfo("model.weights.h5")
+    except KeyError:
+        return []
+    if info.compress_type != zipfile.ZIP_STORED:  # seeking a deflated member re-reads it
+        return []
+    try:
+        with zf.open(info) as fh, h5py.File(fh, "r") as f:
+            return [f"model.weights.h5: {link}" for link in h5_external_links(f)]
+    except (OSError, RuntimeError, ValueError, KeyError):
+        return []  # a damaged weights file is Keras' to report, with its own words
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, limit: int, shown: str) -> bytes:
+    """A member's bytes, reading at most `limit` (the directory's sizes may lie)."""
+    with zf.open(name) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ModelLoadError(
+            f"The archive's {name} expands beyond {limit // 1024**2} MB although its header "
+            "says less: a crafted archive.",
+            "Check where the file comes from; insight does not load it.",
+            f"path={shown!r}",
+        )
+    return data
+
+
 def _read_json_member(zf: zipfile.ZipFile, name: str) -> Any:
     try:
-        return json.loads(zf.read(name))
-    except (KeyError, ValueError):
+        with zf.open(name) as fh:
+            return json.loads(fh.read(_MAX_META_BYTES))
+    except (KeyError, ValueError, RecursionError):
         return None
 
 
 def _parse_json(raw: bytes | str, what: str, shown: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
+    except RecursionError as exc:
+        raise ModelLoadError(
+            f"The model's {what} is nested thousands of levels deep; no Keras model is (a "
+            "crafted file meant to exhaust the loader's recursion).",
+            "Check where the file comes from; insight does not load it.",
+            f"path={shown!r}",
+        ) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(
             f"The model's {what} is not valid JSON ({exc}); the file is damaged or was not "
@@ -208,4 +383,9 @@ def _parse_json(raw: bytes | str, what: str, shown: str) -> dict[str, Any]:
 
 
 def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if hasattr(value, "tobytes") and getattr(value, "dtype", None) is not None \
+            and value.dtype.kind == "S":
+        return value.tobytes().decode("utf-8", errors="replace")
+    return str(value)

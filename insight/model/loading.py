@@ -93,20 +93,42 @@ def check_safety(
             Defaults to `None`.
 
     Raises:
-        UnsafeModelError: Lambda layers, functions from modules outside Keras, layers that
-            load other models, or a SavedModel (a TensorFlow program), in safe mode.
+        UnsafeModelError: Lambda layers, functions from modules outside Keras, references to
+            modules that run commands or to Keras outside its modelling API, files read from
+            outside the model, layers that load other models, or a SavedModel (a TensorFlow
+            program, its risky ops named), in safe mode.
     """
     if not safe_mode:
         return
     shown = f"path={str(report.path)!r}"
     if report.format == "savedmodel":
+        found = ""
+        if report.risky_ops:
+            found = ("Its graph holds ops that touch files or run Python: "
+                     f"{', '.join(report.risky_ops)}. ")
         raise UnsafeModelError(
-            "This is a TF SavedModel: a TensorFlow program that runs when loaded and may read "
-            "or write files (TensorFlow's security policy: 'models are programs'). "
+            found + "This is a TF SavedModel: a TensorFlow program that runs when loaded and "
+            "may read or write files (TensorFlow's security policy: 'models are programs'). "
             "insight refuses it in safe mode.",
             _UNSAFE_HINT + " It then opens for inference only.",
             shown,
+            names=report.risky_ops,
         )
+    for refs, what in ((report.dangerous_references, "modules that run commands or code"),
+                       (report.keras_internals, "Keras functions that are not model parts "
+                        "(layers, activations, losses...)")):
+        if refs:
+            names = sorted({r.dotted for r in refs})
+            raise UnsafeModelError(
+                f"The model config names {what}: {', '.join(names)} "
+                f"(in {', '.join(sorted({r.where for r in refs}))}). This is how crafted "
+                "model files run code; insight refuses it in safe mode.",
+                _UNSAFE_HINT, shown, names=names)
+    if report.external_files:
+        raise UnsafeModelError(
+            "Loading the model would read files outside it: "
+            f"{'; '.join(report.external_files[:5])}. insight refuses it in safe mode.",
+            _UNSAFE_HINT, shown, names=report.external_files)
     if report.lambda_layers:
         raise UnsafeModelError(
             f"The model has {len(report.lambda_layers)} layer(s) holding Python bytecode "
@@ -266,39 +288,69 @@ def _keras_load(report: Preflight, provided: dict[str, Any], safe_mode: bool, sh
             safe_mode=safe_mode,
         )
     except Exception as exc:
-        raise _translate(exc, shown) from exc
+        raise _translate(exc, shown, report) from exc
 
 
 _LOCATE = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 _UNKNOWN = re.compile(r"Unknown (?:layer|object|class|function)[^']*'([^']+)'")
+_NON_MODELING = re.compile(r"Cannot deserialize `([^`]+)` because it is not a modeling")
+_NOT_SAVEABLE = re.compile(r"Could not deserialize '([^']+)' because it is not a KerasSaveable")
+_CONFIG_MODULE = re.compile(r"""['"]module['"]: ['"]([^'"]+)['"]""")
 
 
-def _translate(exc: BaseException, shown: str) -> ModelLoadError:
-    """Map an exception from Keras to an insight error naming the real cause."""
+def _translate(exc: BaseException, shown: str, report: Preflight | None = None
+               ) -> ModelLoadError:
+    """Map an exception from Keras to an insight error naming the real cause (what Keras
+    refused, and what the preflight found in the file)."""
+    from insight.model.config_scan import is_dangerous_name
+
     chain, cur = [], exc
     while cur is not None and len(chain) < 20:
         chain.append(cur)
         cur = cur.__cause__ or cur.__context__
     text = "\n".join(f"{type(e).__name__}: {e}" for e in chain)
+    received = f"path={shown!r}"
+    refused = _NON_MODELING.search(text) or _NOT_SAVEABLE.search(text)
+    if refused:
+        return UnsafeModelError(
+            f"Keras refused {refused.group(1)}: the model config names it, and it is not a "
+            "model part (a layer, an activation, a loss...). This is how crafted model files "
+            "run code.", "Check where the file comes from.", received,
+            names=[refused.group(1)])
     name = _LOCATE.search(text) or _UNKNOWN.search(text)
+    module = _CONFIG_MODULE.search(text)
+    if name and module and is_dangerous_name(module.group(1)):
+        return UnsafeModelError(
+            f"The model config names {module.group(1)}.{name.group(1)}, from a module that "
+            "runs commands or code; Keras refused to import it.",
+            "Check where the file comes from.", received,
+            names=[f"{module.group(1)}.{name.group(1)}"])
     if name:
         return CustomObjectError(
             f"The model uses a custom class that Keras cannot find: {name.group(1)}.",
             "Pass the Python file that defines it: --custom-objects layers.py.",
-            f"path={shown!r}",
+            received,
             names=[name.group(1)],
         )
     if "lambda" in text.lower() and "safe_mode" in text:
+        where = f": {', '.join(report.lambda_layers)}" if report and report.lambda_layers else ""
         return UnsafeModelError(
-            "Keras refused a Lambda layer in safe mode.", _UNSAFE_HINT, f"path={shown!r}")
+            f"Keras refused a Lambda layer in safe mode{where}.", _UNSAFE_HINT, received)
     if any(isinstance(e, MemoryError) for e in chain):
-        return ModelLoadError("The model is too large to load in memory.", "",
-                              f"path={shown!r}")
+        return ModelLoadError("The model is too large to load in memory.", "", received)
     first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    found = [f for f in report.findings() if not f.startswith("No Lambda")] if report else []
+    if found:  # the file holds something unusual: say it rather than "damaged"
+        return ModelLoadError(
+            f"Keras could not build the model from this file: {type(exc).__name__}: {first}. "
+            f"What insight found in the file: {' '.join(found)}",
+            "Check where the file comes from; run with --debug for the traceback.",
+            received,
+        )
     return ModelLoadError(
         f"Keras could not build the model from this file: {type(exc).__name__}: {first}",
         "The file may be damaged or need a newer Keras; run with --debug for the traceback.",
-        f"path={shown!r}",
+        received,
     )
 
 

@@ -3,9 +3,13 @@
 `preflight(path)` reads a `.keras` archive, a legacy `.h5` file or a SavedModel directory as
 *data*: zip members, JSON configs and HDF5 attributes, the SavedModel protobuf. No Keras
 object is built and no code from the file runs, so it is safe on files from strangers and fast
-(it does not import TensorFlow). It reports what the loader then enforces: Lambda layers,
-custom or registered classes, references to modules outside Keras, and the true cause of a
-damaged file (Keras reports a truncated `.keras` as "File not found").
+(it does not import TensorFlow). It reports what the loader then enforces: Lambda layers at any
+depth, custom or registered classes, references to modules that run commands or code,
+references into Keras outside its modelling API, HDF5 links into other files, SavedModel ops
+that touch files or run Python; and the true cause of a damaged file (Keras reports a
+truncated `.keras` as "File not found"). A file no Keras save writes — a path-traversal or
+symlink member, a zip bomb, a huge or ten-thousand-deep config, a layer declaring a weight of
+10^12 elements — is refused here with what was found, whatever the safe mode.
 
 The reading is done beside it: `insight.model.files` (the `.keras` archive, the `.h5` file),
 `insight.model.savedmodel` (the SavedModel protobuf) and `insight.model.config_scan` (the
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from insight.errors import ModelLoadError, UnsupportedModelError, UsageError
-from insight.model.config_scan import ObjectRef, scan_config
+from insight.model.config_scan import MAX_DIMENSION, ObjectRef, scan_config
 from insight.model.files import read_h5_model, read_keras_archive
 from insight.model.savedmodel import read_savedmodel
 
@@ -54,7 +58,14 @@ class Preflight:
             Python lambda as an argument (an activation, an initializer).
         custom_objects: classes that are neither built into Keras nor markers.
         foreign_functions: functions referenced from modules outside Keras (`builtins.print`).
+        dangerous_references: names of modules that run commands or code (`os.system`,
+            `subprocess.Popen`, `builtins.eval`) as a module, class, function or registered
+            name, anywhere in the config.
+        keras_internals: references into Keras outside its modelling API
+            (`keras.config.enable_unsafe_deserialization`, `keras.utils.get_file`).
         code_loading_layers: layers that load code from elsewhere (`TFSMLayer`).
+        external_files: files outside the model that loading would read: HDF5 external links
+            and external or virtual datasets, vocabularies given as paths.
         members: archive members, HDF5 top-level keys, or SavedModel files.
         signatures: SavedModel signature names with their inputs and outputs.
         risky_ops: SavedModel ops that read or write files or run Python.
@@ -72,7 +83,10 @@ class Preflight:
     lambda_layers: list[str] = field(default_factory=list)
     custom_objects: list[ObjectRef] = field(default_factory=list)
     foreign_functions: list[ObjectRef] = field(default_factory=list)
+    dangerous_references: list[ObjectRef] = field(default_factory=list)
+    keras_internals: list[ObjectRef] = field(default_factory=list)
     code_loading_layers: list[str] = field(default_factory=list)
+    external_files: list[str] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
     signatures: dict[str, dict[str, Any]] = field(default_factory=dict)
     risky_ops: list[str] = field(default_factory=list)
@@ -84,12 +98,23 @@ class Preflight:
         """Whether loading the model would run code stored in the file."""
         return bool(
             self.lambda_layers or self.foreign_functions or self.code_loading_layers
+            or self.dangerous_references or self.keras_internals or self.external_files
             or self.format == "savedmodel"
         )
 
     def findings(self) -> list[str]:
         """Plain-language findings for the model card, most important first."""
         out: list[str] = []
+        if self.dangerous_references:
+            out.append("References modules that run commands or code: "
+                       f"{_refs(self.dangerous_references)}.")
+        if self.keras_internals:
+            out.append("References Keras functions that are not model parts (layers, "
+                       f"activations, losses...): {_refs(self.keras_internals)}.")
+        if self.risky_ops:
+            out.append(f"Graph ops that touch files or run Python: {', '.join(self.risky_ops)}.")
+        if self.external_files:
+            out.append(f"Reads files outside the model: {'; '.join(self.external_files)}.")
         if self.lambda_layers:
             out.append(f"Lambda layers hold Python code: {', '.join(self.lambda_layers)}.")
         if self.foreign_functions:
@@ -100,8 +125,6 @@ class Preflight:
         if self.custom_objects:
             names = ", ".join(sorted({r.qualified for r in self.custom_objects}))
             out.append(f"Custom classes (their code is not in the file): {names}.")
-        if self.risky_ops:
-            out.append(f"Graph ops that touch files or run Python: {', '.join(self.risky_ops)}.")
         out.extend(self.notes)
         if not out:
             out.append("No Lambda layers, custom classes or foreign references.")
@@ -120,12 +143,23 @@ class Preflight:
             "lambda_layers": self.lambda_layers,
             "custom_objects": sorted({r.qualified for r in self.custom_objects}),
             "foreign_functions": sorted({r.qualified for r in self.foreign_functions}),
+            "dangerous_references": sorted({r.dotted for r in self.dangerous_references}),
+            "keras_internals": sorted({r.dotted for r in self.keras_internals}),
             "code_loading_layers": self.code_loading_layers,
+            "external_files": self.external_files,
             "members": self.members,
             "signatures": self.signatures,
             "risky_ops": self.risky_ops,
             "findings": self.findings(),
         }
+
+
+def _refs(refs: list[ObjectRef]) -> str:
+    """`os.system (in d1), ...`: each name once, with the first place it is used."""
+    first: dict[str, str] = {}
+    for r in refs:
+        first.setdefault(r.dotted, r.where)
+    return ", ".join(f"{name} (in {where})" for name, where in first.items())
 
 
 def resolve_model_path(path: str | Path) -> tuple[Path, Path, str]:
@@ -220,8 +254,10 @@ def preflight(path: str | Path) -> Preflight:
         A `Preflight` report.
 
     Raises:
-        ModelLoadError: the file is empty, truncated, not a zip/HDF5 file, or its config is
-            not JSON; `UnsupportedModelError` for a weights-only file or a URL.
+        ModelLoadError: the file is empty, truncated, not a zip/HDF5 file, its config is
+            not JSON; or a file no Keras save writes (see `files.check_archive`, a config
+            deeper than `MAX_CONFIG_DEPTH`, a dimension over `MAX_DIMENSION`);
+            `UnsupportedModelError` for a weights-only file or a URL.
     """
     resolved, model_file, fmt = resolve_model_path(path)
     report = Preflight(path=resolved, model_file=model_file, format=fmt)
@@ -230,6 +266,8 @@ def preflight(path: str | Path) -> Preflight:
         report.members = saved.members
         report.signatures = saved.signatures
         report.risky_ops = saved.risky_ops
+        report.lambda_layers = [f"keras_metadata.pb: {n}" for n in saved.lambda_layers]
+        report.external_files = [f"symlink {link}" for link in saved.links]
         report.model_class = "SavedModel"
         report.notes.extend(saved.notes)
         return report
@@ -247,11 +285,22 @@ def preflight(path: str | Path) -> Preflight:
     report.keras_version = stored.keras_version
     report.saved_at = stored.saved_at
     report.notes.extend(stored.notes)
-    scan = scan_config(stored.config)
+    scan = scan_config(stored.config, str(path))
+    if scan.oversized:
+        raise ModelLoadError(
+            f"The model config declares a dimension over {MAX_DIMENSION:,} "
+            f"({'; '.join(scan.oversized[:3])}): a weight that large cannot be inspected "
+            "(a crafted file meant to exhaust memory, or a model far beyond insight's scope).",
+            "Check where the file comes from; insight does not load it.",
+            f"path={str(path)!r}",
+        )
     report.model_class = scan.model_class
     report.layer_count = scan.layer_count
     report.lambda_layers = scan.lambda_layers
     report.custom_objects = scan.custom_objects
     report.foreign_functions = scan.foreign_functions
+    report.dangerous_references = scan.dangerous_references
+    report.keras_internals = scan.keras_internals
     report.code_loading_layers = scan.code_loading_layers
+    report.external_files = stored.external_links + scan.file_references
     return report
