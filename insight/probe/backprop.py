@@ -9,6 +9,13 @@ squared error). `Gradients.target` names each term, its weight and output, and w
 was inferred. Without labels, the target is the score of the predicted class (the largest
 output of each row), summed over the outputs, and `Gradients.target` says so.
 
+The loss is evaluated as Keras' training step evaluates it: on the outputs as the model
+returns them, so a cross-entropy reads the logits Keras keeps behind a softmax or sigmoid
+output (`insight.probe.lossfn.logits_of`). The gradients are then training's, saturated
+outputs included (a confidently wrong prediction has a large gradient, where clipped
+probabilities would give 0). Such an output's own gradient is its logits' (what training
+backpropagates through that layer; the probabilities are not on its path).
+
 Every layer output, the first layers' too, is a source of the tape: a layer before the first
 weight (`Rescaling`, `ZeroPadding2D`...) only sees the model's input, which a tape does not
 watch, so without this its output would look unconnected to the loss.
@@ -48,6 +55,7 @@ from insight.probe.losses import (
     output_items,
     resolve_loss,
 )
+from insight.probe.lossfn import logits_of
 
 __all__ = ["Gradients", "gradients", "resolve_loss", "GRAD_COLUMNS", "own_variables",
            "tape_gradients", "score_description"]
@@ -62,7 +70,9 @@ class Gradients:
 
     Attributes:
         weights: `{variable_path: gradient}` for every trainable weight.
-        activations: `{layer_path: gradient}` of the target w.r.t. each layer's output.
+        activations: `{layer_path: gradient}` of the target w.r.t. each layer's output
+            (w.r.t. the logits behind it, for a softmax or sigmoid output whose cross-entropy
+            reads them).
         value: the target's value (the weighted loss, or the summed predicted-class scores).
         target: what was differentiated, in words, e.g. `"loss: 1.0 x
             sparse_categorical_crossentropy(digit) + 1.0 x binary_crossentropy(is_even)"`.
@@ -98,7 +108,9 @@ def tape_gradients(model: Any, paths: list[str], variables: list,
     The target is the weighted sum of the `terms` (one per output with a loss, its labels in
     `ys`, in order), or without labels the predicted-class score of each output, summed.
     Each recorded output is watched by the tape as it is made, so layers before the first
-    weight get their gradient too.
+    weight get their gradient too. The loss gets the outputs as returned (a cross-entropy
+    reads the logits behind a softmax or sigmoid, as in training); a layer output reached
+    only through those logits gets the logits' gradient.
 
     Returns:
         `(target, weights, weight_grads, activations, activation_grads)`.
@@ -111,25 +123,46 @@ def tape_gradients(model: Any, paths: list[str], variables: list,
             for t in tf.nest.flatten(out):
                 if getattr(getattr(t, "dtype", None), "is_floating", False):
                     tape.watch(t)
+                    if logits_of(t) is not None:
+                        tape.watch(logits_of(t))
 
         with recording(model, set(paths), store, watch=watch):
             outputs = model(x, training=False)
-        # Copies: Keras' losses read softmax/sigmoid outputs' hidden logits and would route
-        # the gradient around the output tensor, leaving the last layer's gradient at 0.
-        outs = [tf.identity(tf.cast(o, tf.float32)) for _, o in output_items(outputs, model)]
+        # The outputs as returned, as training hands them to the loss: a cross-entropy reads
+        # the logits kept behind a softmax or sigmoid (see insight.probe.lossfn).
+        outs = [o for _, o in output_items(outputs, model)]
         if ys is None:
             target = tf.add_n([
-                tf.reduce_mean(tf.reduce_max(tf.reshape(o, (tf.shape(o)[0], -1)), axis=-1))
+                tf.reduce_mean(tf.reduce_max(tf.reshape(tf.cast(o, tf.float32),
+                                                        (tf.shape(o)[0], -1)), axis=-1))
                 for o in outs])
         else:
-            target = tf.add_n([t.weight * tf.reduce_mean(t.fn(y, outs[t.index]))
+            target = tf.add_n([t.weight * tf.cast(tf.reduce_mean(t.fn(y, outs[t.index])),
+                                                  tf.float32)
                                for t, y in zip(terms or (), ys, strict=True)])
     acts = [first_output(store[p]) for p in paths]
+    behind = [logits_of(a) for a in acts]
     weights = [getattr(v, "value", v) for v in variables]
-    grads = tape.gradient(target, weights + acts,
-                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    grads = [tf.convert_to_tensor(g) for g in grads]  # Embedding: IndexedSlices -> dense
-    return target, weights, grads[:len(variables)], acts, grads[len(variables):]
+    through = [z for z in behind if z is not None]
+    grads = tape.gradient(target, weights + acts + through)
+    w_grads = grads[:len(weights)]
+    a_grads = grads[len(weights):len(weights) + len(acts)]
+    z_grads = dict(zip(map(id, through), grads[len(weights) + len(acts):], strict=True))
+    # A softmax or sigmoid output that a cross-entropy reads through its logits gets no
+    # gradient itself: its layer's is the logits' (what training backpropagates through it).
+    a_grads = [z_grads[id(z)] if g is None and z is not None else g
+               for g, z in zip(a_grads, behind, strict=True)]
+    w_grads = [_dense(g, w) for g, w in zip(w_grads, weights, strict=True)]
+    a_grads = [_dense(g, a) for g, a in zip(a_grads, acts, strict=True)]
+    return target, weights, w_grads, acts, a_grads
+
+
+def _dense(grad: Any, like: Any) -> Any:
+    """A gradient as a dense tensor: zeros where unconnected, an Embedding's IndexedSlices
+    made dense."""
+    import tensorflow as tf
+
+    return tf.zeros_like(like) if grad is None else tf.convert_to_tensor(grad)
 
 
 def score_description(outputs: Sequence[str]) -> str:

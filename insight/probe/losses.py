@@ -13,6 +13,9 @@ profiler's training steps (`insight profile --train`), so they agree:
   (`resolve_loss`); the description says which: `"loss: 1.0 x
   sparse_categorical_crossentropy(digit) + 0.5 x mse(value)"`.
 
+How one output's loss is found and evaluated (as Keras' training step does, from the logits
+behind a softmax or sigmoid output) is `insight.probe.lossfn`'s.
+
 Example:
 
 >>> plan = model_loss(loaded, dataset.y, loaded.model.output)  # doctest: +SKIP
@@ -30,6 +33,7 @@ import numpy as np
 
 from insight.errors import UsageError
 from insight.model.layers import as_model
+from insight.probe.lossfn import resolve_loss
 
 __all__ = ["OutputLoss", "ModelLoss", "model_loss", "labels_per_output", "output_items",
            "compiled_loss", "resolve_loss", "describe_losses", "NO_LABELS"]
@@ -192,56 +196,6 @@ def labels_per_output(y: Any, names: Sequence[str], *, otherwise: str = NO_LABEL
     return lambda batch: [batch[k] for k in keys]
 
 
-def resolve_loss(loss: Any, y: Any, outputs: Any, recorded: Any = None) -> tuple[Any, str]:
-    """A Keras loss for one output: `(loss, name)`.
-
-    A name is looked up in `keras.losses` (`"crossentropy"` picks binary, sparse or
-    categorical cross-entropy by the shapes, as `compile` does); a loss function is wrapped
-    like `compile` wraps it (labels one rank below a one-unit output are expanded to it).
-    With neither `loss` nor `recorded`, one is inferred: integer labels and several units:
-    sparse categorical cross-entropy; one unit and 0/1 labels: binary cross-entropy;
-    otherwise mean squared error.
-
-    Args:
-        loss: a loss name, object or function, or `None` to use `recorded` or infer one.
-        y: the labels (an array).
-        outputs: the output for the batch (a tensor: only its shape is read).
-        recorded: a loss name stored in a compile config. Defaults to `None`.
-
-    Raises:
-        UsageError: an unknown loss name.
-
-    Example:
-
-    >>> import numpy as np
-    >>> resolve_loss(None, np.array([0, 2]), np.zeros((2, 3)))[1]
-    'sparse_categorical_crossentropy'
-    """
-    import keras
-
-    name = loss if loss is not None else recorded if isinstance(recorded, str) else None
-    if name is None:
-        name = _inferred_name(y, outputs)
-    elif name in ("crossentropy", "ce"):  # compile's alias, picked by shapes as compile does
-        name = _crossentropy_name(y, outputs)
-    if isinstance(name, keras.losses.Loss):
-        return name, str(getattr(name, "name", None) or type(name).__name__)
-    if callable(name):
-        fn_name = getattr(name, "__name__", type(name).__name__)
-        return _function_loss(name, fn_name), fn_name
-    if not isinstance(name, str):
-        raise UsageError("A loss is a Keras loss name, a loss object or a function.",
-                         "Use a Keras loss name such as 'sparse_categorical_crossentropy'.",
-                         f"loss={name!r}")
-    try:
-        found = keras.losses.get(name)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"Unknown loss {name!r}.",
-                         "Use a Keras loss name such as 'sparse_categorical_crossentropy'.",
-                         f"loss={name!r}") from exc
-    return (found if isinstance(found, keras.losses.Loss) else _function_loss(found, name)), name
-
-
 def model_loss(model: Any, y: Any, outputs: Any, *, loss: Any = None,
                otherwise: str = NO_LABELS) -> ModelLoss:
     """The loss of `model` for labels like `y`: one weighted term per output.
@@ -392,51 +346,3 @@ def _shown(spec: Any) -> str:
     config = spec.get("config")
     return config if spec.get("class_name") == "function" and isinstance(config, str) else \
         str(spec.get("class_name"))
-
-
-def _crossentropy_name(y: Any, outputs: Any) -> str:
-    shape = tuple(getattr(outputs, "shape", None) or np.shape(outputs))
-    labels = np.shape(y)
-    if shape and shape[-1] == 1:
-        return "binary_crossentropy"
-    if len(labels) < len(shape) or (labels and labels[-1] == 1):
-        return "sparse_categorical_crossentropy"
-    return "categorical_crossentropy"
-
-
-def _inferred_name(y: Any, outputs: Any) -> str:
-    shape = getattr(outputs, "shape", None) or np.shape(outputs)
-    units = shape[-1] if len(shape) > 1 else 1
-    labels = np.asarray(y)
-    if np.issubdtype(labels.dtype, np.integer) and units and units > 1:
-        return "sparse_categorical_crossentropy"
-    if units == 1 and set(np.unique(labels).tolist()) <= {0, 1}:
-        return "binary_crossentropy"
-    return "mean_squared_error"
-
-
-_FUNCTION_LOSS: list[type] = []  # the class, made on first use: keras is imported lazily
-
-
-def _function_loss(fn: Callable[..., Any], name: str) -> Any:
-    """A loss function as a Keras `Loss`, the way `compile` wraps one: labels one rank below
-    a one-unit output are expanded to it (and the reverse), and the mean is taken."""
-    if not _FUNCTION_LOSS:
-        import keras
-
-        class FunctionLoss(keras.losses.Loss):
-            def __init__(self, fn: Callable[..., Any], name: str) -> None:
-                super().__init__(name=name)
-                self.fn = fn
-
-            def call(self, y_true, y_pred):
-                from keras import ops
-
-                if len(y_true.shape) == len(y_pred.shape) - 1 and y_pred.shape[-1] == 1:
-                    y_true = ops.expand_dims(y_true, -1)
-                elif len(y_pred.shape) == len(y_true.shape) - 1 and y_true.shape[-1] == 1:
-                    y_true = ops.squeeze(y_true, -1)
-                return self.fn(y_true, y_pred)
-
-        _FUNCTION_LOSS.append(FunctionLoss)
-    return _FUNCTION_LOSS[0](fn, name)

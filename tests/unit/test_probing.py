@@ -412,16 +412,17 @@ def test_activation_gradient_equals_a_split_model_tape(mlp, mlp_data, layer):
     np.testing.assert_allclose(g.activations[layer], expected, rtol=1e-4, atol=1e-7)
 
 
-def test_output_gradient_goes_through_the_softmax_output(mlp, mlp_data):
+def test_output_gradient_is_the_one_through_the_logits_behind_the_softmax(mlp, mlp_data):
     x, y = mlp_data
     g = compute_gradients(mlp, x, y, layers="out")
     p = np.asarray(mlp(x, training=False), np.float64)
-    # Keras' cross-entropy on probabilities is -log(p_y / sum(p)): d/dp = (1 - [k=y] / p_y) / N.
+    # Keras' cross-entropy reads the logits behind the softmax, as training does: the layer's
+    # gradient is the logits', d/dz = (p - onehot(y)) / N (the probabilities get none).
     rows = np.arange(len(y))
-    expected = np.ones_like(p)
-    expected[rows, y] -= 1.0 / p[rows, y]
+    expected = p.copy()
+    expected[rows, y] -= 1.0
     expected /= len(y)
-    np.testing.assert_allclose(g.activations["out"], expected, rtol=1e-4)
+    np.testing.assert_allclose(g.activations["out"], expected, rtol=1e-4, atol=1e-7)
 
 
 def test_gradient_of_the_predicted_class_score_without_labels(mlp, mlp_data):
