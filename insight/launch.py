@@ -39,6 +39,7 @@ class LaunchOptions:
     unsafe: bool = False
     custom_objects: str | None = None
     locked: bool = False  # served beyond localhost: no free-form paths in the sidebar
+    root: str | None = None  # `insight serve --root`: typed paths stay inside it (insight.paths)
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, companions: bool = True) -> None:
@@ -73,7 +74,8 @@ def parse_app_args(argv: Sequence[str] | None, env: Mapping[str, str] | None = N
     values = {key: getattr(ns, key) or env.get(var) or None for key, var in _ENV.items()}
     unsafe = bool(ns.unsafe) or env.get("INSIGHT_UNSAFE", "").lower() in _TRUE
     locked = env.get("INSIGHT_LOCKED", "").lower() in _TRUE
-    return LaunchOptions(unsafe=unsafe, locked=locked, **values)
+    root = env.get("INSIGHT_ROOT") or None  # set by `insight serve --root`, never by a URL
+    return LaunchOptions(unsafe=unsafe, locked=locked, root=root, **values)
 
 
 def app_argv(opts: LaunchOptions) -> list[str]:

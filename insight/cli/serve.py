@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import ipaddress
 import os
 import socket
 import sys
@@ -18,8 +17,9 @@ from pathlib import Path
 from insight.cli.console import absolute, check_path
 from insight.errors import UsageError
 from insight.launch import LaunchOptions, add_model_args
+from insight.serving import TOKEN_ENV, allowed_hosts, is_loopback, new_token
 
-__all__ = ["add_serve_parser", "run_serve", "is_loopback", "check_port"]
+__all__ = ["add_serve_parser", "run_serve", "is_loopback", "check_port", "resolve_token"]
 
 
 def add_serve_parser(sub) -> None:
@@ -34,16 +34,46 @@ def add_serve_parser(sub) -> None:
                             "(default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
     serve.add_argument("--debug", action="store_true", help="show tracebacks")
+    serve.add_argument("--token", metavar="TOKEN",
+                       help=f"the token visitors must give (default: ${TOKEN_ENV}, else one is "
+                            "generated beyond localhost and printed in the URL); prefer "
+                            f"${TOKEN_ENV}: arguments are visible to other users in `ps`")
+    serve.add_argument("--no-token", action="store_true",
+                       help="serve beyond localhost without a token (anyone who reaches the "
+                            "address can use the app)")
+    serve.add_argument("--allow-host", metavar="NAME", action="append", default=[],
+                       help="a host name the server answers besides localhost and --host "
+                            "(a reverse proxy's); repeatable")
+    serve.add_argument("--root", metavar="DIR",
+                       help="the folder whose files visitors may type paths to (model, data, "
+                            "logdir, vectors); beyond localhost without it, typed paths are off")
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` names this machine only (`localhost`, 127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def resolve_token(args: argparse.Namespace, env: dict[str, str] | None = None
+                  ) -> tuple[str | None, bool]:
+    """The token to require and whether it was generated here (then it is printed).
+
+    `--token`, else `$INSIGHT_TOKEN`, else beyond localhost a fresh one; none on localhost
+    unless given, none with `--no-token`.
+
+    Raises:
+        UsageError: `--no-token` with a token, or an empty token.
+    """
+    env = os.environ if env is None else env
+    given = args.token if args.token is not None else env.get(TOKEN_ENV)
+    if args.no_token:
+        if given:
+            raise UsageError("--no-token and a token were both given.",
+                             f"Drop --no-token, or --token/${TOKEN_ENV}.", "--no-token")
+        return None, False
+    if given is not None:
+        if not given.strip():
+            raise UsageError("The token is empty.", f"Give --token or ${TOKEN_ENV} a value, or "
+                             "leave both out to have one generated.", "token=''")
+        return given, False
+    if is_loopback(args.host):
+        return None, False
+    return new_token(), True
 
 
 def check_port(host: str, port: int) -> None:
@@ -115,15 +145,45 @@ def run_serve(args: argparse.Namespace) -> int:
         # Fail fast with one line, before the server starts (no TensorFlow needed).
         check_safety(preflight(args.model), safe_mode=not args.unsafe)
     model = str(Path(args.model).expanduser().resolve()) if args.model else None
+    root = _root(args.root)
+    token, generated = resolve_token(args)
+    os.environ.pop(TOKEN_ENV, None)  # not inherited by the loaders and captures it starts
     opts = LaunchOptions(model=model, data=absolute(args.data), logdir=absolute(args.logdir),
                          unsafe=args.unsafe, custom_objects=absolute(args.custom_objects))
     check_port(args.host, args.port)  # one line naming --port, not Streamlit's own error
+    if root:
+        os.environ["INSIGHT_ROOT"] = root
     if not is_loopback(args.host):
-        os.environ["INSIGHT_LOCKED"] = "1"
-        print(f"insight: binding {args.host}: anyone who reaches this address can use the app "
-              "(free-form model paths are disabled).", file=sys.stderr)
-    print(f"insight: serving {model or 'the bundled samples'} at "
-          f"http://{args.host}:{args.port}", flush=True)
+        if not root:
+            os.environ["INSIGHT_LOCKED"] = "1"
+        print(f"insight: binding {args.host}: anyone who reaches this address "
+              + ("and has the token " if token else "") + "can use the app ("
+              + (f"typed paths stay inside {root}" if root else "typed paths are off; "
+                 "--root DIR shares a folder") + ").", file=sys.stderr)
+        if token is None:
+            print("insight: WARNING: --no-token: no sign-in; anyone on the network can use "
+                  "this app and read what it shows.", file=sys.stderr)
+    url = f"http://{_url_host(args.host)}:{args.port}/"
+    if generated:
+        url += f"?token={token}"
+    elif token:
+        url += f" (the token from {'--token' if args.token else TOKEN_ENV})"
+    print(f"insight: serving {model or 'the bundled samples'} at {url}", flush=True)
     from insight.ui.serve import serve
 
-    return serve(opts, host=args.host, port=args.port)
+    return serve(opts, host=args.host, port=args.port, token=token,
+                 hosts=allowed_hosts(args.host, args.allow_host))
+
+
+def _root(given: str | None) -> str | None:
+    if given is None:
+        return None
+    root = Path(given).expanduser()
+    if not root.is_dir():
+        raise UsageError("--root must be an existing folder.",
+                         "Give the folder whose files visitors may open.", f"--root {given}")
+    return str(root.resolve())
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

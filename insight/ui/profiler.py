@@ -67,8 +67,20 @@ def _model_name(ref: ModelRef) -> str:
 
 def capture_dir(ref: ModelRef, logdir: str | None) -> Path:
     """Where the Capture button writes: the sidebar's logdir if writable (and not a bundled
-    sample's), else a folder per model in insight's cache."""
+    sample's), else a folder per model in insight's cache.
+
+    On a served app (`--root`, or beyond localhost) a visitor's typed logdir is never
+    written: only the logdir the server was started with, else the cache."""
+    from insight.ui.sidebar import launch_options
+
+    opts = launch_options()
+    if (opts.locked or opts.root) and logdir and not _same(logdir, opts.logdir):
+        logdir = None
     return writable_logdir(logdir, _model_name(ref))
+
+
+def _same(a: str, b: str | None) -> bool:
+    return b is not None and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def profile_choices(ref: ModelRef, logdir: str | None) -> tuple[list[Choice], list[str]]:

@@ -13,9 +13,12 @@ from typing import Any
 
 import streamlit as st
 
+from insight.errors import UsageError
+from insight.launch import LaunchOptions
 from insight.model.layers import iter_layers, layer_paths
 from insight.panels.projector import METHOD_TITLES, SOURCE_TITLES, default_layer
 from insight.panels.registry import PanelContext, Param
+from insight.paths import typed_path
 from insight.ui.cache import ModelRef, get_dataset, panel
 from insight.ui.feedback import progress_bar, show_error
 from insight.ui.widgets import param_of
@@ -53,7 +56,11 @@ def _spatial(ctx: PanelContext, layer: str) -> bool:
 
 def _sources(ctx: PanelContext) -> list[str]:
     """The sources this model and logdir offer, in the schema's order."""
-    offered = {"layer", "file"}
+    from insight.ui.sidebar import launch_options
+
+    opts = launch_options()
+    # Served beyond localhost without --root, no file can be typed in: no "file" source.
+    offered = {"layer"} if opts.locked and not opts.root else {"layer", "file"}
     if any(type(layer).__name__ == "Embedding" for _, layer, _ in iter_layers(ctx.loaded.model)):
         offered.add("embedding")
     if ctx.logdir is not None and (ctx.logdir / "projector_config.pbtxt").is_file():
@@ -127,12 +134,31 @@ def _colour_options(ctx: PanelContext, source: str) -> list[str]:
 
 def vectors_files(ctx: PanelContext) -> PanelContext:
     """The vectors file (and its metadata) to project, typed in; returns a context that
-    reads them."""
+    reads them. Both paths follow the server's policy (`insight.paths.typed_path`): inside
+    `--root`, and refused (said here, never read) outside it."""
+    from insight.ui.sidebar import launch_options
+
+    opts = launch_options()
+    where = f" Paths stay inside {opts.root}; relative ones start there." if opts.root else ""
     vec_col, meta_col = st.columns(2)
-    vectors = vec_col.text_input("Vectors (.npy or .tsv)", key="proj_vectors_path")
-    metadata = meta_col.text_input("Metadata TSV (optional)", key="proj_metadata_path")
-    return replace(ctx, vectors_path=Path(vectors).expanduser() if vectors.strip() else None,
-                   metadata_path=Path(metadata).expanduser() if metadata.strip() else None)
+    vectors = vec_col.text_input("Vectors (.npy or .tsv)", key="proj_vectors_path",
+                                 help="One vector per row." + where)
+    metadata = meta_col.text_input("Metadata TSV (optional)", key="proj_metadata_path",
+                                   help="One label per vector, or a header row then columns."
+                                   + where)
+    return replace(ctx, vectors_path=_typed("Vectors", vectors, opts),
+                   metadata_path=_typed("Metadata", metadata, opts))
+
+
+def _typed(label: str, value: str, opts: LaunchOptions) -> Path | None:
+    if not value.strip():
+        return None
+    try:
+        path = typed_path(value, root=opts.root, locked=opts.locked)
+    except UsageError as exc:
+        st.error(f"**{label}: refused.** {exc}", icon=":material/block:")
+        return None
+    return path if opts.root else Path(value.strip()).expanduser()
 
 
 def _point_key(key: str, source: str, sample: int) -> str:

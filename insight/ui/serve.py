@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from insight.launch import LaunchOptions, app_argv
+from insight.serving import Hosts
 
 __all__ = ["serve"]
 
@@ -60,19 +61,36 @@ def _warm(opts: LaunchOptions) -> None:
         sys.setswitchinterval(interval)
 
 
-def serve(opts: LaunchOptions, *, host: str, port: int) -> int:
-    """Run the app until interrupted; returns Streamlit's exit status."""
+def serve(opts: LaunchOptions, *, host: str, port: int, token: str | None = None,
+          hosts: Hosts | None = None) -> int:
+    """Run the app until interrupted, behind `insight.ui.gate.Gate`; returns 0.
+
+    Args:
+        opts: what the app opens.
+        host: the address to bind.
+        port: the port.
+        token: the token visitors must give, or `None` for none. It reaches the gate as an
+            argument, never through `sys.argv` (which `ps` shows) or the environment
+            (which child processes inherit).
+        hosts: the host names the server answers (`insight.serving.allowed_hosts`).
+    """
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "insight" / "numba"
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache))  # compiled UMAP kept across restarts
     threading.Thread(target=_warm, args=(opts,), name="insight-warm", daemon=True).start()
-    from streamlit.web import cli as stcli
+    import streamlit as st
+    from starlette.middleware import Middleware
 
-    sys.argv = [
-        "streamlit", "run", str(ENTRY),
-        "--server.address", host, "--server.port", str(port),
-        "--server.headless", "true", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false", "--runner.postScriptGC", "false",
-        "--client.toolbarMode", "minimal", "--theme.base", "light",
-        "--", *app_argv(opts),
-    ]
-    return int(stcli.main() or 0)
+    from insight.ui.gate import Gate
+
+    # Streamlit's ASGI app (st.App) takes middleware: the gate sees every request, the
+    # websocket included, before Streamlit does.
+    app = st.App(str(ENTRY), middleware=[Middleware(Gate, token=token, port=port, hosts=hosts)])
+    sys.argv = [str(ENTRY), *app_argv(opts)]  # what the script reads (`launch_options`)
+    app.run(config={
+        "server.address": host, "server.port": port, "server.headless": True,
+        "server.fileWatcherType": "none", "browser.gatherUsageStats": False,
+        "runner.postScriptGC": False, "client.toolbarMode": "minimal", "theme.base": "light",
+        # Streamlit's own welcome lists URLs without the token: insight printed the one to use.
+        "logger.hideWelcomeMessage": token is not None,
+    })
+    return 0

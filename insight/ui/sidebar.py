@@ -6,6 +6,10 @@ for the pages to read through `insight.ui.widgets.require_model`.
 A data path that cannot be used (nothing there, a `.txt` file) is warned about here AND kept
 in `insight_data`, so the pages that read data refuse with the same error: a typo never
 silently becomes the sample's bundled data or synthetic inputs.
+
+Typed paths follow the server's policy (`insight.paths.typed_path`): inside `--root` when it
+was given; none at all (no field is drawn) when served beyond localhost without it. A
+refused path is said in the sidebar and nothing reads it.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from insight.data.conform import bundled_data
 from insight.data.files import check_data_path
-from insight.errors import DataError
+from insight.errors import DataError, UsageError
 from insight.launch import LaunchOptions, parse_app_args
 from insight.model.samples import Sample, list_samples
+from insight.paths import typed_path
 from insight.ui.cache import ModelRef
 
 __all__ = ["launch_options", "draw_sidebar", "default_ref"]
@@ -60,16 +65,34 @@ def default_ref(opts: LaunchOptions) -> ModelRef | None:
     return next(iter(refs.values()), None)
 
 
-def _companion(label: str, key: str, given: str | None, bundled: Path | None, help: str
-               ) -> str | None:
-    typed = st.sidebar.text_input(label, key=key, placeholder=given or "optional", help=help)
-    value = typed.strip() or given
+def _typed(label: str, key: str, given: str | None, opts: LaunchOptions, help: str
+           ) -> tuple[str | None, bool]:
+    """A path field: `(what to use, whether it was typed)`; `(None, True)` after showing why
+    a typed path is refused (outside `--root`). A locked server draws no field at all."""
+    if opts.locked and not opts.root:
+        return given, False
+    if opts.root:
+        help += f" Paths stay inside {opts.root}; relative ones start there."
+    typed = st.sidebar.text_input(label, key=key, placeholder=given or "optional",
+                                  help=help).strip()
+    if not typed:
+        return given, False
+    try:
+        return str(typed_path(typed, root=opts.root, locked=opts.locked)), True
+    except UsageError as exc:
+        st.sidebar.error(f"**{label}: refused.** {exc}", icon=":material/block:")
+        return None, True
+
+
+def _companion(label: str, key: str, opts: LaunchOptions, given: str | None,
+               bundled: Path | None, help: str) -> str | None:
+    value, typed = _typed(label, key, given, opts, help)
     if value:
         if not Path(value).expanduser().exists():
             st.sidebar.warning(f"{label}: path not found. Received: {value!r}")
             return None
         return str(Path(value).expanduser().resolve())
-    return _bundled(label, bundled)
+    return None if typed else _bundled(label, bundled)
 
 
 def _bundled(label: str, bundled: Path | None) -> str | None:
@@ -80,22 +103,21 @@ def _bundled(label: str, bundled: Path | None) -> str | None:
     return None
 
 
-def _data_path(given: str | None, bundled: Path | None, beside: Path | None,
+def _data_path(opts: LaunchOptions, bundled: Path | None, beside: Path | None,
                help: str) -> str | None:
     """The Data field: a path that cannot be used is warned about and still returned, so the
     data pages show why instead of quietly using other data. `bundled` is a sample's data
-    (used when the field is empty), `beside` the `data.npz` any model would fall back to."""
-    typed = st.sidebar.text_input("Data", key="insight_data_path",
-                                  placeholder=given or "optional", help=help)
-    value = typed.strip() or given
+    (used when the field is empty), `beside` the `data.npz` any model would fall back to.
+    A path refused by the server's policy is not returned (nothing may read it)."""
+    value, typed = _typed("Data", "insight_data_path", opts.data, opts, help)
     if not value:
-        return _bundled("Data", bundled)
+        return None if typed else _bundled("Data", bundled)
     path = Path(value).expanduser()
     instead = (f"the `{beside.name}` beside the model" if beside is not None else
                "synthetic inputs")
     try:
         path = check_data_path(path)
-    except DataError as exc:
+    except DataError as exc:  # its text names the path, never what the file holds
         missing = not path.exists()
         st.sidebar.warning(
             f"**Data: {'path not found' if missing else 'cannot be used'}.** The pages that "
@@ -109,17 +131,13 @@ def draw_sidebar(opts: LaunchOptions) -> None:
     """Draw the sidebar and store the choices in session state."""
     st.sidebar.markdown("## :material/insights: insight")
     refs, samples = _choices(opts)
-    options = list(refs) + ([] if opts.locked else [OTHER])
+    options = list(refs) + ([] if opts.locked and not opts.root else [OTHER])
     choice = st.sidebar.selectbox(
         "Model", options, key="insight_model_choice",
         help="The model given on the command line, a bundled sample, or another file.")
     ref = refs.get(choice)
     if choice == OTHER:
-        path = st.sidebar.text_input("Model path", key="insight_model_path",
-                                     placeholder="/path/to/model.keras",
-                                     help=".keras, .h5/.hdf5, or a SavedModel directory. "
-                                          "Loaded in safe mode.")
-        ref = ModelRef(path.strip(), True, None, path.strip()) if path.strip() else None
+        ref = _other_model(opts)
     sample = samples.get(choice)
     if sample is not None and sample.description:
         st.sidebar.caption(sample.description)
@@ -128,14 +146,35 @@ def draw_sidebar(opts: LaunchOptions) -> None:
                            "file may run.", icon=":material/warning:")
     st.session_state["insight_ref"] = ref
     st.session_state["insight_data"] = _data_path(
-        opts.data, sample.data if sample else None,
+        opts, sample.data if sample else None,
         bundled_data(ref.path) if ref is not None and ref.path else None,
         "Inputs for activations and embeddings: .npz (x, y, class_names), .npy, .csv, or a "
         "folder of images.")
     st.session_state["insight_logdir"] = _companion(
-        "Logdir", "insight_logdir_path", opts.logdir,
+        "Logdir", "insight_logdir_path", opts, opts.logdir,
         sample.logdir if sample else _logs_beside(ref),
         "A TensorBoard logdir, a CSVLogger .csv or a Keras history .json.")
+    if opts.locked and not opts.root:
+        st.sidebar.caption(":material/lock: Typed paths are off on this server (served beyond "
+                           "localhost without `--root`).")
+
+
+def _other_model(opts: LaunchOptions) -> ModelRef | None:
+    """The model path typed under "Another file…" (inside `--root` when given)."""
+    help = ".keras, .h5/.hdf5, or a SavedModel directory. Loaded in safe mode."
+    if opts.root:
+        help += f" Paths stay inside {opts.root}; relative ones start there."
+    path = st.sidebar.text_input("Model path", key="insight_model_path",
+                                 placeholder="/path/to/model.keras", help=help).strip()
+    if not path:
+        return None
+    try:
+        # Not resolved without --root: the model's errors name the path as it was typed.
+        path = str(typed_path(path, root=opts.root, locked=False)) if opts.root else path
+    except UsageError as exc:
+        st.sidebar.error(f"**Model path: refused.** {exc}", icon=":material/block:")
+        return None
+    return ModelRef(path, True, None, path)
 
 
 def _logs_beside(ref: ModelRef | None) -> Path | None:
