@@ -6,25 +6,56 @@ Models are cached as resources (shared by sessions, never mutated); panel result
 from __future__ import annotations
 
 import json
+import sys
 import threading
+import weakref
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from insight.data import Dataset
 from insight.errors import InsightError
+from insight.launch import parse_app_args
 from insight.model.loading import LoadedModel, load_model
-from insight.model.preflight import Preflight, preflight, resolve_model_path
+from insight.model.preflight import Preflight, resolve_model_path
+from insight.model.sandbox import LoadLimits, check_in_child, prestart, start_check
 from insight.panels.probe import probe_dataset
 from insight.panels.registry import PanelContext, build_panel, get_panel
 from insight.ui.runtime import import_keras
 
 __all__ = ["ModelRef", "get_model", "get_preflight", "model_ready", "panel", "get_dataset",
-           "MODEL_LOCK", "with_memo"]
+           "model_lock", "with_memo"]
 
-# Keras models are not safe for concurrent calls: pages that run a model take this lock.
-MODEL_LOCK = threading.Lock()
+# One lock per model object, living as long as the model does (weak keys: a model evicted
+# from the resource cache takes its lock with it). Reentrant, so a builder that asks for
+# another panel of the same model while holding it does not deadlock.
+_MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(loaded: LoadedModel) -> threading.RLock:
+    """The lock every use of `loaded`'s model takes in the app.
+
+    Streamlit runs each session's script in its own thread and the model is shared through
+    the resource cache, but a Keras model is not safe for concurrent use: the probes patch
+    each layer's `call` while tracing their `tf.function`s, so another thread running the
+    model meanwhile records its tensors into the wrong trace (gradient norms of 0, wrong
+    activation statistics; measured in `tests/unit/test_concurrency.py`). Panels that run
+    the model hold this lock while they compute; other models are not held up.
+
+    Example:
+
+    >>> with model_lock(loaded):  # doctest: +SKIP
+    ...     probs = loaded.model(x, training=False)
+    """
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(loaded.model)
+        if lock is None:
+            lock = _MODEL_LOCKS[loaded.model] = threading.RLock()
+        return lock
 
 
 @dataclass(frozen=True)
@@ -50,10 +81,32 @@ class ModelRef:
         return f"{st_.st_mtime_ns}:{st_.st_size}"
 
 
+def load_limits() -> LoadLimits:
+    """The isolated loader's limits: `--load-timeout`/`--load-memory` among the app's script
+    arguments (as `insight.ui.sidebar.launch_options` reads them), else the environment.
+
+    Raises:
+        UsageError: a limit that does not parse.
+    """
+    ctx = get_script_run_ctx()
+    main = Path(ctx.main_script_path).resolve() if ctx else None
+    ours = bool(sys.argv) and main is not None and Path(sys.argv[0]).resolve() == main
+    opts = parse_app_args(sys.argv[1:] if ours else [])
+    return LoadLimits.parse(opts.load_timeout, opts.load_memory)
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _load(path: str, stamp: str, safe_mode: bool, custom_objects: str | None) -> LoadedModel:
-    import_keras()
-    return load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
+    # The file is first loaded in a child with limits (insight.model.sandbox): a crash, hang
+    # or memory bomb costs the child, never the server and its other sessions.
+    pending = start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
+                          limits=load_limits())
+    pending.preflight_passed()
+    import_keras()  # meanwhile the child loads the file
+    pending.result()
+    loaded = load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
+    prestart()  # the next cache miss finds a child that has imported Keras already
+    return loaded
 
 
 _READY: set[tuple] = set()
@@ -82,7 +135,8 @@ def model_ready(ref: ModelRef) -> bool:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _preflight(path: str, stamp: str) -> Preflight:
-    return preflight(path)
+    # Read in a child first: a config bomb costs the child (no TensorFlow there: fast).
+    return check_in_child(path, limits=load_limits(), load=False)
 
 
 def get_preflight(ref: ModelRef) -> Preflight:
@@ -94,8 +148,8 @@ def get_preflight(ref: ModelRef) -> Preflight:
 # rerun): builders return fresh objects and nothing downstream mutates them.
 @st.cache_resource(max_entries=128, show_spinner=False)
 def _panel(model_key: str, name: str, params_json: str, _ctx: PanelContext) -> Any:
-    if "data" in get_panel(name).uses:  # panels that read data run the model
-        with MODEL_LOCK:
+    if "data" in get_panel(name).uses and _ctx.loaded is not None:  # these run the model
+        with model_lock(_ctx.loaded):
             return build_panel(name, _ctx, **json.loads(params_json))
     return build_panel(name, _ctx, **json.loads(params_json))
 
