@@ -65,9 +65,12 @@ def confine(path: str | Path, root: str | Path) -> Path:
         raise UsageError("The path cannot be resolved (a symlink loop?).",
                          f"Give a plain path inside {base}.", shown) from exc
     if not resolved.is_relative_to(base):
-        raise UsageError("The path is outside the folder this server shares (--root).",
-                         f"Give a path inside {base} (relative paths start there); symlinks "
-                         "pointing outside it are refused too.", shown)
+        plain = given if given.is_absolute() else base / given
+        what = ("The path is a symlink leading outside the folder this server shares"
+                if plain.absolute().is_relative_to(base) else
+                "The path is outside the folder this server shares")
+        raise UsageError(f"{what} (--root).",
+                         f"Give a path inside {base} (relative paths start there).", shown)
     return resolved
 
 
