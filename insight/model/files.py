@@ -27,12 +27,14 @@ from typing import Any
 
 from insight.errors import ModelLoadError, UnsupportedModelError
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_MEMBERS", "MAX_RATIO", "StoredModel", "check_archive",
-           "h5_external_links", "read_h5_model", "read_keras_archive"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_JSON_CONTAINERS", "MAX_MEMBERS", "MAX_RATIO",
+           "StoredModel", "check_archive", "h5_external_links", "read_h5_model",
+           "read_keras_archive"]
 
 _ZIP_MAX_UNCOMPRESSED = 4 * 1024**3
 MAX_CONFIG_BYTES = 64 * 1024**2  # MobileNetV2's config is 200 kB
 MAX_MEMBERS = 10_000
+MAX_JSON_CONTAINERS = 1_000_000  # MobileNetV2's config holds ~3,000
 MAX_RATIO = 200  # deflate peaks near 1,000:1 on zeros; saved weights barely compress
 _BOMB_MIN_BYTES = 16 * 1024**2  # small members may compress well (a config of zeros)
 _MAX_META_BYTES = 1024**2
@@ -357,6 +359,16 @@ def _read_json_member(zf: zipfile.ZipFile, name: str) -> Any:
 
 
 def _parse_json(raw: bytes | str, what: str, shown: str) -> dict[str, Any]:
+    data = raw.encode("utf-8", errors="replace") if isinstance(raw, str) else raw
+    containers = data.count(b"{") + data.count(b"[")  # counted in C, before any parsing
+    if containers > MAX_JSON_CONTAINERS:
+        raise ModelLoadError(
+            f"The model's {what} holds {containers:,} JSON objects and lists; a model config "
+            f"holds thousands (refused over {MAX_JSON_CONTAINERS:,}: parsed, they would take "
+            "gigabytes of memory).",
+            "Check where the file comes from; insight does not load it.",
+            f"path={shown!r}",
+        )
     try:
         value = json.loads(raw)
     except RecursionError as exc:

@@ -318,13 +318,13 @@ def _translate(exc: BaseException, shown: str, report: Preflight | None = None
             "run code.", "Check where the file comes from.", received,
             names=[refused.group(1)])
     name = _LOCATE.search(text) or _UNKNOWN.search(text)
-    module = _CONFIG_MODULE.search(text)
-    if name and module and is_dangerous_name(module.group(1)):
+    module = next((m for m in _CONFIG_MODULE.findall(text) if is_dangerous_name(m)), None)
+    if name and module:
         return UnsafeModelError(
-            f"The model config names {module.group(1)}.{name.group(1)}, from a module that "
-            "runs commands or code; Keras refused to import it.",
+            f"The model config names {module}.{name.group(1)}, from a module that runs "
+            "commands or code; Keras refused to import it.",
             "Check where the file comes from.", received,
-            names=[f"{module.group(1)}.{name.group(1)}"])
+            names=[f"{module}.{name.group(1)}"])
     if name:
         return CustomObjectError(
             f"The model uses a custom class that Keras cannot find: {name.group(1)}.",

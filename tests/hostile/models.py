@@ -27,9 +27,20 @@ from typing import Any
 
 from hostile.case import Case
 
-__all__ = ["build_model_corpus", "marker_dir"]
+__all__ = ["CASE_NAMES", "build_model_corpus", "marker_dir"]
 
-_CLEAN = "No Lambda layers"
+# The cases build_model_corpus writes, in its order (tests parametrize over them).
+CASE_NAMES = (
+    "lambda_top", "lambda_nested3", "lambda_in_call_args",
+    "os_system_class", "subprocess_popen_class", "builtins_eval_activation",
+    "os_system_registered_name", "builtins_eval_class_name", "os_system_in_call_args",
+    "enable_unsafe_deserialization", "keras_get_file", "keras_saving_load_model",
+    "keras_applications_fn", "vocabulary_file", "tfsm_layer",
+    "huge_weight", "deep_nesting_json", "deep_nesting_config", "many_objects",
+    "path_traversal", "absolute_path", "symlink_member", "zip_bomb", "config_oversized",
+    "h5_lambda", "h5_lambda_nested3", "h5_external_link", "h5_external_dataset",
+    "savedmodel_writefile",
+)
 
 
 def marker_dir(directory: Path) -> Path:
