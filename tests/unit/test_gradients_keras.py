@@ -74,10 +74,10 @@ def _keras_gradients(model: keras.Model, loss_of) -> tuple[float, dict, dict]:
 def _assert_same(g, expected: tuple[float, dict, dict]) -> None:
     value, weight_norms, act_norms = expected
     table = g.table.set_index("layer")
-    assert g.value == pytest.approx(value, rel=RTOL)
     for layer, norm in weight_norms.items():
         assert norm > 0, layer
         assert table.loc[layer, "weight_grad_norm"] == pytest.approx(norm, rel=RTOL), layer
+    assert g.value == pytest.approx(value, rel=RTOL)
     for layer, norm in act_norms.items():
         assert table.loc[layer, "activation_grad_norm"] == pytest.approx(norm, rel=RTOL), layer
 
@@ -158,3 +158,23 @@ def test_mse_regression(tmp_path):
     _assert_same(g, _keras_gradients(loaded.model, _named_loss("mse", x, y)))
     model.compile(loss="mse")
     _assert_same(compute_gradients(model, x, y), _keras_gradients(model, _compiled_loss(x, y)))
+
+
+def test_activation_logger_logs_the_training_gradients(tmp_path):
+    """`ActivationLogger` differentiates the same way (`tape_gradients`): saturated, not 0."""
+    from insight.callbacks import LOGGED_STATS, ActivationLogger
+
+    model = _mlp(3, "softmax", 400.0)
+    x = _x()
+    y = _wrong_labels(model, x)
+    model.compile(loss="sparse_categorical_crossentropy")
+    _, weight_norms, act_norms = _keras_gradients(model, _compiled_loss(x, y))
+    logger = ActivationLogger(tmp_path, x, y, examples=ROWS)
+    logger.set_model(model)
+    values = logger.log(0)
+    logged = {p: values[i] for i, p in enumerate(logger.paths)}
+    for layer in ("hidden", "out"):
+        assert logged[layer][LOGGED_STATS.index("weight_grad_norm")] == pytest.approx(
+            weight_norms[layer], rel=RTOL), layer
+        assert logged[layer][LOGGED_STATS.index("output_grad_norm")] == pytest.approx(
+            act_norms[layer], rel=RTOL), layer
