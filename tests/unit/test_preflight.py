@@ -148,3 +148,222 @@ def test_resolve_model_path(model_files):
     assert (resolved, model_file.name, fmt) == (model_files.dir_one_model, "only.keras", "keras")
     assert resolve_model_path(model_files.savedmodel)[2] == "savedmodel"
     assert resolve_model_path(str(model_files.tiny_h5))[2] == "h5"
+
+
+# --- hostile configs and archives, built by hand (no Keras) ------------------------------
+
+def _dense(name="d1", **config):
+    return {"module": "keras.layers", "class_name": "Dense", "name": name,
+            "config": {"name": name, "units": 2, **config}, "registered_name": None,
+            "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {
+                "shape": [None, 3], "dtype": "float32", "keras_history": ["x", 0, 0]}}],
+                "kwargs": {}}]}
+
+
+def _functional(*layers):
+    return {"module": "keras", "class_name": "Functional",
+            "config": {"name": "m", "layers": list(layers)}, "registered_name": "Functional"}
+
+
+def _archive(path, config, *extra, infos=()):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        zf.writestr("config.json", json.dumps(config))
+        for name, data in extra:
+            zf.writestr(name, data)
+        for info, data in infos:
+            zf.writestr(info, data)
+    return path
+
+
+OS_SYSTEM = {"module": "os", "class_name": "function", "config": "system",
+             "registered_name": None}
+
+
+@pytest.mark.parametrize("ref, dotted", [
+    (OS_SYSTEM, "os.system"),
+    ({"module": "subprocess", "class_name": "Popen", "config": {}}, "subprocess.Popen"),
+    ({"module": "builtins", "class_name": "function", "config": "eval"}, "builtins.eval"),
+    ({"module": "keras.layers", "class_name": "Dense", "registered_name": "posix>system",
+      "config": {}}, "posix>system"),
+    ({"class_name": "importlib.import_module", "config": {}}, "importlib.import_module"),
+    ({"module": "keras", "class_name": "function", "config": "shutil.rmtree"},
+     "keras.shutil.rmtree"),
+])
+def test_dangerous_references_anywhere(ref, dotted):
+    from insight.model.config_scan import scan_config
+
+    for config in (_functional(_dense(activation=ref)),       # an argument
+                   _functional(dict(_dense(), **{"inbound_nodes": [  # a call argument
+                       {"args": [], "kwargs": {"fn": ref}}]}))):
+        scan = scan_config(config)
+        assert [r.dotted for r in scan.dangerous_references] == [dotted]
+
+
+@pytest.mark.parametrize("module, name", [
+    ("keras.config", "enable_unsafe_deserialization"), ("keras.utils", "get_file"),
+    ("keras.src.saving.saving_lib", "load_model"), ("keras.applications", "MobileNetV2"),
+    ("keras.callbacks", "CSVLogger"), ("keras", "function"),
+])
+def test_keras_outside_its_modelling_api_is_reported(module, name):
+    from insight.model.config_scan import scan_config
+
+    ref = ({"module": module, "class_name": "function", "config": name} if name != "CSVLogger"
+           else {"module": module, "class_name": name, "config": {}})
+    scan = scan_config(_functional(_dense(activation=ref)))
+    assert [r.dotted for r in scan.keras_internals] == [f"{module}.{name}"]
+
+
+def test_keras_modelling_api_and_builtin_losses_are_clean():
+    """What real saves hold (MobileNetV2 compiled with a function loss, ops layers, schedules):
+    no finding; `builtins.categorical_crossentropy` is how Keras saves its own loss."""
+    from insight.model.config_scan import scan_config
+
+    refs = [
+        {"module": "keras.src.ops.numpy", "class_name": "Multiply", "config": {}},
+        {"module": "keras.optimizers.schedules", "class_name": "ExponentialDecay"},
+        {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}},
+        {"module": "keras.src.models.functional", "class_name": "Functional"},
+        {"module": "keras.activations", "class_name": "function", "config": "gelu"},
+        {"module": "builtins", "class_name": "function", "config": "categorical_crossentropy"},
+    ]
+    scan = scan_config(_functional(*[_dense(f"d{i}", activation=r) for i, r in enumerate(refs)]))
+    assert (scan.dangerous_references, scan.keras_internals, scan.foreign_functions,
+            scan.custom_objects, scan.lambda_layers) == ([], [], [], [], [])
+    assert scan.layer_count == len(refs)
+
+
+def test_lambda_in_call_arguments_is_bytecode():
+    from insight.model.config_scan import scan_config
+
+    layer = dict(_dense(), inbound_nodes=[{"args": [], "kwargs": {
+        "fn": {"class_name": "__lambda__", "config": {"code": "AAAA"}}}}])
+    assert scan_config(_functional(layer)).lambda_layers == ["d1 (call arguments)"]
+
+
+def test_deep_config_refused_without_recursion_error():
+    from insight.errors import ModelLoadError
+    from insight.model.config_scan import MAX_CONFIG_DEPTH, scan_config
+
+    node: dict = {}
+    for _ in range(50_000):  # far deeper than Python's recursion limit
+        node = {"x": node}
+    with pytest.raises(ModelLoadError, match=f"more than {MAX_CONFIG_DEPTH} levels"):
+        scan_config({"class_name": "Sequential", "config": node}, "m.keras")
+    assert scan_config({"config": _nest_ok(40)}).model_class is None
+
+
+def _nest_ok(depth):
+    node: dict = {}
+    for _ in range(depth):
+        node = {"x": node}
+    return node
+
+
+@pytest.mark.parametrize("value", [10**12, 1e12, float("inf"), float("nan"), [None, 10**9]])
+def test_oversized_dimensions_refused(tmp_path, value):
+    from insight.errors import ModelLoadError
+
+    key = "batch_shape" if isinstance(value, list) else "units"
+    path = _archive(tmp_path / "big.keras", _functional(_dense(**{key: value})))
+    with pytest.raises(ModelLoadError, match="dimension over 100,000,000"):
+        preflight(path)
+
+
+def test_vocabulary_path_is_a_file_read(tmp_path):
+    lookup = {"module": "keras.layers", "class_name": "StringLookup", "name": "lk",
+              "config": {"name": "lk", "vocabulary": "/etc/passwd"}}
+    report = preflight(_archive(tmp_path / "v.keras", _functional(lookup)))
+    assert report.external_files == ["lk reads the vocabulary file '/etc/passwd'"]
+    assert report.runs_code
+
+
+@pytest.mark.parametrize("member, fragment", [
+    ("../../etc/cron.d/job", "leaves the archive"), ("/etc/cron.d/job", "leaves the archive"),
+    ("a/../../b", "leaves the archive"), ("C:\\evil", "leaves the archive"),
+])
+def test_unsafe_member_paths_refused(tmp_path, member, fragment):
+    from insight.errors import ModelLoadError
+
+    path = _archive(tmp_path / "t.keras", _functional(_dense()), (member, b"x"))
+    with pytest.raises(ModelLoadError, match=fragment):
+        preflight(path)
+
+
+def test_symlink_and_member_count_refused(tmp_path):
+    import stat
+    import zipfile
+
+    from insight.errors import ModelLoadError
+
+    link = zipfile.ZipInfo("model.weights.h5")
+    link.create_system, link.external_attr = 3, (stat.S_IFLNK | 0o777) << 16
+    path = _archive(tmp_path / "l.keras", _functional(_dense()), infos=[(link, "/etc/passwd")])
+    with pytest.raises(ModelLoadError, match="symbolic link"):
+        preflight(path)
+    many = _archive(tmp_path / "m.keras", _functional(_dense()),
+                    *[(f"w{i}", b"") for i in range(10_001)])
+    with pytest.raises(ModelLoadError, match="10,003 members"):
+        preflight(many)
+
+
+def test_compressible_small_members_are_not_bombs(tmp_path):
+    """A config of zeros compresses 1,000:1 too: below 16 MB, ratios are not judged."""
+    import zipfile
+
+    path = tmp_path / "zeros.keras"
+    config = json.dumps(_functional(_dense(pad=" " * 4_000_000)))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", config)
+    assert preflight(path).layer_count == 1
+
+
+def test_h5_external_links_and_datasets(tmp_path):
+    import h5py
+
+    path = tmp_path / "links.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(_functional(_dense()))
+        g = f.create_group("model_weights")
+        g["ext"] = h5py.ExternalLink("/etc/passwd", "/")
+        g["soft"] = h5py.SoftLink("/model_weights")  # a loop, not followed
+        g["hard"] = g  # a hard-link loop, visited once
+        g.create_dataset("raw", shape=(2,), dtype="f4", external=[("/etc/shadow", 0, 8)])
+    report = preflight(path)
+    assert report.external_files == [
+        "model_weights/ext -> /etc/passwd:/ (external link)",
+        "model_weights/raw -> /etc/shadow (external dataset)"]
+    assert report.runs_code
+
+
+def test_savedmodel_keras_metadata_lambda(tmp_path, model_files):
+    """A Keras 2 export's keras_metadata.pb naming a Lambda (what ModelScan reads)."""
+    import shutil
+
+    def field(number, payload):
+        size, out = len(payload), bytearray()
+        while True:
+            out.append((size & 0x7F) | (0x80 if size > 0x7F else 0))
+            size >>= 7
+            if not size:
+                break
+        return bytes([number << 3 | 2]) + bytes(out) + payload
+
+    exported = tmp_path / "exported"
+    shutil.copytree(model_files.savedmodel, exported)
+    layer = json.dumps({"class_name": "Lambda", "name": "evil"}).encode()
+    (exported / "keras_metadata.pb").write_bytes(field(1, field(5, layer)))
+    report = preflight(exported)
+    assert report.lambda_layers == ["keras_metadata.pb: evil"]
+    assert "Lambda layers hold Python code: keras_metadata.pb: evil." in report.findings()
+
+
+def test_new_report_fields_in_dict(tmp_path):
+    path = _archive(tmp_path / "d.keras", _functional(_dense(activation=OS_SYSTEM)))
+    data = preflight(path).to_dict()
+    assert data["dangerous_references"] == ["os.system"]
+    assert data["keras_internals"] == [] and data["external_files"] == []
+    assert data["findings"][0] == "References modules that run commands or code: os.system " \
+                                  "(in d1)."
