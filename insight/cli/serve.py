@@ -60,7 +60,8 @@ def resolve_token(args: argparse.Namespace, env: dict[str, str] | None = None
         UsageError: `--no-token` with a token, or an empty token.
     """
     env = os.environ if env is None else env
-    given = args.token if args.token is not None else env.get(TOKEN_ENV)
+    # An empty $INSIGHT_TOKEN counts as unset (compose files often declare it empty).
+    given = args.token if args.token is not None else (env.get(TOKEN_ENV) or None)
     if args.no_token:
         if given:
             raise UsageError("--no-token and a token were both given.",

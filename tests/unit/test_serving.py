@@ -108,6 +108,7 @@ def _serve_args(*argv: str):
     ([], {}, (None, False)),                                   # localhost: none
     (["--token", "t1"], {}, ("t1", False)),                    # given
     ([], {"INSIGHT_TOKEN": "t2"}, ("t2", False)),              # from the environment
+    ([], {"INSIGHT_TOKEN": ""}, (None, False)),                # empty: unset
     (["--token", "t1"], {"INSIGHT_TOKEN": "t2"}, ("t1", False)),
     (["--host", "0.0.0.0", "--no-token"], {}, (None, False)),  # said explicitly
 ])
