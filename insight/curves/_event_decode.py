@@ -10,12 +10,13 @@ length that equals it everywhere else has, byte for byte, the same tag and metad
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["KIND_SCALAR", "KIND_TENSOR", "KIND_OTHER", "Template", "analyze", "step_lengths",
-           "decode_event", "tensor_array"]
+           "decode_event", "tensor_array", "MAX_TENSOR_VALUES"]
 
 KIND_SCALAR = "scalar"  # simple_value, or a tensor tagged as scalars
 KIND_TENSOR = "tensor"  # a one-element numeric tensor without plugin metadata (yet)
@@ -209,10 +210,19 @@ def step_lengths(arr: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.nd
     return k
 
 
+MAX_TENSOR_VALUES = 1 << 24  # a summary tensor larger than this is not a scalar/histogram
+
+
 def tensor_array(t) -> np.ndarray | None:
-    """A numeric `TensorProto` as a numpy array (no TensorFlow), or `None`."""
+    """A numeric `TensorProto` as a numpy array (no TensorFlow), or `None` (also for shapes
+    with negative dimensions or more than `MAX_TENSOR_VALUES` values: a 20-byte tensor that
+    declares `[10**6, 10**6]` with one `float_val` would otherwise be broadcast to 8 TB)."""
     shape = [d.size for d in t.tensor_shape.dim]
-    count = int(np.prod(shape)) if shape else 1
+    if any(n < 0 for n in shape):
+        return None
+    count = math.prod(shape)  # Python ints: no int64 wrap-around
+    if count > MAX_TENSOR_VALUES:
+        return None
     if t.tensor_content:
         code = _CONTENT.get(t.dtype)
         if code is None and t.dtype == 14:  # bfloat16
