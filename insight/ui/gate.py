@@ -131,7 +131,15 @@ class Gate:
                                                       headers.get("host"), self._hosts):
             await self._refuse(scope, receive, send, 403, "Cross-origin websocket refused.")
             return
-        if self._token is None or scope["path"] in OPEN_PATHS:
+        if scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self._token is None:
+            if kind == "http" and _token_in(scope) is not None and \
+                    scope["method"] in ("GET", "HEAD"):  # a link made for a token server
+                await self._redirect(_without_token(scope), set_cookie=False, scope=scope)(
+                    scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         signed = self._signed_in(headers)
@@ -144,15 +152,12 @@ class Gate:
         if scope["method"] == "POST" and scope["path"].endswith(SIGNIN_PATH):
             await self._sign_in(scope, receive, send)
             return
-        query = scope.get("query_string", b"").decode("latin-1")
-        given = dict(parse_qsl(query, keep_blank_values=True)).get("token")
+        given = _token_in(scope)
         if given is not None and scope["method"] in ("GET", "HEAD"):
             # A link with ?token=: remember it, and load the same address without it.
             ok = token_matches(given, self._token)
             if ok or signed:
-                rest = strip_token(query)
-                target = scope["path"] + (f"?{rest}" if rest else "")
-                await self._redirect(safe_next(target), set_cookie=ok, scope=scope)(
+                await self._redirect(_without_token(scope), set_cookie=ok, scope=scope)(
                     scope, receive, send)
                 return
             await self._form(scope, receive, send, wrong=True)
@@ -173,8 +178,7 @@ class Gate:
             await PlainTextResponse("Sign in first: open this server's address in a browser "
                                     "and give the token.", 401)(scope, receive, send)
             return
-        query = strip_token(scope.get("query_string", b"").decode("latin-1"))
-        page = signin_page(safe_next(path + (f"?{query}" if query else "")), wrong=wrong)
+        page = signin_page(_without_token(scope), wrong=wrong)
         await HTMLResponse(page, 401, headers=_NO_STORE)(scope, receive, send)
 
     async def _sign_in(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -213,6 +217,17 @@ class Gate:
             await send({"type": "websocket.close", "code": 1008, "reason": ""})
             return
         await PlainTextResponse(text, status)(scope, receive, send)
+
+
+def _token_in(scope: Scope) -> str | None:
+    query = scope.get("query_string", b"").decode("latin-1")
+    return dict(parse_qsl(query, keep_blank_values=True)).get("token")
+
+
+def _without_token(scope: Scope) -> str:
+    """The request's path and query without `token=`: where to send the browser next."""
+    rest = strip_token(scope.get("query_string", b"").decode("latin-1"))
+    return safe_next(scope["path"] + (f"?{rest}" if rest else ""))
 
 
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}

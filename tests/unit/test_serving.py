@@ -260,6 +260,20 @@ def test_gate_form_post(gate):
                  body=b"token=wrong&next=%2F")[0] == 401
 
 
+def test_gate_without_a_token_still_strips_one_from_links():
+    from insight.ui.gate import Gate
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": APP, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    open_gate = Gate(app, token=None, port=8599, hosts=allowed_hosts("127.0.0.1", []))
+    status, headers, _ = _call(open_gate, "/", query="panel=x&token=t", headers=[HOST])
+    assert status == 303 and headers["location"] == "/?panel=x" and "set-cookie" not in headers
+    assert _call(open_gate, "/", query="panel=x", headers=[HOST])[0] == APP
+    assert _call(open_gate, "/", headers=[("host", "evil.example")])[0] == 403
+
+
 def test_gate_refuses_other_host_names_and_origins(gate):
     assert _call(gate, "/", headers=[("host", "evil.example:8599"), _cookie()])[0] == 403
     assert _call(gate, "/_stcore/health", headers=[("host", "evil.example")])[0] == 403
