@@ -34,13 +34,16 @@ def read_csv_log(path: str | Path, run: str | None = None) -> pd.DataFrame:
         DataError: the file cannot be read or has no numeric columns.
     """
     path = Path(path)
+    _check_size(path)
+    _check_columns(path)
     try:
         raw = pd.read_csv(path)
     except Exception as exc:
-        raise DataError(f"Cannot read {path.name} as a CSV training log ({exc}).",
+        raise DataError(f"Cannot read {path.name} as a CSV training log "
+                        f"({_first_line(exc)}).",
                         "Give a CSVLogger file: a header row, then one row per epoch.",
                         f"path={str(path)!r}") from None
-    steps = raw["epoch"].to_numpy(np.int64) if "epoch" in raw else np.arange(len(raw))
+    steps = _epochs(raw["epoch"], path) if "epoch" in raw else np.arange(len(raw))
     cols = {c: pd.to_numeric(raw[c], errors="coerce") for c in raw.columns if c != "epoch"}
     cols = {c: v for c, v in cols.items() if v.notna().any() or raw[c].isna().all()}
     if not cols:
@@ -58,18 +61,19 @@ def read_history_json(path: str | Path, run: str | None = None) -> pd.DataFrame:
         DataError: not JSON, or not a mapping of metric names to lists of numbers.
     """
     path = Path(path)
+    _check_size(path)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"Cannot read {path.name} as JSON ({exc}).",
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: [[[[...]]]] deep
+        raise DataError(f"Cannot read {path.name} as JSON ({_first_line(exc)}).",
                         "Save `history.history` with json.dump.", f"path={str(path)!r}") from None
     if isinstance(data, dict) and isinstance(data.get("history"), dict):
         epochs = data.get("epoch")
         data = data["history"]
     else:
         epochs = data.pop("epoch", None) if isinstance(data, dict) else None
-    ok = isinstance(data, dict) and data and all(
-        isinstance(v, list) and all(x is None or isinstance(x, int | float) for x in v)
+    ok = isinstance(data, dict) and data and len(data) <= MAX_METRICS and all(
+        isinstance(v, list) and all(x is None or _json_number(x) for x in v)
         for v in data.values())
     if not ok:
         raise DataError(f"{path.name} is not a Keras history: expected a mapping of metric "
@@ -78,10 +82,66 @@ def read_history_json(path: str | Path, run: str | None = None) -> pd.DataFrame:
                         f"path={str(path)!r}")
     n = max(len(v) for v in data.values())
     steps = np.asarray(epochs, np.int64) if isinstance(epochs, list) and len(epochs) == n \
-        else np.arange(n)
+        and all(type(e) is int and abs(e) < 2**63 for e in epochs) else np.arange(n)
     cols = {k: [math.nan if x is None else float(x) for x in v] + [math.nan] * (n - len(v))
             for k, v in data.items()}
     return _frame_from_columns(run or path.stem, steps, cols)
+
+
+MAX_LOG_BYTES = 256 << 20  # a CSVLogger of a million epochs and ten metrics is ~100 MB
+MAX_METRICS = 10_000  # metric columns (a real log has a handful)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_size(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(f"Cannot read {path.name} ({exc.strerror or exc}).",
+                        "Check the path.", f"path={str(path)!r}") from None
+    if size > MAX_LOG_BYTES:
+        raise DataError(f"{path.name} is {size / 2**20:,.0f} MiB; insight reads training logs "
+                        f"of up to {MAX_LOG_BYTES >> 20} MiB.",
+                        "Log to TensorBoard event files instead (read incrementally), or "
+                        "keep every n-th epoch.", f"path={str(path)!r}, size={size}")
+
+
+def _check_columns(path: Path) -> None:
+    """Count the header's columns before pandas builds a frame of a million of them."""
+    try:
+        with path.open("rb") as fh:
+            header = fh.readline(64 << 20)
+    except OSError as exc:
+        raise DataError(f"Cannot read {path.name} ({exc.strerror or exc}).",
+                        "Check the path.", f"path={str(path)!r}") from None
+    columns = header.count(b",") + 1
+    if columns > MAX_METRICS:
+        raise DataError(f"{path.name} has {columns:,} columns; a training log has a few "
+                        f"metrics (insight reads up to {MAX_METRICS:,}).",
+                        "Give a CSVLogger file: epoch, loss, val_loss, ...",
+                        f"path={str(path)!r}, columns={columns}")
+
+
+def _epochs(column: pd.Series, path: Path) -> np.ndarray:
+    values = pd.to_numeric(column, errors="coerce")
+    if values.isna().any() or not np.isfinite(values).all() or (values.abs() >= 2**63).any():
+        raise DataError(f"The epoch column of {path.name} holds values that are not whole "
+                        "numbers.", "Give a CSVLogger file, whose epoch column counts 0, 1, 2...",
+                        f"path={str(path)!r}, epoch_dtype={column.dtype}")
+    return values.to_numpy(np.float64).astype(np.int64)
+
+
+def _json_number(x: object) -> bool:
+    """A number that a float holds too (JSON allows the int 10**400; NaN is kept)."""
+    if isinstance(x, bool):
+        return True
+    if isinstance(x, int):
+        return abs(x) < 2**1000
+    return isinstance(x, float)
 
 
 def _frame_from_columns(run: str, steps: np.ndarray, cols: dict) -> pd.DataFrame:
