@@ -4,6 +4,8 @@
 - `backprop`: gradients of the loss w.r.t. every weight and layer output, in one pass;
 - `losses`: which loss each output is differentiated by, with which labels and weight (one
   answer for gradients, `ActivationLogger` and the profiler's training steps);
+- `lossfn`: one output's Keras loss, evaluated as Keras' training step evaluates it (a
+  cross-entropy reads the logits behind a softmax or sigmoid output);
 - `stats`: activation statistics streamed over a whole dataset;
 - `attribution`: saliency, SmoothGrad, integrated gradients, Grad-CAM;
 - `report`: statistics joined with gradient norms, one table per model (`insight stats`).
