@@ -9,7 +9,9 @@ InsightError
 ├── ModelLoadError            the model file cannot be read or loaded
 │   ├── UnsupportedModelError    not a format insight reads (or a remote URL)
 │   ├── UnsafeModelError         loading would run code from the file; refused in safe mode
-│   └── CustomObjectError        a custom class is missing, or the --custom-objects file fails
+│   ├── CustomObjectError        a custom class is missing, or the --custom-objects file fails
+│   ├── LoadLimitError           the isolated loader ran past its time or memory limit
+│   └── LoaderCrashError         the isolated loader died (a signal, an exit) on this file
 ├── DataError                 inputs that cannot be read or do not fit the model
 ├── CompileError              XLA cannot compile the model (an op without an XLA kernel)
 └── UsageError                a bad argument: unknown panel, unknown layer, bad option value
@@ -34,6 +36,8 @@ __all__ = [
     "UnsupportedModelError",
     "UnsafeModelError",
     "CustomObjectError",
+    "LoadLimitError",
+    "LoaderCrashError",
     "DataError",
     "CompileError",
     "UsageError",
@@ -84,6 +88,26 @@ class CustomObjectError(ModelLoadError):
 
     def __init__(self, what: str, fix: str = "", received: str = "", *, names=()) -> None:
         self.names = list(names)
+        super().__init__(what, fix, received)
+
+
+class LoadLimitError(ModelLoadError):
+    """Loading the file in the isolated loader (`insight.model.sandbox`) took longer than
+    `--load-timeout` or needed more memory than `--load-memory`; the loader was stopped and
+    nothing was loaded in this process. `limit` is `"time"` or `"memory"`."""
+
+    def __init__(self, what: str, fix: str = "", received: str = "", *, limit: str = "") -> None:
+        self.limit = limit
+        super().__init__(what, fix, received)
+
+
+class LoaderCrashError(ModelLoadError):
+    """The isolated loader process died on the file (a signal such as SIGSEGV, or an exit);
+    nothing was loaded in this process. `signal` is the signal number, or `None`."""
+
+    def __init__(self, what: str, fix: str = "", received: str = "", *,
+                 signal: int | None = None) -> None:
+        self.signal = signal
         super().__init__(what, fix, received)
 
 

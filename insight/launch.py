@@ -2,8 +2,9 @@
 
 `insight serve` and `streamlit run app.py -- MODEL [--data ...] [--logdir ...]` pass them as
 script arguments; containers and tests (where `sys.argv` is not the app's) use the
-environment variables `INSIGHT_MODEL`, `INSIGHT_DATA`, `INSIGHT_LOGDIR`, `INSIGHT_UNSAFE`
-and `INSIGHT_CUSTOM_OBJECTS`. Arguments win over the environment. Trust flags come from the
+environment variables `INSIGHT_MODEL`, `INSIGHT_DATA`, `INSIGHT_LOGDIR`, `INSIGHT_UNSAFE`,
+`INSIGHT_CUSTOM_OBJECTS`, and the isolated loader's limits `INSIGHT_LOAD_TIMEOUT` and
+`INSIGHT_LOAD_MEMORY`. Arguments win over the environment. Trust flags come from the
 command line or the environment only, never from a URL.
 
 Example:
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 __all__ = ["LaunchOptions", "add_model_args", "parse_app_args", "app_argv"]
 
 _ENV = {"model": "INSIGHT_MODEL", "data": "INSIGHT_DATA", "logdir": "INSIGHT_LOGDIR",
-        "custom_objects": "INSIGHT_CUSTOM_OBJECTS"}
+        "custom_objects": "INSIGHT_CUSTOM_OBJECTS", "load_timeout": "INSIGHT_LOAD_TIMEOUT",
+        "load_memory": "INSIGHT_LOAD_MEMORY"}
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -40,6 +42,10 @@ class LaunchOptions:
     custom_objects: str | None = None
     locked: bool = False  # served beyond localhost: no free-form paths in the sidebar
     root: str | None = None  # `insight serve --root`: typed paths stay inside it (insight.paths)
+    # Limits of the isolated loader (`insight.model.sandbox.LoadLimits.parse` reads the text:
+    # seconds, and a size such as "8G"); None: the defaults.
+    load_timeout: str | None = None
+    load_memory: str | None = None
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, companions: bool = True) -> None:
@@ -54,6 +60,12 @@ def add_model_args(parser: argparse.ArgumentParser, *, companions: bool = True) 
                              "only for files you trust)")
     parser.add_argument("--custom-objects", metavar="FILE",
                         help="a .py file defining the model's custom classes (it is executed)")
+    parser.add_argument("--load-timeout", metavar="SECONDS",
+                        help="stop the isolated first load of the model file after this many "
+                             "seconds (default: 60; env INSIGHT_LOAD_TIMEOUT)")
+    parser.add_argument("--load-memory", metavar="SIZE",
+                        help="stop the isolated first load when it needs more memory than "
+                             "this, e.g. 8G or 512M (default: 8G; env INSIGHT_LOAD_MEMORY)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +94,9 @@ def app_argv(opts: LaunchOptions) -> list[str]:
     """The script arguments that reproduce `opts` (what `insight serve` passes after `--`)."""
     out = [opts.model] if opts.model else []
     for flag, value in (("--data", opts.data), ("--logdir", opts.logdir),
-                        ("--custom-objects", opts.custom_objects)):
+                        ("--custom-objects", opts.custom_objects),
+                        ("--load-timeout", opts.load_timeout),
+                        ("--load-memory", opts.load_memory)):
         if value:
             out += [flag, value]
     if opts.unsafe:

@@ -89,14 +89,14 @@ def resolve_model(model: str, data: str | None, logdir: str | None
 def run_doctor(args: argparse.Namespace) -> int:
     """`insight doctor`; returns 1 when a finding reaches `--fail-on`, else 0."""
     from insight.doctor import Evidence, doctor_dataset, run_checks
-    from insight.model.loading import check_safety, load_model
-    from insight.model.preflight import preflight
+    from insight.model.loading import load_model
+    from insight.model.sandbox import LoadLimits
 
     path, data, logdir, custom = resolve_model(args.model, args.data, args.logdir)
-    check_safety(preflight(path), safe_mode=not args.unsafe)
+    limits = LoadLimits.parse(args.load_timeout, args.load_memory)
     with quiet_native_stderr(not args.debug):
-        loaded = load_model(path, safe_mode=not args.unsafe,
-                            custom_objects=args.custom_objects or custom)
+        loaded = load_model(path, safe_mode=not args.unsafe,  # a child checks it first
+                            custom_objects=args.custom_objects or custom, isolate=limits)
         dataset, why = doctor_dataset(loaded, data)  # what insight.diagnose does, shown
         report = run_checks(Evidence(loaded, dataset, logdir, data_error=why),
                             train_probe=args.train_probe)

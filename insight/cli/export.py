@@ -74,9 +74,9 @@ def add_export_parsers(sub) -> None:
 
 
 def _context(args: argparse.Namespace):
-    from insight.model.loading import check_safety, load_model
-    from insight.model.preflight import preflight
+    from insight.model.loading import load_model
     from insight.model.samples import list_samples
+    from insight.model.sandbox import LoadLimits
     from insight.panels.registry import PanelContext
 
     path, data, logdir = args.model, args.data, args.logdir
@@ -97,11 +97,12 @@ def _context(args: argparse.Namespace):
         if value and not Path(value).exists():
             raise UsageError(f"The {flag} path does not exist.", "Check the path.",
                              f"{flag}={value!r}")
-    check_safety(preflight(path), safe_mode=not args.unsafe)
+    limits = LoadLimits.parse(args.load_timeout, args.load_memory)
     custom = args.custom_objects or (str(sample.custom_objects) if sample and
                                      sample.custom_objects else None)
     with quiet_native_stderr(not args.debug):
-        loaded = load_model(path, safe_mode=not args.unsafe, custom_objects=custom)
+        loaded = load_model(path, safe_mode=not args.unsafe, custom_objects=custom,
+                            isolate=limits)  # first loaded in a child with limits
     return PanelContext(loaded, Path(data) if data else None, Path(logdir) if logdir else None)
 
 

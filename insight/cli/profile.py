@@ -104,14 +104,14 @@ def _capture(args: argparse.Namespace) -> None:
     # Memory events on CPU need the BFC allocator, chosen when TensorFlow starts.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     from insight.data import dataset_for
-    from insight.model.loading import check_safety, load_model
-    from insight.model.preflight import preflight
+    from insight.model.loading import load_model
+    from insight.model.sandbox import LoadLimits
     from insight.profiler.capture import capture_profile
 
-    check_safety(preflight(args.model), safe_mode=not args.unsafe)
+    limits = LoadLimits.parse(args.load_timeout, args.load_memory)
     with quiet_native_stderr(not args.debug):
-        loaded = load_model(args.model, safe_mode=not args.unsafe,
-                            custom_objects=args.custom_objects)
+        loaded = load_model(args.model, safe_mode=not args.unsafe,  # a child checks it first
+                            custom_objects=args.custom_objects, isolate=limits)
         dataset = dataset_for(loaded, args.data)
         capture_profile(loaded, dataset, args.logdir, steps=args.steps, train=args.train,
                         warmup=args.warmup, batch_size=args.batch_size, xla=args.xla)

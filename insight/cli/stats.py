@@ -35,14 +35,14 @@ def run_stats(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from insight.data import dataset_for
-    from insight.model.loading import check_safety, load_model
-    from insight.model.preflight import preflight
+    from insight.model.loading import load_model
+    from insight.model.sandbox import LoadLimits
     from insight.probe.report import layer_report, report_records
 
-    check_safety(preflight(args.model), safe_mode=not args.unsafe)
-    with quiet_native_stderr(not args.debug):
+    limits = LoadLimits.parse(args.load_timeout, args.load_memory)
+    with quiet_native_stderr(not args.debug):  # first loaded in a child with limits
         loaded = load_model(args.model, safe_mode=not args.unsafe,
-                            custom_objects=args.custom_objects)
+                            custom_objects=args.custom_objects, isolate=limits)
         dataset = dataset_for(loaded, args.data)
         table = layer_report(loaded, dataset, batch_size=args.batch_size)
     if args.json:

@@ -28,14 +28,14 @@ def add_summary_parser(sub) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     """Print the summary of `args.model`; returns the exit status."""
-    from insight.model.loading import check_safety, load_model
-    from insight.model.preflight import preflight
+    from insight.model.loading import load_model
+    from insight.model.sandbox import LoadLimits
     from insight.model.summary import model_summary
 
-    check_safety(preflight(args.model), safe_mode=not args.unsafe)  # before TensorFlow starts
-    with quiet_native_stderr(not args.debug):
+    limits = LoadLimits.parse(args.load_timeout, args.load_memory)
+    with quiet_native_stderr(not args.debug):  # first loaded in a child with limits
         loaded = load_model(args.model, safe_mode=not args.unsafe,
-                            custom_objects=args.custom_objects)
+                            custom_objects=args.custom_objects, isolate=limits)
         summary = model_summary(loaded)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))

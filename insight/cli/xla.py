@@ -52,20 +52,20 @@ def run_xla(args: argparse.Namespace) -> int:
     from insight.cli.console import quiet_native_stderr
     from insight.compiler.xla import STAGE_TITLES
     from insight.errors import UsageError
-    from insight.model.loading import check_safety, load_model
-    from insight.model.preflight import preflight
+    from insight.model.loading import load_model
+    from insight.model.sandbox import LoadLimits
     from insight.panels.compiler import BATCH, FUNCTION_TITLES
 
     if args.out and not Path(args.out).expanduser().resolve().parent.is_dir():
         raise UsageError("The folder for --out does not exist.", "Create it first.",
                          f"--out={args.out!r}")
-    check_safety(preflight(args.model), safe_mode=not args.unsafe)  # before TensorFlow starts
+    limits = LoadLimits.parse(args.load_timeout, args.load_memory)
     with quiet_native_stderr(not args.debug):
         from insight.panels.compiler import compilation
         from insight.panels.registry import PanelContext
 
-        loaded = load_model(args.model, safe_mode=not args.unsafe,
-                            custom_objects=args.custom_objects)
+        loaded = load_model(args.model, safe_mode=not args.unsafe,  # a child checks it first
+                            custom_objects=args.custom_objects, isolate=limits)
         data = Path(args.data) if args.data else None
         comp = compilation(PanelContext(loaded, data), args.function)
         text = comp.hlo_text(args.stage, args.layer)

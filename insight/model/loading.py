@@ -22,10 +22,13 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from insight.errors import CustomObjectError, ModelLoadError, UnsafeModelError
 from insight.model.preflight import Preflight, preflight
+
+if TYPE_CHECKING:
+    from insight.model.sandbox import LoadLimits
 
 __all__ = ["LoadedModel", "load_model", "load_custom_objects", "check_safety"]
 
@@ -230,6 +233,7 @@ def load_model(
     *,
     safe_mode: bool = True,
     custom_objects: str | Path | Mapping[str, Any] | None = None,
+    isolate: bool | LoadLimits = False,
 ) -> LoadedModel:
     """Load a Keras model file safely.
 
@@ -237,12 +241,19 @@ def load_model(
     (inference only, through `keras.layers.TFSMLayer`; needs `safe_mode=False`), or a
     directory holding one of those. Local paths only. Always `compile=False`.
 
+    With `isolate`, the file is first loaded in a child process with a timeout, a memory
+    limit and no secrets in its environment (`insight.model.sandbox`), and here only once it
+    passed there: a file that crashes, hangs or exhausts memory costs the child. The CLI and
+    the app always isolate; use it for files from strangers.
+
     Args:
         path: where the model is.
         safe_mode: refuse anything that would run code stored in the file: Lambda layers,
             functions from outside Keras, SavedModels. Defaults to `True`.
         custom_objects: a `.py` file defining or registering the model's custom classes
             (it is executed), or a `{name: class}` mapping. Defaults to `None`.
+        isolate: `True` (default limits: 60 s, 8 GB) or a `LoadLimits` to check the file
+            in a child process first; needs `custom_objects` as a file. Defaults to `False`.
 
     Returns:
         A `LoadedModel`.
@@ -252,13 +263,19 @@ def load_model(
         UnsupportedModelError: a URL, a weights-only file, an unknown format.
         UnsafeModelError: the file would run code, in safe mode.
         CustomObjectError: a custom class is not provided, or the file providing it fails.
+        LoadLimitError: with `isolate`, the child ran past the time or memory limit.
+        LoaderCrashError: with `isolate`, the child died loading the file.
 
     Example:
 
     >>> loaded = load_model("model.keras")  # doctest: +SKIP
     >>> loaded.model.summary()  # doctest: +SKIP
+    >>> loaded = load_model("from_a_stranger.keras", isolate=True)  # doctest: +SKIP
     """
-    report = preflight(path)
+    if isolate is not False:
+        report = _checked_in_child(path, safe_mode, custom_objects, isolate)
+    else:
+        report = preflight(path)
     provided = load_custom_objects(custom_objects)  # the user's own file, run on request
     check_safety(report, safe_mode=safe_mode, provided=provided)
     co_file = None if custom_objects is None or isinstance(custom_objects, Mapping) \
@@ -277,6 +294,19 @@ def load_model(
         )
     model = _keras_load(report, provided, safe_mode, str(path))
     return LoadedModel(model, report, safe_mode, co_file)
+
+
+def _checked_in_child(path, safe_mode: bool, custom_objects, isolate) -> Preflight:
+    """The file's preflight once the child has loaded it within the limits; TensorFlow
+    starts here while the child works, once the child has found the file safe."""
+    from insight.model.sandbox import LoadLimits, start_check
+
+    pending = start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
+                          limits=isolate if isinstance(isolate, LoadLimits) else None)
+    pending.preflight_passed()
+    import keras  # noqa: F401  overlaps the child's own start and load
+
+    return pending.result()
 
 
 def _keras_load(report: Preflight, provided: dict[str, Any], safe_mode: bool, shown: str):

@@ -6,17 +6,22 @@ Models are cached as resources (shared by sessions, never mutated); panel result
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import weakref
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from insight.data import Dataset
 from insight.errors import InsightError
+from insight.launch import parse_app_args
 from insight.model.loading import LoadedModel, load_model
-from insight.model.preflight import Preflight, preflight, resolve_model_path
+from insight.model.preflight import Preflight, resolve_model_path
+from insight.model.sandbox import LoadLimits, check_in_child, prestart, start_check
 from insight.panels.probe import probe_dataset
 from insight.panels.registry import PanelContext, build_panel, get_panel
 from insight.ui.runtime import import_keras
@@ -76,10 +81,32 @@ class ModelRef:
         return f"{st_.st_mtime_ns}:{st_.st_size}"
 
 
+def load_limits() -> LoadLimits:
+    """The isolated loader's limits: `--load-timeout`/`--load-memory` among the app's script
+    arguments (as `insight.ui.sidebar.launch_options` reads them), else the environment.
+
+    Raises:
+        UsageError: a limit that does not parse.
+    """
+    ctx = get_script_run_ctx()
+    main = Path(ctx.main_script_path).resolve() if ctx else None
+    ours = bool(sys.argv) and main is not None and Path(sys.argv[0]).resolve() == main
+    opts = parse_app_args(sys.argv[1:] if ours else [])
+    return LoadLimits.parse(opts.load_timeout, opts.load_memory)
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _load(path: str, stamp: str, safe_mode: bool, custom_objects: str | None) -> LoadedModel:
-    import_keras()
-    return load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
+    # The file is first loaded in a child with limits (insight.model.sandbox): a crash, hang
+    # or memory bomb costs the child, never the server and its other sessions.
+    pending = start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
+                          limits=load_limits())
+    pending.preflight_passed()
+    import_keras()  # meanwhile the child loads the file
+    pending.result()
+    loaded = load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
+    prestart()  # the next cache miss finds a child that has imported Keras already
+    return loaded
 
 
 _READY: set[tuple] = set()
@@ -108,7 +135,8 @@ def model_ready(ref: ModelRef) -> bool:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _preflight(path: str, stamp: str) -> Preflight:
-    return preflight(path)
+    # Read in a child first: a config bomb costs the child (no TensorFlow there: fast).
+    return check_in_child(path, limits=load_limits(), load=False)
 
 
 def get_preflight(ref: ModelRef) -> Preflight:

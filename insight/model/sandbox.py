@@ -1,0 +1,418 @@
+"""The first contact with a model file, in a child process with limits.
+
+Keras' `safe_mode` and the static preflight are filters, not a wall: a file can still crash
+TensorFlow, hang it, or ask for more memory than the machine has (a config of millions of
+`{}`, a `Dense(units=100_000_000)`, a zip bomb). `check_in_child` therefore runs the preflight,
+Keras' deserialization and a first forward pass in a fresh Python process
+(`insight.model.sandbox_child`) with
+
+- a wall-clock timeout (`LoadLimits.timeout_s`; TensorFlow's own start is not counted),
+- a memory limit (`LoadLimits.memory_bytes`): `RLIMIT_DATA`, which the kernel enforces at
+  every allocation (brk and private writable mappings), so a bomb fails at the limit
+  instead of taking the machine; `RLIMIT_AS` is not used because TensorFlow maps ~1.8 GB of
+  address space for its libraries alone and reserves more per thread. The parent also
+  watches the child's resident memory, to name the limit when a native allocator aborts,
+- an environment with no secrets: only what Python and TensorFlow read (`scrubbed_env`),
+- no core dumps, its own session (a timeout kills every process it started).
+
+A crash, hang or bomb then costs the child; the caller gets a `LoadLimitError` ("took more
+than 60 s", "needed more than 8 GB") or a `LoaderCrashError` ("signal 11 (SIGSEGV)"), and
+loads the file itself only once the child has passed (`insight.load_model(path,
+isolate=True)`, the CLI and the app do this). The child's answer is a line of JSON, never a
+pickle: a child that ran a payload cannot run code in the parent through its answer.
+
+A warm server calls `prestart()` so that a child that has already imported Keras waits for
+the next file; the CLI starts its child first and imports TensorFlow meanwhile.
+
+Example:
+
+>>> limits = LoadLimits.parse("30", "4G")
+>>> limits.timeout_s, limits.memory_text
+(30.0, '4 GB')
+>>> report = check_in_child("sample_models/digits_cnn/model.keras")  # doctest: +SKIP
+>>> report.format
+'keras'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from insight import errors
+from insight.errors import LoaderCrashError, LoadLimitError, ModelLoadError, UsageError
+from insight.model.preflight import Preflight, preflight
+
+__all__ = ["LoadLimits", "check_in_child", "start_check", "PendingCheck", "prestart",
+           "scrubbed_env"]
+
+CHILD = "insight.model.sandbox_child"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+# What Python, TensorFlow and CUDA read; everything else (tokens, cloud keys) stays out.
+_KEEP = {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "USER", "LOGNAME",
+         "VIRTUAL_ENV", "LD_LIBRARY_PATH", "XLA_FLAGS", "OMP_NUM_THREADS", "SSL_CERT_FILE"}
+_KEEP_PREFIXES = ("LC_", "PYTHON", "TF_", "KERAS_", "CUDA_", "NVIDIA_", "MKL_", "HDF5_")
+_IMPORT_LIMIT_S = 300.0  # TensorFlow's start in the child: trusted code, but never forever
+_MAX_ANSWER = 1 << 20  # bytes of JSON a child may send back
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """How long and how much memory the isolated first load of a file may take.
+
+    Attributes:
+        timeout_s: wall-clock seconds for the preflight, deserialization and first forward
+            pass (not TensorFlow's start). Defaults to `60.0`.
+        memory_bytes: the child's data memory limit. Defaults to 8 GiB: a ResNet50 load
+            needs under 1 GB, the bombs of issue 14 over 10 GB.
+    """
+
+    timeout_s: float = 60.0
+    memory_bytes: int = 8 * 2**30
+
+    @classmethod
+    def parse(cls, timeout: str | float | None = None, memory: str | int | None = None,
+              env: Mapping[str, str] | None = None) -> LoadLimits:
+        """Limits from `--load-timeout`/`--load-memory` text, else `INSIGHT_LOAD_TIMEOUT`/
+        `INSIGHT_LOAD_MEMORY` in `env` (default: `os.environ`), else the defaults.
+
+        Raises:
+            UsageError: a timeout that is not a positive number, a size that is not like
+                `8G`, `512M` or a byte count.
+        """
+        env = os.environ if env is None else env
+        timeout = timeout if timeout not in (None, "") else env.get("INSIGHT_LOAD_TIMEOUT")
+        memory = memory if memory not in (None, "") else env.get("INSIGHT_LOAD_MEMORY")
+        out = cls()
+        if timeout not in (None, ""):
+            try:
+                seconds = float(timeout)
+            except ValueError:
+                seconds = -1.0
+            if not 0 < seconds < 1e7:
+                raise UsageError("The load timeout must be a positive number of seconds.",
+                                 "Pass e.g. --load-timeout 120.", f"--load-timeout={timeout!r}")
+            out = cls(seconds, out.memory_bytes)
+        if memory not in (None, ""):
+            out = cls(out.timeout_s, parse_size(memory))
+        return out
+
+    @property
+    def memory_text(self) -> str:
+        """The memory limit as people write it (`"8 GB"`, `"512 MB"`)."""
+        for unit, name in ((2**30, "GB"), (2**20, "MB")):
+            if self.memory_bytes >= unit:
+                return f"{self.memory_bytes / unit:.3g} {name}"
+        return f"{self.memory_bytes} bytes"
+
+
+def parse_size(text: str | int) -> int:
+    """`"8G"`, `"512M"`, `"1.5GiB"` or a byte count, in bytes (powers of 1024).
+
+    Raises:
+        UsageError: anything else, or less than 64 MB (Python alone needs more).
+    """
+    match = _SIZE.match(str(text))
+    size = int(float(match.group(1)) * _UNITS[match.group(2).upper()]) if match else 0
+    if size < 64 * 2**20:
+        raise UsageError("The load memory limit must be a size of at least 64M, like 8G or "
+                         "512M.", "Pass e.g. --load-memory 8G.", f"--load-memory={text!r}")
+    return size
+
+
+def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a loader child gets: `env` (default: `os.environ`) without secrets.
+
+    >>> sorted(scrubbed_env({"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x", "TF_X": "1"}))
+    ['PATH', 'PYTHONPATH', 'TF_CPP_MIN_LOG_LEVEL', 'TF_X']
+    """
+    env = os.environ if env is None else env
+    out = {k: v for k, v in env.items() if k in _KEEP or k.startswith(_KEEP_PREFIXES)}
+    # The child must import this very insight, installed or run from a checkout.
+    here = str(Path(__file__).resolve().parents[2])
+    out["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [out.get("PYTHONPATH")])])
+    out.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return out
+
+
+def _spawn(spare: bool) -> subprocess.Popen:
+    read, write = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", CHILD, str(write)] + (["--spare"] if spare else []),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=None if os.environ.get("INSIGHT_SANDBOX_STDERR") else subprocess.DEVNULL,
+            pass_fds=(write,), env=scrubbed_env(), start_new_session=True,
+        )
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    proc.answer_fd = read  # type: ignore[attr-defined]
+    return proc
+
+
+_SPARE: list[subprocess.Popen] = []
+_SPARE_LOCK = threading.Lock()
+
+
+def prestart() -> None:
+    """Start a child that imports Keras now and waits for the next `start_check` (a warm
+    server calls this, so a model cache miss does not pay TensorFlow's start again)."""
+    with _SPARE_LOCK:
+        if _SPARE and _SPARE[0].poll() is None:
+            return
+        _SPARE[:] = [_spawn(spare=True)]
+
+
+def _take_spare() -> subprocess.Popen | None:
+    with _SPARE_LOCK:
+        proc = _SPARE.pop() if _SPARE else None
+    if proc is not None and proc.poll() is not None:
+        os.close(proc.answer_fd)  # type: ignore[attr-defined]
+        return None
+    return proc
+
+
+def start_check(
+    path: str | Path, *, safe_mode: bool = True, custom_objects: str | Path | None = None,
+    limits: LoadLimits | None = None, load: bool = True,
+) -> PendingCheck:
+    """Start checking `path` in a child and return at once (see `check_in_child`); the
+    caller can import TensorFlow meanwhile, then call `.result()`."""
+    if custom_objects is not None and not isinstance(custom_objects, (str, Path)):
+        raise UsageError("The isolated loader takes custom objects as a .py file only: a "
+                         "mapping of classes cannot be sent to another process.",
+                         "Pass the file's path, or load with isolate=False.",
+                         f"custom_objects={type(custom_objects).__name__}")
+    limits = limits or LoadLimits()
+    request = {"path": str(Path(path).expanduser().resolve()), "safe_mode": bool(safe_mode),
+               "custom_objects": str(Path(custom_objects).expanduser().resolve())
+               if custom_objects is not None else None,
+               "memory_bytes": limits.memory_bytes, "load": load}
+    proc = (_take_spare() if load else None) or _spawn(spare=False)
+    try:
+        proc.stdin.write(json.dumps(request).encode() + b"\n")
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the child died already: `result()` says how
+    return PendingCheck(proc, str(path), limits)
+
+
+def check_in_child(
+    path: str | Path, *, safe_mode: bool = True, custom_objects: str | Path | None = None,
+    limits: LoadLimits | None = None, load: bool = True,
+) -> Preflight:
+    """Preflight, safety check, Keras load and a first forward pass of `path` in a child
+    process with limits; the file's preflight (read here, once the child has passed).
+
+    Args:
+        path: the model file or directory.
+        safe_mode: refuse files that would run code, as `insight.load_model`. Defaults to
+            `True`.
+        custom_objects: a `.py` file with the model's custom classes (run in the child).
+            Defaults to `None`.
+        limits: time and memory limits. Defaults to `LoadLimits()` (60 s, 8 GB).
+        load: `False` runs only the static preflight in the child (no TensorFlow, no safety
+            verdict): what a page shows before loading. Defaults to `True`.
+
+    Returns:
+        The `Preflight` of the file.
+
+    Raises:
+        LoadLimitError: the child ran past the time or memory limit.
+        LoaderCrashError: the child died (a signal, an exit).
+        ModelLoadError: what `insight.load_model` raises for this file, from the child.
+    """
+    return start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
+                       limits=limits, load=load).result()
+
+
+class PendingCheck:
+    """A check running in a child; `result()` waits for it (see `check_in_child`)."""
+
+    def __init__(self, proc: subprocess.Popen, shown: str, limits: LoadLimits) -> None:
+        self.proc, self.shown, self.limits = proc, shown, limits
+        self.stage = "start"
+        self.peak_rss = 0
+        self._buf = b""
+        self._done: dict | None = None
+        self._started = self._import_started = time.monotonic()
+        self._budget = limits.timeout_s
+
+    def preflight_passed(self) -> None:
+        """Wait until the child has read the file statically and found it safe (raises
+        its error otherwise): the moment to start importing TensorFlow here."""
+        self._wait(lambda: self._done is not None or self.stage in ("import", "load", "run"))
+
+    def result(self) -> Preflight:
+        """Wait for the verdict; the file's `Preflight` when it passed.
+
+        Raises:
+            LoadLimitError, LoaderCrashError, ModelLoadError: see `check_in_child`.
+        """
+        self._wait(lambda: self._done is not None)
+        return preflight(self.shown)  # the child read this file within the limits
+
+    def _wait(self, enough) -> None:
+        fd = self.proc.answer_fd  # type: ignore[attr-defined]
+        while not enough():
+            now = time.monotonic()
+            if self.stage == "import":
+                deadline = self._import_started + _IMPORT_LIMIT_S
+            else:
+                deadline = self._started + self._budget
+            if now > deadline:
+                self._kill()
+                raise self._time_error()
+            ready, _, _ = select.select([fd], [], [], min(_POLL_S, max(0.0, deadline - now)))
+            self._watch_memory()
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk or len(self._buf) + len(chunk) > _MAX_ANSWER:
+                    self._finish_dead()
+                    return
+                self._buf += chunk
+                while b"\n" in self._buf:
+                    line, self._buf = self._buf.split(b"\n", 1)
+                    self._message(line)
+                    if self._done is not None:
+                        self._reap()
+                        return
+
+    def _message(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(msg, dict):
+            return
+        stage = msg.get("stage")
+        if stage == "import":
+            self._budget -= time.monotonic() - self._started  # TensorFlow's start is free
+            self._import_started = time.monotonic()
+        elif stage in ("load", "run") and self.stage == "import":
+            self._started = time.monotonic()
+        if isinstance(stage, str):
+            self.stage = stage
+        if "ok" in msg or "error" in msg:
+            self._done = msg
+            if "error" in msg:
+                self._reap()
+                raise self._error(msg)
+
+    def _watch_memory(self) -> None:
+        try:
+            with open(f"/proc/{self.proc.pid}/status", "rb") as f:
+                status = f.read()
+        except OSError:
+            return
+        found = re.search(rb"VmRSS:\s+(\d+) kB", status)
+        rss = int(found.group(1)) * 1024 if found else 0
+        self.peak_rss = max(self.peak_rss, rss)
+        if rss > self.limits.memory_bytes:  # the rlimit did not hold (an odd kernel)
+            self._kill()
+            raise self._memory_error()
+
+    def _kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the child and whatever it started
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._reap()
+
+    def _reap(self) -> None:
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        fd = getattr(self.proc, "answer_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self.proc.answer_fd = None  # type: ignore[attr-defined]
+
+    def _finish_dead(self) -> None:
+        try:  # the answer channel closed: the child is exiting, or closed it and lingers
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            raise LoaderCrashError(
+                f"The loader stopped answering while {_STAGES[self.stage]}; it was stopped "
+                "and the model was not loaded.", "The file is damaged or crafted; load it "
+                "only if you trust it.", f"path={self.shown!r}", signal=None) from None
+        self._reap()
+        code = self.proc.returncode
+        near = self.peak_rss > 0.8 * self.limits.memory_bytes
+        if code is not None and code < 0:
+            number = -code
+            try:
+                name = signal.Signals(number).name
+            except ValueError:
+                name = "unknown signal"
+            if near:  # a native allocator aborted at the limit, or the OOM killer struck
+                raise self._memory_error()
+            raise LoaderCrashError(
+                f"The loader crashed: signal {number} ({name}) while {_STAGES[self.stage]}; "
+                "the model was not loaded and this process is unaffected.",
+                "The file is damaged or crafted to crash TensorFlow; load it only if you "
+                "trust it, in a separate Python session.",
+                f"path={self.shown!r}", signal=number)
+        if near:
+            raise self._memory_error()
+        raise LoaderCrashError(
+            f"The loader exited with status {code} while {_STAGES[self.stage]} without an "
+            "answer; the model was not loaded.",
+            "Something in the file or the --custom-objects file ended the process (sys.exit, "
+            "os._exit); check them.", f"path={self.shown!r}", signal=None)
+
+    def _time_error(self) -> LoadLimitError:
+        if self.stage == "import":
+            return LoadLimitError(
+                f"TensorFlow took more than {_IMPORT_LIMIT_S:.0f} s to start in the loader.",
+                "The machine is overloaded; try again.", f"path={self.shown!r}", limit="time")
+        return LoadLimitError(
+            f"The model took more than {self.limits.timeout_s:g} s to load "
+            f"(stopped while {_STAGES[self.stage]}).",
+            "If the file is trusted and just large, raise the limit with --load-timeout "
+            "SECONDS (or INSIGHT_LOAD_TIMEOUT).", f"path={self.shown!r}", limit="time")
+
+    def _memory_error(self) -> LoadLimitError:
+        return LoadLimitError(
+            f"Loading the model needed more than {self.limits.memory_text} of memory "
+            f"(stopped while {_STAGES[self.stage]}).",
+            "A small file that needs this much is crafted or broken; if it is trusted and "
+            "the model really is that large, raise the limit with --load-memory SIZE (e.g. "
+            "16G, or INSIGHT_LOAD_MEMORY).", f"path={self.shown!r}", limit="memory")
+
+    def _error(self, msg: dict) -> ModelLoadError:
+        if msg.get("error") == "memory":
+            return self._memory_error()
+        cls = getattr(errors, str(msg.get("error")), None)
+        if not (isinstance(cls, type) and issubclass(cls, ModelLoadError)):
+            cls = ModelLoadError  # only insight's own classes, whatever the child says
+        text = {k: str(msg.get(k, ""))[:2000] for k in ("what", "fix", "received")}
+        if cls in (errors.UnsafeModelError, errors.CustomObjectError):
+            names = [str(n)[:200] for n in msg.get("names", [])][:100]
+            return cls(text["what"], text["fix"], text["received"], names=names)
+        if cls in (LoadLimitError, LoaderCrashError):
+            cls = ModelLoadError
+        return cls(text["what"], text["fix"], text["received"])
+
+
+_STAGES = {"start": "starting", "preflight": "reading the file (preflight)",
+           "import": "starting TensorFlow", "load": "building the model (Keras)",
+           "run": "running a first forward pass"}

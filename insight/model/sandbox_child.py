@@ -1,0 +1,153 @@
+"""The loader child of `insight.model.sandbox`: `python -m insight.model.sandbox_child FD`.
+
+It reads one request (a JSON line on stdin: path, safe mode, custom objects file, memory
+limit), lowers its own limits (`RLIMIT_DATA`, `RLIMIT_FSIZE`, no core dumps), then runs what
+the parent must not risk: the preflight, Keras' deserialization (`insight.load_model`) and a
+first forward pass on zeros. It reports each stage and the verdict as JSON lines on file
+descriptor `FD`. With `--spare` it imports Keras before waiting for the request (a warm
+server's next check starts there).
+
+In safe mode it also blocks, with an audit hook (PEP 578), what no model load needs: starting
+processes, network connections, loading native code through ctypes, and signals to other
+processes (the server is one). A file that tries any of it is refused as unsafe, so a
+`safe_mode` bypass shows up here before the parent loads the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from typing import Any
+
+__all__ = ["main"]
+
+_BLOCKED = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+            "subprocess.Popen", "pty.spawn", "socket.connect", "socket.bind",
+            "socket.sendto", "ctypes.dlopen", "ctypes.dlsym", "webbrowser.open")
+_MEMORY_WORDS = ("OOM when allocating", "bad_alloc", "Cannot allocate memory",
+                 "ResourceExhausted", "Unable to allocate")
+
+
+class _Blocked(Exception):
+    pass
+
+
+def _send(out, **msg: Any) -> None:
+    out.write(json.dumps(msg, default=str).encode() + b"\n")
+
+
+def _is_memory(exc: BaseException) -> bool:
+    seen, cur = 0, exc
+    while cur is not None and seen < 20:
+        if isinstance(cur, MemoryError) or any(
+                w in f"{type(cur).__name__}: {str(cur)[:2000]}" for w in _MEMORY_WORDS):
+            return True
+        cur, seen = cur.__cause__ or cur.__context__, seen + 1
+    return False
+
+
+def _audit(tripped: list[str]):
+    me = os.getpid()
+
+    def hook(event: str, args: tuple) -> None:
+        if event in ("os.kill", "os.killpg") and args and args[0] in (me, 0):
+            return  # a process may still crash itself
+        if event.startswith(_BLOCKED) or event in ("os.kill", "os.killpg"):
+            tripped.append(event)
+            raise _Blocked(f"blocked {event}")
+
+    return hook
+
+
+def _forward(model: Any) -> None:
+    """One call on zeros shaped like the inputs (batch 1, unknown sizes 8)."""
+    import numpy as np
+
+    inputs = []
+    for spec in getattr(model, "inputs", None) or []:
+        shape = tuple(1 if i == 0 else (d or 8) for i, d in enumerate(spec.shape))
+        dtype = str(getattr(spec.dtype, "name", spec.dtype))
+        inputs.append(np.full(shape, "", dtype=object) if dtype == "string"
+                      else np.zeros(shape, dtype=dtype))
+    if not inputs:
+        return  # a subclassed model without known inputs: deserialization was the check
+    try:
+        model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+    except Exception as exc:  # a model that needs real data is not a broken file
+        if _is_memory(exc):
+            raise
+
+
+def _refuse(out, exc: BaseException, tripped: list[str]) -> None:
+    from insight.errors import InsightError
+
+    if tripped:
+        _send(out, error="UnsafeModelError",
+              what=f"Loading the file in safe mode tried to {tripped[0]} (blocked in the "
+                   "isolated loader). A model file has no reason to; this one is crafted to "
+                   "run code.",
+              fix="Do not load it. Report it to whoever sent it.", received="",
+              names=sorted(set(tripped)))
+    elif _is_memory(exc):
+        _send(out, error="memory")
+    elif isinstance(exc, InsightError):
+        _send(out, error=type(exc).__name__, what=exc.what, fix=exc.fix,
+              received=exc.received, names=getattr(exc, "names", []))
+    else:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        _send(out, error="ModelLoadError",
+              what=f"The loader failed on this file: {type(exc).__name__}: {first}".rstrip(": "),
+              fix="The file is damaged or crafted; re-save the model with Keras.", received="")
+
+
+def main(argv: list[str]) -> int:
+    """Run one check; the verdict goes to the descriptor `argv[0]`."""
+    out = os.fdopen(int(argv[0]), "wb", buffering=0)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    spare = "--spare" in argv
+    if spare:
+        import keras  # noqa: F401  the long part, done before the request comes
+    line = sys.stdin.buffer.readline(1 << 16)
+    if not line:
+        return 0  # the parent went away
+    req = json.loads(line)
+    memory = int(req["memory_bytes"])
+    resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (memory, memory))
+    tripped: list[str] = []
+    try:
+        from insight.model.loading import check_safety, load_custom_objects, load_model
+        from insight.model.preflight import preflight
+
+        _send(out, stage="preflight")
+        report = preflight(req["path"])
+        if not req["load"]:
+            _send(out, ok=True)
+            return 0
+        if req["custom_objects"] is None:
+            check_safety(report, safe_mode=req["safe_mode"])  # fail fast, before TensorFlow
+        if not spare:
+            _send(out, stage="import")
+            import keras  # noqa: F401
+        _send(out, stage="load")  # the time limit counts from here
+        # The user's own file runs before the guard: it is trusted by being given.
+        provided = load_custom_objects(req["custom_objects"])
+        if req["safe_mode"]:
+            sys.addaudithook(_audit(tripped))
+        loaded = load_model(req["path"], safe_mode=req["safe_mode"],
+                            custom_objects=provided or None)
+        _send(out, stage="run")
+        _forward(loaded.model)
+        _send(out, ok=True)
+    except BaseException as exc:  # noqa: BLE001  every failure becomes an answer
+        _refuse(out, exc, tripped)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    os._exit(code)  # no TensorFlow teardown: it can take seconds and has nothing to save
