@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from insight.data.npy import read_npy
 from insight.errors import DataError, UsageError
 
 __all__ = ["Vectors", "REDUCTIONS", "layer_vectors", "embedding_vectors", "file_vectors",
@@ -188,22 +189,26 @@ def file_vectors(path: str | Path, metadata: str | Path | None = None) -> Vector
         raise DataError("The vectors file does not exist.", "Check the path.",
                         f"path={str(path)!r}")
     if p.suffix == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except ValueError as exc:
-            raise DataError(f"The .npy file cannot be read: {exc}.",
-                            "Save it with numpy.save (pickled arrays are refused).",
-                            f"path={str(path)!r}") from exc
+        # the header is checked against the file size and a limit before anything is read
+        arr = read_npy(p, f"path={str(path)!r}", max_bytes=MAX_FILE_BYTES)
+        if arr.dtype.kind not in "biuf":
+            raise DataError(f"The .npy file holds {arr.dtype} values, not numbers.",
+                            "Save the vectors as a float array.",
+                            f"path={str(path)!r}, dtype={arr.dtype}")
     elif p.suffix in (".tsv", ".txt"):
+        _check_file_size(p, "vectors")
         try:
             arr = np.loadtxt(p, delimiter="\t", dtype=np.float32, ndmin=2)
-        except ValueError as exc:
-            raise DataError(f"The TSV holds something other than numbers: {exc}.",
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"The TSV holds something other than numbers: "
+                            f"{str(exc).splitlines()[0][:200]}.",
                             "One vector per line, values separated by tabs.",
-                            f"path={str(path)!r}") from exc
+                            f"path={str(path)!r}") from None
     else:
         raise DataError("Vectors must be a .npy file or a .tsv of numbers.", "",
                         f"path={str(path)!r}")
+    if arr.ndim != 2:
+        arr = arr.reshape(len(arr), -1) if arr.ndim > 2 else arr.reshape(-1, 1)
     arr = np.asarray(arr, dtype=np.float32)
     meta = read_metadata(metadata, len(arr)) if metadata is not None else pd.DataFrame(
         index=range(len(arr)))
@@ -220,9 +225,21 @@ def read_metadata(path: str | Path, rows: int) -> pd.DataFrame:
     if not p.is_file():
         raise DataError("The metadata file does not exist.", "Check the path.",
                         f"path={str(path)!r}")
-    lines = p.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    _check_file_size(p, "metadata")
+    try:
+        lines = p.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"The metadata file is not UTF-8 text ({type(exc).__name__}).",
+                        "Save it as a UTF-8 TSV, one line per vector.",
+                        f"path={str(path)!r}") from None
     if "\t" in lines[0]:
         header, body = lines[0].split("\t"), [ln.split("\t") for ln in lines[1:]]
+        ragged = next((i for i, row in enumerate(body, 2) if len(row) != len(header)), None)
+        if ragged is not None:
+            raise DataError(f"Line {ragged} of the metadata has a different number of columns "
+                            f"than its header ({len(header)}).",
+                            "Give every line the header's columns, separated by tabs.",
+                            f"path={str(path)!r}")
         frame = pd.DataFrame(body, columns=header)
     else:
         frame = pd.DataFrame({"label": lines})
@@ -234,8 +251,24 @@ def read_metadata(path: str | Path, rows: int) -> pd.DataFrame:
     return frame
 
 
+MAX_FILE_BYTES = 1 << 30  # vectors and metadata files: 1 GiB (a million 256-d float32: 1 GB)
+
+
+def _check_file_size(p: Path, what: str) -> None:
+    size = p.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DataError(f"The {what} file is {size / 2**30:.3g} GiB; insight reads up to "
+                        f"{MAX_FILE_BYTES / 2**30:.3g} GiB.", "Give a sample of the vectors.",
+                        f"path={str(p)!r}, size={size}")
+
+
 def _inside(root: Path, rel: str, what: str) -> Path:
-    target = (root / rel).resolve()
+    try:
+        target = (root / rel).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+        raise DataError(f"The projector config's {what} is not a usable path "
+                        f"({type(exc).__name__}).", "Give a path inside the logdir.",
+                        f"{what}={rel!r}") from None
     if not target.is_relative_to(root):
         raise DataError(f"The projector config points {what} outside its logdir.",
                         "Keep the files inside the logdir (insight refuses other paths).",
@@ -263,10 +296,17 @@ def projector_vectors(logdir: str | Path) -> list[Vectors]:
                         f"logdir={str(logdir)!r}")
     config = ProjectorConfig()
     try:
+        if config_file.stat().st_size > 1 << 20:  # a config names a few files: 1 MiB is ample
+            raise ValueError("larger than 1 MiB")
         text_format.Parse(config_file.read_text(encoding="utf-8"), config)
-    except text_format.ParseError as exc:
-        raise DataError(f"projector_config.pbtxt cannot be parsed: {exc}.", "",
-                        f"logdir={str(logdir)!r}") from exc
+    except (text_format.ParseError, ValueError, OSError, RecursionError) as exc:
+        # ValueError: not UTF-8 (UnicodeDecodeError) or too large. The parser's message
+        # quotes the file, so only where it failed is said (a config may be any file).
+        where = f"line {exc.GetLine()}" if isinstance(exc, text_format.ParseError) and \
+            exc.GetLine() else type(exc).__name__
+        raise DataError(f"projector_config.pbtxt cannot be parsed ({where}).",
+                        "Write it with tensorboard.plugins.projector.visualize_embeddings.",
+                        f"logdir={str(logdir)!r}") from None
     out = []
     for emb in config.embeddings:
         if not emb.tensor_path:
