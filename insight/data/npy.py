@@ -65,8 +65,8 @@ def npy_header(fp: IO[bytes], shown: str, key: str = "x") -> tuple[tuple[int, ..
                         _FIX, shown) from None
     if dtype.hasobject:
         raise DataError(
-            f"The array {key!r} holds Python objects (a pickled array). insight refuses pickled "
-            "arrays for safety: unpickling can run code from the file.",
+            f"The array {key!r} holds Python objects (a pickled array); pickled arrays are "
+            "refused for safety: unpickling can run code from the file.",
             "Save plain numeric or string arrays, e.g. np.array(class_names, dtype=str).", shown)
     return tuple(shape), fortran, dtype
 
