@@ -231,7 +231,7 @@ def read_h5_model(file: str | Path, shown: str | None = None) -> StoredModel:
             version = _h5_attr(f, "keras_version", shown)
             members = sorted(f.keys())[:200]
             links = h5_external_links(f)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise ModelLoadError(
             f"The HDF5 file cannot be read: {exc}.",
             "The file is damaged or truncated: fetch or save it again.",
@@ -285,6 +285,8 @@ def h5_external_links(f: Any) -> list[str]:
             if isinstance(link, h5py.SoftLink):
                 continue
             obj = group.get(name)
+            if obj is None:  # a link to nothing (a damaged or crafted file)
+                continue
             info = h5py.h5o.get_info(obj.id)
             key = getattr(info, "token", None) or getattr(info, "addr", None)
             if key in seen:
@@ -332,7 +334,7 @@ def _weights_links(zf: zipfile.ZipFile, members: list[str]) -> list[str]:
     try:
         with zf.open(info) as fh, h5py.File(fh, "r") as f:
             return [f"model.weights.h5: {link}" for link in h5_external_links(f)]
-    except (OSError, RuntimeError, ValueError, KeyError):
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError):
         return []  # a damaged weights file is Keras' to report, with its own words
 
 
