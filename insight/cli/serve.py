@@ -138,6 +138,9 @@ def run_serve(args: argparse.Namespace) -> int:
     """Serve the app until interrupted; returns Streamlit's exit status."""
     from insight.model.loading import check_safety
     from insight.model.preflight import preflight
+    from insight.model.sandbox import LoadLimits
+
+    LoadLimits.parse(args.load_timeout, args.load_memory)  # a bad limit: one line, now
 
     check_path("--data", args.data)
     check_path("--logdir", args.logdir)
@@ -150,7 +153,8 @@ def run_serve(args: argparse.Namespace) -> int:
     token, generated = resolve_token(args)
     os.environ.pop(TOKEN_ENV, None)  # not inherited by the loaders and captures it starts
     opts = LaunchOptions(model=model, data=absolute(args.data), logdir=absolute(args.logdir),
-                         unsafe=args.unsafe, custom_objects=absolute(args.custom_objects))
+                         unsafe=args.unsafe, custom_objects=absolute(args.custom_objects),
+                         load_timeout=args.load_timeout, load_memory=args.load_memory)
     check_port(args.host, args.port)  # one line naming --port, not Streamlit's own error
     if root:
         os.environ["INSIGHT_ROOT"] = root
