@@ -27,8 +27,10 @@ from insight.errors import InsightError
 from insight.model.config_scan import scan_config
 from insight.model.preflight import Preflight, preflight
 
+# The short pass of the suite; benchmarks/fuzz_preflight.py sets these for a long random one.
 FUZZ = settings(max_examples=int(os.environ.get("INSIGHT_FUZZ_EXAMPLES", "40")),
-                deadline=3000, derandomize=True, database=None,
+                deadline=int(os.environ.get("INSIGHT_FUZZ_DEADLINE_MS", "3000")),
+                derandomize=not os.environ.get("INSIGHT_FUZZ_RANDOM"), database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 _KEYS = ["class_name", "module", "config", "registered_name", "layers", "inbound_nodes",
