@@ -93,6 +93,8 @@ MAX_METRICS = 10_000  # metric columns (a real log has a handful)
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):  # its message quotes a byte of the file
+        return "not UTF-8 text"
     text = str(exc).splitlines()[0][:200] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

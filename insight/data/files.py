@@ -191,14 +191,36 @@ def _encode_labels(y: np.ndarray,
     return codes.reshape(y.shape).astype(np.int64), class_names or [str(n) for n in names]
 
 
+MAX_CSV_COLUMNS = 100_000  # features of one example (a 300x300 RGB image has 270,000: .npz)
+MAX_CSV_BYTES = 1 << 30
+
+
+def _check_csv_shape(p: Path, shown: str) -> None:
+    """Size and header width before pandas parses the file: a million columns is a million
+    Series objects (minutes and gigabytes) before any check."""
+    size = p.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DataError(f"The CSV file is {size / 2**30:.3g} GiB; insight reads CSV data of up "
+                        f"to {MAX_CSV_BYTES >> 30} GiB.",
+                        "Give a sample, or save the arrays with np.savez.", shown)
+    with p.open("rb") as fh:
+        columns = fh.readline(64 << 20).count(b",") + 1
+    if columns > MAX_CSV_COLUMNS:
+        raise DataError(f"The CSV file has {columns:,} columns; insight reads CSV data of up to "
+                        f"{MAX_CSV_COLUMNS:,} columns.",
+                        "Save wide inputs (images, long vectors) with np.savez('data.npz', x=x).",
+                        f"{shown}, columns={columns}")
+
+
 def _load_csv(p: Path, shown: str) -> Dataset:
     import pandas as pd
 
+    _check_csv_shape(p, shown)
     try:
         df = pd.read_csv(p)
     except pd.errors.EmptyDataError as exc:
         raise DataError("The CSV file has no columns.", "Save the data again.", shown) from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError) as exc:
         raise DataError(f"pandas could not parse the CSV file: {str(exc).splitlines()[0]}.",
                         "Save it as a plain comma-separated file with a header row.",
                         shown) from exc

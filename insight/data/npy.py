@@ -60,9 +60,11 @@ def npy_header(fp: IO[bytes], shown: str, key: str = "x") -> tuple[tuple[int, ..
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
     except (ValueError, EOFError, OSError, SyntaxError, TypeError, OverflowError,
             RecursionError, MemoryError, zipfile.BadZipFile, zlib.error) as exc:
-        raise DataError(f"The array {key!r} has no readable NumPy header ({type(exc).__name__}:"
-                        f" {str(exc).splitlines()[0][:160] if str(exc) else 'empty'}).",
-                        _FIX, shown) from None
+        # numpy's message quotes the bytes it found; a data file may be any file, so only
+        # the kind of failure is said
+        raise DataError(f"The array {key!r} has no readable NumPy header (it does not start "
+                        f"with a valid \\x93NUMPY header: {type(exc).__name__}).", _FIX,
+                        shown) from None
     if dtype.hasobject:
         raise DataError(
             f"The array {key!r} holds Python objects (a pickled array); pickled arrays are "
