@@ -4,6 +4,7 @@ histograms by depth, one example through one layer, and the examples that drive 
 import streamlit as st
 
 from insight.panels.activations import RIDGE_FRAME, RIDGE_ROWS, STATS_EXAMPLES, layer_units
+from insight.ui.doctor import page_findings
 from insight.ui.widgets import param_of, probe_page, show_panel
 
 ref, ctx, ds = probe_page("Activations", "activations")
@@ -12,6 +13,7 @@ st.caption(f"Statistics over {min(len(ds), STATS_EXAMPLES):,} examples"
 table = show_panel("activation_table", ref, ctx)
 if table is None:
     st.stop()
+page_findings("activations", ref, ctx, info=False)  # the flags' warnings, with their fixes
 
 by = param_of("activation_ridge", "by").default
 if len(table) > RIDGE_ROWS:  # a big model: blocks, or every layer in a scrolling frame

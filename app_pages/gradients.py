@@ -9,12 +9,14 @@ from insight.panels.gradients import (
     attribution_methods,
     weighted_layers,
 )
+from insight.ui.doctor import page_findings
 from insight.ui.widgets import param_of, probe_page, show_panel
 
 ref, ctx, ds = probe_page("Gradients", "gradients")
 st.caption(f"One batch: the first {min(len(ds), GRADIENT_BATCH)} examples; "
            + ("gradients of the loss against their labels." if ds.y is not None else
               "no labels, so gradients of the predicted class's score."))
+page_findings("gradients", ref, ctx)  # the doctor's verdicts, marked on the chart too
 norms_slot = st.container()  # full width: a big model's layers need it
 with st.expander("Gradient norms per layer (numbers)"):
     table = show_panel("gradient_table", ref, ctx)

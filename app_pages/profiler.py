@@ -8,6 +8,7 @@ import streamlit as st
 from insight.panels import PanelContext
 from insight.panels.profiler import NO_MEMORY
 from insight.ui.cache import panel
+from insight.ui.doctor import finding_boxes
 from insight.ui.profiler import (
     capture_form,
     level_picker,
@@ -41,6 +42,7 @@ else:
     show_panel("step_breakdown", ref, ctx, run=choice.run)
     if card["steps_note"]:
         st.caption(card["steps_note"])
+finding_boxes([f for f in card["findings"] if f["check"] != "profile_steps"])
 
 
 @st.fragment

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from insight.panels import PanelContext
-from insight.panels.curves import metric_order, overfitting_warnings
+from insight.panels.curves import metric_order
 from insight.ui.cache import ModelRef, panel
 from insight.ui.curves import (
     VERDICT_COLUMNS,
@@ -17,6 +17,7 @@ from insight.ui.curves import (
     no_scalars,
     require_logdir,
 )
+from insight.ui.doctor import page_findings
 from insight.ui.feedback import show_error
 from insight.ui.widgets import show_panel
 
@@ -43,8 +44,7 @@ def curves() -> None:
         no_scalars(filtered=any(filters.values()))
         return
     verdicts = panel("train_val_verdicts", ref, ctx, **filters)
-    for warning in overfitting_warnings(verdicts):
-        st.warning(warning, icon=":material/trending_up:")
+    page_findings("training", ref, ctx)  # the doctor's verdicts on the curves
     metrics = metric_order(index)
     if len(metrics) > MAX_CHARTS:
         st.caption(f"Showing the first {MAX_CHARTS} of {len(metrics)} metrics: narrow them "

@@ -11,7 +11,8 @@ evidence), `series` (the curves as the checks read them), `diagnose`, `log` (the
 `doctor.jsonl`), `runtime` (what the callback needs during `fit`), and the checks:
 `checks_output` (loss vs output, labels, learning rate), `checks_data`, `checks_weights`
 (initial state), `checks_probe` (activations and predictions), `checks_gradients`,
-`checks_curves`, `active` (train a copy: overfit one batch, learning-rate range test).
+`checks_curves`, `checks_compute` (profile, XLA), `active` (train a copy: overfit one
+batch, learning-rate range test).
 Importing the package registers every check.
 
 Example:
@@ -23,6 +24,7 @@ True
 
 from insight.doctor import (  # noqa: F401  each registers its checks
     active,
+    checks_compute,
     checks_curves,
     checks_data,
     checks_gradients,

@@ -106,7 +106,8 @@ def run_checks(ev: Evidence, *, train_probe: bool = False,
 
 
 def diagnose(loaded: Any, data: Dataset | str | Path | None = None,
-             logdir: str | Path | None = None, *, train_probe: bool = False) -> Report:
+             logdir: str | Path | None = None, *, train_probe: bool = False,
+             xla: bool = False, profile: bool | None = None) -> Report:
     """Diagnose a model: why it may not learn, or not generalise, in plain words.
 
     Every registered check runs on evidence gathered once: the file's compile config (loss,
@@ -124,6 +125,11 @@ def diagnose(loaded: Any, data: Dataset | str | Path | None = None,
             curve checks are skipped). Defaults to `None`.
         train_probe: also run the active checks, which train a copy of the model (can it
             overfit one batch? a learning-rate range test). Defaults to `False`.
+        xla: also time the forward pass with XLA against `tf.function` (it compiles the
+            model). Defaults to `False`.
+        profile: read the newest profile under `logdir`: `None` when it is small enough to
+            convert in seconds (`PROFILE_BYTES`), `True` always, `False` never. Defaults to
+            `None`.
 
     Returns:
         A `Report`: `findings` (error, warning, info), `checked`, `skipped` (with reasons),
@@ -139,5 +145,5 @@ def diagnose(loaded: Any, data: Dataset | str | Path | None = None,
     [('warning', 'vanishing_gradient', 'dense1')]
     """
     dataset, why = doctor_dataset(loaded, data)
-    ev = Evidence(loaded, dataset, logdir, data_error=why)
+    ev = Evidence(loaded, dataset, logdir, data_error=why, xla=xla, profile=profile)
     return run_checks(ev, train_probe=train_probe)

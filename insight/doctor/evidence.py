@@ -34,12 +34,14 @@ from insight.errors import InsightError
 from insight.model.layers import as_model, iter_layers, output_layer_paths
 
 __all__ = ["Evidence", "Unavailable", "STATS_ROWS", "GRADIENT_ROWS", "PREDICT_ROWS",
-           "INPUT_ROWS"]
+           "INPUT_ROWS", "PROFILE_BYTES", "XLA_ROWS"]
 
 STATS_ROWS = 2048  # examples the activation statistics read (as the Activations page)
 GRADIENT_ROWS = 64  # rows of the one gradient batch (as the Gradients page)
 PREDICT_ROWS = 512  # rows whose predictions are checked against their labels
 INPUT_ROWS = 10_000  # rows the input statistics read
+PROFILE_BYTES = 32 * 2**20  # a profile the doctor converts unasked (about 10 s of xprof)
+XLA_ROWS = 32  # the batch XLA compiles and times (as the Compiler page)
 
 
 class Unavailable(Exception):  # noqa: N818  a reason, not a failure
@@ -67,6 +69,14 @@ class Evidence:
         gradients: a function returning the `Gradients` to check, instead of
             `insight.gradients` (the callback's lean pass over the weights only). Defaults to
             `None`.
+        profile: read the newest profile under the logdir: `None` when its xplane files are
+            under `PROFILE_BYTES` (a long profile takes minutes to convert), `True` always,
+            `False` never; or a run's label (the Profiler page's choice). Defaults to `None`.
+        xla: time the forward pass with XLA against `tf.function` (it compiles the model:
+            seconds to minutes), or a function returning `insight.compiler.xla.step_times`'
+            frame already measured. Defaults to `False`.
+        synthetic_ok: keep a synthetic dataset (the Activations and Gradients pages flag
+            what they measure on it; the doctor's diagnosis does not). Defaults to `False`.
     """
 
     def __init__(self, model: Any, dataset: Dataset | None = None,
@@ -75,7 +85,10 @@ class Evidence:
                  data_error: str | None = None,
                  memo: Callable[[str, Callable[[], Any]], Any] | None = None,
                  probe: tuple[Any, Any] | None = None,
-                 gradients: Callable[[], Any] | None = None) -> None:
+                 gradients: Callable[[], Any] | None = None,
+                 profile: bool | str | None = None,
+                 xla: bool | Callable[[], pd.DataFrame] = False,
+                 synthetic_ok: bool = False) -> None:
         self.loaded = model if hasattr(model, "preflight") else None
         self.model = as_model(model)
         self.source = model
@@ -84,7 +97,9 @@ class Evidence:
         self._memo = memo or (lambda key, compute: compute())
         self._probe = probe
         self._gradients = gradients
-        if dataset is not None and dataset.synthetic:
+        self._profile = profile
+        self._xla = xla
+        if dataset is not None and dataset.synthetic and not synthetic_ok:
             data_error = data_error or ("synthetic inputs: no data given, so nothing about "
                                         "your data can be checked")
             dataset = None
@@ -209,23 +224,8 @@ class Evidence:
             x, y = self._probe
             return gradients(self.source, x, y)
         batch = self.data().take(slice(0, GRADIENT_ROWS))
-        g = self._memo(f"probe:gradients:{GRADIENT_ROWS}",
-                       lambda: gradients(self.source, batch.x, batch.y))
-        return self._through_logits(g, batch) if _flat(g) else g
-
-    def _through_logits(self, g, batch):
-        """The gradients as training computes them, from the logits a softmax or sigmoid
-        output keeps: `insight.gradients` differentiates the outputs as predicted, whose
-        clipped probabilities give exactly 0 everywhere once they saturate (huge logits),
-        when training's gradients are in fact huge."""
-        from dataclasses import replace
-
-        from insight.doctor.runtime import WeightGradients
-
-        lean = WeightGradients(self.model, batch.x, batch.y)()
-        if _flat(lean):
-            return g
-        return replace(lean, target=f"{g.target}, through the logits (the outputs saturate)")
+        return self._memo(f"probe:gradients:{GRADIENT_ROWS}",
+                          lambda: gradients(self.source, batch.x, batch.y))
 
     @cached_property
     def predictions(self) -> list[np.ndarray]:
@@ -260,6 +260,59 @@ class Evidence:
             raise Unavailable("the training log holds no scalars yet")
         return frame
 
+    @cached_property
+    def profile(self) -> tuple[Any, pd.DataFrame]:
+        """`(run, steps)`: the newest profile run under the logdir and its step breakdown
+        (`insight.profiler.breakdown.run_steps`), or `Unavailable`."""
+        from insight.profiler.breakdown import run_steps
+        from insight.profiler.capture import find_profiles, get_profile
+        from insight.profiler.tables import layer_names
+
+        if self._profile is False:
+            raise Unavailable("profile not read (asked not to)")
+        if self.logdir is None or not self.logdir.is_dir():
+            raise Unavailable("no logdir" if self.logdir is None else
+                              "the training log is a file (CSV or history): no profile")
+        try:
+            runs = [get_profile(self.logdir, self._profile)] if isinstance(self._profile, str) \
+                else find_profiles(self.logdir)
+        except InsightError as exc:
+            raise Unavailable(f"the profiles cannot be listed ({exc.what})") from None
+        if not runs:
+            raise Unavailable("no profile in the logdir")
+        run = runs[0]
+        if self._profile is None and run.size > PROFILE_BYTES:
+            raise Unavailable(f"the newest profile is {run.size / 2**20:,.0f} MB, slow to "
+                              "convert: open it on the Profiler page, or `insight doctor "
+                              "--profile`")
+        layers = layer_names(getattr(self.loaded, "preflight", None), self.loaded)
+        try:
+            return run, run_steps(run, layers, self._memo)
+        except InsightError as exc:
+            raise Unavailable(f"the profile cannot be read ({exc.what})") from None
+
+    @cached_property
+    def xla_times(self) -> pd.DataFrame:
+        """`insight.compiler.xla.step_times` of the forward pass on the first `XLA_ROWS`
+        examples (eager, `tf.function`, XLA), or `Unavailable`."""
+        if callable(self._xla):
+            return self._xla()
+        if not self._xla:
+            raise Unavailable("XLA not timed (it compiles the model): `insight doctor --xla`, "
+                              "or the Compiler page's step time")
+        from insight.compiler.xla import compile_model, step_times
+
+        self.limit("XLA view by layer")
+        if self.dataset is not None:
+            batch = self.dataset.take(slice(0, XLA_ROWS))
+        else:  # a step time needs no real data
+            from insight.data import synthetic_dataset
+
+            batch = synthetic_dataset(self.model, XLA_ROWS)
+        comp = self._memo(f"xla:forward:{XLA_ROWS}",
+                          lambda: compile_model(self.source, batch.x, batch.y))
+        return self._memo(f"xla:forward:{XLA_ROWS}:times", lambda: step_times(comp))
+
     # ----------------------------------------------------------------- availability
     def require(self, need: str) -> None:
         """Raise `Unavailable` when the evidence `need` (`insight.doctor.registry.NEEDS`)
@@ -280,15 +333,11 @@ class Evidence:
             self.limit("activations")
         if need == "curves":
             self.curves  # noqa: B018  raises Unavailable
+        if need == "profile":
+            self.profile  # noqa: B018  raises Unavailable
+        if need == "xla":
+            self.xla_times  # noqa: B018  raises Unavailable
         if need == "train_probe":
             self.labels  # noqa: B018
             self.limit("gradients")
 
-
-def _flat(g) -> bool:
-    """A finite, non-zero loss whose every weight gradient is exactly 0 (saturated outputs
-    seen through clipped probabilities)."""
-    t = g.table
-    norms = t.loc[t["params"] > 0, "weight_grad_norm"].to_numpy(np.float64)
-    return bool(g.losses) and np.isfinite(g.value) and g.value > 0 and norms.size > 0 \
-        and bool(np.all(norms == 0))

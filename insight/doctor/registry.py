@@ -1,7 +1,8 @@
 """The check registry: every check is a small function from shared evidence to findings.
 
 A check declares the evidence it needs (`NEEDS`: `"model"`, `"compile"`, `"data"`,
-`"labels"`, `"activations"`, `"gradients"`, `"predictions"`, `"curves"`, `"train_probe"`);
+`"labels"`, `"activations"`, `"gradients"`, `"predictions"`, `"curves"`, `"profile"`, `"xla"`,
+`"train_probe"`);
 `insight.doctor.diagnose` runs it only when all of it is there, and otherwise records why it
 was skipped. The check modules (`insight.doctor.checks_*`) register on import, as the panels
 do; the registry imports none of them.
@@ -28,7 +29,7 @@ __all__ = ["NEEDS", "STAGES", "STAGE_TITLES", "Check", "register", "check", "get
            "check_names", "check_title", "all_checks"]
 
 NEEDS = ("model", "compile", "data", "labels", "activations", "gradients", "predictions",
-         "curves", "train_probe")
+         "curves", "profile", "xla", "train_probe")
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,12 @@ _REGISTRY: dict[str, Check] = {}
 _ORDERED: list[Check] = []  # all_checks(), sorted once
 # The order checks run and are listed in: the setup first, the curves last, active ones after.
 STAGES = ("checks_output", "checks_data", "checks_weights", "checks_probe", "checks_gradients",
-          "checks_curves", "active")
+          "checks_curves", "checks_compute", "active")
 STAGE_TITLES = dict(zip(STAGES, ("the setup (output, loss, labels, learning rate)", "the data",
                                  "the initial state (weights, loss)",
                                  "activations and predictions", "gradients",
-                                 "the training curves", "active (a copy trained)"),
+                                 "the training curves", "compute (profile, XLA)",
+                                 "active (a copy trained)"),
                         strict=True))
 
 

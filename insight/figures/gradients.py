@@ -41,7 +41,8 @@ _SERIES = [
 
 
 def gradient_norms_figure(table: pd.DataFrame, *, title: str = "Gradient norms by depth",
-                          subtitle: str = "") -> go.Figure:
+                          subtitle: str = "", marked: dict[str, str] | None = None
+                          ) -> go.Figure:
     """Per-layer norms on a log axis, first layer on the left: a fall over depth is a vanishing
     gradient, a climb an exploding one. Zero gradients (nothing reaches the layer) are marked
     on the floor of the axis.
@@ -51,6 +52,8 @@ def gradient_norms_figure(table: pd.DataFrame, *, title: str = "Gradient norms b
             `weight_grad_norm`, `activation_grad_norm`).
         title: the figure title. Defaults to `"Gradient norms by depth"`.
         subtitle: a second line, e.g. what was differentiated. Defaults to `""`.
+        marked: `{layer: words}` to mark on the chart (the doctor's vanishing or exploding
+            layers: a shaded band with the words above it). Defaults to none.
     """
     layers = table["layer"].tolist()
     values = table[[c for c, *_ in _SERIES]].to_numpy(np.float64)
@@ -79,6 +82,12 @@ def gradient_norms_figure(table: pd.DataFrame, *, title: str = "Gradient norms b
             marker=dict(symbol="x", size=10, color=COLORWAY[3]), customdata=zeros_text,
             hovertemplate="%{customdata}<extra></extra>",
         ))
+    for layer, words in (marked or {}).items():
+        if layer in layers:
+            fig.add_vrect(x0=layers.index(layer) - 0.45, x1=layers.index(layer) + 0.45,
+                          fillcolor=COLORWAY[3], opacity=0.12, line_width=0,
+                          annotation_text=words, annotation_position="top",
+                          annotation_font=dict(size=11, color=COLORWAY[3]))
     apply_template(fig, title=title + (f"<br><sup>{subtitle}</sup>" if subtitle else ""))
     step = -(-len(layers) // MAX_LAYER_TICKS)  # every layer named up to MAX_LAYER_TICKS
     ticks = layers[::step]

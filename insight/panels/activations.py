@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from insight.data import Dataset
+from insight.doctor.checks_probe import DEAD_INFO, SATURATED_LIMIT
 from insight.errors import UsageError
 from insight.figures.activations import (
     feature_maps_figure,
@@ -30,7 +31,7 @@ from insight.figures.activations import (
     ridge_figure,
     values_figure,
 )
-from insight.model.layers import PASS_THROUGH, iter_layers
+from insight.panels.doctor import page_report
 from insight.panels.probe import (
     EXAMPLE,
     LAYER,
@@ -41,7 +42,6 @@ from insight.panels.probe import (
     example_label,
     layer_path,
     main_input,
-    output_layers,
     probe_dataset,
     token_labels,
     token_text,
@@ -51,16 +51,13 @@ from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.probe.capture import activations
 from insight.probe.stats import ActivationStats, activation_stats
 
-__all__ = ["STATS_EXAMPLES", "HEATMAP_EXAMPLES", "DEAD_LIMIT", "SATURATED_LIMIT",
-           "PASS_THROUGH", "RIDGE_ROWS", "RIDGE_BY", "RIDGE_FRAME", "layer_units", "layer_flag",
-           "ridge_rows"]
+__all__ = ["STATS_EXAMPLES", "HEATMAP_EXAMPLES", "DEAD_LIMIT", "SATURATED_LIMIT", "RIDGE_ROWS",
+           "RIDGE_BY", "RIDGE_FRAME", "layer_units", "finding_flag", "layer_flags", "ridge_rows"]
 
 STATS_EXAMPLES = 2048  # examples the statistics and top-example searches read
 HEATMAP_EXAMPLES = 64  # rows of a dense layer's unit heatmap
-DEAD_LIMIT = 0.25  # a layer with at least this share of dead units is flagged
-SATURATED_LIMIT = 0.5  # ... a hidden layer with more saturated values (rows, for softmax)
-# Layers whose zeros are their input's: a dead unit there is flagged where it arises, not
-# again in every Flatten, Dropout, pooling, padding or concatenation after it.
+# The flags are the doctor's findings (`layer_flags`), at its limits.
+DEAD_LIMIT = DEAD_INFO  # share of a ReLU layer's units dead for every example
 RIDGE_ROWS = 48  # above this many layers the ridge plot shows blocks (by="auto")
 RIDGE_BY = ("auto", "layer", "block")
 RIDGE_FRAME = 1060  # pixels of the scrolling frame a page shows every layer's ridge row in
@@ -84,38 +81,36 @@ def _stats(ctx: PanelContext) -> tuple[ActivationStats, Dataset]:
     return stats, ds
 
 
-def layer_flag(row: Any, *, output: bool = False, nested: bool = False) -> str:
-    """What is wrong with a layer, in a few words (`""`: nothing), from a row of
-    `ActivationStats.table`.
+def finding_flag(finding: Any) -> str:
+    """A doctor finding about one layer in a few words, for the table's `flag` column:
+    `"dead 7/16 units"`, `"saturated 80%"`, `"scale ×120"`, `"NaN/Inf"` (`""`: none of
+    those)."""
+    ev = finding.evidence
+    if finding.check == "dead_units":
+        return f"dead {int(ev['dead_units']):,}/{int(ev['units']):,} units"
+    if finding.check == "saturated_units":
+        return f"saturated {float(ev['saturated_fraction']):.0%}"
+    if finding.check == "activation_scale":
+        return f"scale ×{float(ev['ratio']):.3g} since {ev['from_layer']}"
+    if finding.check == "activation_nan":
+        return "NaN/Inf"
+    return ""
 
-    - `"dead 7/16 units"`: at least `DEAD_LIMIT` of its units are 0 for every example
-      (not said again by `PASS_THROUGH` layers and nested models, whose zeros are another
-      layer's);
-    - `"saturated 80%"`: a hidden sigmoid, tanh or softmax layer with more than
-      `SATURATED_LIMIT` of its values (softmax: rows) at its limits. An output layer is not
-      flagged for it: a confident prediction is a saturated softmax or sigmoid.
 
-    Args:
-        row: a row (a `pd.Series` or dict) with `class`, `units`, `dead_units`,
-            `dead_fraction` and `saturated_fraction`.
-        output: whether the layer is one of the model's outputs. Defaults to `False`.
-        nested: whether the layer is a nested model (its output is its last layer's).
-            Defaults to `False`.
-    """
-    flags = []
-    if row["dead_fraction"] >= DEAD_LIMIT and not nested and \
-            not PASS_THROUGH.fullmatch(row["class"]):
-        flags.append(f"dead {int(row['dead_units']):,}/{int(row['units']):,} units")
-    if not output and row["saturated_fraction"] > SATURATED_LIMIT:  # NaN (none) is False
-        flags.append(f"saturated {row['saturated_fraction']:.0%}")
-    return ", ".join(flags)
+def layer_flags(ctx: PanelContext) -> dict[str, str]:
+    """`{layer: flag}` for the layers the doctor's activation checks found something in
+    (`insight.panels.doctor.page_report`): the Activations page's verdicts are the doctor's."""
+    flags: dict[str, list[str]] = {}
+    for f in page_report(ctx, "activations").findings:
+        text = finding_flag(f)
+        if f.layer and text:
+            flags.setdefault(f.layer, []).append(text)
+    return {layer: ", ".join(texts) for layer, texts in flags.items()}
 
 
 def _flags(ctx: PanelContext, table: pd.DataFrame) -> list[str]:
-    outputs = output_layers(ctx.loaded.model)
-    nested = {p for p, layer, _ in iter_layers(ctx.loaded.model) if getattr(layer, "layers", None)}
-    return [layer_flag(r, output=r["layer"] in outputs, nested=r["layer"] in nested)
-            for _, r in table.iterrows()]
+    flags = layer_flags(ctx)
+    return [flags.get(layer, "") for layer in table["layer"]]
 
 
 def _activation_table(ctx: PanelContext) -> pd.DataFrame:

@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -32,11 +31,12 @@ from insight.compiler.xla import (
     compile_model,
     step_times,
 )
+from insight.doctor import Evidence, get_check, run_checks
 from insight.errors import UsageError
 from insight.figures.compiler import hlo_graph_figure, op_counts_figure, step_time_figure
 from insight.panels.registry import Panel, PanelContext, Param, register
 
-__all__ = ["BATCH", "MAX_LINES", "compilation", "FUNCTION_TITLES", "xla_slowdown"]
+__all__ = ["BATCH", "MAX_LINES", "compilation", "FUNCTION_TITLES", "xla_verdict"]
 
 BATCH = 32  # rows of the batch every function is compiled and timed for
 MAX_LINES = 3000  # HLO lines shown at once (the download holds them all)
@@ -147,35 +147,20 @@ def _graph(ctx: PanelContext, function: str, stage: str, computation: str,
                                   "tuple"), highlight=layer)
 
 
-_SLOW_ON_CPU = {"DepthwiseConv2D", "SeparableConv2D"}  # XLA's depthwise convolutions
-
-
-def xla_slowdown(median_ms: Mapping[str, float], classes: Iterable[str]) -> str:
-    """What to say when XLA is slower than `tf.function` on the same batch, `""` when it is
-    not: the ratio, and the likely cause when the model has depthwise convolutions (on CPU,
-    XLA's run far slower than TensorFlow's own kernels).
+def xla_verdict(ctx: PanelContext, times: pd.DataFrame) -> str:
+    """What to say when XLA is slower than `tf.function` on the same batch (`""` when it is
+    not): the doctor's `xla_slower` finding on these step times, its first sentence in bold.
 
     Args:
-        median_ms: median step times by mode (`"graph"`, `"xla"`, ...), as `step_times`
-            gives them.
-        classes: the model's layer class names.
-
-    Example:
-
-    >>> xla_slowdown({"graph": 2.0, "xla": 5.0}, ["Conv2D"]).startswith("**XLA is 2.5×")
-    True
-    >>> xla_slowdown({"graph": 2.0, "xla": 1.0}, ["Conv2D"])
-    ''
+        ctx: the panel context (its model's layers name a likely cause).
+        times: `insight.compiler.xla.step_times`' frame.
     """
-    if not median_ms or median_ms["xla"] <= median_ms["graph"]:
+    report = run_checks(Evidence(ctx.loaded, xla=lambda: times), checks=[get_check("xla_slower")])
+    if not report.findings:
         return ""
-    grouped = _SLOW_ON_CPU & set(classes)
-    return (f"**XLA is {median_ms['xla'] / median_ms['graph']:.1f}× slower than tf.function "
-            "here.** Compiling does not speed up every model on every machine"
-            + (f" (this one has {' and '.join(sorted(grouped))} layers: on CPU, XLA's "
-               "depthwise convolutions run far slower than TensorFlow's own kernels)"
-               if grouped else "") + ". A profile captured with XLA (Profiler page, or "
-            "`insight profile MODEL --xla --logdir DIR`) shows which ops take the time.")
+    f = report.findings[0]
+    head, _, rest = f.explanation.partition(". ")
+    return f"**{head}.** {rest} {f.suggestion}"
 
 
 def _step_time(ctx: PanelContext, function: str) -> Any:
@@ -187,7 +172,7 @@ def _step_time(ctx: PanelContext, function: str) -> Any:
     fig.update_layout(meta={
         "first_call_s": dict(zip(table["mode"], table["first_call_s"].round(4), strict=True)),
         "median_ms": median,
-        "verdict": xla_slowdown(median, comp.layer_classes.values())})
+        "verdict": xla_verdict(ctx, table)})
     return fig
 
 

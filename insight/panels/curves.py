@@ -44,7 +44,7 @@ from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.patterns import user_regex
 
 __all__ = ["logs_for", "X_AXES", "X_TITLES", "SMOOTHING_TITLES", "metric_order",
-           "overfitting_warnings", "step_unit", "VERDICT_TABLE"]
+           "step_unit", "VERDICT_TABLE"]
 
 X_AXES = ("step", "relative", "wall")
 X_TITLES = {"step": "Step", "relative": "Relative", "wall": "Wall"}
@@ -80,25 +80,6 @@ def metric_order(index: pd.DataFrame) -> list[str]:
         return direction != "min", direction != "max", metric
 
     return sorted(index["metric"].unique(), key=rank)
-
-
-def overfitting_warnings(verdicts: pd.DataFrame) -> list[str]:
-    """One Markdown line for each metric of a `train_val_verdicts` table whose validation
-    value gets worse while training keeps improving (its `overfitting_from` step is set):
-    a loss that rises, an accuracy (or another higher-is-better metric) that falls."""
-    out = []
-    for v in verdicts[verdicts["overfitting_from"].notna()].itertuples():
-        unit = getattr(v, "unit", "") or "step"
-        if metric_direction(v.metric) == "max":
-            word = "accuracy" if "acc" in v.metric.lower() else "score"
-            trend = f"validation {word} falls from {unit} {int(v.overfitting_from)} while " \
-                    f"training {word} keeps rising"
-        else:
-            trend = f"validation loss rises from {unit} {int(v.overfitting_from)} while " \
-                    "training loss keeps falling"
-        out.append(f"**Overfitting in `{v.metric}` ({v.group})**: {trend}; the best validation "
-                   f"value was at {unit} {int(v.best_val_step)}.")
-    return out
 
 
 def step_unit(logs: Logdir, rows: pd.DataFrame) -> str:

@@ -16,18 +16,23 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
-from insight.doctor import Evidence, Report, check_title, run_checks
+from insight.doctor import Evidence, Report, check_title, get_check, run_checks
+from insight.errors import InsightError, UsageError
 from insight.figures.activations import message_figure
 from insight.figures.doctor import finding_figure
 from insight.panels.registry import Panel, PanelContext, Param, register
 
-__all__ = ["USES", "ACTIVE", "FINDING_COLUMNS", "HISTORY_COLUMNS", "doctor_report"]
+__all__ = ["USES", "ACTIVE", "FINDING_COLUMNS", "HISTORY_COLUMNS", "PAGE_CHECKS",
+           "doctor_report", "page_report"]
 
 USES = ("model", "data", "logdir")
 ACTIVE = Param("active", "bool", False, help="Also run the active checks: train a copy of the "
-               "model on one batch, and sweep its learning rate.")
+               "model on one batch, sweep its learning rate, and time XLA against "
+               "tf.function.")
 HISTORY_COLUMNS = ["step", "severity", "check", "category", "layer", "explanation", "evidence"]
 FINDING_COLUMNS = ["severity", "check", "category", "layer", "explanation", "suggestion",
                    "evidence", "page", "panel", "figure"]
@@ -37,7 +42,6 @@ def doctor_report(ctx: PanelContext, active: bool = False) -> Report:
     """The doctor's report on the context's model, data and logdir (memoised; the log's
     size and time in the key, so a live run is re-read)."""
     from insight.curves.logdir import logdir_stamp
-    from insight.errors import InsightError
 
     def compute() -> Report:
         try:
@@ -47,10 +51,59 @@ def doctor_report(ctx: PanelContext, active: bool = False) -> Report:
                                       "your data can be checked")
         except InsightError as exc:
             dataset, why = None, f"the data cannot be used ({exc.what})"
-        ev = Evidence(ctx.loaded, dataset, ctx.logdir, data_error=why, memo=ctx.cached)
+        ev = Evidence(ctx.loaded, dataset, ctx.logdir, data_error=why, memo=ctx.cached,
+                      xla=active)
         return run_checks(ev, train_probe=active)
 
     return ctx.cached(f"doctor:report:{active}:{logdir_stamp(ctx.logdir)}", compute)
+
+
+# The doctor's checks each page runs to show their findings where it shows the numbers.
+PAGE_CHECKS = {
+    "activations": ("dead_units", "saturated_units", "activation_scale", "activation_nan"),
+    "gradients": ("vanishing_gradient", "exploding_gradient", "gradient_nan"),
+    "training": ("loss_nan", "loss_diverging", "loss_oscillating", "loss_not_decreasing",
+                 "loss_creeping", "accuracy_at_chance", "overfitting", "generalization_gap",
+                 "underfitting"),
+    "profiler": ("profile_steps", "input_bound"),
+}
+PAGE_COLUMNS = ["severity", "check", "layer", "explanation", "suggestion", "evidence"]
+
+
+def page_report(ctx: PanelContext, page: str) -> Report:
+    """The findings of the doctor's checks for one page (`PAGE_CHECKS`) whose findings point
+    to that page: the page's verdicts, read from the doctor. Evidence is shared with the
+    page's own panels (the same memo keys), so no pass over the data runs twice; a synthetic
+    dataset is kept (the page measures it too).
+
+    Example:
+
+    >>> [f.layer for f in page_report(ctx, "activations").findings]  # doctest: +SKIP
+    ['conv2']
+    """
+    from insight.curves.logdir import logdir_stamp
+
+    if page not in PAGE_CHECKS:
+        raise UsageError(f"The doctor has no checks for the page {page!r}; pages with "
+                         f"checks are {', '.join(PAGE_CHECKS)}.", "", f"page={page!r}")
+
+    def compute() -> Report:
+        try:
+            dataset = ctx.dataset() if ctx.loaded is not None else None
+        except InsightError:
+            dataset = None
+        ev = Evidence(ctx.loaded, dataset, ctx.logdir, memo=ctx.cached, synthetic_ok=True)
+        report = run_checks(ev, checks=[get_check(name) for name in PAGE_CHECKS[page]])
+        return replace(report, findings=[f for f in report.findings if f.page == page])
+
+    return ctx.cached(f"doctor:page:{page}:{logdir_stamp(ctx.logdir)}", compute)
+
+
+def _page_findings(ctx: PanelContext, page: str = "activations") -> pd.DataFrame:
+    rows = [{"severity": f.severity, "check": f.check, "layer": f.layer or "",
+             "explanation": f.explanation, "suggestion": f.suggestion,
+             "evidence": f.evidence_text()} for f in page_report(ctx, page).findings]
+    return pd.DataFrame(rows, columns=PAGE_COLUMNS)
 
 
 def _findings(ctx: PanelContext, active: bool = False) -> pd.DataFrame:
@@ -112,6 +165,14 @@ register(Panel("doctor_figure", "Doctor: evidence", "figure", _figure,
                description="The evidence of one finding: gradient norms with the vanishing "
                            "layers marked, a curve with its divergence step, class counts.",
                uses=USES))
+register(Panel("doctor_page_findings", "Doctor: this page", "table", _page_findings,
+               params=(Param("page", "str", "activations", tuple(PAGE_CHECKS),
+                             help="The page whose checks run: activations, "
+                                  "gradients, training or profiler."),),
+               description="The doctor's findings about what one page shows (dead units on "
+                           "Activations, vanishing gradients on Gradients, overfitting on "
+                           "Training, unmarked steps on Profiler), worst first.",
+               needs_model=False, uses=("data", "logdir")))  # a model when there is one
 register(Panel("doctor_history", "Doctor: during training", "table", _history,
                needs_model=False, uses=("logdir",),
                description="What insight.callbacks.DoctorCallback found while the model "

@@ -27,6 +27,7 @@ from insight.figures.gradients import (
     histograms_figure,
 )
 from insight.model.layers import iter_layers
+from insight.panels.doctor import page_report
 from insight.panels.probe import (
     EXAMPLE,
     LAYER,
@@ -73,11 +74,22 @@ def _gradient_table(ctx: PanelContext) -> pd.DataFrame:
     return _gradients(ctx)[0].table
 
 
+_MARKS = {"vanishing_gradient": "vanishing", "exploding_gradient": "exploding",
+          "gradient_nan": "NaN/Inf"}
+
+
 def _gradient_norms(ctx: PanelContext):
     g, batch = _gradients(ctx)
-    return gradient_norms_figure(
+    marked: dict[str, str] = {}  # the doctor's verdicts, where it found them
+    for f in page_report(ctx, "gradients").findings:
+        if f.layer and f.check in _MARKS:
+            marked[f.layer] = _MARKS[f.check]
+    fig = gradient_norms_figure(
         g.table, title=f"Gradient norms by depth: {ctx.loaded.name}",
-        subtitle=f"of the {g.target}<br>over {len(batch)} examples of {data_source(batch)}")
+        subtitle=f"of the {g.target}<br>over {len(batch)} examples of {data_source(batch)}",
+        marked=marked)
+    fig.layout.meta = {"marked": marked}
+    return fig
 
 
 def _weight_histograms(ctx: PanelContext, layer: str):

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from insight.doctor import Evidence, Finding, checks_compute, get_check, run_checks
 from insight.errors import UsageError
 from insight.figures.profiler import (
     memory_figure,
@@ -26,8 +27,9 @@ from insight.figures.profiler import (
     step_breakdown_figure,
     timeline_figure,
 )
+from insight.panels.doctor import PAGE_CHECKS
 from insight.panels.registry import Panel, PanelContext, Param, register
-from insight.profiler.breakdown import profile_steps
+from insight.profiler.breakdown import run_steps
 from insight.profiler.capture import (
     ProfileRun,
     find_profiles,
@@ -46,20 +48,15 @@ from insight.profiler.tables import (
 )
 from insight.profiler.timeline import step_window, timeline_bars
 
-__all__ = ["NO_STEPS", "NO_MEMORY", "LEVEL_TITLES", "profile_trace", "resolve_run",
-           "top_ops_note", "inferred_steps_note"]
+__all__ = ["NO_STEPS", "NO_MEMORY", "LEVEL_TITLES", "PROFILE_CHECKS", "profile_trace",
+           "resolve_run", "top_ops_note", "profile_findings"]
 
-NO_STEPS = ("No steps in this profile: it has no step markers (xprof's \"No step marker "
-            "observed\") and no repeated train or predict function calls to infer them from, "
-            "so its time cannot be split into steps. xprof counts a step only inside a root "
-            "TraceMe with a step number, `tf.profiler.experimental.Trace('train', step_num=i, "
-            "_r=1)`. The timeline and the ops' self times are complete. Capture a profile "
-            "with the Capture button or `insight profile MODEL --logdir DIR` to get the "
-            "breakdown: it marks every step.")
+NO_STEPS = f"{checks_compute.NO_STEPS} {checks_compute.MARK_STEPS}"  # the CLI's words
 NO_MEMORY = ("No memory events in this profile. On CPU, TensorFlow records allocations only "
              "when `TF_CPU_ALLOCATOR_USE_BFC=true` is set before it starts, as "
              "`insight profile` and the Capture button do; GPU profiles always have them.")
 
+PROFILE_CHECKS = PAGE_CHECKS["profiler"]  # the doctor's checks of one profile
 LEVEL_TITLES = {"framework": "TensorFlow ops", "hlo": "XLA (HLO) ops"}
 RUN = Param("run", "str", "", help="Profile run label under the logdir (empty: the newest).")
 LEVEL = Param("level", "str", "framework", ("framework", "hlo"),
@@ -81,11 +78,12 @@ def _layers(ctx: PanelContext) -> frozenset[str]:
 
 
 def _tool(ctx: PanelContext, run: ProfileRun, tool: str) -> Any:
+    # The key is `insight.profiler.breakdown.run_steps`' (the doctor converts it too).
     return ctx.cached(f"xprof|{run.folder}|{run.stamp}|{tool}", lambda: tool_data(run, tool))
 
 
 def profile_trace(ctx: PanelContext, run: ProfileRun) -> Trace:
-    """The run's parsed timeline, memoised per file version."""
+    """The run's parsed timeline, memoised per file version (`run_steps`' key)."""
     return ctx.cached(f"trace|{run.folder}|{run.stamp}",
                       lambda: trace_events(_tool(ctx, run, "trace_viewer"), _layers(ctx)))
 
@@ -101,28 +99,24 @@ def _runs(ctx: PanelContext) -> pd.DataFrame:
                          "folder": [str(r.folder) for r in runs]})
 
 
-def inferred_steps_note(steps: pd.DataFrame) -> str:
-    """What to say under a step-time breakdown whose steps were inferred (`""` for xprof's).
+def profile_findings(ctx: PanelContext, r: ProfileRun) -> list[Finding]:
+    """The doctor's findings about one profile run (steps it had to infer or could not find,
+    a step waiting for its input): what the Profiler page says under its breakdown, read
+    from the doctor, on the same converted data (the memo keys are `run_steps`')."""
+    def compute() -> list[Finding]:
+        ev = Evidence(ctx.loaded, None, ctx.logdir, memo=ctx.cached, profile=r.label)
+        return run_checks(ev, checks=[get_check(n) for n in PROFILE_CHECKS]).findings
 
-    Args:
-        steps: a `profile_steps` frame (its `attrs` say where the steps come from).
-    """
-    if steps.attrs.get("source") != "inferred":
-        return ""
-    return (f"**Steps inferred** from {steps.attrs['inferred_from']}: the profile has no "
-            "step markers xprof counts (`keras.callbacks.TensorBoard(profile_batch=...)` "
-            "writes none), so insight split each step from the timeline. *Input*: waiting "
-            "for the next batch; *Device compute*: GPU/TPU kernels; *Host compute*: "
-            "TensorFlow ops on the host; *All others*: the rest (Python, callbacks, dispatch, "
-            "and in the first profiled step one-off costs such as Keras starting its graph "
-            "trace). "
-            "`insight profile` captures marked steps, for xprof's own breakdown.")
+    return ctx.cached(f"doctor:profile|{r.folder}|{r.stamp}", compute)
+
+
+def _note(findings: list[Finding], check: str) -> str:
+    return next((f"{f.explanation} {f.suggestion}" for f in findings if f.check == check), "")
 
 
 def _profile_steps(ctx: PanelContext, r: ProfileRun) -> pd.DataFrame:
     """xprof's step breakdown, else the one inferred from the timeline, memoised."""
-    return ctx.cached(f"steps|{r.folder}|{r.stamp}", lambda: profile_steps(
-        _tool(ctx, r, "overview_page"), profile_trace(ctx, r)))
+    return run_steps(r, _layers(ctx), ctx.cached)
 
 
 def _card(ctx: PanelContext, run: str) -> dict[str, Any]:
@@ -130,6 +124,7 @@ def _card(ctx: PanelContext, run: str) -> dict[str, Any]:
     summary = overview_summary(_tool(ctx, r, "overview_page"))
     trace = profile_trace(ctx, r)
     steps = _profile_steps(ctx, r)
+    findings = profile_findings(ctx, r)
     if steps.attrs["source"] == "inferred":  # xprof's own numbers are 0: none it counted
         times = steps["step_time_ms"]
         summary.update(steps=len(steps), step_ms_mean=float(times.mean()),
@@ -138,13 +133,14 @@ def _card(ctx: PanelContext, run: str) -> dict[str, Any]:
             "hosts": [h.name for h in r.hosts], "size_bytes": r.size, **summary,
             "steps_source": steps.attrs["source"],
             "steps_inferred_from": steps.attrs["inferred_from"],
-            "steps_note": inferred_steps_note(steps),
+            "steps_note": _note(findings, "profile_steps") if len(steps) else "",
+            "findings": [f.to_dict() for f in findings],
             "marked_steps": len(trace.steps), "events": len(trace.events),
             "threads": len(trace.threads), "span_ms": trace.span[1] / 1e3,
             "step_markers": [(int(n), str(name)) for n, name in
                              zip(trace.steps["step"], trace.steps["name"], strict=True)],
             "memory_events": len(memory_timeline(_tool(ctx, r, "memory_profile"))),
-            "no_steps_reason": NO_STEPS if steps.empty else "",
+            "no_steps_reason": _note(findings, "profile_steps") if steps.empty else "",
             "xprof_command": xprof_command(ctx.logdir),
             "tensorboard_command": f"tensorboard --logdir {ctx.logdir}"}
 

@@ -41,7 +41,7 @@ import pandas as pd
 
 from insight.profiler.tables import BREAKDOWN, Trace, step_breakdown
 
-__all__ = ["timeline_breakdown", "profile_steps", "inferred_from"]
+__all__ = ["timeline_breakdown", "profile_steps", "inferred_from", "run_steps"]
 
 COLUMNS = ["step", *BREAKDOWN.values(), "step_time_ms"]
 
@@ -143,3 +143,32 @@ def profile_steps(overview: list[dict[str, Any]],
     steps.attrs.update(source="inferred" if len(steps) else "",
                        inferred_from=inferred_from(trace))
     return steps
+
+
+def _compute(key: str, compute: Callable[[], Any]) -> Any:
+    return compute()
+
+
+def run_steps(run: Any, layers: frozenset[str] = frozenset(),
+              memo: Callable[[str, Callable[[], Any]], Any] = _compute) -> pd.DataFrame:
+    """`profile_steps` of one profile run (`insight.profiler.capture.ProfileRun`), its tool
+    data and timeline memoised under the keys the Profiler's panels use, so the doctor and
+    the Profiler page convert a profile once between them.
+
+    Args:
+        run: the profile run.
+        layers: the model's layer names, to map timeline ops to layers. Defaults to none.
+        memo: `memo(key, compute)`. Defaults to computing.
+    """
+    from insight.profiler.capture import tool_data
+    from insight.profiler.tables import trace_events
+
+    def tool(name: str) -> Any:
+        return memo(f"xprof|{run.folder}|{run.stamp}|{name}", lambda: tool_data(run, name))
+
+    def trace() -> Trace:
+        return memo(f"trace|{run.folder}|{run.stamp}",
+                    lambda: trace_events(tool("trace_viewer"), layers))
+
+    return memo(f"steps|{run.folder}|{run.stamp}",
+                lambda: profile_steps(tool("overview_page"), trace))

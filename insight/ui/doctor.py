@@ -19,7 +19,7 @@ from insight.ui.feedback import show_error
 from insight.ui.widgets import show_panel
 
 __all__ = ["active_checks", "doctor_panels", "verdict_box", "finding_card", "checks_lists",
-           "training_findings", "PAGE_TITLES"]
+           "training_findings", "finding_boxes", "page_findings", "PAGE_TITLES"]
 
 PAGE_TITLES = {"doctor": "Doctor", "overview": "Overview", "activations": "Activations",
                "gradients": "Gradients", "embeddings": "Embeddings", "training": "Training",
@@ -65,6 +65,33 @@ def verdict_box(summary: dict[str, Any]) -> None:
     else:
         st.success(text + " A healthy setup: nothing here keeps the model from learning.",
                    icon=":material/check_circle:")
+
+
+_BOXES = {"error": st.error, "warning": st.warning, "info": st.info}
+
+
+def finding_boxes(findings: list[dict[str, Any]] | pd.DataFrame, *, info: bool = True) -> None:
+    """The doctor's findings as boxes on the page that shows their numbers (`info=False`:
+    warnings and errors only), each with its fix and a link to the Doctor page."""
+    rows = findings.to_dict("records") if isinstance(findings, pd.DataFrame) else findings
+    for row in rows:
+        if row["severity"] == "info" and not info:
+            continue
+        where = f" · `{row['layer']}`" if row.get("layer") else ""
+        _BOXES[row["severity"]](
+            f"**Doctor{where}:** {row['explanation']} **Fix.** {row['suggestion']} "
+            "[All findings →](./doctor)", icon=_LOOK[row["severity"]][1])
+
+
+def page_findings(page: str, ref: ModelRef, ctx: PanelContext, *, info: bool = True) -> None:
+    """The doctor's findings about what `page` shows (`doctor_page_findings`), as boxes;
+    an error is shown and the page goes on."""
+    try:
+        findings = panel("doctor_page_findings", ref, ctx, page=page)
+    except Exception as exc:  # noqa: BLE001  shown; the page's own panels still draw
+        show_error(exc)
+        return
+    finding_boxes(findings, info=info)
 
 
 def _title(row: Any) -> str:

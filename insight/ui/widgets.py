@@ -193,10 +193,12 @@ def _table(frame: pd.DataFrame, where: Any) -> None:
 
 _PROBE_COLUMNS = {  # the activation and gradient tables
     "flag": st.column_config.TextColumn(
-        "flag", width=150, help=f"Dead: at least {DEAD_LIMIT:.0%} of the units are 0 for every "
-        f"example, where the zeros arise (not in layers that pass them on). Saturated: a "
-        f"hidden layer with over {SATURATED_LIMIT:.0%} of its values at their limits (an "
-        f"output layer's saturation is expected, never flagged)."),
+        "flag", width=150, help=f"The doctor's findings about the layer. Dead: at least "
+        f"{DEAD_LIMIT:.0%} of a ReLU layer's units are 0 for every example, where the zeros "
+        f"arise (not in layers that pass them on). Saturated: a hidden layer with over "
+        f"{SATURATED_LIMIT:.0%} of its values at their limits (an output layer's saturation is "
+        f"expected, never flagged). Scale: the activations' spread grew or shrank 100× over "
+        f"a few layers."),
     "histogram": st.column_config.BarChartColumn(
         "histogram", y_min=0.0, width=90,
         help="Activation values from the layer's min to max, 32 bins."),

@@ -102,7 +102,7 @@ def test_graph_of_a_fused_computation(digits_page):
 
 
 def test_xla_slower_than_graph_is_explained(monkeypatch):
-    """The page shows the `xla_step_time` panel's verdict (`xla_slowdown`), computed there."""
+    """The page shows the `xla_step_time` panel's verdict: the doctor's `xla_slower`."""
     import pandas as pd
 
     import insight.panels.compiler as compiler_panels

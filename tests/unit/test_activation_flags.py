@@ -1,6 +1,6 @@
-"""The activation table's flags and types: dead layers flagged where the dead units arise (with
-how many), saturation flagged in hidden layers only (a confident output is expected), and number
-columns that hold numbers (NaN, never None or text)."""
+"""The activation table's flags and types: the flags are the doctor's findings (dead layers
+flagged where the dead units arise, with how many; saturation in hidden layers only, a
+confident output being expected), and number columns hold numbers (NaN, never None or text)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from insight import load_model
 from insight.panels import PanelContext, build_panel
-from insight.panels.activations import DEAD_LIMIT, layer_flag
+from insight.doctor import Finding
+from insight.panels.activations import DEAD_LIMIT, finding_flag
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +81,23 @@ def test_table_number_columns_are_numbers(load_sample):
     assert np.isnan(sat["conv1"]) and not sat.map(lambda v: v is None).any()
 
 
-def test_layer_flag_rules():
-    row = {"class": "Conv2D", "units": 16, "dead_units": 4, "dead_fraction": 0.25,
-           "saturated_fraction": float("nan")}
-    assert layer_flag(row) == "dead 4/16 units"  # at the limit: flagged
-    assert layer_flag({**row, "dead_units": 3, "dead_fraction": 3 / 16}) == ""
-    assert layer_flag({**row, "class": "MaxPooling2D"}) == ""
-    assert layer_flag(row, nested=True) == ""
-    sat = {**row, "dead_units": 0, "dead_fraction": 0.0, "saturated_fraction": 0.8}
-    assert layer_flag(sat) == "saturated 80%" and layer_flag(sat, output=True) == ""
+def test_flags_are_the_doctors_findings(load_sample, monkeypatch):
+    """The page has no limits of its own: raise the doctor's and the flag goes."""
+    import insight.doctor.checks_probe as checks_probe
+
+    monkeypatch.setattr(checks_probe, "DEAD_INFO", 0.5)  # conv2 has 44% dead
+    table = build_panel("activation_table", PanelContext(load_sample("digits_cnn")))
+    assert dict(zip(table["layer"], table["flag"], strict=True))["conv2"] == ""
+
+
+def test_finding_flag_words():
+    def finding(check, **evidence):
+        return Finding(check, "dead_units", "info", "dense", evidence, "", "", "activations",
+                       "activation_table")
+
+    assert finding_flag(finding("dead_units", dead_units=4, units=16)) == "dead 4/16 units"
+    assert finding_flag(finding("saturated_units", saturated_fraction=0.8)) == "saturated 80%"
+    assert finding_flag(finding("activation_scale", ratio=120.0, from_layer="conv1")) == \
+        "scale ×120 since conv1"
+    assert finding_flag(finding("activation_nan")) == "NaN/Inf"
+    assert finding_flag(finding("constant_predictions")) == ""

@@ -15,7 +15,6 @@ import pytest
 from insight.curves.analysis import SHORT_RUN, overfitting, train_val_verdict
 from insight.errors import UsageError
 from insight.panels import PanelContext, build_panel
-from insight.panels.curves import overfitting_warnings
 
 from ._errors import assert_error
 
@@ -49,11 +48,10 @@ def test_the_issue_run_is_overfitting_from_epoch_0(issue_log):
     assert loss.verdict == "overfitting from epoch 0; large gap (val 6.1× train)"
     assert acc.verdict == "overfitting from epoch 0; large gap (val 0.49 below train)"
     assert (loss.unit, loss.last_train, loss.last_val) == ("epoch", 0.23, 1.41)
-    warnings = overfitting_warnings(table.reset_index())
-    assert len(warnings) == 2
-    assert any("validation loss rises from epoch 0" in w for w in warnings)
-    assert any("validation accuracy falls from epoch 0 while training accuracy keeps rising"
-               in w for w in warnings)
+    # The page's boxes are the doctor's findings on the same verdict.
+    found = build_panel("doctor_page_findings", PanelContext(logdir=issue_log),
+                        page="training").set_index("check")
+    assert found.loc["overfitting", "explanation"].startswith("Overfitting from epoch 0:")
 
 
 def test_the_issue_run_is_shaded_on_both_charts(issue_log):

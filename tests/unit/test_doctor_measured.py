@@ -176,8 +176,9 @@ def test_no_gradient_reaching_layers_is_said_once():
 
 
 def test_saturated_outputs_are_differentiated_through_their_logits():
-    """Huge logits saturate the softmax: its clipped probabilities give every weight exactly
-    0, while training (through the logits) gets huge gradients: exploding, not vanishing."""
+    """Huge logits saturate the softmax: clipped probabilities would give every weight exactly
+    0, while training (through the logits, as `insight.gradients` does) gets huge gradients:
+    exploding, not vanishing."""
     model = mlp(hidden=(16, 16), activation="linear")
     for name in ("hidden1", "hidden2", "out"):
         layer = model.get_layer(name)
@@ -185,7 +186,7 @@ def test_saturated_outputs_are_differentiated_through_their_logits():
     report = run(evidence(model, data()), "vanishing_gradient", "exploding_gradient")
     assert [f[:3] for f in found(report)] == [("exploding_gradient", "exploding_gradient",
                                                "warning")]
-    assert "through the logits" in report.findings[0].evidence["target"]
+    assert report.findings[0].evidence["target"] == "loss: sparse_categorical_crossentropy"
 
 
 def test_exploding_gradients():

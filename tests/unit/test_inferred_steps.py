@@ -100,7 +100,7 @@ def test_panels_say_the_steps_were_inferred(keras_profile):
     card = build_panel("profile_card", ctx, run=run.label)
     assert card["steps"] == 1 and card["steps_source"] == "inferred"
     assert card["step_ms_mean"] > 0 and card["no_step_markers"]  # xprof's view, kept
-    assert card["steps_note"].startswith("**Steps inferred** from Keras' \"Profiled batch\"")
+    assert card["steps_note"].startswith("Steps inferred from Keras' \"Profiled batch\"")
     assert card["no_steps_reason"] == ""
     fig = build_panel("step_breakdown", ctx, run=run.label)
     assert fig.layout.meta["steps_source"] == "inferred"

@@ -233,32 +233,6 @@ def test_metric_order_losses_then_accuracies_then_the_rest():
     assert metric_order(index.iloc[:0]) == []
 
 
-def test_overfitting_warnings_only_where_validation_rises():
-    from insight.panels.curves import overfitting_warnings
-
-    verdicts = pd.DataFrame({"group": ["", "run2"], "metric": ["epoch_loss", "epoch_loss"],
-                             "best_val_step": [9, 4], "best_val": [0.1, 0.2],
-                             "last_val": [0.1, 0.5], "overfitting_from": [None, 4.0],
-                             "verdict": ["", ""]})
-    (warning,) = overfitting_warnings(verdicts)
-    assert warning.startswith("**Overfitting in `epoch_loss` (run2)**")
-    assert "from step 4 while" in warning and "at step 4." in warning and ".0" not in warning
-    assert overfitting_warnings(verdicts.iloc[:1]) == []
-
-
-def test_xla_slowdown_says_the_ratio_and_the_depthwise_cause():
-    from insight.panels.compiler import xla_slowdown
-
-    assert xla_slowdown({"eager": 9.0, "graph": 2.0, "xla": 1.5}, ["DepthwiseConv2D"]) == ""
-    assert xla_slowdown({}, []) == ""
-    plain = xla_slowdown({"graph": 2.0, "xla": 5.0}, ["Conv2D", "Dense"])
-    assert plain.startswith("**XLA is 2.5× slower than tf.function here.**")
-    assert "depthwise" not in plain and "insight profile MODEL --xla" in plain
-    mobile = xla_slowdown({"graph": 2.0, "xla": 7.0}, ["SeparableConv2D", "DepthwiseConv2D"])
-    assert "3.5×" in mobile
-    assert "DepthwiseConv2D and SeparableConv2D layers: on CPU, XLA's depthwise" in mobile
-
-
 def test_top_ops_note():
     from insight.panels.profiler import top_ops_note
 

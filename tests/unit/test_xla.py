@@ -177,10 +177,11 @@ def test_speedup_and_slowdown_point_the_right_way():
     ratio (this / eager instead of eager / this) or direction fails here."""
     import time
 
+    import keras
     import tensorflow as tf
 
+    from insight.doctor import Evidence, get_check, run_checks
     from insight.figures.compiler import step_time_figure
-    from insight.panels.compiler import xla_slowdown
 
     def step(x):
         time.sleep(0.005)
@@ -204,9 +205,15 @@ def test_speedup_and_slowdown_point_the_right_way():
     assert "faster than eager" in text["tf.function (no XLA)"]
     assert text["XLA (jit_compile)"].endswith(f"· {xla / eager:.2g}× slower than eager")
 
-    verdict = xla_slowdown({"graph": graph, "xla": xla}, ["Conv2D"])
-    assert verdict.startswith(f"**XLA is {xla / graph:.1f}× slower than tf.function")
-    assert xla_slowdown({"graph": xla, "xla": graph}, ["Conv2D"]) == ""  # XLA faster: silent
+    def doctor(frame):
+        ev = Evidence(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]),
+                      xla=lambda: frame)
+        return run_checks(ev, checks=[get_check("xla_slower")]).findings
+
+    (slower,) = doctor(times.reset_index())
+    assert slower.explanation.startswith(f"XLA is {xla / graph:.1f}× slower than tf.function")
+    swapped = times.reset_index().replace({"mode": {"graph": "xla", "xla": "graph"}})
+    assert doctor(swapped) == []  # XLA faster: silent
 
 
 def test_step_time_labels_read_as_durations():

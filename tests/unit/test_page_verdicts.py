@@ -1,0 +1,62 @@
+"""The pages' verdicts are the doctor's: the Gradients chart marks the layers the doctor finds
+vanishing, the Activations flags are its dead-unit findings, the Training and Profiler pages
+show its findings about the curves and the profile (`doctor_page_findings`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from insight import load_model
+from insight.errors import UsageError
+from insight.panels import PanelContext, build_panel
+from insight.panels.doctor import PAGE_CHECKS
+
+
+@pytest.fixture(scope="module")
+def sick(samples_dir):
+    def load(name: str):
+        return PanelContext(load_model(samples_dir / "sick" / name / "model.keras"),
+                            logdir=samples_dir / "sick" / name / "logs")
+    return load
+
+
+def test_gradient_chart_marks_what_the_doctor_finds(sick):
+    sick_ctx, fixed_ctx = sick("vanishing"), sick("vanishing_fixed")
+    marked = build_panel("gradient_norms", sick_ctx).layout.meta["marked"]
+    found = build_panel("doctor_page_findings", sick_ctx, page="gradients")
+    vanishing = set(found.loc[found["check"] == "vanishing_gradient", "layer"])
+    assert vanishing and marked == {layer: "vanishing" for layer in vanishing}
+    fig = build_panel("gradient_norms", sick_ctx)
+    assert [a.text for a in fig.layout.annotations] == ["vanishing"] * len(vanishing)
+    assert build_panel("gradient_norms", fixed_ctx).layout.meta["marked"] == {}
+
+
+def test_dead_relu_flags_and_training_boxes(sick):
+    ctx = sick("dead_relu")
+    table = build_panel("activation_table", ctx)
+    flagged = table.loc[table["flag"].str.startswith("dead"), "layer"].tolist()
+    found = build_panel("doctor_page_findings", ctx, page="activations")
+    assert flagged and set(flagged) == set(found.loc[found["check"] == "dead_units", "layer"])
+    training = build_panel("doctor_page_findings", sick("diverging"), page="training")
+    assert {"loss_nan", "loss_diverging"} <= set(training["check"])
+    assert (training["severity"] == "error").any()
+    assert build_panel("doctor_page_findings", sick("diverging_fixed"), page="training").empty
+
+
+def test_every_page_check_exists_and_unknown_pages_are_refused(load_sample):
+    from insight.doctor import get_check
+
+    for names in PAGE_CHECKS.values():
+        for name in names:
+            get_check(name)  # raises for a name the doctor does not have
+    with pytest.raises(UsageError, match="must be one of activations, gradients"):
+        build_panel("doctor_page_findings", PanelContext(load_sample("digits_cnn")),
+                    page="overview")
+
+
+def test_profiler_card_findings_are_the_doctors(samples_dir):
+    ctx = PanelContext(logdir=samples_dir / "digits_cnn" / "logs")
+    card = build_panel("profile_card", ctx)
+    assert [f["check"] for f in card["findings"]] == ["profile_steps"]
+    assert card["steps_note"] == card["findings"][0]["explanation"] + " " + \
+        card["findings"][0]["suggestion"]
