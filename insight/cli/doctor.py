@@ -1,8 +1,8 @@
 """`insight doctor`: the doctor's diagnosis on the terminal, or as JSON for CI.
 
 ```
-insight doctor MODEL [--data PATH] [--logdir DIR] [--train-probe] [--json]
-                     [--fail-on warning|error]
+insight doctor MODEL [--data PATH] [--logdir DIR] [--train-probe] [--xla] [--profile]
+                     [--json] [--fail-on warning|error]
 ```
 
 MODEL is a model file or a bundled sample's name (`digits_cnn`). The `data.npz` and the
@@ -47,6 +47,12 @@ def add_doctor_parser(sub) -> None:
     p.add_argument("--train-probe", action="store_true",
                    help="also run the active checks: train a copy of the model on one batch "
                         "and sweep its learning rate")
+    p.add_argument("--xla", action="store_true",
+                   help="also time the forward pass with XLA against tf.function (compiles "
+                        "the model)")
+    p.add_argument("--profile", action="store_true", default=None,
+                   help="read the logdir's newest profile even when it is large (slow to "
+                        "convert); small ones are read anyway")
     p.add_argument("--json", action="store_true",
                    help='print {"findings": [...], "checked": [...], "skipped": [...]}')
     p.add_argument("--fail-on", choices=FAIL_ON, default="error",
@@ -98,7 +104,8 @@ def run_doctor(args: argparse.Namespace) -> int:
         loaded = load_model(path, safe_mode=not args.unsafe,  # a child checks it first
                             custom_objects=args.custom_objects or custom, isolate=limits)
         dataset, why = doctor_dataset(loaded, data)  # what insight.diagnose does, shown
-        report = run_checks(Evidence(loaded, dataset, logdir, data_error=why),
+        report = run_checks(Evidence(loaded, dataset, logdir, data_error=why, xla=args.xla,
+                                     profile=args.profile),
                             train_probe=args.train_probe)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
