@@ -65,6 +65,9 @@ def npy_header(fp: IO[bytes], shown: str, key: str = "x") -> tuple[tuple[int, ..
         raise DataError(f"The array {key!r} has no readable NumPy header (it does not start "
                         f"with a valid \\x93NUMPY header: {type(exc).__name__}).", _FIX,
                         shown) from None
+    if any(n < 0 for n in shape):
+        raise DataError(f"The array {key!r} declares a negative dimension.", _FIX,
+                        f"{shown}, {key}_shape={tuple(shape)}")
     if dtype.hasobject:
         raise DataError(
             f"The array {key!r} holds Python objects (a pickled array); pickled arrays are "
@@ -74,7 +77,10 @@ def npy_header(fp: IO[bytes], shown: str, key: str = "x") -> tuple[tuple[int, ..
 
 
 def _declared(shape: tuple[int, ...], dtype: np.dtype) -> int:
-    return math.prod(shape) * dtype.itemsize  # Python ints: no overflow at 10^12 x 10^12
+    # Python ints: no overflow at 10^12 x 10^12. A zero-width dtype ('|S0') is counted as one
+    # byte an element: numpy allocates at least that much for it (a 100-byte file declaring
+    # 25e9 elements of S0 asked for 23 GiB before this).
+    return math.prod(shape) * max(dtype.itemsize, 1)
 
 
 def _check_size(key: str, shape: tuple, dtype: np.dtype, available: int, budget: int,
@@ -100,6 +106,8 @@ def _read(fp: IO[bytes], shape: tuple, fortran: bool, dtype: np.dtype, key: str,
     """The data after the header, read straight into the array (one allocation, writable)."""
     arr = np.empty(math.prod(shape), dtype=dtype)
     view = memoryview(arr.view(np.uint8)) if arr.nbytes else memoryview(b"")
+    if dtype.itemsize == 0:  # numpy widened '|S0' to '|S1': nothing of it is in the file
+        view = memoryview(b"")
     got = 0
     try:
         while got < len(view):
