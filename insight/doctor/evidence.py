@@ -298,8 +298,8 @@ class Evidence:
         if callable(self._xla):
             return self._xla()
         if not self._xla:
-            raise Unavailable("XLA not timed (it compiles the model): `insight doctor --xla`, "
-                              "or the Compiler page's step time")
+            raise Unavailable("XLA not timed (it compiles the model): the Doctor page's active "
+                              "checks, or `insight doctor --xla`")
         from insight.compiler.xla import compile_model, step_times
 
         self.limit("XLA view by layer")
