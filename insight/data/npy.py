@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -58,8 +59,9 @@ def npy_header(fp: IO[bytes], shown: str, key: str = "x") -> tuple[tuple[int, ..
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
         else:  # 2.0 and 3.0 share the layout (3.0 allows UTF-8 field names)
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError, OverflowError,
-            RecursionError, MemoryError, zipfile.BadZipFile, zlib.error) as exc:
+    except Exception as exc:  # noqa: BLE001 - numpy parses the header with tokenize and
+        # ast.literal_eval: ValueError, SyntaxError, tokenize.TokenError (found by atheris),
+        # RecursionError, MemoryError...; whatever it raises, the header is unreadable
         # numpy's message quotes the bytes it found; a data file may be any file, so only
         # the kind of failure is said
         raise DataError(f"The array {key!r} has no readable NumPy header (it does not start "
@@ -163,7 +165,7 @@ def read_npz(path: str | Path, shown: str, *, max_bytes: int = MAX_DATA_BYTES
                                 f"at most {MAX_MEMBERS:,}.", "Save the inputs and labels only.",
                                 shown)
             for info in members:
-                if info.is_dir():
+                if not info.filename or info.filename.endswith("/"):  # is_dir() fails on ""
                     continue
                 key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
                 with zf.open(info) as fp:
@@ -173,7 +175,8 @@ def read_npz(path: str | Path, shown: str, *, max_bytes: int = MAX_DATA_BYTES
                                           max_bytes, shown)
                     out[key] = _read(fp, shape, fortran, dtype, key, shown)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError,
-            OSError, ValueError, zlib.error, RuntimeError) as exc:
+            OSError, ValueError, zlib.error, RuntimeError, IndexError, KeyError,
+            struct.error) as exc:
         # NotImplementedError: a compression method zipfile lacks; RuntimeError: an encrypted
         # member; ValueError: a bad member name or offset
         raise DataError(f"The file is not a readable NumPy .npz archive; it may be truncated or "

@@ -309,3 +309,21 @@ def test_panel_params_random_values(panel, data):
             assert isinstance(value, float) and math.isfinite(value)
         elif p.type == "int":
             assert isinstance(value, int)
+
+
+def test_findings_of_atheris_are_data_errors():
+    """Inputs atheris found (benchmarks/fuzz_readers_atheris.py): a header that numpy's
+    tokenizer cannot end (tokenize.TokenError), a zip member with an empty name (zipfile's
+    `is_dir()` raised IndexError)."""
+    import pytest
+
+    from insight.errors import DataError
+
+    header = "{'descr': '<f4', # (\n"
+    unended = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(""), b"abc")
+    for name, data in [("fuzz.npy", unended), ("fuzz.npz", buf.getvalue())]:
+        with pytest.raises(DataError, match="Received: "):
+            load_dataset(_write(name, data))
