@@ -11,6 +11,7 @@ from insight.ui.cache import panel
 from insight.ui.doctor import finding_boxes
 from insight.ui.profiler import (
     capture_form,
+    convert_profile,
     level_picker,
     ops_table,
     profile_error,
@@ -28,7 +29,8 @@ capture_form(ref, logdir, data)
 choice = require_profile(ref, logdir)
 ctx = PanelContext(preflight=pf, logdir=Path(choice.logdir))
 try:
-    with st.spinner("Converting the profile with xprof…"):
+    convert_profile(choice)  # a progress bar the first time; nothing once cached
+    with st.spinner("Reading the profile…"):  # Streamlit shows it only past 0.5 s
         card = panel("profile_card", ref, ctx, run=choice.run)
 except Exception as exc:  # noqa: BLE001  shown, the page stops
     profile_error(exc)

@@ -37,6 +37,7 @@ from insight.profiler.capture import (
     tool_data,
     xprof_command,
 )
+from insight.profiler.capture import profile_trace as run_trace
 from insight.profiler.tables import (
     Trace,
     framework_ops,
@@ -44,7 +45,6 @@ from insight.profiler.tables import (
     layer_names,
     memory_timeline,
     overview_summary,
-    trace_events,
 )
 from insight.profiler.timeline import step_window, timeline_bars
 
@@ -85,7 +85,7 @@ def _tool(ctx: PanelContext, run: ProfileRun, tool: str) -> Any:
 def profile_trace(ctx: PanelContext, run: ProfileRun) -> Trace:
     """The run's parsed timeline, memoised per file version (`run_steps`' key)."""
     return ctx.cached(f"trace|{run.folder}|{run.stamp}",
-                      lambda: trace_events(_tool(ctx, run, "trace_viewer"), _layers(ctx)))
+                      lambda: run_trace(run, _layers(ctx)))  # parsed, cached on disk
 
 
 def _runs(ctx: PanelContext) -> pd.DataFrame:

@@ -160,15 +160,14 @@ def run_steps(run: Any, layers: frozenset[str] = frozenset(),
         layers: the model's layer names, to map timeline ops to layers. Defaults to none.
         memo: `memo(key, compute)`. Defaults to computing.
     """
-    from insight.profiler.capture import tool_data
-    from insight.profiler.tables import trace_events
+    from insight.profiler.capture import profile_trace, tool_data
 
     def tool(name: str) -> Any:
         return memo(f"xprof|{run.folder}|{run.stamp}|{name}", lambda: tool_data(run, name))
 
     def trace() -> Trace:
         return memo(f"trace|{run.folder}|{run.stamp}",
-                    lambda: trace_events(tool("trace_viewer"), layers))
+                    lambda: profile_trace(run, layers))  # parsed, cached on disk
 
     return memo(f"steps|{run.folder}|{run.stamp}",
                 lambda: profile_steps(tool("overview_page"), trace))

@@ -31,14 +31,20 @@ from pathlib import Path
 from typing import Any
 
 from insight.errors import DataError, UsageError
+from insight.profiler import cache
+from insight.profiler.cache import cache_root
 from insight.profiler.steps import make_predict_step, make_train_step, repeat_batches
+from insight.profiler.tables import Trace, with_layers
 
 __all__ = ["ProfileRun", "find_profiles", "get_profile", "tool_data", "capture_profile",
-           "TOOLS", "cache_root", "xprof_command", "writable_logdir"]
+           "TOOLS", "cache_root", "xprof_command", "writable_logdir", "profile_trace",
+           "prepare", "is_cached", "PAGE_TOOLS"]
 
 TOOLS = ("overview_page", "trace_viewer", "framework_op_stats", "hlo_stats", "op_profile",
          "memory_profile", "input_pipeline_analyzer")
 PROFILE_GLOB = "plugins/profile/*/*.xplane.pb"
+# what the Profiler page reads ("trace": the parsed timeline, not trace_viewer's JSON)
+PAGE_TOOLS = ("overview_page", "trace", "memory_profile", "framework_op_stats")
 
 
 @dataclass(frozen=True)
@@ -131,14 +137,6 @@ def get_profile(logdir: str | Path, run: str = "") -> ProfileRun:
                      f"{', '.join(r.label for r in runs)}.", "", f"run={run!r}")
 
 
-def cache_root() -> Path:
-    """insight's cache folder (`$INSIGHT_CACHE_DIR`, else `$XDG_CACHE_HOME/insight`)."""
-    env = os.environ.get("INSIGHT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "insight"
-
-
 def _mirror(run: ProfileRun, host: Path) -> Path:
     """A symlink to `host` in a cache folder keyed by the run's files, for xprof to convert
     (it writes its own caches beside the file)."""
@@ -164,14 +162,67 @@ def _check_file(path: Path) -> None:
                         f"path={str(path)!r}")
 
 
+def _convert(path: Path, run: ProfileRun, tool: str, params: dict[str, Any]) -> Any:
+    """xprof's raw output for one tool (`bytes`/`str`), or a `DataError`."""
+    from xprof.convert import raw_to_tool_data
+
+    try:
+        if tool == "trace_viewer" and params.get("format") == "proto":
+            # the protobuf xprof's C++ side returns before its Python side turns it into
+            # JSON event by event (`xspace_to_tool_data`'s trace_viewer branch, minus that)
+            from xprof.convert import _pywrap_profiler_plugin as pywrap
+
+            raw, ok = pywrap.xspace_to_tools_data([str(_mirror(run, path))], tool,
+                                                  {"use_saved_result": True})
+            raw = raw if ok else None
+        else:
+            raw, _ = raw_to_tool_data.xspace_to_tool_data([str(_mirror(run, path))], tool,
+                                                          dict(params))
+    except Exception as exc:  # noqa: BLE001  xprof raises anything from its C++ side
+        raise DataError(f"xprof could not convert {path.name} with its {tool} tool "
+                        f"({type(exc).__name__}: {exc}).", "Capture the profile again.",
+                        f"path={str(path)!r}") from exc
+    if raw is None or raw == b"" or raw == "":
+        raise DataError(f"{path.name} is not a profile xprof can read: it is corrupt or "
+                        "truncated (not an XSpace protobuf).", "Capture the profile again; "
+                        "do not copy .xplane.pb files while TensorFlow is still writing them.",
+                        f"path={str(path)!r}, bytes={path.stat().st_size}")
+    return raw
+
+
+def _cached_raw(run: ProfileRun, host: int, tool: str, name: str,
+                params: dict[str, Any]) -> bytes:
+    """xprof's output for `tool`, from the disk cache (`insight.profiler.cache`) when this
+    file's content was converted before, else converted now and stored."""
+    path = run.hosts[host]
+    entry = cache.entry_path(cache.content_hash(path), name)
+    if (data := cache.read_blob(entry)) is not None:
+        return data
+    with cache.converting(entry):  # a second process converting it waits, then reads
+        if (data := cache.read_blob(entry)) is not None:
+            return data
+        cache.report(f"Converting {tool} with xprof ({run.size / 2**20:.1f} MB)")
+        raw = _convert(path, run, tool, params)
+        data = raw.encode() if isinstance(raw, str) else bytes(raw)
+        try:
+            cache.write_blob(entry, data)
+        except OSError:  # a read-only or full cache: converted again next time
+            pass
+    return data
+
+
 def tool_data(run: ProfileRun, tool: str, params: dict[str, Any] | None = None,
               host: int = 0) -> Any:
     """One xprof tool's output for one host of `run`, parsed from JSON.
 
+    Without `params` the output is cached on disk, keyed by the file's content
+    (`insight.profiler.cache`): a profile converted once, by any process, is read back.
+
     Args:
         run: a `ProfileRun` (see `find_profiles`).
         tool: one of `TOOLS`.
-        params: the tool's parameters, passed to xprof as they are. Defaults to `None`.
+        params: the tool's parameters, passed to xprof as they are (and then not cached).
+            Defaults to `None`.
         host: which host file. Defaults to `0`.
 
     Returns:
@@ -186,25 +237,86 @@ def tool_data(run: ProfileRun, tool: str, params: dict[str, Any] | None = None,
                          f"tool={tool!r}")
     path = run.hosts[host]
     _check_file(path)
-    from xprof.convert import raw_to_tool_data
+    if params:
+        raw = _convert(path, run, tool, dict(params))
+    elif tool == "trace_viewer":
+        from insight.profiler.trace_store import proto_to_json
 
-    try:
-        raw, _ = raw_to_tool_data.xspace_to_tool_data([str(_mirror(run, path))], tool,
-                                                      dict(params or {}))
-    except Exception as exc:  # noqa: BLE001  xprof raises anything from its C++ side
-        raise DataError(f"xprof could not convert {path.name} with its {tool} tool "
-                        f"({type(exc).__name__}: {exc}).", "Capture the profile again.",
-                        f"path={str(path)!r}") from exc
-    if raw is None or raw == b"" or raw == "":
-        raise DataError(f"{path.name} is not a profile xprof can read: it is corrupt or "
-                        "truncated (not an XSpace protobuf).", "Capture the profile again; "
-                        "do not copy .xplane.pb files while TensorFlow is still writing them.",
-                        f"path={str(path)!r}, bytes={path.stat().st_size}")
+        return proto_to_json(_cached_raw(run, host, tool, "trace_viewer.pb",
+                                         {"format": "proto"}))
+    else:
+        raw = _cached_raw(run, host, tool, f"{tool}.json", {})
     try:
         return json.loads(raw)
     except ValueError as exc:
         raise DataError(f"xprof's {tool} output for {path.name} is not JSON.",
                         "Capture the profile again.", f"path={str(path)!r}") from exc
+
+
+def profile_trace(run: ProfileRun, layers: frozenset[str] = frozenset(), host: int = 0
+                  ) -> Trace:
+    """The timeline of one host of `run` (`insight.profiler.tables.Trace`), its ops
+    attributed to `layers`: from the disk cache's Parquet when this file was read before,
+    else from xprof's trace protobuf (no JSON), then stored.
+
+    Raises:
+        DataError: the file is missing, empty or not an XSpace xprof can read.
+    """
+    from insight.profiler.trace_store import load_trace, save_trace, trace_from_proto
+
+    path = run.hosts[host]
+    _check_file(path)
+    entry = cache.entry_path(cache.content_hash(path), "trace.parquet")
+    if (trace := load_trace(entry, layers)) is not None:
+        return trace
+    with cache.converting(entry):
+        if (trace := load_trace(entry, layers)) is not None:
+            return trace
+        raw = _cached_raw(run, host, "trace_viewer", "trace_viewer.pb", {"format": "proto"})
+        cache.report(f"Reading the timeline ({len(raw) / 2**20:.0f} MB of events)")
+        trace = trace_from_proto(raw)
+        del raw
+        try:
+            cache.atomic_write(entry, lambda tmp: save_trace(tmp, trace))
+        except OSError:
+            pass
+    return with_layers(trace, layers) if layers else trace
+
+
+def is_cached(run: ProfileRun, tools: tuple[str, ...] = PAGE_TOOLS, host: int = 0) -> bool:
+    """Whether every one of `tools` of `run` is in the disk cache (`"trace"`: the parsed
+    timeline): opening it then converts nothing."""
+    try:
+        digest = cache.content_hash(run.hosts[host])
+    except OSError:
+        return False
+    names = {"trace": "trace.parquet", "trace_viewer": "trace_viewer.pb"}
+    return all(cache.entry_path(digest, names.get(t, f"{t}.json")).is_file() for t in tools)
+
+
+def prepare(run: ProfileRun, tools: tuple[str, ...] = PAGE_TOOLS,
+            progress: Callable[[float, str], None] | None = None, host: int = 0) -> None:
+    """Convert `tools` of `run` into the disk cache now (`"trace"`: the parsed timeline),
+    calling `progress(fraction, stage)` at each slow step; nothing for what is cached.
+
+    Example: `prepare(run, progress=lambda f, s: print(f"{f:.0%} {s}"))` prints
+    `0% Converting overview_page with xprof (1.2 MB)`, ...
+    """
+    done = [0]
+
+    def stage(text: str) -> None:
+        if progress is not None:
+            progress(min(done[0] / len(tools), 0.99), f"{text} ({done[0] + 1}/{len(tools)})")
+
+    with cache.reporting(stage):
+        for tool in tools:
+            if tool == "trace":
+                profile_trace(run, host=host)
+            else:
+                tool_data(run, tool, host=host)
+            done[0] += 1
+    if progress is not None:
+        progress(1.0, "Done")
 
 
 def writable_logdir(logdir: str | Path | None, model_name: str) -> Path:

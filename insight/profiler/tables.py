@@ -28,7 +28,8 @@ import pandas as pd
 
 __all__ = ["datatable", "step_breakdown", "overview_summary", "Trace", "trace_events",
            "framework_ops", "hlo_ops", "memory_timeline", "layer_of", "layer_names",
-           "function_steps", "STEP_FUNCTIONS", "BREAKDOWN"]
+           "function_steps", "STEP_FUNCTIONS", "BREAKDOWN", "build_trace", "with_layers",
+           "thread_labels", "kernel_threads"]
 
 # overview_page step table columns -> what the chart calls them
 BREAKDOWN = {"infeedTimeMs": "Input", "outfeedTimeMs": "Output",
@@ -165,7 +166,8 @@ class Trace:
     step_source: str = ""
 
 
-def _thread_labels(meta: list[dict[str, Any]]) -> dict[tuple[Any, Any], str]:
+def thread_labels(meta: list[dict[str, Any]]) -> dict[tuple[Any, Any], str]:
+    """`(pid, tid)` -> the thread's row label, from the trace's `"ph": "M"` events."""
     procs = {e["pid"]: e["args"]["name"] for e in meta if e.get("name") == "process_name"}
     raw = {(e["pid"], e.get("tid")): str(e["args"]["name"]).split("/")[0]
            for e in meta if e.get("name") == "thread_name"}
@@ -181,7 +183,7 @@ def _thread_labels(meta: list[dict[str, Any]]) -> dict[tuple[Any, Any], str]:
     return labels
 
 
-def _kernel_threads(meta: list[dict[str, Any]]) -> set[tuple[Any, Any]]:
+def kernel_threads(meta: list[dict[str, Any]]) -> set[tuple[Any, Any]]:
     """`(pid, tid)` of the lines holding a GPU/TPU's kernels: its streams, or its XLA ops
     (not the derived lines that repeat them, like "Steps" or "TensorFlow Ops")."""
     devices = {e["pid"] for e in meta if e.get("name") == "process_name" and
@@ -270,8 +272,8 @@ def trace_events(trace: dict[str, Any], layers: Iterable[str] = (), *,
     raw = trace.get("traceEvents", [])
     meta = [e for e in raw if e.get("ph") == "M"]
     xs = [e for e in raw if e.get("ph") == "X" and not e.get("name", "").startswith("end: ")]
-    labels = _thread_labels(meta)
-    kernels = _kernel_threads(meta)
+    labels = thread_labels(meta)
+    kernels = kernel_threads(meta)
     if not xs:
         empty = pd.DataFrame(columns=["thread", "lane", "ts", "dur", "name", "op", "layer",
                                       "phase", "hlo_module", "row", "kernel"])
@@ -289,15 +291,21 @@ def trace_events(trace: dict[str, Any], layers: Iterable[str] = (), *,
         "step_num": [a.get("step_num") for a in args],
         "kernel": [(e["pid"], e.get("tid")) in kernels for e in xs],
     })
+    return build_trace(ev, layers, max_lanes)
+
+
+def build_trace(ev: pd.DataFrame, layers: Iterable[str] = (), max_lanes: int = 8) -> Trace:
+    """A `Trace` from one row per complete event: `thread` (its label), `ts`, `dur`
+    (microseconds), `name`, `op`, `hlo_module`, `step_num` (`None` when not a step) and
+    `kernel`, in the order xprof gave them (what `trace_events` reads from the JSON, and
+    `insight.profiler.trace_store` from xprof's protobuf)."""
     t0 = float(ev["ts"].min())
     ev["ts"] -= t0
     ev = ev.sort_values(["thread", "ts", "dur"], ascending=[True, True, False],
                         kind="stable").reset_index(drop=True)
     ev["lane"] = np.minimum(_depths(ev["thread"].to_numpy(), ev["ts"].to_numpy(),
                                     (ev["ts"] + ev["dur"]).to_numpy()), max_lanes - 1)
-    uniq = {o: layer_of(o, layers) for o in ev["op"].unique()}
-    ev["layer"] = ev["op"].map(lambda o: uniq[o][0])
-    ev["phase"] = ev["op"].map(lambda o: uniq[o][1])
+    ev = _attribute(ev, frozenset(layers))
     counts = ev["thread"].value_counts()
     threads = sorted(counts.index, key=lambda t: (not t.startswith("python"), -counts[t], t))
     lanes = ev.groupby("thread")["lane"].max()
@@ -321,6 +329,24 @@ def trace_events(trace: dict[str, Any], layers: Iterable[str] = (), *,
         # plain object arrays: pandas' Arrow-backed strings cost a copy on every to_numpy()
         ev[col] = pd.Series(ev[col].to_numpy(dtype=object), index=ev.index, dtype=object)
     return Trace(ev, threads, rows, steps, span, max_lanes, step_source=source)
+
+
+def _attribute(ev: pd.DataFrame, layers: frozenset[str]) -> pd.DataFrame:
+    """`ev` with its `layer` and `phase` columns set from its ops (each distinct op once)."""
+    codes, ops = pd.factorize(ev["op"])
+    found = [layer_of(o, layers) for o in ops] + [("", "")]  # code -1: no op
+    for k, col in enumerate(("layer", "phase")):
+        ev[col] = pd.Series(np.array([f[k] for f in found], dtype=object)[codes],
+                            index=ev.index, dtype=object)
+    return ev
+
+
+def with_layers(trace: Trace, layers: Iterable[str]) -> Trace:
+    """`trace` with its ops attributed to the layers `layers` (a copy; e.g. a cached trace,
+    stored without a model, read for one)."""
+    ev = _attribute(trace.events.copy(), frozenset(layers))
+    return Trace(ev, trace.threads, trace.rows, trace.steps, trace.span, trace.max_lanes,
+                 list(trace.notes), trace.step_source)
 
 
 def framework_ops(op_stats: list[dict[str, Any]], layers: Iterable[str] = ()) -> pd.DataFrame:

@@ -18,13 +18,20 @@ import streamlit as st
 from insight.errors import InsightError
 from insight.panels.profiler import LEVEL_TITLES
 from insight.panels.registry import PanelContext
-from insight.profiler.capture import ProfileRun, find_profiles, writable_logdir
+from insight.profiler.capture import (
+    ProfileRun,
+    find_profiles,
+    get_profile,
+    is_cached,
+    prepare,
+    writable_logdir,
+)
 from insight.ui.cache import ModelRef, panel
 from insight.ui.widgets import param_of
 
 __all__ = ["OP_COLUMNS", "OP_ORDER", "Choice", "profile_choices", "pick_profile",
            "require_profile", "capture_form", "profile_error", "profile_summary",
-           "timeline_controls", "level_picker", "ops_table"]
+           "timeline_controls", "level_picker", "ops_table", "convert_profile"]
 
 CAPTURE_TIMEOUT_S = 600
 OP_COLUMNS = {
@@ -183,6 +190,30 @@ def capture_form(ref: ModelRef, logdir: str | None, data: str | None) -> None:
             "captured here") + ")"
     st.session_state["prof_captured"] = proc.stdout.strip()
     st.rerun()
+
+
+def convert_profile(choice: Choice) -> None:
+    """The first time a profile is opened: convert what the page shows into insight's disk
+    cache (`insight.profiler.capture.prepare`) under a progress bar naming each stage (xprof
+    takes minutes on a long profile). A profile converted before, by any process, shows
+    nothing here.
+
+    Raises:
+        InsightError: the profile cannot be read (the caller shows it).
+    """
+    run = get_profile(choice.logdir, choice.run)
+    if is_cached(run):
+        return
+    with st.status(f"Converting the profile with xprof ({run.size / 2**20:.1f} MB): once, "
+                   "then read from insight's cache", expanded=True) as status:
+        bar = st.progress(0.0, text="Starting")
+        try:
+            prepare(run, progress=lambda fraction, stage: bar.progress(fraction, text=stage))
+        except Exception:
+            status.update(label="The profile could not be converted", state="error")
+            raise
+        status.update(label="Profile converted (kept in insight's cache)", state="complete",
+                      expanded=False)
 
 
 def profile_error(exc: BaseException) -> None:

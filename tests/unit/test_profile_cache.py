@@ -1,0 +1,181 @@
+"""The disk cache of converted profiles (`insight.profiler.cache`, `capture.tool_data`,
+`capture.profile_trace`) on the bundled sample's real profile: a second open converts nothing
+(xprof made unimportable), a changed file is converted again, a corrupt entry is ignored and
+rewritten, concurrent writers leave whole entries; and the timeline read from xprof's
+protobuf is the one `trace_events` reads from its JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from insight.model.samples import sample_root
+from insight.profiler import cache, capture
+from insight.profiler.capture import PAGE_TOOLS, find_profiles, is_cached, prepare
+from insight.profiler.tables import layer_names, trace_events
+
+SAMPLE_LOGS = sample_root() / "digits_cnn" / "logs"
+LAYERS = frozenset({"conv1", "conv2", "pool1", "dense"})
+
+
+@pytest.fixture
+def profile(tmp_path, monkeypatch):
+    """A copy of the sample's profile (so it can be changed) and an empty cache; counts the
+    calls of xprof's conversion (`capture._convert`)."""
+    (src,) = find_profiles(SAMPLE_LOGS)
+    dest = tmp_path / "logs" / "plugins" / "profile" / src.folder.name
+    dest.mkdir(parents=True)
+    shutil.copy2(src.hosts[0], dest / src.hosts[0].name)
+    monkeypatch.setenv("INSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "_HASHES", {})  # as a new process: the on-disk memo only
+    calls: list[str] = []
+    convert = capture._convert
+
+    def counted(path, run, tool, params):
+        calls.append(tool)
+        return convert(path, run, tool, params)
+
+    monkeypatch.setattr(capture, "_convert", counted)
+    (run,) = find_profiles(tmp_path / "logs")
+    return run, calls
+
+
+def _no_xprof(monkeypatch) -> None:
+    """xprof cannot be imported (nor its already-imported modules reached)."""
+    for name in [m for m in sys.modules if m == "xprof" or m.startswith("xprof.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "xprof", None)
+
+
+def _same_trace(a, b) -> None:
+    pd.testing.assert_frame_equal(a.events, b.events)
+    pd.testing.assert_frame_equal(a.steps, b.steps)
+    for f in ("threads", "rows", "span", "max_lanes", "notes", "step_source"):
+        assert getattr(a, f) == getattr(b, f), f
+
+
+def test_second_open_reads_the_disk_without_xprof(profile, monkeypatch):
+    run, calls = profile
+    stages: list[str] = []
+    assert not is_cached(run)
+    prepare(run, progress=lambda fraction, stage: stages.append(stage))
+    assert sorted(calls) == sorted(["overview_page", "trace_viewer", "memory_profile",
+                                    "framework_op_stats"])
+    assert stages[0].startswith("Converting overview_page with xprof") and stages[-1] == "Done"
+    assert any(s.startswith("Reading the timeline") for s in stages)
+    first = {t: capture.tool_data(run, t) for t in PAGE_TOOLS if t != "trace"}
+    trace = capture.profile_trace(run, LAYERS)
+    assert is_cached(run)
+
+    calls.clear()
+    monkeypatch.setattr(cache, "_HASHES", {})
+    _no_xprof(monkeypatch)
+    stages.clear()
+    prepare(run, progress=lambda fraction, stage: stages.append(stage))
+    assert stages == ["Done"]  # nothing slow reported: no progress bar on the page
+    assert {t: capture.tool_data(run, t) for t in first} == first
+    _same_trace(capture.profile_trace(run, LAYERS), trace)
+    assert calls == []
+
+
+def test_timeline_from_the_protobuf_is_the_json_one(profile):
+    """The cached timeline (xprof's protobuf -> Parquet -> layers) equals `trace_events` of
+    the trace viewer's JSON, column for column, with and without layers."""
+    run, _ = profile
+    from insight.model.preflight import preflight
+
+    layers = layer_names(preflight(sample_root() / "digits_cnn" / "model.keras"))
+    assert layers
+    js = json.loads(capture._convert(run.hosts[0], run, "trace_viewer",
+                                     {"use_saved_result": False}))
+    fresh = capture.profile_trace(run, layers)  # converted now
+    assert (fresh.events["layer"] != "").any()
+    _same_trace(fresh, trace_events(js, layers))
+    _same_trace(capture.profile_trace(run), trace_events(js))  # read back from Parquet
+    assert capture.tool_data(run, "trace_viewer") == js  # the JSON, from the cached protobuf
+
+
+def test_a_changed_file_is_converted_again(profile):
+    run, calls = profile
+    capture.tool_data(run, "overview_page")
+    before = cache.content_hash(run.hosts[0])
+    assert before == hashlib.sha256(run.hosts[0].read_bytes()).hexdigest()
+    with run.hosts[0].open("ab") as f:  # an unknown protobuf field: still a valid XSpace
+        f.write(bytes([0xC0, 0x3E, 0x01]))  # field 1000, varint 1
+    assert not is_cached(run, ("overview_page",))
+    calls.clear()
+    capture.tool_data(run, "overview_page")
+    assert calls == ["overview_page"]
+    assert cache.content_hash(run.hosts[0]) != before
+
+
+def test_a_corrupt_entry_is_ignored_and_rewritten(profile):
+    run, calls = profile
+    prepare(run, ("overview_page", "trace"))
+    overview = capture.tool_data(run, "overview_page")
+    trace = capture.profile_trace(run)
+    digest = cache.content_hash(run.hosts[0])
+    blob = cache.entry_path(digest, "overview_page.json")
+    table = cache.entry_path(digest, "trace.parquet")
+    good = blob.read_bytes()
+    blob.write_bytes(good[:-7] + b"garbage")  # same header, corrupt payload
+    table.write_bytes(table.read_bytes()[: table.stat().st_size // 2])  # truncated
+    calls.clear()
+    assert capture.tool_data(run, "overview_page") == overview
+    _same_trace(capture.profile_trace(run), trace)
+    assert calls == ["overview_page"]  # the timeline came back from the cached protobuf
+    assert cache.read_blob(blob) is not None and cache.read_blob(blob) == cache.read_blob(blob)
+    blob.write_bytes(b"not an entry")
+    assert cache.read_blob(blob) is None
+
+
+def _writer(path: str, seed: int, rounds: int) -> None:
+    for i in range(rounds):
+        cache.write_blob(Path(path), bytes([seed, i % 256]) * 200_000)
+
+
+def test_concurrent_writers_leave_whole_entries(tmp_path):
+    """Two processes rewriting one entry while it is read: once it exists every read is a
+    whole payload (a partial file would read as missing, and fail here)."""
+    entry = cache.entry_path("ab" * 32, "x.json", root=tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(str(entry), seed, 100)) for seed in (1, 2)]
+    for p in procs:
+        p.start()
+    reads = 0
+    while any(p.is_alive() for p in procs):
+        existed = entry.exists()  # entries are replaced, never removed
+        data = cache.read_blob(entry)
+        if data is None:
+            assert not existed, "a partial entry was visible"
+            continue
+        assert len(data) == 400_000 and data == data[:2] * 200_000
+        reads += 1
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    assert cache.read_blob(entry) is not None and reads > 0
+    assert not [f for f in entry.parent.iterdir() if f.name.endswith(".tmp")]
+
+
+def test_two_converting_at_once_convert_once(profile):
+    """Two threads opening a fresh profile together: the lock makes the second wait and
+    read the first one's entry (the same holds across processes: `fcntl.flock`)."""
+    run, calls = profile
+    out: list = []
+    threads = [threading.Thread(target=lambda: out.append(capture.tool_data(run,
+                                                                            "overview_page")))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["overview_page"] and out[0] == out[1]
