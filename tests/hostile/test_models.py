@@ -8,9 +8,11 @@ of the session that no payload wrote its marker file.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,8 @@ from hostile.models import CASE_NAMES
 from insight.errors import ModelLoadError, UnsafeModelError
 from insight.model.loading import _keras_load, check_safety, load_model
 from insight.model.preflight import preflight
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _case(corpus, name):
@@ -53,14 +57,14 @@ CLI_CASES = ["lambda_nested3", "enable_unsafe_deserialization", "zip_bomb",
 def test_cli_refuses_without_tensorflow(model_corpus, tmp_path):
     """`insight summary FILE`: exit 2, one `error:` line naming what was found, no traceback,
     fast (the refusal comes before TensorFlow is imported)."""
-    from conftest import subprocess_env
-
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONDONTWRITEBYTECODE="1")
     procs = {}
     start = time.perf_counter()
     for name in CLI_CASES:  # side by side: each is a fresh Python
         procs[name] = subprocess.Popen(
             [sys.executable, "-m", "insight.cli", "summary", str(_case(model_corpus, name).path)],
-            cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=120)
@@ -133,7 +137,6 @@ def test_keras_refusals_name_what_was_found(model_corpus, name, fragment):
 @pytest.mark.slow
 def test_app_shows_refusal_and_keeps_working(model_corpus, monkeypatch):
     import streamlit as st
-    from conftest import REPO
     from streamlit.testing.v1 import AppTest
 
     for var in ("INSIGHT_DATA", "INSIGHT_LOGDIR", "INSIGHT_UNSAFE", "INSIGHT_CUSTOM_OBJECTS",
