@@ -30,7 +30,8 @@ from insight.model.preflight import Preflight, preflight
 if TYPE_CHECKING:
     from insight.model.sandbox import LoadLimits
 
-__all__ = ["LoadedModel", "load_model", "load_custom_objects", "check_safety"]
+__all__ = ["LoadedModel", "load_model", "load_preflighted", "load_custom_objects",
+           "check_safety"]
 
 _UNSAFE_HINT = ("Only if you trust the file's author: pass --unsafe (`insight serve MODEL "
                 "--unsafe`), or `insight.load_model(path, safe_mode=False)` in Python.")
@@ -273,9 +274,30 @@ def load_model(
     >>> loaded = load_model("from_a_stranger.keras", isolate=True)  # doctest: +SKIP
     """
     if isolate is not False:
-        report = _checked_in_child(path, safe_mode, custom_objects, isolate)
-    else:
-        report = preflight(path)
+        return _load_isolated(path, safe_mode, custom_objects, isolate)
+    return load_preflighted(preflight(path), safe_mode=safe_mode, custom_objects=custom_objects)
+
+
+def load_preflighted(
+    report: Preflight,
+    *,
+    safe_mode: bool = True,
+    custom_objects: str | Path | Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    """`load_model` for a file whose preflight is already at hand (read once, not twice).
+
+    Args:
+        report: `insight.preflight(path)` of the file.
+        safe_mode: as `load_model`. Defaults to `True`.
+        custom_objects: as `load_model`. Defaults to `None`.
+
+    Returns:
+        A `LoadedModel`.
+
+    Raises:
+        UnsafeModelError, CustomObjectError, ModelLoadError: as `load_model`.
+    """
+    path = report.path
     provided = load_custom_objects(custom_objects)  # the user's own file, run on request
     check_safety(report, safe_mode=safe_mode, provided=provided)
     co_file = None if custom_objects is None or isinstance(custom_objects, Mapping) \
@@ -296,17 +318,22 @@ def load_model(
     return LoadedModel(model, report, safe_mode, co_file)
 
 
-def _checked_in_child(path, safe_mode: bool, custom_objects, isolate) -> Preflight:
-    """The file's preflight once the child has loaded it within the limits; TensorFlow
-    starts here while the child works, once the child has found the file safe."""
+def _load_isolated(path, safe_mode: bool, custom_objects, isolate) -> LoadedModel:
+    """Each step here starts once the child has passed the same step within the limits, and
+    runs while the child does the next one: the preflight while the child builds the model,
+    the Keras load while the child runs the first forward pass."""
     from insight.model.sandbox import LoadLimits, start_check
 
     pending = start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
                           limits=isolate if isinstance(isolate, LoadLimits) else None)
     pending.preflight_passed()
+    report = preflight(path)
     import keras  # noqa: F401  overlaps the child's own start and load
 
-    return pending.result()
+    pending.model_built()
+    loaded = load_preflighted(report, safe_mode=safe_mode, custom_objects=custom_objects)
+    pending.result()  # the forward pass's verdict: the model is dropped if it failed
+    return loaded
 
 
 def _keras_load(report: Preflight, provided: dict[str, Any], safe_mode: bool, shown: str):

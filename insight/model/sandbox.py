@@ -54,7 +54,7 @@ from insight.errors import LoaderCrashError, LoadLimitError, ModelLoadError, Usa
 from insight.model.preflight import Preflight, preflight
 
 __all__ = ["LoadLimits", "check_in_child", "start_check", "PendingCheck", "prestart",
-           "scrubbed_env"]
+           "spare_ready", "stop_spare", "scrubbed_env"]
 
 CHILD = "insight.model.sandbox_child"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
@@ -178,6 +178,26 @@ def prestart() -> None:
         _SPARE[:] = [_spawn(spare=True)]
 
 
+def stop_spare() -> None:
+    """Stop the `prestart()` child, if any (it also exits by itself with this process)."""
+    with _SPARE_LOCK:
+        procs, _SPARE[:] = list(_SPARE), []
+    for proc in procs:
+        PendingCheck(proc, "", LoadLimits())._kill()
+
+
+def spare_ready(timeout: float) -> bool:
+    """Wait up to `timeout` seconds for the `prestart()` child to have imported Keras."""
+    with _SPARE_LOCK:
+        proc = _SPARE[0] if _SPARE else None
+        if proc is None or getattr(proc, "ready", False):
+            return proc is not None
+        fd = proc.answer_fd  # type: ignore[attr-defined]
+        if select.select([fd], [], [], timeout)[0]:
+            proc.ready = os.read(fd, len(b'{"stage": "ready"}\n')) != b""  # type: ignore
+        return bool(getattr(proc, "ready", False))
+
+
 def _take_spare() -> subprocess.Popen | None:
     with _SPARE_LOCK:
         proc = _SPARE.pop() if _SPARE else None
@@ -237,8 +257,9 @@ def check_in_child(
         LoaderCrashError: the child died (a signal, an exit).
         ModelLoadError: what `insight.load_model` raises for this file, from the child.
     """
-    return start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
-                       limits=limits, load=load).result()
+    start_check(path, safe_mode=safe_mode, custom_objects=custom_objects, limits=limits,
+                load=load).result()
+    return preflight(path)  # the child read this file within the limits
 
 
 class PendingCheck:
@@ -258,14 +279,18 @@ class PendingCheck:
         its error otherwise): the moment to start importing TensorFlow here."""
         self._wait(lambda: self._done is not None or self.stage in ("import", "load", "run"))
 
-    def result(self) -> Preflight:
-        """Wait for the verdict; the file's `Preflight` when it passed.
+    def model_built(self) -> None:
+        """Wait until the child has deserialized the model (raises its error otherwise): the
+        moment to load it here, while the child runs the first forward pass."""
+        self._wait(lambda: self._done is not None or self.stage == "run")
+
+    def result(self) -> None:
+        """Wait for the verdict; returns when the file passed.
 
         Raises:
             LoadLimitError, LoaderCrashError, ModelLoadError: see `check_in_child`.
         """
         self._wait(lambda: self._done is not None)
-        return preflight(self.shown)  # the child read this file within the limits
 
     def _wait(self, enough) -> None:
         fd = self.proc.answer_fd  # type: ignore[attr-defined]
@@ -306,7 +331,7 @@ class PendingCheck:
             self._import_started = time.monotonic()
         elif stage in ("load", "run") and self.stage == "import":
             self._started = time.monotonic()
-        if isinstance(stage, str):
+        if stage in _STAGES:
             self.stage = stage
         if "ok" in msg or "error" in msg:
             self._done = msg

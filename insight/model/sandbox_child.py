@@ -61,6 +61,18 @@ def _audit(tripped: list[str]):
     return hook
 
 
+def _warm_up() -> None:
+    """Import Keras and build and call a tiny model: a process's first model pays for
+    TensorFlow's lazy set-up, which a spare child should pay before a file arrives."""
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.BatchNormalization(),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    model(np.zeros((1, 8, 8, 3), "float32"), training=False)
+
+
 def _forward(model: Any) -> None:
     """One call on zeros shaped like the inputs (batch 1, unknown sizes 8)."""
     import numpy as np
@@ -108,7 +120,8 @@ def main(argv: list[str]) -> int:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     spare = "--spare" in argv
     if spare:
-        import keras  # noqa: F401  the long part, done before the request comes
+        _warm_up()  # the long part, done before the request comes
+        _send(out, stage="ready")
     line = sys.stdin.buffer.readline(1 << 16)
     if not line:
         return 0  # the parent went away
@@ -118,7 +131,7 @@ def main(argv: list[str]) -> int:
     resource.setrlimit(resource.RLIMIT_FSIZE, (memory, memory))
     tripped: list[str] = []
     try:
-        from insight.model.loading import check_safety, load_custom_objects, load_model
+        from insight.model.loading import check_safety, load_custom_objects, load_preflighted
         from insight.model.preflight import preflight
 
         _send(out, stage="preflight")
@@ -136,8 +149,8 @@ def main(argv: list[str]) -> int:
         provided = load_custom_objects(req["custom_objects"])
         if req["safe_mode"]:
             sys.addaudithook(_audit(tripped))
-        loaded = load_model(req["path"], safe_mode=req["safe_mode"],
-                            custom_objects=provided or None)
+        loaded = load_preflighted(report, safe_mode=req["safe_mode"],
+                                  custom_objects=provided or None)
         _send(out, stage="run")
         _forward(loaded.model)
         _send(out, ok=True)

@@ -21,7 +21,7 @@ from insight.errors import InsightError
 from insight.launch import parse_app_args
 from insight.model.loading import LoadedModel, load_model
 from insight.model.preflight import Preflight, resolve_model_path
-from insight.model.sandbox import LoadLimits, check_in_child, prestart, start_check
+from insight.model.sandbox import LoadLimits, check_in_child, prestart
 from insight.panels.probe import probe_dataset
 from insight.panels.registry import PanelContext, build_panel, get_panel
 from insight.ui.runtime import import_keras
@@ -99,12 +99,10 @@ def load_limits() -> LoadLimits:
 def _load(path: str, stamp: str, safe_mode: bool, custom_objects: str | None) -> LoadedModel:
     # The file is first loaded in a child with limits (insight.model.sandbox): a crash, hang
     # or memory bomb costs the child, never the server and its other sessions.
-    pending = start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
-                          limits=load_limits())
-    pending.preflight_passed()
-    import_keras()  # meanwhile the child loads the file
-    pending.result()
-    loaded = load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
+    limits = load_limits()
+    import_keras()
+    loaded = load_model(path, safe_mode=safe_mode, custom_objects=custom_objects,
+                        isolate=limits)
     prestart()  # the next cache miss finds a child that has imported Keras already
     return loaded
 
