@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 import json
 import stat
 import zipfile
@@ -27,19 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from insight.errors import ModelLoadError, UnsupportedModelError
+from insight.model.hdf5 import (
+    MAX_ATTR_BYTES,
+    archive_weights_links,
+    h5_external_links,
+    read_bounded_attr,
+)
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_JSON_CONTAINERS", "MAX_MEMBERS", "MAX_RATIO",
-           "StoredModel", "check_archive", "h5_external_links", "read_h5_model",
-           "read_keras_archive"]
+           "StoredModel", "check_archive", "read_h5_model", "read_keras_archive"]
 
 _ZIP_MAX_UNCOMPRESSED = 4 * 1024**3
-MAX_CONFIG_BYTES = 64 * 1024**2  # MobileNetV2's config is 200 kB
+MAX_CONFIG_BYTES = MAX_ATTR_BYTES  # 64 MB; MobileNetV2's config is 200 kB
 MAX_MEMBERS = 10_000
 MAX_JSON_CONTAINERS = 1_000_000  # MobileNetV2's config holds ~3,000
 MAX_RATIO = 200  # deflate peaks near 1,000:1 on zeros; saved weights barely compress
 _BOMB_MIN_BYTES = 16 * 1024**2  # small members may compress well (a config of zeros)
 _MAX_META_BYTES = 1024**2
-_MAX_H5_OBJECTS = 100_000  # links visited in one HDF5 file before giving up
 
 
 @dataclass
@@ -120,7 +123,7 @@ def read_keras_archive(file: str | Path, shown: str | None = None) -> StoredMode
                 )
             raw_config = _read_member(zf, "config.json", MAX_CONFIG_BYTES, shown)
             meta = _read_json_member(zf, "metadata.json")
-            links = _weights_links(zf, members)
+            links = archive_weights_links(zf)
     except zipfile.BadZipFile as exc:
         raise ModelLoadError(
             f"The .keras archive is damaged: {exc}.",
@@ -228,8 +231,8 @@ def read_h5_model(file: str | Path, shown: str | None = None) -> StoredModel:
         )
     try:
         with h5py.File(file, "r") as f:
-            raw = _h5_attr(f, "model_config", shown)
-            version = _h5_attr(f, "keras_version", shown)
+            raw = read_bounded_attr(f, "model_config", shown)
+            version = read_bounded_attr(f, "keras_version", shown)
             members = sorted(f.keys())[:200]
             links = h5_external_links(f)
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
@@ -252,130 +255,6 @@ def read_h5_model(file: str | Path, shown: str | None = None) -> StoredModel:
         external_links=links,
         notes=["Legacy HDF5 format: loaded through Keras' legacy path."],
     )
-
-
-def h5_external_links(f: Any) -> list[str]:
-    """Links and datasets of an open HDF5 file that point into other files.
-
-    External links (`h5py.ExternalLink`), datasets stored in external raw files, and virtual
-    datasets whose sources live in other files: opening the model through them reads files
-    the user never chose. Hard links are walked without recursion, soft links not followed,
-    and the walk stops after `_MAX_H5_OBJECTS` links.
-
-    Args:
-        f: an open `h5py.File` (or group).
-
-    Returns:
-        `"name -> target (what)"` strings, in walk order.
-    """
-    import h5py
-
-    found: list[str] = []
-    seen: set[Any] = set()
-    stack: list[tuple[Any, str]] = [(f, "")]
-    visited = 0
-    while stack and visited < _MAX_H5_OBJECTS:
-        group, prefix = stack.pop()
-        for name in list(group.keys())[:_MAX_H5_OBJECTS]:
-            visited += 1
-            path = f"{prefix}/{name}" if prefix else name
-            link = group.get(name, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
-                found.append(f"{path} -> {link.filename}:{link.path} (external link)")
-                continue
-            if isinstance(link, h5py.SoftLink):
-                continue
-            obj = group.get(name)
-            if obj is None:  # a link to nothing (a damaged or crafted file)
-                continue
-            info = h5py.h5o.get_info(obj.id)
-            key = getattr(info, "token", None) or getattr(info, "addr", None)
-            if key in seen:
-                continue
-            seen.add(key)
-            if isinstance(obj, h5py.Group):
-                stack.append((obj, path))
-            elif isinstance(obj, h5py.Dataset):
-                if obj.external:
-                    files = ", ".join(str(e[0]) for e in obj.external[:3])
-                    found.append(f"{path} -> {files} (external dataset)")
-                elif obj.is_virtual:
-                    files = ", ".join(sorted({m.file_name for m in obj.virtual_sources()})[:3])
-                    found.append(f"{path} -> {files} (virtual dataset)")
-    return found
-
-
-def _h5_attr(f: Any, name: str, shown: str) -> Any:
-    """An attribute of `f`, refused when its stored size is over `MAX_CONFIG_BYTES`."""
-    import h5py
-
-    if name not in f.attrs:
-        return None
-    attr = h5py.h5a.open(f.id, name.encode())
-    if attr.get_storage_size() > MAX_CONFIG_BYTES:
-        raise ModelLoadError(
-            f"The HDF5 attribute {name} holds {attr.get_storage_size() / 1024**2:,.0f} MB; "
-            f"a model config is kilobytes (refused over {MAX_CONFIG_BYTES // 1024**2} MB).",
-            "Check where the file comes from; insight does not load it.",
-            f"path={shown!r}",
-        )
-    return f.attrs[name]
-
-
-def _weights_links(zf: zipfile.ZipFile, members: list[str]) -> list[str]:
-    """External links of the archive's `model.weights.h5`, read in place when it is stored
-    uncompressed (as Keras saves it): through a window on the archive file, since seeking a
-    `ZipExtFile` re-reads the member from its start (seconds on MobileNetV2)."""
-    import h5py
-
-    try:
-        info = zf.getinfo("model.weights.h5")
-    except KeyError:
-        return []
-    if info.compress_type != zipfile.ZIP_STORED or zf.filename is None:
-        return []
-    try:
-        with open(zf.filename, "rb") as raw:
-            raw.seek(info.header_offset)
-            header = raw.read(30)
-            if len(header) < 30 or header[:4] != b"PK\x03\x04":
-                return []
-            start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") \
-                + int.from_bytes(header[28:30], "little")
-            with h5py.File(_Window(raw, start, info.file_size), "r") as f:
-                return [f"model.weights.h5: {link}" for link in h5_external_links(f)]
-    except (OSError, RuntimeError, ValueError, KeyError, TypeError):
-        return []  # a damaged weights file is Keras' to report, with its own words
-
-
-class _Window(io.RawIOBase):
-    """A read-only file over `size` bytes of `raw` from `start` (a stored zip member)."""
-
-    def __init__(self, raw: Any, start: int, size: int) -> None:
-        super().__init__()
-        self._raw, self._start, self._size, self._pos = raw, start, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        want = min(len(buffer), max(0, self._size - self._pos))
-        self._raw.seek(self._start + self._pos)
-        data = self._raw.read(want)
-        buffer[:len(data)] = data
-        self._pos += len(data)
-        return len(data)
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, limit: int, shown: str) -> bytes:

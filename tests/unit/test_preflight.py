@@ -367,3 +367,66 @@ def test_new_report_fields_in_dict(tmp_path):
     assert data["keras_internals"] == [] and data["external_files"] == []
     assert data["findings"][0] == "References modules that run commands or code: os.system " \
                                   "(in d1)."
+
+
+def test_external_link_inside_the_archive_weights(tmp_path, sample_path):
+    """The `.keras` archive's own model.weights.h5 is an HDF5 file too."""
+    import zipfile
+
+    import h5py
+
+    weights = tmp_path / "w.h5"
+    with zipfile.ZipFile(sample_path("digits_cnn")) as zf:
+        weights.write_bytes(zf.read("model.weights.h5"))
+    with h5py.File(weights, "r+") as f:
+        f["leak"] = h5py.ExternalLink("/etc/passwd", "/")
+    path = tmp_path / "linked.keras"
+    with zipfile.ZipFile(sample_path("digits_cnn")) as zin, zipfile.ZipFile(path, "w") as zout:
+        for info in zin.infolist():
+            data = weights.read_bytes() if info.filename == "model.weights.h5" else zin.read(info)
+            zout.writestr(info, data)
+    report = preflight(path)
+    assert report.external_files == ["model.weights.h5: leak -> /etc/passwd:/ (external link)"]
+    assert preflight(sample_path("digits_cnn")).external_files == []
+
+
+def _savedmodel_with_saver(directory, *, serving_calls_saver=False, writefile_in_saver=False):
+    """A hand-made SavedModel: TF's saver (`saver_def` -> a node calling `_traced_save`) and a
+    serving function, which may call the saver's function itself."""
+    from tensorboard.compat.proto import meta_graph_pb2
+
+    mg = meta_graph_pb2.MetaGraphDef()
+    mg.saver_def.save_tensor_name = "saver_call:0"
+    mg.saver_def.restore_op_name = "saver_call"
+    call = mg.graph_def.node.add(name="saver_call", op="StatefulPartitionedCall")
+    call.attr["f"].func.name = "__inference__traced_save_1"
+    save = mg.graph_def.library.function.add()
+    save.signature.name = "__inference__traced_save_1"
+    save.node_def.add(name="s", op="SaveV2")
+    save.node_def.add(name="m", op="MergeV2Checkpoints")
+    if writefile_in_saver:
+        save.node_def.add(name="w", op="WriteFile")
+    serve = mg.graph_def.library.function.add()
+    serve.signature.name = "__inference_serve_2"
+    serve.node_def.add(name="mm", op="MatMul")
+    if serving_calls_saver:
+        inner = serve.node_def.add(name="sneaky", op="PartitionedCall")
+        inner.attr["f"].func.name = "__inference__traced_save_1"
+    body = mg.SerializeToString()
+    size, varint = len(body), bytearray()
+    while True:
+        varint.append((size & 0x7F) | (0x80 if size > 0x7F else 0))
+        size >>= 7
+        if not size:
+            break
+    directory.mkdir()
+    (directory / "saved_model.pb").write_bytes(b"\x12" + bytes(varint) + body)
+    return directory
+
+
+def test_savedmodel_checkpoint_ops_only_outside_tf_saver(tmp_path):
+    assert preflight(_savedmodel_with_saver(tmp_path / "plain")).risky_ops == []
+    assert preflight(_savedmodel_with_saver(tmp_path / "sneaky", serving_calls_saver=True)
+                     ).risky_ops == ["MergeV2Checkpoints", "SaveV2"]
+    assert preflight(_savedmodel_with_saver(tmp_path / "writes", writefile_in_saver=True)
+                     ).risky_ops == ["WriteFile"]
