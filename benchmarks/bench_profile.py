@@ -20,17 +20,28 @@ Rows, each beside its baseline measured in the same run:
   the same figure with every event as its own bar (no merging).
 - timeline warm, one step: the zoomed view of the middle step.
 - The same at 200 steps (10x): target < 5 s for the warm whole-profile timeline.
+- Opening the 200-step profile, each in a fresh process (peak RSS from `getrusage`, time
+  after the imports, as in a running server): xprof's raw `xspace_to_tool_data(...,
+  "trace_viewer")` alone (the baseline); insight's former route (that call, `json.loads`,
+  `trace_events`); the first open with an empty disk cache (the page's tools converted into
+  `insight.profiler.cache`, the timeline read from xprof's protobuf into Parquet); the second
+  open in a new process (target < 5 s); and the whole page's panels on that second open.
 
 Usage: python benchmarks/bench_profile.py [--steps 20] [--batch 8] [--quick]
-`--quick`: 4 and 40 steps, batch 8: a smoke run. The page-cold row is measured at the base
-step count only (at 10x it is the sum of conversion and parse).
+       python benchmarks/bench_profile.py --open-only [--reuse .bench/profile]
+`--quick`: 4 and 40 steps, batch 8: a smoke run. `--open-only`: only the open rows, on the
+200-step profile kept under `--reuse` (captured there the first time). The page-cold row is
+measured at the base step count only (at 10x it is the sum of conversion and parse).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -173,6 +184,89 @@ def measure_profile(run, loaded, label: str, rows: list) -> None:
 
 
 FIRST = ""
+OPEN_MODES = ("raw", "json", "open", "open", "page")
+
+
+def child(mode: str, logdir: str, model: str) -> None:
+    """One open of the newest profile under `logdir`, in this fresh process; prints JSON."""
+    import resource
+
+    from xprof.convert import raw_to_tool_data
+
+    from insight.model.preflight import preflight
+    from insight.panels import PanelContext
+    from insight.profiler.capture import (
+        PAGE_TOOLS,
+        find_profiles,
+        prepare,
+        profile_trace,
+        tool_data,
+    )
+    from insight.profiler.tables import layer_names, trace_events
+
+    def rss_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    pf = preflight(model)
+    run, layers = find_profiles(logdir)[0], layer_names(pf)
+    base = rss_mb()
+    t = time.perf_counter()
+    if mode == "raw":
+        raw_to_tool_data.xspace_to_tool_data([str(run.hosts[0])], "trace_viewer",
+                                             {"use_saved_result": False})
+    elif mode == "json":  # insight's route before the cache
+        trace_events(tool_data(run, "trace_viewer", {"use_saved_result": False}), layers)
+    elif mode == "open":  # what the page reads, through the disk cache
+        prepare(run, PAGE_TOOLS)
+        _ = [tool_data(run, t) for t in PAGE_TOOLS if t != "trace"]
+        profile_trace(run, layers)
+    else:  # every panel of the page, as a new server draws it
+        memo: dict = {}
+
+        def cached(key, compute):
+            if key not in memo:
+                memo[key] = compute()
+            return memo[key]
+
+        page_panels(PanelContext(preflight=pf, logdir=run.logdir, memo=cached), run.label)
+    print(json.dumps({"s": time.perf_counter() - t, "rss_mb": rss_mb(), "base_mb": base}))
+
+
+def open_rows(run, model: Path, cache: Path, rows: list) -> None:
+    """The open rows: each mode in a new process, the cache emptied before the first open."""
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {**os.environ, "INSIGHT_CACHE_DIR": str(cache)}
+    got = {}
+    for i, mode in enumerate(OPEN_MODES):
+        if i == 2:  # nothing of the former route's conversion is left for the first open
+            shutil.rmtree(cache, ignore_errors=True)
+        proc = subprocess.run([sys.executable, __file__, "--child", mode, str(run.logdir),
+                               str(model)], env=env, capture_output=True, text=True,
+                              check=True)
+        got[mode if i != 3 else "open2"] = out = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"  ({mode}: peak RSS {out['rss_mb']:,.0f} MiB, {out['base_mb']:,.0f} MiB after "
+              "imports)", flush=True)
+    raw = got["raw"]["s"]
+    size = f"{run.size / 2**20:.0f} MB xplane"
+
+    def mib(m: str) -> str:
+        peak, base = got[m]["rss_mb"], got[m]["base_mb"]
+        return f"peak RSS {peak:,.0f} MiB (+{peak - base:,.0f} after imports)"
+
+    rows.append((f"open ({size}): raw xspace_to_tool_data trace_viewer alone", raw,
+                 "", None, mib("raw")))
+    rows.append(("open: former route (trace_viewer JSON + json.loads + trace_events)",
+                 got["json"]["s"], "raw xspace_to_tool_data", raw, mib("json")))
+    rows.append(("open: first, empty disk cache (4 page tools + timeline to Parquet)",
+                 got["open"]["s"], "raw xspace_to_tool_data", raw, mib("open")))
+    rows.append(("open: second, new process (4 page tools + timeline from disk)",
+                 got["open2"]["s"], "raw xspace_to_tool_data", raw,
+                 f"{'ok' if got['open2']['s'] < 5 else 'MISSED'} (< 5 s); {mib('open2')}"))
+    rows.append(("open: second, new process, every page panel + JSON", got["page"]["s"],
+                 "raw xspace_to_tool_data", raw, mib("page")))
+    files = [f for f in cache.rglob("*") if f.is_file()]
+    print(f"  (disk cache: {sum(f.stat().st_size for f in files) / 2**20:.1f} MiB in "
+          f"{len(files)} files)", flush=True)
 
 
 class Table(list):
@@ -192,7 +286,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--open-only", action="store_true")
+    parser.add_argument("--reuse", default=".bench/profile")
+    parser.add_argument("--child", nargs=3)
     args = parser.parse_args()
+    if args.child:
+        return child(*args.child)
     steps, batch = (4, 8) if args.quick else (args.steps, args.batch)
     FIRST = f"{steps} steps"
     print(f"\nMobileNetV2 96x96, training, batch {batch}, {os.cpu_count()} CPUs "
@@ -200,6 +299,17 @@ def main() -> None:
     print("| measurement | insight (s) | baseline | baseline (s) | ratio | target |")
     print("|---|---:|---|---:|---:|---|", flush=True)
     rows = Table()
+    if args.open_only:
+        from insight.profiler.capture import find_profiles
+
+        keep = Path(args.reuse).resolve()
+        keep.mkdir(parents=True, exist_ok=True)
+        runs = find_profiles(keep) if (keep / "p200").exists() else []
+        if not runs:
+            loaded, dataset = build(batch, keep)
+            runs = [profiled(loaded, dataset, keep / "p200", steps * 10, batch)[0]]
+        open_rows(runs[0], keep / "mobilenetv2.keras", keep / "cache", rows)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["INSIGHT_CACHE_DIR"] = str(Path(tmp) / "cache")
         loaded, dataset = build(batch, Path(tmp))
@@ -214,6 +324,7 @@ def main() -> None:
         rows.append((f"{steps * 10} steps: whole capture", total10, "", None, ""))
         del run, prof
         measure_profile(run10, loaded, f"{steps * 10} steps", rows)
+        open_rows(run10, Path(tmp) / "mobilenetv2.keras", Path(tmp) / "open_cache", rows)
 
 
 if __name__ == "__main__":

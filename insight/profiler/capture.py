@@ -8,7 +8,11 @@ Conversion goes through one module of the installed xprof package,
 `xprof.convert.raw_to_tool_data.xspace_to_tool_data`, with no server. xprof writes cache files
 beside the file it converts, so insight converts a symlink in a cache folder keyed by the
 file's path, size and mtime: a read-only logdir (or a bundled sample) stays untouched.
-Parsing the tools' JSON into tables is `insight.profiler.tables`.
+What xprof returns is kept in insight's disk cache keyed by the file's content
+(`insight.profiler.cache`): a profile is converted once, whichever process opens it next.
+The timeline (`profile_trace`) is read from xprof's trace protobuf rather than its JSON and
+kept as Parquet (`insight.profiler.trace_store`). Parsing the tools' JSON into tables is
+`insight.profiler.tables`.
 
 Example:
 

@@ -179,3 +179,27 @@ def test_two_converting_at_once_convert_once(profile):
     for t in threads:
         t.join()
     assert calls == ["overview_page"] and out[0] == out[1]
+
+
+def _convert_page() -> None:
+    """The Profiler page's first step, alone (AppTest runs this function as a script)."""
+    import os
+
+    from insight.ui.profiler import Choice, convert_profile
+
+    convert_profile(Choice(os.environ["PROFILE_LOGS"], "", "run"))
+
+
+def test_the_page_shows_progress_on_the_first_open_only(profile, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    run, calls = profile
+    monkeypatch.setenv("PROFILE_LOGS", str(run.logdir))
+    first = AppTest.from_function(_convert_page, default_timeout=60).run()
+    assert not first.exception, first.exception
+    (status,) = first.status
+    assert status.label.startswith("Profile converted") and status.state == "complete"
+    assert len(calls) == len(PAGE_TOOLS)
+    second = AppTest.from_function(_convert_page, default_timeout=60).run()
+    assert not second.exception and not second.status and not second.get("progress")
+    assert len(calls) == len(PAGE_TOOLS)
