@@ -123,13 +123,8 @@ def projection_figure(coords: pd.DataFrame, meta: pd.DataFrame, *, color: str | 
         fig.add_trace(_trace(coords, everyone, marker=marker, customdata=custom,
                              hovertemplate=template, name="points", showlegend=False))
     else:
-        values = column.astype(str)
-        counts = values.value_counts()
-        keep = list(counts.index[:MAX_CATEGORIES])
-        grouped = values.where(values.isin(keep), "other")
-        order = sorted(keep, key=_natural) + (["other"] if len(counts) > len(keep) else [])
-        for i, value in enumerate(order):
-            idx = np.flatnonzero(grouped.to_numpy() == value)
+        order, members = _categories(column)
+        for i, (value, idx) in enumerate(zip(order, members, strict=True)):
             op = opacity if np.isscalar(opacity) else opacity[idx]
             fig.add_trace(_trace(coords, idx, name=value, customdata=custom[idx],
                                  hovertemplate=template,
@@ -152,6 +147,36 @@ def projection_figure(coords: pd.DataFrame, meta: pd.DataFrame, *, color: str | 
         fig.update_layout(xaxis=dict(showticklabels=pca, title=titles[0]),
                           yaxis=dict(showticklabels=pca, title=titles[1]))
     return e_notation(fig)
+
+
+def _categories(column: pd.Series) -> tuple[list[str], list[np.ndarray]]:
+    """The trace names of a categorical colour (the `MAX_CATEGORIES` most frequent values in
+    natural order, then `"other"` for the rest) and each one's point indices, ascending.
+
+    One pass over the points (factorize, then a stable sort by trace), not one string
+    comparison over every point per category: 31 categories of 100,000 points took a
+    second that way.
+
+    >>> order, members = _categories(pd.Series(["b", "a", "b", "10", "9", None]))
+    >>> order, [m.tolist() for m in members]
+    (['9', '10', 'a', 'b', 'other'], [[4], [3], [1], [0, 2], [5]])
+    """
+    values = column.astype(str)  # missing values stay missing (pandas >= 3)
+    counts = values.value_counts()
+    keep = list(counts.index[:MAX_CATEGORIES])
+    order = sorted(keep, key=_natural)
+    trace_of = {value: i for i, value in enumerate(order)}
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    point_trace = np.array([trace_of.get(u, -1) for u in uniques], dtype=np.intp)[codes]
+    rest = point_trace < 0
+    if rest.any():  # the rarer values, and missing ones, share one "other" trace
+        if "other" not in trace_of:
+            trace_of["other"] = len(order)
+            order.append("other")
+        point_trace[rest] = trace_of["other"]
+    by_trace = np.argsort(point_trace, kind="stable")
+    bounds = np.searchsorted(point_trace[by_trace], np.arange(len(order) + 1))
+    return order, [by_trace[bounds[i]:bounds[i + 1]] for i in range(len(order))]
 
 
 def axis_titles(coords: pd.DataFrame) -> list[str]:

@@ -159,3 +159,39 @@ def test_projection_axes_say_what_they_are(blobs):
     three = project(x, "pca", dims=3)
     scene = projection_figure(three, meta).to_dict()["layout"]["scene"]
     assert scene["zaxis"]["title"]["text"].startswith("PC3 (")
+
+
+def test_many_categories_fold_into_other_and_every_point_is_drawn_once():
+    """The `MAX_CATEGORIES` most frequent values get a trace each, in natural order; the rest
+    and missing values share "other"; a value that is itself "other" gets no second trace."""
+    import pandas as pd
+
+    from insight.figures.projector import MAX_CATEGORIES, _natural, projection_figure
+
+    n = 2_000
+    rng = np.random.default_rng(0)
+    coords = pd.DataFrame(rng.normal(size=(n, 2)).astype(np.float32), columns=["x", "y"])
+    words = np.array([f"w{i}" for i in range(40)] + ["other"])
+    column = pd.Series(words[np.minimum(rng.geometric(0.08, n - 200), 40)], dtype="string")
+    column[::97] = None  # missing values: drawn with the rare ones, not dropped
+    # A frequent value seen last: missing values must not fall into the last value's trace.
+    column = pd.concat([column, pd.Series(["zz"] * 200, dtype="string")], ignore_index=True)
+    fig = projection_figure(coords, pd.DataFrame({"word": column}), color="word")
+    names = [t.name for t in fig.data]
+    counts = column.value_counts()
+    kept = list(counts.index[:MAX_CATEGORIES])
+    assert "other" in kept and len(counts) > MAX_CATEGORIES  # the case this test is about
+    assert names == sorted(kept, key=_natural)  # one "other": the value and the overflow
+    assert len(set(names)) == len(names)
+    index = np.concatenate([t.customdata[:, 0] for t in fig.data]).astype(int)
+    assert sorted(index.tolist()) == list(range(n))  # every point, once
+    for trace in fig.data:  # each trace holds exactly its value's points, in order
+        rows = trace.customdata[:, 0].astype(int)
+        assert (np.diff(rows) > 0).all()
+        np.testing.assert_array_equal(trace.x, coords["x"].to_numpy()[rows])
+        values = column[rows]
+        if trace.name != "other":
+            assert (values == trace.name).all()
+        else:
+            assert (values.isna() | ~values.isin(set(names) - {"other"})).all()
+            assert values.isna().any() and (values == "other").any()
