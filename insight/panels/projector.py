@@ -45,7 +45,7 @@ _SOURCE_PARAMS = (
 _METHOD_PARAMS = (
     Param("method", "str", "pca", METHODS[:3], "projection method"),
     Param("dims", "int", 2, (2, 3), "2-D or 3-D"),
-    Param("seed", "int", 0, help="random seed"),
+    Param("seed", "int", 0, help="random seed", min_value=0, max_value=2**32 - 1),
     Param("metric", "str", "euclidean", METRICS, "distance"),
     Param("n_neighbors", "int", 15, help="UMAP neighbourhood size", min_value=2,
           max_value=200),

@@ -49,3 +49,13 @@ def test_bad_numbers_in_deep_links_are_clear_errors_and_the_app_keeps_working():
         at.query_params.pop(key, None)
     at.run()
     assert not at.exception and not at.error and len(at.dataframe) == 1
+
+
+def test_a_negative_seed_is_refused_before_umap_sees_it():
+    """UMAP raised a raw ValueError ("expected non-negative integer") for seed=-5."""
+    from insight.errors import UsageError
+    from insight.export.deeplink import parse_query
+
+    with pytest.raises(UsageError, match="'seed' is out of range. Give a value from 0 to"):
+        parse_query({"panel": "projection", "method": "umap", "seed": "-5"})
+    assert parse_query({"panel": "projection", "seed": "7"}).params["seed"] == 7

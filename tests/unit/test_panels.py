@@ -213,7 +213,8 @@ def test_widget_fields_of_a_param_are_optional_and_the_range_is_enforced():
     ("projection", "perplexity", "1e999", "must be a finite number"),
     ("projection", "n_neighbors", "1", "out of range"),
     ("projection", "sample", "-5", "out of range. Give a value of at least 0"),
-    ("projection", "seed", str(2**40), "out of range. Give a value from -2147483647"),
+    ("projection", "seed", str(2**40), "out of range. Give a value from 0 to 4294967295"),
+    ("projection", "point", str(2**40), "out of range. Give a value from -2147483647"),
     ("projection", "dims", "nan", "must be of type int"),
     ("training_curves", "window", "999999999999", "out of range"),
 ])
