@@ -22,12 +22,16 @@ Rows:
 - smoothing change: the same page after switching EMA -> Gaussian (reader memoised).
 - live refresh: `Logdir.refresh()` after 1,000 points were appended to a copy of one run,
   vs reading that run from scratch.
-- ActivationLogger: a small CNN's `fit` on digits (7,188 examples, 10 epochs, batch 32) with
-  and without the callback at its default frequency (every epoch): the time spent inside
-  the callback over the plain fit's time (robust on a shared machine), its one-time trace,
-  and its steady cost per epoch.
+- ActivationLogger (`--logger-only`: only these rows): a small CNN's `fit` on digits (7,188
+  examples, batch 32; 5, 10 and 15 epochs: about 3, 6 and 9 s on a quiet machine) plain, with
+  the callback at its default frequency (every epoch; its trace in a thread during the first
+  epoch), and with `background=False` (traced on the first log), interleaved, medians of
+  `--repeat`. Overheads against the plain fit: wall, the main thread's time inside the
+  callback's hooks (what the fit waits for; robust on a shared machine) and process CPU
+  (the background trace's cost lands here, not in the hooks).
 
 Usage: python benchmarks/bench_curves.py [--repeat 3] [--slow-repeat 1] [--steps 100000]
+       python benchmarks/bench_curves.py --logger-only [--repeat 3]
 """
 
 from __future__ import annotations
@@ -182,7 +186,18 @@ def live_refresh(root: Path) -> tuple[float, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def callback_overhead(epochs: int = 10) -> dict[str, float]:
+LOGGER_HOOKS = ("on_train_begin", "on_train_batch_begin", "on_train_batch_end", "on_epoch_end",
+                "on_test_begin", "on_train_end")  # every hook the logger defines
+
+
+def logger_overhead(epochs: tuple[int, ...] = (5, 10, 15), repeat: int = 3) -> dict:
+    """Plain `fit` against `fit` with an ActivationLogger (default, background trace) and one
+    tracing on its first log (`background=False`), interleaved, `repeat` times per length.
+
+    Returns `{(epochs, variant): [run, ...]}`, each run a dict of `wall`, `cpu` (process CPU
+    seconds), `inside` (main-thread seconds inside the logger's hooks), `first` (the first
+    log, incl. any trace not done in the background) and `steady` (median later log).
+    """
     import keras
     import numpy as np
     from sklearn.datasets import load_digits
@@ -202,30 +217,68 @@ def callback_overhead(epochs: int = 10) -> dict[str, float]:
         m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         return m
 
-    class Timed(ActivationLogger):
-        calls: list[float] = []
+    def timed_logger(tmp: str, background: bool, run: dict):
+        logger = ActivationLogger(tmp, x, y, background=background)
 
-        def log(self, step):
-            start = time.perf_counter()
-            out = super().log(step)
-            Timed.calls.append(time.perf_counter() - start)
-            return out
+        def wrap(fn, key):
+            def hook(*args, **kwargs):
+                start = time.perf_counter()
+                out = fn(*args, **kwargs)
+                run[key].append(time.perf_counter() - start)
+                return out
+            return hook
+
+        for name in LOGGER_HOOKS:
+            setattr(logger, name, wrap(getattr(logger, name), "hooks"))
+        logger.log = wrap(logger.log, "logs")
+        return logger
 
     model().fit(x[:256], y[:256], epochs=1, verbose=0)  # warm Keras/TF once
-    tmp = tempfile.mkdtemp(prefix="insight-cb-")
-    start = time.perf_counter()
-    model().fit(x, y, epochs=epochs, batch_size=32, verbose=0)
-    base = time.perf_counter() - start
-    Timed.calls = []
-    start = time.perf_counter()
-    model().fit(x, y, epochs=epochs, batch_size=32, verbose=0,
-                callbacks=[Timed(tmp, x, y)])
-    with_cb = time.perf_counter() - start
-    shutil.rmtree(tmp, ignore_errors=True)
-    inside = sum(Timed.calls)
-    steady = statistics.median(Timed.calls[1:])
-    return {"base": base, "with": with_cb, "inside": inside, "first": Timed.calls[0],
-            "steady": steady, "epoch": base / epochs, "epochs": epochs}
+    out: dict = {}
+    for _ in range(repeat):
+        for n in epochs:
+            for variant in ("plain", "background", "foreground"):
+                tmp = tempfile.mkdtemp(prefix="insight-cb-")
+                run: dict = {"hooks": [], "logs": []}
+                callbacks = [] if variant == "plain" else \
+                    [timed_logger(tmp, variant == "background", run)]
+                m = model()
+                gc.collect()
+                start, cpu = time.perf_counter(), time.process_time()
+                m.fit(x, y, epochs=n, batch_size=32, verbose=0, callbacks=callbacks)
+                run.update(wall=time.perf_counter() - start, cpu=time.process_time() - cpu)
+                shutil.rmtree(tmp, ignore_errors=True)
+                logs = run.pop("logs")
+                run.update(inside=sum(run.pop("hooks")), first=logs[0] if logs else 0.0,
+                           steady=statistics.median(logs[1:]) if logs[1:] else 0.0)
+                out.setdefault((n, variant), []).append(run)
+    return out
+
+
+def logger_table(result: dict) -> list[str]:
+    """The logger's rows: medians per fit length, overheads against the plain fit's median
+    (wall, the main thread's time inside the hooks, and process CPU)."""
+    def med(n, variant, key):
+        return statistics.median(r[key] for r in result[(n, variant)])
+
+    lines = ["| fit | plain fit wall (CPU) | + logger, background trace: wall (CPU) | wall "
+             "overhead | inside the hooks | CPU overhead | first log, steady log | "
+             "+ logger, trace on first log: wall | wall overhead | inside | target < 5% |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for n in sorted({n for n, _ in result}):
+        base, base_cpu = med(n, "plain", "wall"), med(n, "plain", "cpu")
+        bg, bg_cpu, fg = med(n, "background", "wall"), med(n, "background", "cpu"), \
+            med(n, "foreground", "wall")
+        inside, fg_inside = med(n, "background", "inside"), med(n, "foreground", "inside")
+        met = "yes" if inside / base < 0.05 and bg / base - 1 < 0.05 else \
+            "inside yes, wall NO" if inside / base < 0.05 else "NO"
+        lines.append(
+            f"| {n} epochs | {base:.2f} s ({base_cpu:.2f} s) | {bg:.2f} s ({bg_cpu:.2f} s) | "
+            f"{bg / base - 1:+.1%} | {inside:.3f} s, {inside / base:.1%} | "
+            f"{bg_cpu / base_cpu - 1:+.1%} | {med(n, 'background', 'first') * 1e3:.0f} ms, "
+            f"{med(n, 'background', 'steady') * 1e3:.1f} ms | {fg:.2f} s | {fg / base - 1:+.1%} "
+            f"| {fg_inside:.3f} s, {fg_inside / base:.1%} | {met} |")
+    return lines
 
 
 def main() -> None:
@@ -233,7 +286,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--slow-repeat", type=int, default=1)
     parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--logger-only", action="store_true",
+                        help="only the ActivationLogger rows (fits of 5, 10 and 15 epochs)")
     args = parser.parse_args()
+    if args.logger_only:
+        print(f"load average {os.getloadavg()[0]:.1f} before", file=sys.stderr)
+        lines = logger_table(logger_overhead(repeat=args.repeat))
+        print(f"load average {os.getloadavg()[0]:.1f} after", file=sys.stderr)
+        print("\n".join(lines))
+        return
     root = synthetic_logdir(3, 5, args.steps)
     mb = sum(f.stat().st_size for f in files(root)) / 1e6
     print(f"logdir {root}: {mb:.1f} MB", file=sys.stderr)
@@ -253,7 +314,7 @@ def main() -> None:
     # the page, live and callback rows before the slow loaders fill the heap
     first, change = page_times(root)
     incremental, full = live_refresh(root)
-    cb = callback_overhead()
+    cb = logger_overhead(epochs=(10,), repeat=1)
     for name, fn, repeat in (("summary_iterator", summary_iterator, args.slow_repeat),
                              ("EventAccumulator", event_accumulator, args.slow_repeat),
                              ("tbparse", tbparse_reader, args.slow_repeat)):
@@ -290,15 +351,9 @@ def main() -> None:
           f"{'yes' if change < 0.5 else 'NO'} |")
     print(f"| live refresh, 1,000 points appended to a 500k-point run | {incremental * 1e3:.0f} ms"
           f" | {full:.2f} s (read from scratch) | {full / incremental:.0f}x faster | | |")
-    share = cb["inside"] / cb["base"]
-    steady = cb["steady"] / cb["epoch"]
-    verdict = "yes" if share < 0.05 else "steady yes" if steady < 0.05 else "NO"
-    print(f"| ActivationLogger, default freq ({cb['epochs']} epochs, {cb['epoch']:.2f} s each) "
-          f"| {cb['inside']:.2f} s inside the callback (first log incl. trace "
-          f"{cb['first']:.2f} s, then {cb['steady'] * 1e3:.1f} ms/epoch) | plain fit "
-          f"{cb['base']:.2f} s (with: {cb['with']:.2f} s) | {share:.1%} of the fit; steady "
-          f"{steady:.1%} per epoch | < 5% | {verdict} |")
-
+    print("\nActivationLogger on digits (one run; `--logger-only --repeat 3` for the fit "
+          "lengths and medians):\n")
+    print("\n".join(logger_table(cb)))
 
 if __name__ == "__main__":
     main()

@@ -1,21 +1,18 @@
 """Keras callbacks that log what happens inside a model during training.
 
-`DoctorCallback` runs the doctor's cheap checks while the model trains (see its docstring);
-`ActivationLogger` logs activation and gradient statistics:
+`DoctorCallback` runs the doctor's cheap checks while the model trains (see its docstring).
+`ActivationLogger` writes per-layer activation and gradient statistics of a fixed probe batch
+as TensorBoard scalars, one run per layer (`<log_dir>/<layer path>/`), one tag per statistic,
+so TensorBoard and insight's Training page draw each statistic as one chart with a line per
+layer: dead units or vanishing gradients show up layer against layer, epoch after epoch.
 
-`ActivationLogger` writes per-layer activation and gradient statistics of a fixed probe
-batch as ordinary TensorBoard scalars (`tf.summary`), one run per layer
-(`<log_dir>/<layer path>/`), one tag per statistic, so TensorBoard and insight's Training
-page draw each statistic as one chart with a line per layer: dead units or vanishing
-gradients show up layer against layer, epoch after epoch.
-
-The statistics come from one compiled function (traced once, on the first log): a forward
-pass in inference mode whose layer outputs are captured the way `insight.probe.capture` does
-(`recording`), one backward pass of the loss (`insight.probe.backprop.resolve_loss`) and the
-per-layer reductions, all in the graph. The values are then written with one
-`tf.summary.experimental.write_raw_pb` per layer (scalar tensors with the `scalars` plugin,
-exactly what `tf.summary.scalar` writes): tracing `tf.summary.scalar` ops into the graph
-would cost seconds once, this costs a few milliseconds per log.
+The statistics come from one compiled function: a forward pass in inference mode whose layer
+outputs are recorded (`insight.probe.capture.recording`), one backward pass of the loss
+(`insight.probe.backprop.tape_gradients`) and the per-layer reductions, all in the graph. It
+is traced once, in a thread while the first epoch trains (Keras runs its compiled step then,
+so the fit hardly waits), else on the first log. The values are written with one
+`tf.summary.experimental.write_raw_pb` per layer (byte for byte what `tf.summary.scalar`
+writes, without tracing summary ops: milliseconds per log).
 
 Tags written per layer:
 - `mean_abs`: mean absolute output value.
@@ -37,6 +34,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +69,9 @@ class ActivationLogger(keras.callbacks.Callback):
         loss: the loss for gradients (one for every output, or a dict or list of them);
             `None` uses the model's compiled loss and `loss_weights`, else infers one per
             output from the labels (`insight.probe.losses.model_loss`). Defaults to `None`.
+        background: trace the statistics function in a thread while the first epoch trains
+            (from its second batch, joined before its last), so the first log only runs it;
+            `False` traces on the first log. Defaults to `True`.
 
     Attributes:
         paths: the logged layers (known from the first log on).
@@ -85,7 +86,7 @@ class ActivationLogger(keras.callbacks.Callback):
 
     def __init__(self, log_dir: str | Path, x: Any, y: Any = None, *, freq: str | int = "epoch",
                  examples: int = 64, layers: str | Iterable[str] | None = None,
-                 loss: Any = None) -> None:
+                 loss: Any = None, background: bool = True) -> None:
         super().__init__()
         if not (freq == "epoch" or (isinstance(freq, int) and freq > 0)):
             raise UsageError("freq must be 'epoch' or a positive number of batches.", "",
@@ -96,18 +97,36 @@ class ActivationLogger(keras.callbacks.Callback):
 
         x = x if isinstance(x, list | tuple) else as_inputs(x)
         rows = min(int(examples), count_rows(x[0] if isinstance(x, list | tuple) else x))
-        self.log_dir = Path(log_dir)
-        self.freq = freq
+        self.log_dir, self.freq, self.background = Path(log_dir), freq, bool(background)
         self._x = [np.asarray(v)[:rows] for v in x] if isinstance(x, list | tuple) else \
             slice_rows(x, 0, rows)
         self._y = None if y is None else _first_rows(y, rows)
-        self._layers = layers
-        self._loss = loss
-        self._fn = None
+        self._layers, self._loss = layers, loss
+        self._fn = self._pending = None  # the function once traced; prepared, maybe not
+        self._tracer: Future | None = None  # a background trace
+        self._last: int | None = None  # the batch before which it must be done
         self._batches = 0
         self.paths: list[str] = []
         self.logged_steps: list[int] = []
         self.target = ""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        # Trace only while Keras runs its compiled step, which makes no Python calls of the
+        # model: from batch 1 (batch 0 traced it) to the epoch's last (None: on the first log).
+        steps = (self.params or {}).get("steps")
+        per_call = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        self._last = steps - per_call if (self.background and self._fn is None and steps
+                                          and not self.model.run_eagerly) else None
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self._last is None:
+            return
+        if self._fn is None and self._tracer is None and 0 < batch < self._last:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="insight-trace")
+            self._tracer = pool.submit(self._ready, warm=True)
+            pool.shutdown(wait=False)  # its thread ends with the trace
+        elif batch >= self._last:
+            self._take_trace()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.freq == "epoch":
@@ -118,17 +137,44 @@ class ActivationLogger(keras.callbacks.Callback):
         if self.freq != "epoch" and self._batches % int(self.freq) == 0:
             self.log(self._batches)
 
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._take_trace()  # Keras is about to trace its test step: not while we patch
+
     def on_train_end(self, logs: dict | None = None) -> None:
+        self._take_trace()
         for writer in getattr(self, "_writers", []):
             writer.flush()
+
+    def _take_trace(self) -> None:
+        """Wait for a background trace (what failed there is redone on the first log, which
+        raises what it raises)."""
+        self._last = None
+        if self._tracer is not None:
+            tracer, self._tracer = self._tracer, None
+            self._fn = None if tracer.exception() else self._pending
+
+    def _ready(self, warm: bool = False):
+        """The statistics function prepared and traced; `warm`: also run once on one row,
+        which makes TensorFlow optimize the graph (otherwise the first log's work)."""
+        from insight.probe.capture import TRACE_LOCK, slice_rows
+
+        if self._pending is None:
+            self._pending = self._prepare()
+        with TRACE_LOCK:  # one trace at a time: tracing patches layer calls
+            self._pending.get_concrete_function()
+        if warm:
+            self._pending(slice_rows(self._x, 0, 1), *([] if self._y is None else
+                                                        [[v[:1] for v in self._y]]))
+        return self._pending
 
     def log(self, step: int) -> np.ndarray:
         """Compute the statistics now and write them at `step`; returns them
         (`(layers, len(LOGGED_STATS))`, rows in `self.paths` order)."""
         import tensorflow as tf
 
+        self._take_trace()
         if self._fn is None:
-            self._fn = self._build()
+            self._fn = self._ready()
         args = [self._x] + ([] if self._y is None else [self._y])
         values = self._fn(*args).numpy()
         for p, row, writer in zip(self.paths, values, self._writers, strict=True):
@@ -139,17 +185,20 @@ class ActivationLogger(keras.callbacks.Callback):
         self.logged_steps.append(int(step))
         return values
 
-    def _build(self):
+    def _prepare(self):
+        """The statistics function, not yet traced, and what the logs need (paths, target,
+        labels, writers)."""
         import tensorflow as tf
 
         from insight.model.layers import iter_layers, resolve_layers
         from insight.probe.backprop import own_variables, score_description, tape_gradients
-        from insight.probe.capture import TRACE_LOCK, as_inputs, input_spec, slice_rows
+        from insight.probe.capture import as_inputs, input_spec, slice_rows
         from insight.probe.losses import model_loss, output_items
 
         model = self.model
-        if isinstance(self._x, list):
-            self._x = as_inputs(self._x, model)
+        x, y = self._x, self._y
+        if isinstance(x, list):
+            x = as_inputs(x, model)
         if self._layers is None:
             paths = [p for p, layer, _ in iter_layers(model)
                      if type(layer).__name__ not in _SHAPE_ONLY and not getattr(layer, "layers",
@@ -159,47 +208,48 @@ class ActivationLogger(keras.callbacks.Callback):
         variables = list(model.trainable_variables)
         owned = own_variables(model, paths, variables)
         terms = None
-        outputs = model(slice_rows(self._x, 0, 1), training=False)
-        if self._y is not None:
-            plan = model_loss(model, self._y, outputs, loss=self._loss)
-            terms, self._y = plan.terms, plan.labels(self._y)
-            self.target = plan.description
+        outputs = model(slice_rows(x, 0, 1), training=False)
+        if y is not None:
+            plan = model_loss(model, y, outputs, loss=self._loss)
+            terms, y = plan.terms, plan.labels(y)
+            target = plan.description
         else:
-            self.target = score_description([n for n, _ in output_items(outputs, model)])
-        self.paths = paths
-        self._writers = [tf.summary.create_file_writer(str(self.log_dir / p)) for p in paths]
-        self._owned = {p: bool(owned[p]) for p in paths}
+            target = score_description([n for n, _ in output_items(outputs, model)])
 
         def run(x, y=None):
             _, _, w_grads, acts, a_grads = tape_gradients(model, paths, variables, terms, x, y)
-            acts = [tf.cast(a, tf.float32) for a in acts]
-            w_grads = [tf.cast(g, tf.float32) for g in w_grads]
-            a_grads = [tf.cast(g, tf.float32) for g in a_grads]
-            rows = []
-            for p, a, g in zip(paths, acts, a_grads, strict=True):
-                units = tf.reshape(a, (-1, tf.shape(a)[-1])) if a.shape.rank > 1 else \
-                    tf.reshape(a, (-1, 1))
-                nonzero = tf.cast(tf.not_equal(units, 0.0), tf.float32)
-                w_norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(w_grads[i]))
-                                           for i in owned[p]])) if owned[p] else \
-                    tf.constant(float("nan"))
-                row = tf.stack([
-                    tf.reduce_mean(tf.abs(a)), tf.math.reduce_std(a),
-                    1.0 - tf.reduce_mean(nonzero),
-                    tf.reduce_mean(tf.cast(tf.equal(tf.reduce_max(nonzero, axis=0), 0.0),
-                                           tf.float32)),
-                    w_norm,
-                    tf.reduce_mean(tf.norm(tf.reshape(g, (tf.shape(g)[0], -1)), axis=1))])
-                rows.append(row)
-            return tf.stack(rows)
+            return _statistics(acts, a_grads, [[w_grads[i] for i in owned[p]] for p in paths])
 
-        signature = [input_spec(self._x)]
-        if self._y is not None:
-            signature.append(input_spec(list(self._y)))
-        fn = tf.function(run, input_signature=signature)
-        with TRACE_LOCK:
-            fn.get_concrete_function()
-        return fn
+        signature = [input_spec(x)] + ([] if y is None else [input_spec(list(y))])
+        self._x, self._y, self.target, self.paths = x, y, target, paths
+        self._writers = [tf.summary.create_file_writer(str(self.log_dir / p)) for p in paths]
+        self._owned = {p: bool(owned[p]) for p in paths}
+        # No autograph: the function has no tensor-dependent Python control flow, and
+        # Keras' own training step is traced without it (`do_not_convert`) too.
+        return tf.function(run, input_signature=signature, autograph=False)
+
+
+def _statistics(acts: list, a_grads: list, w_grads: list[list]):
+    """In the graph: the `(layers, len(LOGGED_STATS))` statistics, in few ops (each costs
+    tracing time): shared constants, static shapes."""
+    import tensorflow as tf
+
+    zero, one, nan = tf.constant(0.0), tf.constant(1.0), tf.constant(float("nan"))
+    values = []
+    for a, g, ws in zip(acts, a_grads, w_grads, strict=True):
+        a, g = tf.cast(a, tf.float32), tf.cast(g, tf.float32)
+        # Rows of units, rows of examples: static shapes (one constant op) when known.
+        k, n = a.shape[-1] if a.shape.rank > 1 else 1, g.shape[1:].num_elements()
+        nonzero = tf.cast(tf.not_equal(tf.reshape(a, (-1, k if k is not None else
+                                                      tf.shape(a)[-1])), zero), tf.float32)
+        values += [
+            tf.reduce_mean(tf.abs(a)), tf.math.reduce_std(a), one - tf.reduce_mean(nonzero),
+            tf.reduce_mean(tf.cast(tf.equal(tf.reduce_max(nonzero, axis=0), zero), tf.float32)),
+            tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) for w in ws]))
+            if ws else nan,
+            tf.reduce_mean(tf.norm(tf.reshape(g, (-1, n) if n else (tf.shape(g)[0], -1)),
+                                   axis=1))]
+    return tf.reshape(tf.stack(values), (len(acts), len(LOGGED_STATS)))
 
 
 def _first_rows(y: Any, rows: int) -> Any:

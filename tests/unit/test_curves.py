@@ -285,3 +285,57 @@ def test_activation_logger_numbers_equal_activation_stats_on_the_same_batch(tmp_
     assert last["dead_fraction"] == pytest.approx(dead, abs=1e-6)
     assert last["zero_fraction"] == pytest.approx(table.loc["hidden", "zero_fraction"],
                                                   abs=1e-6)
+
+
+def _logger_model(seed):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((6,)), keras.layers.Dense(16, name="hidden"),
+        keras.layers.Activation("relu", name="act"), keras.layers.Dense(2, name="out")])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_activation_logger_mean_and_std_are_numpy_s(tmp_path):
+    """mean_abs and std of each layer's output, as numpy computes them from the layers run one
+    by one; a layer without weights logs no weight_grad_norm (the gradient norms are pinned
+    against Keras' in test_gradients_keras, zero and dead fractions above)."""
+    from insight.callbacks import LOGGED_STATS, ActivationLogger
+
+    model = _logger_model(2)
+    x = np.random.default_rng(2).normal(size=(40, 6)).astype("float32")
+    logger = ActivationLogger(tmp_path, x, (x[:, 0] > 0).astype("int64"), examples=32)
+    logger.set_model(model)
+    values = logger.log(7)
+    assert logger.paths == ["hidden", "act", "out"]
+    out = x[:32]
+    for row, layer in zip(values, model.layers, strict=True):
+        out = np.asarray(layer(out))
+        assert row[LOGGED_STATS.index("mean_abs")] == pytest.approx(np.abs(out).mean(), rel=1e-5)
+        assert row[LOGGED_STATS.index("std")] == pytest.approx(out.std(), rel=1e-5)
+    df = read_scalars(tmp_path)
+    assert set(df[df.run == "act"].tag) == set(LOGGED_STATS) - {"weight_grad_norm"}
+    assert df[(df.run == "out") & (df.tag == "std")].value.item() == pytest.approx(
+        values[2][LOGGED_STATS.index("std")])
+
+
+def test_activation_logger_traced_in_the_background_logs_what_the_foreground_does(tmp_path):
+    """The default logger traces while the first epoch trains (its function is ready at the
+    first log) and logs, epoch after epoch, exactly what one tracing on its first log logs."""
+    from insight.callbacks import ActivationLogger
+
+    class Seen(ActivationLogger):
+        def log(self, step):
+            self.ready = [*getattr(self, "ready", []), self._fn is not None]
+            return super().log(step)
+
+    model = _logger_model(3)
+    x = np.random.default_rng(3).normal(size=(192, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    back, fore = Seen(tmp_path / "b", x, y), Seen(tmp_path / "f", x, y, background=False)
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[back, fore])
+    assert back.ready == [True] * 3 and fore.ready == [False, True, True]
+    b, f = read_scalars(tmp_path / "b"), read_scalars(tmp_path / "f")
+    assert len(b) == len(f) == 3 * 17 and b.value.tolist() == f.value.tolist()
