@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             result = "ok: only InsightError, none over the deadline"
         except Exception as exc:  # the finding to report, with its falsifying example
             failed += 1
-            result = f"FAILED: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            subs = getattr(exc, "exceptions", [exc])
+            result = "FAILED: " + "; ".join(
+                f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
+                + "".join(f" [{n.splitlines()[0][:200]}]" for n in getattr(e, "__notes__", [])[:2])
+                for e in subs)
         print(f"{name:<45} {args.examples:>9} {time.perf_counter() - start:>8.1f}  {result}",
               flush=True)
     if args.atheris:

@@ -32,8 +32,11 @@ from insight.errors import InsightError
 from insight.export.deeplink import FORBIDDEN_KEYS, parse_query, share_query
 from insight.panels import get_panel, panel_names
 
+# The suite's pass: 40 derandomized examples, a 10 s deadline per example (a hang still fails;
+# a 2-core CI machine under load does not: Hypothesis calls an example that is slow once and
+# fast on its replay a flaky failure). The benchmark sets 3 s and thousands of examples.
 FUZZ = settings(max_examples=int(os.environ.get("INSIGHT_FUZZ_EXAMPLES", "40")),
-                deadline=int(os.environ.get("INSIGHT_FUZZ_DEADLINE_MS", "3000")),
+                deadline=int(os.environ.get("INSIGHT_FUZZ_DEADLINE_MS", "10000")),
                 derandomize=not os.environ.get("INSIGHT_FUZZ_RANDOM"), database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
