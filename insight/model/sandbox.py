@@ -219,9 +219,9 @@ def start_check(
                          "Pass the file's path, or load with isolate=False.",
                          f"custom_objects={type(custom_objects).__name__}")
     limits = limits or LoadLimits()
-    request = {"path": str(Path(path).expanduser().resolve()), "safe_mode": bool(safe_mode),
-               "custom_objects": str(Path(custom_objects).expanduser().resolve())
-               if custom_objects is not None else None,
+    # As given (the child shares this cwd), so its messages name the path the user typed.
+    request = {"path": str(path), "safe_mode": bool(safe_mode),
+               "custom_objects": str(custom_objects) if custom_objects is not None else None,
                "memory_bytes": limits.memory_bytes, "load": load}
     proc = (_take_spare() if load else None) or _spawn(spare=False)
     try:

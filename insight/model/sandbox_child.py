@@ -4,8 +4,9 @@ It reads one request (a JSON line on stdin: path, safe mode, custom objects file
 limit), lowers its own limits (`RLIMIT_DATA`, `RLIMIT_FSIZE`, no core dumps), then runs what
 the parent must not risk: the preflight, Keras' deserialization (`insight.load_model`) and a
 first forward pass on zeros. It reports each stage and the verdict as JSON lines on file
-descriptor `FD`. With `--spare` it imports Keras before waiting for the request (a warm
-server's next check starts there).
+descriptor `FD`. With `--spare` it starts importing Keras (in a thread) before the request
+comes: a warm server's next check starts there, and the preflight of a request that comes
+meanwhile does not wait for TensorFlow.
 
 In safe mode it also blocks, with an audit hook (PEP 578), what no model load needs: starting
 processes, network connections, loading native code through ctypes, and signals to other
@@ -19,6 +20,7 @@ import json
 import os
 import resource
 import sys
+import threading
 from typing import Any
 
 __all__ = ["main"]
@@ -61,9 +63,10 @@ def _audit(tripped: list[str]):
     return hook
 
 
-def _warm_up() -> None:
+def _warm_up(out) -> None:
     """Import Keras and build and call a tiny model: a process's first model pays for
-    TensorFlow's lazy set-up, which a spare child should pay before a file arrives."""
+    TensorFlow's lazy set-up, which a spare child should pay before a file arrives. Runs in
+    a thread, so that a request that comes meanwhile gets its preflight at once."""
     import keras
     import numpy as np
 
@@ -71,6 +74,7 @@ def _warm_up() -> None:
                               keras.layers.BatchNormalization(),
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
     model(np.zeros((1, 8, 8, 3), "float32"), training=False)
+    _send(out, stage="ready")
 
 
 def _forward(model: Any) -> None:
@@ -118,10 +122,10 @@ def main(argv: list[str]) -> int:
     """Run one check; the verdict goes to the descriptor `argv[0]`."""
     out = os.fdopen(int(argv[0]), "wb", buffering=0)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    spare = "--spare" in argv
-    if spare:
-        _warm_up()  # the long part, done before the request comes
-        _send(out, stage="ready")
+    importer = None
+    if "--spare" in argv:  # the long part starts before the request comes
+        importer = threading.Thread(target=_warm_up, args=(out,), daemon=True)
+        importer.start()
     line = sys.stdin.buffer.readline(1 << 16)
     if not line:
         return 0  # the parent went away
@@ -141,8 +145,10 @@ def main(argv: list[str]) -> int:
             return 0
         if req["custom_objects"] is None:
             check_safety(report, safe_mode=req["safe_mode"])  # fail fast, before TensorFlow
-        if not spare:
+        if importer is None or importer.is_alive():  # not counted in the time limit
             _send(out, stage="import")
+            if importer is not None:
+                importer.join()
             import keras  # noqa: F401
         _send(out, stage="load")  # the time limit counts from here
         # The user's own file runs before the guard: it is trusted by being given.
