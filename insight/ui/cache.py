@@ -89,8 +89,9 @@ def load_limits() -> LoadLimits:
         UsageError: a limit that does not parse.
     """
     ctx = get_script_run_ctx()
-    main = Path(ctx.main_script_path).resolve() if ctx else None
-    ours = bool(sys.argv) and main is not None and Path(sys.argv[0]).resolve() == main
+    # Outside a script run (`insight serve`'s warm-up thread), the served script is ours.
+    main = Path(ctx.main_script_path if ctx else Path(__file__).with_name("entry.py")).resolve()
+    ours = bool(sys.argv) and Path(sys.argv[0]).resolve() == main
     opts = parse_app_args(sys.argv[1:] if ours else [])
     return LoadLimits.parse(opts.load_timeout, opts.load_memory)
 
