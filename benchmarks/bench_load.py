@@ -59,6 +59,7 @@ EXAMPLE_PAGES = ("activations", "gradients")  # pages with an Example number inp
 N_EXAMPLES = 1797  # rows of digits_cnn's data.npz
 # Pages whose chart titles say what was measured (times): not compared across sessions.
 TIMED = ("profiler", "compiler")
+RAMP = 0.25  # seconds between two sessions' arrivals: 20 arrive within 5 s
 
 # Charts drawn (plotly's SVG in every chart), no skeleton left: what a user then sees.
 DRAWN = """() => !document.querySelector('[data-testid=stSkeleton]') &&
@@ -154,7 +155,8 @@ class Session:
     """What one browser session saw."""
 
     latencies: dict[str, list[float]] = field(default_factory=dict)  # action kind -> ms
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what the app showed as an error
+    slow: list[str] = field(default_factory=list)  # what the browser did not finish in time
     titles: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     predicted: dict[int, str] = field(default_factory=dict)  # example -> "explains class K"
 
@@ -207,11 +209,12 @@ async def _act(page, frames: Frames, action, kind: str, out: Session, where: str
     took = await asyncio.wait_for(frames.finished_after(t0), WAIT_MS / 1000)
     out.latencies.setdefault(kind, []).append(took * 1000)
     out.latencies.setdefault(f"{kind}:{where}", []).append(took * 1000)
+    out.problems += [f"{where}: {p}" for p in await page.evaluate(PROBLEMS)]
     try:
         await page.wait_for_function(DRAWN, timeout=60_000, polling=50)
-    except Exception:  # noqa: BLE001  compared below all the same: a missing title shows
-        out.problems.append(f"{where}: charts not drawn 60 s after the script finished")
-    out.problems += [f"{where}: {p}" for p in await page.evaluate(PROBLEMS)]
+    except Exception:  # noqa: BLE001  a starved browser: its titles are not compared
+        out.slow.append(f"{where}: charts not drawn 60 s after the script finished")
+        return
     titles = await page.evaluate(TITLES)
     out.titles[(where, example)] = sorted(titles)
     for t in titles:
@@ -219,15 +222,17 @@ async def _act(page, frames: Frames, action, kind: str, out: Session, where: str
             out.predicted[int(m.group(1))] = m.group(2)
 
 
-async def user(browser, url: str, examples: list[int], pages: list[str]) -> Session:
-    """One session: open the app, walk `pages` through the sidebar, type `examples` on the
-    pages that have an Example input; back to Overview."""
+async def user(browser, url: str, examples: list[int], pages: list[str],
+               delay: float = 0) -> Session:
+    """One session: open the app (after `delay` seconds), walk `pages` through the sidebar,
+    type `examples` on the pages that have an Example input; back to Overview."""
     out = Session()
+    await asyncio.sleep(delay)
     context = await browser.new_context(viewport=VIEWPORT)
     try:
         page = await context.new_page()
         frames = Frames(page)
-        await page.goto(url)
+        await page.goto(url, timeout=WAIT_MS, wait_until="commit")  # 20 tabs load slowly
         await asyncio.wait_for(frames.finished_after(0), WAIT_MS / 1000)
         for where in [*[p for p in pages if p], ""]:  # it opens on Overview: back there last
             link = page.locator(f"[data-testid='stSidebarNavLink'][href='{url}/{where}']")
@@ -238,10 +243,11 @@ async def user(browser, url: str, examples: list[int], pages: list[str]) -> Sess
             box = page.get_by_test_id("stNumberInput").filter(has_text="Example").locator(
                 "input")
             for n in examples:
-                await box.fill(str(n))
-                await _act(page, frames, partial(box.press, "Enter"), "example", out, where, n)
+                await box.fill(str(n), timeout=WAIT_MS)
+                enter = partial(box.press, "Enter", timeout=WAIT_MS)
+                await _act(page, frames, enter, "example", out, where, n)
     except Exception as exc:  # noqa: BLE001  a session that broke is a finding, not a crash
-        out.problems.append(f"session failed: {type(exc).__name__}: {str(exc)[:2000]}")
+        out.slow.append(f"session failed: {type(exc).__name__}: {str(exc)[:2000]}")
         if os.environ.get("BENCH_LOAD_SHOTS"):
             await page.screenshot(path=f"{os.environ['BENCH_LOAD_SHOTS']}/failed_{id(out)}.png")
     finally:
@@ -258,7 +264,8 @@ async def sessions(url: str, n: int, seed: int, changes: int,
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
             return list(await asyncio.gather(*[
-                user(browser, url, examples_for(seed, s, changes), pages) for s in range(n)]))
+                user(browser, url, examples_for(seed, s, changes), pages, RAMP * s)
+                for s in range(n)]))
         finally:
             await browser.close()
 
@@ -384,7 +391,11 @@ def main() -> int:
             f"{_latency_row('', runs, f'page:{w}')[2]:>11.0f}" for w in visited))
     seen = sorted({i for s in everyone for i in s.predicted})
     print(f"\n{'check':<52}result")
+    slow = [p for s in everyone for p in s.slow]
+    failed = sum(p.startswith("session failed") for p in slow)
     print(f"{'errors shown (stException, Unexpected error, alerts)':<52}{len(problems)}")
+    print(f"{'sessions that could not finish (browser timeouts)':<52}{failed}")
+    print(f"{'pages whose charts the browser did not draw in 60 s':<52}{len(slow) - failed}")
     print(f"{'predicted classes checked against predict()':<52}{len(seen)} examples, "
           f"{sum('example' in w and 'predict' in w for w in wrong)} wrong")
     print(f"{'chart titles differing between sessions':<52}"
@@ -400,9 +411,9 @@ def main() -> int:
     for label, mb in rows:
         print(f"{label:<52}{mb:.0f}")
     print(f"\ntotal {time.monotonic() - started:.0f} s; server log {log}")
-    for line in (problems + wrong)[:20]:
-        print("  !", line)
-    return 1 if problems or wrong else 0
+    for line in problems + wrong + slow[:10]:
+        print("  !", line[:400])
+    return 1 if problems or wrong or failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,64 @@
+"""Five browser sessions at once on one `insight serve` (the short form of
+`benchmarks/bench_load.py`, which runs 20 across every page).
+
+Each session opens the app on digits_cnn, goes to Activations and Gradients and types an
+example number of its own there (each a rerun that runs the shared model on an example no
+other session asked for). Asserted: no exception or error on any page; every predicted class
+the Gradients page shows ("explains class K") is the one `model.predict` gives in this
+process; chart titles agree between sessions; and the server's memory after a second round
+of five sessions has left is back within `TOLERANCE_MB` of where the first round left it.
+
+Why the first round is the baseline: it fills what every session shares and keeps (the
+TensorFlow traces, the dataset, the model and panel caches: shared by design, bounded by their
+`max_entries`). What must not pile up is each session's own: its session state and widget
+values (small: insight keeps paths, choices and numbers there, never data or figures), which
+Streamlit holds for `server.disconnectedSessionTTL` (120 s) after a browser leaves, in case it
+reconnects. So the check is that a second round of five sessions, on five examples not seen
+before, leaves the server within `TOLERANCE_MB` of where the first round left it. What the
+second round may legitimately add: its new panel results in the shared cache (three figures
+per example, well under 1 MB each) and allocator noise between two readings of a ~1.1 GB
+process (measured by `benchmarks/bench_load.py`: 0 to 6 MB between rounds). A leak of
+anything model-sized per session (the 1797-example dataset is 0.5 MB, a figure set a few MB,
+a traced function or a model copy tens of MB) times ten sessions crosses 60 MB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_load  # noqa: E402  (benchmarks/ is no package: its scripts run by path)
+
+pytestmark = pytest.mark.slow
+
+SESSIONS = 5
+PAGES = ["", "activations", "gradients"]  # the pages that run the model, from Overview
+TOLERANCE_MB = 60
+
+
+def test_five_sessions_at_once(chromium_path, tmp_path):
+    proc, url = bench_load.start_server(tmp_path / "serve.log")
+    memory = bench_load.Memory(proc.pid)
+    try:
+        first = asyncio.run(bench_load.sessions(url, SESSIONS, 2, 1, PAGES))
+        before = bench_load.settle_rss(memory, 3)
+        second = asyncio.run(bench_load.sessions(url, SESSIONS, 3, 1, PAGES))
+        after = bench_load.settle_rss(memory, 3)
+    finally:
+        memory.stop()
+        bench_load.stop_server(proc)
+    runs = [*first, *second]
+    problems = [p for s in runs for p in s.problems + s.slow]
+    assert not problems, problems
+    predicted = {i for s in runs for i in s.predicted}
+    assert len(predicted) >= SESSIONS, f"too few predictions read from the pages: {predicted}"
+    assert not (wrong := bench_load.compare(runs, bench_load.expected_classes())), wrong
+    assert after - before < TOLERANCE_MB, (
+        f"server RSS {before:.0f} MB after the first {SESSIONS} sessions left, {after:.0f} MB "
+        f"after the next {SESSIONS}: something per session stays")
