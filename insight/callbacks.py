@@ -6,13 +6,11 @@ as TensorBoard scalars, one run per layer (`<log_dir>/<layer path>/`), one tag p
 so TensorBoard and insight's Training page draw each statistic as one chart with a line per
 layer: dead units or vanishing gradients show up layer against layer, epoch after epoch.
 
-The statistics come from one compiled function: a forward pass in inference mode whose layer
-outputs are recorded (`insight.probe.capture.recording`), one backward pass of the loss
-(`insight.probe.backprop.tape_gradients`) and the per-layer reductions, all in the graph. It
-is traced once, in a thread while the first epoch trains (Keras runs its compiled step then,
-so the fit hardly waits), else on the first log. The values are written with one
-`tf.summary.experimental.write_raw_pb` per layer (byte for byte what `tf.summary.scalar`
-writes, without tracing summary ops: milliseconds per log).
+The statistics come from one compiled function, traced once (see `background`): a forward
+pass in inference mode whose layer outputs are recorded (`insight.probe.capture.recording`),
+one backward pass of the loss (`insight.probe.backprop.tape_gradients`) and the per-layer
+reductions. Each log writes one `tf.summary.experimental.write_raw_pb` per layer (byte for
+byte what `tf.summary.scalar` writes, without tracing summary ops).
 
 Tags written per layer:
 - `mean_abs`: mean absolute output value.
@@ -69,9 +67,11 @@ class ActivationLogger(keras.callbacks.Callback):
         loss: the loss for gradients (one for every output, or a dict or list of them);
             `None` uses the model's compiled loss and `loss_weights`, else infers one per
             output from the labels (`insight.probe.losses.model_loss`). Defaults to `None`.
-        background: trace the statistics function in a thread while the first epoch trains
-            (from its second batch, joined before its last), so the first log only runs it;
-            `False` traces on the first log. Defaults to `True`.
+        background: trace in a thread while the first epoch trains (from its second batch,
+            done before its last), so the first log only runs the function. Keras runs its
+            compiled step meanwhile; a callback of yours that calls the model in Python
+            during those batches would run through the patched layers: pass `False` (trace
+            on the first log). Defaults to `True`.
 
     Attributes:
         paths: the logged layers (known from the first log on).
