@@ -6,15 +6,25 @@ Rows (one run, `insight serve` on the bundled digits_cnn, vectors files written 
 - first UMAP after serve: UMAP of a 5,000 x 64 vectors file, from the "Project" click to
   the UMAP figure drawn; baseline: plain umap-learn's first call in a fresh process.
 - 100,000 points: first draw (PCA), colour change, hover label, box zoom; baseline: the same
-  interaction on the 1,797-point digits layer projection in the same browser and server.
+  interaction on 5,000 points in the same browser and server. The colour change is repeated
+  (`--repeat`, each time to a column not shown before, so no cache answers) and its median
+  reported, split into the server's part (Enter to the figure's websocket message) and the
+  browser's (that message to the legend drawn), with the figure's JSON size.
+- floors, in the same browser: plotly.js alone (its own bundle, file://) drawing the same
+  figure JSON on a fresh div, which is what `st.plotly_chart` does on every colour change
+  (a changed figure is a new element: a remount, a new WebGL context), and `Plotly.react`
+  on the div already drawn, which is what a component keeping the chart would pay.
 
 Needs Chromium (/usr/bin/chromium or INSIGHT_BROWSER) and playwright (the test extra).
-Usage: python benchmarks/bench_projector_browser.py [--no-umap-baseline]
+Usage: python benchmarks/bench_projector_browser.py [--no-umap-baseline] [--repeat N]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +41,24 @@ from bench_projection import blobs, first_call  # noqa: E402
 from bench_serve import ARGS, CHROMIUM, ENV, ROOT, free_port, stop, wait_health  # noqa: E402
 
 TITLE = ".js-plotly-plot .gtitle"
+EXTRA = 4  # two-value columns c1..c4 in both metadata files: fresh colour changes to repeat
+# Every websocket message's arrival and size, so a colour change splits into server and browser.
+WS_HOOK = """
+window.__ws = [];
+const Native = window.WebSocket;
+window.WebSocket = function (...args) {
+  const socket = new Native(...args);
+  socket.addEventListener('message', e => window.__ws.push(
+    [performance.now(), e.data.byteLength ?? e.data.size ?? e.data.length]));
+  return socket;
+};
+window.WebSocket.prototype = Native.prototype;
+"""
+
+
+def extra_columns(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {f"c{i}": np.where(rng.random(n) < 0.5, f"a{i}", f"b{i}") for i in range(1, EXTRA + 1)}
 
 
 def write_vectors(folder: Path) -> tuple[Path, Path, Path]:
@@ -43,7 +71,8 @@ def write_vectors(folder: Path) -> tuple[Path, Path, Path]:
     np.save(big, (centres[labels] + rng.normal(size=(100_000, 32))).astype(np.float32))
     meta = folder / "big.tsv"
     pd.DataFrame({"label": labels, "group": np.where(labels % 2 == 0, "even", "odd"),
-                  "score": rng.random(100_000).round(3)}).to_csv(meta, sep="\t", index=False)
+                  "score": rng.random(100_000).round(3), **extra_columns(100_000, 1)}
+                 ).to_csv(meta, sep="\t", index=False)
     return small, big, meta
 
 
@@ -135,19 +164,99 @@ def interactions(page, colour_to: str, legend: str) -> dict[str, float]:
     return out
 
 
+def colour_changes(page, repeat: int) -> list[tuple[float, float, float, int]]:
+    """`repeat` colour changes, each to a column not drawn before (c1, c2, ...): (total,
+    server, browser) seconds and the largest message's bytes, for each."""
+    out = []
+    for i in range(1, repeat + 1):
+        page.evaluate("window.__ws = []")
+        start = page.evaluate("performance.now()")
+        fill(page, "Colour by (metadata column)", f"c{(i - 1) % EXTRA + 1}")
+        page.wait_for_function(
+            "t => [...document.querySelectorAll('.js-plotly-plot .legendtext')]"
+            ".some(e => e.textContent === t)", arg=f"a{(i - 1) % EXTRA + 1}", timeout=60_000)
+        end = page.evaluate("performance.now()")
+        messages = page.evaluate("window.__ws")
+        size = max((n for _, n in messages), default=0)
+        arrived = next((t for t, n in messages if n == size), end)
+        out.append(((end - start) / 1000, (arrived - start) / 1000, (end - arrived) / 1000, size))
+    return out
+
+
+def figure_json(vectors: Path, meta: Path, color: str) -> str:
+    """The figure the app sends for these files (PCA, coloured by `color`), as plotly writes
+    it for `st.plotly_chart`."""
+    import plotly.io as pio
+
+    from insight.figures.projector import projection_figure
+    from insight.panels.projector import projected
+    from insight.panels.registry import PanelContext
+
+    ctx = PanelContext(vectors_path=vectors, metadata_path=meta)
+    found, coords = projected(ctx, source="file", layer="", reduce="flatten", method="pca",
+                              dims=2, seed=0, metric="euclidean", n_neighbors=15,
+                              min_dist=0.1, perplexity=30.0)
+    fig = projection_figure(coords, found.metadata, color=color, title=f"PCA of {found.name}")
+    return pio.to_json(fig, validate=False)
+
+
+_FRESH = """async ([k, j]) => { const host = document.getElementById('host');
+  const t0 = performance.now(); host.innerHTML = '';
+  const div = document.createElement('div'); host.appendChild(div);
+  const f = JSON.parse(window.FIGS[k][j]);
+  await Plotly.newPlot(div, f.data, f.layout, {displaylogo: false});
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return performance.now() - t0; }"""
+_SAME = """async ([k, j]) => { const div = document.getElementById('host').firstChild;
+  const t0 = performance.now(); const f = JSON.parse(window.FIGS[k][j]);
+  await Plotly.react(div, f.data, f.layout, {displaylogo: false});
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return performance.now() - t0; }"""
+
+
+def plotly_floor(browser, folder: Path, figures: dict[str, tuple[str, str]],
+                 repeat: int) -> dict[str, tuple[float, float]]:
+    """Median seconds of plotly.js alone switching between two colourings of each figure:
+    (newPlot on a fresh div, react on the same div)."""
+    import plotly
+
+    bundle = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    html = folder / "floor.html"
+    html.write_text("<html><body><div id='host' style='width:1300px'></div>"
+                    f"<script src='{bundle.as_uri()}'></script></body></html>")
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(html.as_uri())
+    page.wait_for_function("window.Plotly !== undefined")
+    page.evaluate("f => { window.FIGS = f; }", {k: list(v) for k, v in figures.items()})
+    times: dict[str, tuple[list, list]] = {k: ([], []) for k in figures}
+    for _ in range(repeat):  # interleaved, so that load on the machine hits both alike
+        for k in figures:
+            for j in (0, 1):
+                times[k][0].append(page.evaluate(_FRESH, [k, j]) / 1000)
+            for j in (1, 0):
+                times[k][1].append(page.evaluate(_SAME, [k, j]) / 1000)
+    page.close()
+    return {k: (statistics.median(a), statistics.median(b)) for k, (a, b) in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-umap-baseline", action="store_true",
                         help="skip plain umap-learn's first call (a minute)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="colour changes to median over, each to a fresh column")
     args = parser.parse_args()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     folder = Path(tempfile.mkdtemp(prefix="insight-bench-"))
     small, big, meta = write_vectors(folder)
     rows = []
+    notes: list[str] = []
     server = Server()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.add_init_script(WS_HOOK)
             page.goto(f"http://127.0.0.1:{server.port}/embeddings")
             wait_title(page, "all 1,797 points")
             warm = server.wait_warm()
@@ -174,19 +283,45 @@ def main() -> None:
             rows.append(("100,000 points: first draw (PCA)", time.perf_counter() - start, "",
                          None, ""))
             big_ops = interactions(page, "group", "even")
+            big_changes = colour_changes(page, args.repeat)
             small_meta = folder / "small.tsv"
             pd.DataFrame({"label": np.arange(5_000) % 10,
-                          "group": np.where(np.arange(5_000) % 2 == 0, "even", "odd")}
-                         ).to_csv(small_meta, sep="\t", index=False)
+                          "group": np.where(np.arange(5_000) % 2 == 0, "even", "odd"),
+                          **extra_columns(5_000, 2)}).to_csv(small_meta, sep="\t", index=False)
             fill(page, "Vectors (.npy or .tsv)", str(small))
             fill(page, "Metadata TSV (optional)", str(small_meta))
             wait_title(page, "all 5,000 points")
             page.wait_for_timeout(500)
             small_ops = interactions(page, "label", "7")
+            small_changes = colour_changes(page, args.repeat)
             for what in ("colour change", "hover label", "box zoom"):
-                rows.append((f"100,000 points: {what}", big_ops[what],
-                             "the same on 5,000 points", small_ops[what], "< 1 s"))
+                rows.append((f"100,000 points: {what}" + (" (first)" if what[0] == "c" else ""),
+                             big_ops[what], "the same on 5,000 points", small_ops[what],
+                             "< 1 s"))
             page.screenshot(path=str(folder / "projector.png"))
+            for i, what in enumerate(("colour change", "  server: Enter to figure message",
+                                      "  browser: message to legend drawn")):
+                rows.append((f"100,000 points: {what}, median of {args.repeat}",
+                             statistics.median(c[i] for c in big_changes),
+                             "the same on 5,000 points",
+                             statistics.median(c[i] for c in small_changes),
+                             "< 1 s" if i == 0 else ""))
+            figures = {"100k": (figure_json(big, meta, "c1"), figure_json(big, meta, "c2")),
+                       "5k": (figure_json(small, small_meta, "c1"),
+                              figure_json(small, small_meta, "c2"))}
+            floor = plotly_floor(browser, folder, figures, args.repeat)
+            rows.append(("plotly.js alone, fresh div (a remount), 100,000 points",
+                         floor["100k"][0], "5,000 points", floor["5k"][0], ""))
+            rows.append(("plotly.js alone, react on the drawn div, 100,000 points",
+                         floor["100k"][1], "5,000 points", floor["5k"][1], ""))
+            sizes = {k: len(v[0]) / 1e6 for k, v in figures.items()}
+            notes = [f"figure JSON: {sizes['100k']:.2f} MB at 100,000 points, "
+                     f"{sizes['5k']:.2f} MB at 5,000; largest websocket message per change: "
+                     f"{statistics.median(c[3] for c in big_changes) / 1e6:.2f} MB / "
+                     f"{statistics.median(c[3] for c in small_changes) / 1e6:.2f} MB",
+                     "colour changes (total, server, browser s): 100k "
+                     + json.dumps([[round(x, 2) for x in c[:3]] for c in big_changes])
+                     + "; 5k " + json.dumps([[round(x, 2) for x in c[:3]] for c in small_changes])]
             browser.close()
     except Exception:
         page.screenshot(path=str(folder / "failed.png"), full_page=True)
@@ -200,7 +335,10 @@ def main() -> None:
         ratio = f"{ours / base:.2f}" if base else ""
         base_s = f"{base:.2f} s" if base is not None else ""
         print(f"| {name} | {ours:.2f} s | {base_name} | {base_s} | {ratio} | {target} |")
-    print(f"\n(vectors and a screenshot in {folder})")
+    for line in notes:
+        print(f"\n{line}")
+    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"(vectors and a screenshot in {folder})")
 
 
 if __name__ == "__main__":
