@@ -195,13 +195,8 @@ def child(mode: str, logdir: str, model: str) -> None:
 
     from insight.model.preflight import preflight
     from insight.panels import PanelContext
-    from insight.profiler.capture import (
-        PAGE_TOOLS,
-        find_profiles,
-        prepare,
-        profile_trace,
-        tool_data,
-    )
+    from insight.profiler.capture import PAGE_TOOLS, find_profiles, profile_trace, tool_data
+    from insight.profiler.prepare import prepare
     from insight.profiler.tables import layer_names, trace_events
 
     def rss_mb() -> float:
@@ -214,8 +209,10 @@ def child(mode: str, logdir: str, model: str) -> None:
     if mode == "raw":
         raw_to_tool_data.xspace_to_tool_data([str(run.hosts[0])], "trace_viewer",
                                              {"use_saved_result": False})
-    elif mode == "json":  # insight's route before the cache
-        trace_events(tool_data(run, "trace_viewer", {"use_saved_result": False}), layers)
+    elif mode == "json":  # insight's route before the cache: the page's tools, JSON trace
+        fresh = {"use_saved_result": False}
+        _ = [tool_data(run, t, fresh) for t in PAGE_TOOLS if t != "trace"]
+        trace_events(tool_data(run, "trace_viewer", fresh), layers)
     elif mode == "open":  # what the page reads, through the disk cache
         prepare(run, PAGE_TOOLS)
         _ = [tool_data(run, t) for t in PAGE_TOOLS if t != "trace"]
@@ -229,7 +226,9 @@ def child(mode: str, logdir: str, model: str) -> None:
             return memo[key]
 
         page_panels(PanelContext(preflight=pf, logdir=run.logdir, memo=cached), run.label)
-    print(json.dumps({"s": time.perf_counter() - t, "rss_mb": rss_mb(), "base_mb": base}))
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"s": time.perf_counter() - t, "rss_mb": rss_mb(), "base_mb": base,
+                      "child_mb": child_mb}))
 
 
 def open_rows(run, model: Path, cache: Path, rows: list) -> None:
@@ -244,8 +243,9 @@ def open_rows(run, model: Path, cache: Path, rows: list) -> None:
                                str(model)], env=env, capture_output=True, text=True,
                               check=True)
         got[mode if i != 3 else "open2"] = out = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"  ({mode}: peak RSS {out['rss_mb']:,.0f} MiB, {out['base_mb']:,.0f} MiB after "
-              "imports)", flush=True)
+        print(f"  ({mode}: {out['s']:.1f} s, peak RSS {out['rss_mb']:,.0f} MiB, "
+              f"{out['base_mb']:,.0f} MiB after imports, converter child "
+              f"{out['child_mb']:,.0f} MiB)", flush=True)
     raw = got["raw"]["s"]
     size = f"{run.size / 2**20:.0f} MB xplane"
 
@@ -255,10 +255,12 @@ def open_rows(run, model: Path, cache: Path, rows: list) -> None:
 
     rows.append((f"open ({size}): raw xspace_to_tool_data trace_viewer alone", raw,
                  "", None, mib("raw")))
-    rows.append(("open: former route (trace_viewer JSON + json.loads + trace_events)",
+    rows.append(("open: former route (4 page tools, trace_viewer JSON, trace_events)",
                  got["json"]["s"], "raw xspace_to_tool_data", raw, mib("json")))
     rows.append(("open: first, empty disk cache (4 page tools + timeline to Parquet)",
-                 got["open"]["s"], "raw xspace_to_tool_data", raw, mib("open")))
+                 got["open"]["s"], "raw xspace_to_tool_data", raw,
+                 f"server {mib('open')}; converter child peak "
+                 f"{got['open']['child_mb']:,.0f} MiB"))
     rows.append(("open: second, new process (4 page tools + timeline from disk)",
                  got["open2"]["s"], "raw xspace_to_tool_data", raw,
                  f"{'ok' if got['open2']['s'] < 5 else 'MISSED'} (< 5 s); {mib('open2')}"))

@@ -42,7 +42,7 @@ from insight.profiler.tables import Trace, with_layers
 
 __all__ = ["ProfileRun", "find_profiles", "get_profile", "tool_data", "capture_profile",
            "TOOLS", "cache_root", "xprof_command", "writable_logdir", "profile_trace",
-           "prepare", "is_cached", "PAGE_TOOLS"]
+           "PAGE_TOOLS"]
 
 TOOLS = ("overview_page", "trace_viewer", "framework_op_stats", "hlo_stats", "op_profile",
          "memory_profile", "input_pipeline_analyzer")
@@ -285,42 +285,6 @@ def profile_trace(run: ProfileRun, layers: frozenset[str] = frozenset(), host: i
         except OSError:
             pass
     return with_layers(trace, layers) if layers else trace
-
-
-def is_cached(run: ProfileRun, tools: tuple[str, ...] = PAGE_TOOLS, host: int = 0) -> bool:
-    """Whether every one of `tools` of `run` is in the disk cache (`"trace"`: the parsed
-    timeline): opening it then converts nothing."""
-    try:
-        digest = cache.content_hash(run.hosts[host])
-    except OSError:
-        return False
-    names = {"trace": "trace.parquet", "trace_viewer": "trace_viewer.pb"}
-    return all(cache.entry_path(digest, names.get(t, f"{t}.json")).is_file() for t in tools)
-
-
-def prepare(run: ProfileRun, tools: tuple[str, ...] = PAGE_TOOLS,
-            progress: Callable[[float, str], None] | None = None, host: int = 0) -> None:
-    """Convert `tools` of `run` into the disk cache now (`"trace"`: the parsed timeline),
-    calling `progress(fraction, stage)` at each slow step; nothing for what is cached.
-
-    Example: `prepare(run, progress=lambda f, s: print(f"{f:.0%} {s}"))` prints
-    `0% Converting overview_page with xprof (1.2 MB)`, ...
-    """
-    done = [0]
-
-    def stage(text: str) -> None:
-        if progress is not None:
-            progress(min(done[0] / len(tools), 0.99), f"{text} ({done[0] + 1}/{len(tools)})")
-
-    with cache.reporting(stage):
-        for tool in tools:
-            if tool == "trace":
-                profile_trace(run, host=host)
-            else:
-                tool_data(run, tool, host=host)
-            done[0] += 1
-    if progress is not None:
-        progress(1.0, "Done")
 
 
 def writable_logdir(logdir: str | Path | None, model_name: str) -> Path:

@@ -30,9 +30,9 @@ from insight.profiler.tables import (
     Trace,
     build_trace,
     kernel_threads,
+    layer_of,
     thread_labels,
     trace_events,
-    with_layers,
 )
 
 __all__ = ["trace_from_proto", "save_trace", "load_trace", "proto_to_json"]
@@ -158,8 +158,17 @@ def load_trace(path: Path, layers: Iterable[str] = ()) -> Trace | None:
     if meta.get("version") != _VERSION:
         return None
     ev = table.replace_schema_metadata(None).to_pandas()
-    for col in _STRINGS:  # plain object arrays, as trace_events makes them
-        ev[col] = pd.Series(np.asarray(ev[col].astype(object)), index=ev.index, dtype=object)
+    ops = ev["op"].cat  # each distinct op attributed once, then taken by its code
+    found = [layer_of(o, frozenset(layers)) for o in ops.categories] + [("", "")]
+    codes = ops.codes.to_numpy()
+    for k, col in enumerate(("layer", "phase")):  # code -1 (none) takes the last: ("", "")
+        ev[col] = pd.Series(np.array([f[k] for f in found], dtype=object)[codes],
+                            index=ev.index, dtype=object)
+    for col in _STRINGS:  # plain object arrays, as trace_events makes them (a take)
+        values = ev[col]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.cat.categories.to_numpy(dtype=object)[values.cat.codes.to_numpy()]
+        ev[col] = pd.Series(values, index=ev.index, dtype=object)
     steps = pd.DataFrame(meta["steps"], columns=["step", "name", "start", "end"])
     if len(steps):
         steps["step"] = steps["step"].astype(int)
@@ -167,4 +176,4 @@ def load_trace(path: Path, layers: Iterable[str] = ()) -> Trace | None:
     trace = Trace(ev, list(meta["threads"]), [tuple(r) for r in meta["rows"]], steps,
                   tuple(meta["span"]), int(meta["max_lanes"]), list(meta["notes"]),
                   meta["step_source"])
-    return with_layers(trace, layers) if layers else trace
+    return trace

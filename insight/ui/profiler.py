@@ -22,10 +22,9 @@ from insight.profiler.capture import (
     ProfileRun,
     find_profiles,
     get_profile,
-    is_cached,
-    prepare,
     writable_logdir,
 )
+from insight.profiler.prepare import is_cached, prepare
 from insight.ui.cache import ModelRef, panel
 from insight.ui.widgets import param_of
 
@@ -194,9 +193,9 @@ def capture_form(ref: ModelRef, logdir: str | None, data: str | None) -> None:
 
 def convert_profile(choice: Choice) -> None:
     """The first time a profile is opened: convert what the page shows into insight's disk
-    cache (`insight.profiler.capture.prepare`) under a progress bar naming each stage (xprof
-    takes minutes on a long profile). A profile converted before, by any process, shows
-    nothing here.
+    cache (`insight.profiler.prepare`: in a child process for a large profile, so the server
+    does not keep xprof's peak memory) under a progress bar naming each stage (xprof takes
+    minutes on a long profile). A profile converted before, by any process, shows nothing.
 
     Raises:
         InsightError: the profile cannot be read (the caller shows it).

@@ -17,9 +17,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from insight.errors import DataError
 from insight.model.samples import sample_root
 from insight.profiler import cache, capture
-from insight.profiler.capture import PAGE_TOOLS, find_profiles, is_cached, prepare
+from insight.profiler.capture import PAGE_TOOLS, find_profiles
+from insight.profiler.prepare import is_cached, prepare
 from insight.profiler.tables import layer_names, trace_events
 
 SAMPLE_LOGS = sample_root() / "digits_cnn" / "logs"
@@ -190,6 +192,7 @@ def _convert_page() -> None:
     convert_profile(Choice(os.environ["PROFILE_LOGS"], "", "run"))
 
 
+@pytest.mark.slow
 def test_the_page_shows_progress_on_the_first_open_only(profile, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
@@ -203,3 +206,19 @@ def test_the_page_shows_progress_on_the_first_open_only(profile, monkeypatch):
     second = AppTest.from_function(_convert_page, default_timeout=60).run()
     assert not second.exception and not second.status and not second.get("progress")
     assert len(calls) == len(PAGE_TOOLS)
+
+
+@pytest.mark.slow
+def test_a_large_profile_converts_in_a_child_process(profile):
+    """`prepare(isolate=True)` (automatic past `ISOLATE_BYTES`): the child converts and
+    writes the cache, this process converts nothing; a file xprof cannot read comes back as
+    the child's DataError."""
+    run, calls = profile
+    stages: list[str] = []
+    prepare(run, progress=lambda fraction, stage: stages.append(stage), isolate=True)
+    assert calls == [] and is_cached(run)
+    assert stages[0].startswith("Converting overview_page") and stages[-1] == "Done"
+    assert capture.profile_trace(run).events.shape[0] > 1000 and calls == []
+    run.hosts[0].write_bytes(b"\x08\x01 not an XSpace" * 100)
+    with pytest.raises(DataError, match="not a profile xprof can read|could not convert"):
+        prepare(run, ("overview_page",), isolate=True)
