@@ -26,6 +26,7 @@ import ctypes
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,16 +84,27 @@ def _trim() -> None:
 def _in_child(run: ProfileRun, tools: tuple[str, ...],
               progress: Callable[[float, str], None], host: int) -> None:
     cmd = [sys.executable, "-m", "insight.profiler.prepare", str(run.hosts[host]), *tools]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          bufsize=1) as proc:
+    # xprof logs to stderr freely: a file, not a pipe nobody reads until the end (a full
+    # pipe would block the child)
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
         error = None
-        for line in proc.stdout:  # type: ignore[union-attr]
-            msg = json.loads(line) if line.startswith("{") else {}
-            if "stage" in msg:
-                progress(msg["fraction"], msg["stage"])
-            elif "error" in msg:
-                error = msg["error"]
-        stderr = proc.stderr.read()  # type: ignore[union-attr]
+        try:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                msg = json.loads(line) if line.startswith("{") else {}
+                if "stage" in msg:
+                    progress(msg["fraction"], msg["stage"])
+                elif "error" in msg:
+                    error = msg["error"]
+        except BaseException:
+            # the page was left (Streamlit stops its script): not waiting for xprof; the
+            # child finishes the tool it converts (kept in the cache), then its next line
+            # finds the pipe closed and it exits
+            proc.stdout.close()  # type: ignore[union-attr]
+            raise
+        proc.wait()
+        log.seek(0)
+        stderr = log.read()
     if error is not None:
         raise DataError(error["what"], error["fix"], error["received"])
     if proc.returncode != 0:
