@@ -184,7 +184,7 @@ def measure_profile(run, loaded, label: str, rows: list) -> None:
 
 
 FIRST = ""
-OPEN_MODES = ("raw", "json", "open", "open", "page")
+OPEN_MODES = ("raw", "json", "first", "second", "page")
 
 
 def child(mode: str, logdir: str, model: str) -> None:
@@ -231,41 +231,45 @@ def child(mode: str, logdir: str, model: str) -> None:
                       "child_mb": child_mb}))
 
 
-def open_rows(run, model: Path, cache: Path, rows: list) -> None:
-    """The open rows: each mode in a new process, the cache emptied before the first open."""
-    shutil.rmtree(cache, ignore_errors=True)
+def open_rows(run, model: Path, cache: Path, rows: list, modes=OPEN_MODES) -> None:
+    """The open rows: each mode in a new process, the cache emptied before the first open
+    (`modes`: some of `OPEN_MODES`, in order)."""
     env = {**os.environ, "INSIGHT_CACHE_DIR": str(cache)}
     got = {}
-    for i, mode in enumerate(OPEN_MODES):
-        if i == 2:  # nothing of the former route's conversion is left for the first open
+    for mode in modes:
+        if mode in ("raw", "first"):  # nothing converted before is left for the first open
             shutil.rmtree(cache, ignore_errors=True)
-        proc = subprocess.run([sys.executable, __file__, "--child", mode, str(run.logdir),
-                               str(model)], env=env, capture_output=True, text=True,
-                              check=True)
-        got[mode if i != 3 else "open2"] = out = json.loads(proc.stdout.strip().splitlines()[-1])
+        proc = subprocess.run([sys.executable, __file__, "--child",
+                               {"first": "open", "second": "open"}.get(mode, mode),
+                               str(run.logdir), str(model)], env=env, capture_output=True,
+                              text=True, check=True)
+        got[mode] = out = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"  ({mode}: {out['s']:.1f} s, peak RSS {out['rss_mb']:,.0f} MiB, "
               f"{out['base_mb']:,.0f} MiB after imports, converter child "
               f"{out['child_mb']:,.0f} MiB)", flush=True)
-    raw = got["raw"]["s"]
-    size = f"{run.size / 2**20:.0f} MB xplane"
+    raw = got["raw"]["s"] if "raw" in got else None
+    base = "raw xspace_to_tool_data" if raw else ""
 
     def mib(m: str) -> str:
-        peak, base = got[m]["rss_mb"], got[m]["base_mb"]
-        return f"peak RSS {peak:,.0f} MiB (+{peak - base:,.0f} after imports)"
+        peak, start = got[m]["rss_mb"], got[m]["base_mb"]
+        return f"peak RSS {peak:,.0f} MiB (+{peak - start:,.0f} after imports)"
 
-    rows.append((f"open ({size}): raw xspace_to_tool_data trace_viewer alone", raw,
-                 "", None, mib("raw")))
-    rows.append(("open: former route (4 page tools, trace_viewer JSON, trace_events)",
-                 got["json"]["s"], "raw xspace_to_tool_data", raw, mib("json")))
-    rows.append(("open: first, empty disk cache (4 page tools + timeline to Parquet)",
-                 got["open"]["s"], "raw xspace_to_tool_data", raw,
-                 f"server {mib('open')}; converter child peak "
-                 f"{got['open']['child_mb']:,.0f} MiB"))
-    rows.append(("open: second, new process (4 page tools + timeline from disk)",
-                 got["open2"]["s"], "raw xspace_to_tool_data", raw,
-                 f"{'ok' if got['open2']['s'] < 5 else 'MISSED'} (< 5 s); {mib('open2')}"))
-    rows.append(("open: second, new process, every page panel + JSON", got["page"]["s"],
-                 "raw xspace_to_tool_data", raw, mib("page")))
+    named = {"raw": (f"open ({run.size / 2**20:.0f} MB xplane): raw xspace_to_tool_data "
+                     "trace_viewer alone", lambda: mib("raw")),
+             "json": ("open: former route (4 page tools, trace_viewer JSON, trace_events)",
+                      lambda: mib("json")),
+             "first": ("open: first, empty disk cache (4 page tools + timeline to Parquet)",
+                       lambda: f"server {mib('first')}; converter child peak "
+                               f"{got['first']['child_mb']:,.0f} MiB"),
+             "second": ("open: second, new process (4 page tools + timeline from disk)",
+                        lambda: f"{'ok' if got['second']['s'] < 5 else 'MISSED'} (< 5 s); "
+                                f"{mib('second')}"),
+             "page": ("open: second, new process, every page panel + JSON",
+                      lambda: mib("page"))}
+    for mode in modes:
+        name, note = named[mode]
+        rows.append((name, got[mode]["s"], "" if mode == "raw" else base,
+                     None if mode == "raw" else raw, note()))
     files = [f for f in cache.rglob("*") if f.is_file()]
     print(f"  (disk cache: {sum(f.stat().st_size for f in files) / 2**20:.1f} MiB in "
           f"{len(files)} files)", flush=True)
@@ -291,6 +295,9 @@ def main() -> None:
     parser.add_argument("--open-only", action="store_true")
     parser.add_argument("--reuse", default=".bench/profile")
     parser.add_argument("--child", nargs=3)
+    parser.add_argument("--cache", default="", help="the disk cache (default: REUSE/cache)")
+    parser.add_argument("--modes", default=",".join(OPEN_MODES),
+                        help="the open rows to measure, in order, e.g. raw,first,second")
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
@@ -310,7 +317,8 @@ def main() -> None:
         if not runs:
             loaded, dataset = build(batch, keep)
             runs = [profiled(loaded, dataset, keep / "p200", steps * 10, batch)[0]]
-        open_rows(runs[0], keep / "mobilenetv2.keras", keep / "cache", rows)
+        open_rows(runs[0], keep / "mobilenetv2.keras", Path(args.cache or keep / "cache"), rows,
+                  tuple(args.modes.split(",")))
         return
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["INSIGHT_CACHE_DIR"] = str(Path(tmp) / "cache")
