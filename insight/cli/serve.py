@@ -137,17 +137,19 @@ def check_port(host: str, port: int) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the app until interrupted; returns Streamlit's exit status."""
     from insight.model.loading import check_safety
-    from insight.model.preflight import preflight
-    from insight.model.sandbox import LoadLimits
+    from insight.model.sandbox import LoadLimits, check_in_child
 
-    LoadLimits.parse(args.load_timeout, args.load_memory)  # a bad limit: one line, now
+    limits = LoadLimits.parse(args.load_timeout, args.load_memory)  # a bad limit: one line
 
     check_path("--data", args.data)
     check_path("--logdir", args.logdir)
     check_path("--custom-objects", args.custom_objects)
     if args.model:
-        # Fail fast with one line, before the server starts (no TensorFlow needed).
-        check_safety(preflight(args.model), safe_mode=not args.unsafe)
+        # Fail fast with one line, before the server starts: the preflight runs in a child
+        # with the load limits (a config bomb costs the child), without TensorFlow.
+        report = check_in_child(args.model, safe_mode=not args.unsafe, limits=limits,
+                                load=False)
+        check_safety(report, safe_mode=not args.unsafe)
     model = str(Path(args.model).expanduser().resolve()) if args.model else None
     root = _root(args.root)
     token, generated = resolve_token(args)
