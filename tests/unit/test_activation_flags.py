@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from insight import load_model
-from insight.panels import PanelContext, build_panel
 from insight.doctor import Finding
+from insight.panels import PanelContext, build_panel
 from insight.panels.activations import DEAD_LIMIT, finding_flag
 
 
