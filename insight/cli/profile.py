@@ -58,14 +58,14 @@ def run_profile(args: argparse.Namespace) -> int:
         run = args.run
     from insight.panels.profiler import NO_STEPS
     from insight.profiler.breakdown import profile_steps
-    from insight.profiler.capture import get_profile, tool_data, xprof_command
-    from insight.profiler.tables import framework_ops, overview_summary, trace_events
+    from insight.profiler.capture import get_profile, profile_trace, tool_data, xprof_command
+    from insight.profiler.tables import framework_ops, overview_summary
 
     with quiet_native_stderr(not args.debug):
         r = get_profile(args.logdir, run)
         overview = tool_data(r, "overview_page")
         summary = overview_summary(overview)
-        steps = profile_steps(overview, lambda: trace_events(tool_data(r, "trace_viewer")))
+        steps = profile_steps(overview, lambda: profile_trace(r))
         ops = framework_ops(tool_data(r, "framework_op_stats"))
     print(f"profile: {r.hosts[0]}")
     _print_steps(steps, summary, NO_STEPS)
