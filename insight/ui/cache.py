@@ -20,7 +20,8 @@ from insight.data import Dataset
 from insight.errors import InsightError
 from insight.launch import parse_app_args
 from insight.model.loading import LoadedModel, load_model
-from insight.model.preflight import Preflight, resolve_model_path
+from insight.model.preflight import Preflight, preflight, resolve_model_path
+from insight.model.samples import sample_root
 from insight.model.sandbox import LoadLimits, check_in_child, prestart
 from insight.panels.probe import probe_dataset
 from insight.panels.registry import PanelContext, build_panel, get_panel
@@ -98,14 +99,25 @@ def load_limits() -> LoadLimits:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _load(path: str, stamp: str, safe_mode: bool, custom_objects: str | None) -> LoadedModel:
-    # The file is first loaded in a child with limits (insight.model.sandbox): a crash, hang
-    # or memory bomb costs the child, never the server and its other sessions.
-    limits = load_limits()
+    # A user's file is first loaded in a child with limits (insight.model.sandbox): a crash,
+    # hang or memory bomb costs the child, never the server and its other sessions. The
+    # bundled samples ship inside the package: they load here at once.
+    bundled = is_bundled(path)
+    limits = None if bundled else load_limits()
     import_keras()
     loaded = load_model(path, safe_mode=safe_mode, custom_objects=custom_objects,
-                        isolate=limits)
-    prestart()  # the next cache miss finds a child that has imported Keras already
+                        isolate=limits or False)
+    if not bundled:
+        prestart()  # the next cache miss finds a child that has imported Keras already
     return loaded
+
+
+def is_bundled(path: str) -> bool:
+    """Whether `path` is one of the samples shipped inside the package (trusted: ours)."""
+    try:
+        return Path(path).expanduser().resolve().is_relative_to(sample_root().resolve())
+    except (OSError, ValueError):
+        return False
 
 
 _READY: set[tuple] = set()
@@ -135,6 +147,8 @@ def model_ready(ref: ModelRef) -> bool:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _preflight(path: str, stamp: str) -> Preflight:
     # Read in a child first: a config bomb costs the child (no TensorFlow there: fast).
+    if is_bundled(path):
+        return preflight(path)
     return check_in_child(path, limits=load_limits(), load=False)
 
 
