@@ -25,7 +25,7 @@ Rows:
 - ActivationLogger (`--logger-only`: only these rows): a small CNN's `fit` on digits (7,188
   examples, batch 32; 5, 10 and 15 epochs: about 3, 6 and 9 s on a quiet machine) plain, with
   the callback at its default frequency (every epoch; its trace in a thread during the first
-  epoch), and with `background=False` (traced on the first log), interleaved, medians of
+  epoch), and with the default (traced on the first log), interleaved, medians of
   `--repeat`. Overheads against the plain fit: wall, the main thread's time inside the
   callback's hooks (what the fit waits for; robust on a shared machine) and process CPU
   (the background trace's cost lands here, not in the hooks).
@@ -191,8 +191,8 @@ LOGGER_HOOKS = ("on_train_begin", "on_train_batch_begin", "on_train_batch_end", 
 
 
 def logger_overhead(epochs: tuple[int, ...] = (5, 10, 15), repeat: int = 3) -> dict:
-    """Plain `fit` against `fit` with an ActivationLogger (default, background trace) and one
-    tracing on its first log (`background=False`), interleaved, `repeat` times per length.
+    """Plain `fit` against `fit` with an ActivationLogger tracing in the background
+    (`background=True`) and one tracing on its first log (the default), interleaved, `repeat` times per length.
 
     Returns `{(epochs, variant): [run, ...]}`, each run a dict of `wall`, `cpu` (process CPU
     seconds), `inside` (main-thread seconds inside the logger's hooks), `first` (the first

@@ -70,8 +70,8 @@ class ActivationLogger(keras.callbacks.Callback):
         background: trace in a thread while the first epoch trains (from its second batch,
             done before its last), so the first log only runs the function. Keras runs its
             compiled step meanwhile; a callback of yours that calls the model in Python
-            during those batches would run through the patched layers: pass `False` (trace
-            on the first log). Defaults to `True`.
+            during those batches would run through the patched layers, so it is asked for,
+            not the default. Defaults to `False` (trace on the first log).
 
     Attributes:
         paths: the logged layers (known from the first log on).
@@ -86,7 +86,7 @@ class ActivationLogger(keras.callbacks.Callback):
 
     def __init__(self, log_dir: str | Path, x: Any, y: Any = None, *, freq: str | int = "epoch",
                  examples: int = 64, layers: str | Iterable[str] | None = None,
-                 loss: Any = None, background: bool = True) -> None:
+                 loss: Any = None, background: bool = False) -> None:
         super().__init__()
         if not (freq == "epoch" or (isinstance(freq, int) and freq > 0)):
             raise UsageError("freq must be 'epoch' or a positive number of batches.", "",

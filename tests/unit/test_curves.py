@@ -322,8 +322,9 @@ def test_activation_logger_mean_and_std_are_numpy_s(tmp_path):
 
 
 def test_activation_logger_traced_in_the_background_logs_what_the_foreground_does(tmp_path):
-    """The default logger traces while the first epoch trains (its function is ready at the
-    first log) and logs, epoch after epoch, exactly what one tracing on its first log logs."""
+    """A `background=True` logger traces while the first epoch trains (its function is ready
+    at the first log) and logs, epoch after epoch, exactly what the default (tracing on its
+    first log) logs."""
     from insight.callbacks import ActivationLogger
 
     class Seen(ActivationLogger):
@@ -334,7 +335,7 @@ def test_activation_logger_traced_in_the_background_logs_what_the_foreground_doe
     model = _logger_model(3)
     x = np.random.default_rng(3).normal(size=(192, 6)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")
-    back, fore = Seen(tmp_path / "b", x, y), Seen(tmp_path / "f", x, y, background=False)
+    back, fore = Seen(tmp_path / "b", x, y, background=True), Seen(tmp_path / "f", x, y)
     model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[back, fore])
     assert back.ready == [True] * 3 and fore.ready == [False, True, True]
     b, f = read_scalars(tmp_path / "b"), read_scalars(tmp_path / "f")
