@@ -24,8 +24,8 @@ Rows:
   vs reading that run from scratch.
 - ActivationLogger (`--logger-only`: only these rows): a small CNN's `fit` on digits (7,188
   examples, batch 32; 5, 10 and 15 epochs: about 3, 6 and 9 s on a quiet machine) plain, with
-  the callback at its default frequency (every epoch; its trace in a thread during the first
-  epoch), and with the default (traced on the first log), interleaved, medians of
+  the callback at its default frequency (every epoch) tracing in a thread during the first
+  epoch (`background=True`), and with the default (traced on the first log), interleaved, medians of
   `--repeat`. Overheads against the plain fit: wall, the main thread's time inside the
   callback's hooks (what the fit waits for; robust on a shared machine) and process CPU
   (the background trace's cost lands here, not in the hooks).
