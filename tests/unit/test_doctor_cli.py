@@ -40,7 +40,7 @@ def test_text_report_of_the_healthy_sample_exits_0(capsys):
     assert "No problem found" in out
     assert "logdir: " in out and "digits_cnn/logs" in out  # the sample's logs by default
     assert "data: data.npz: 1,797 examples" in out
-    assert "checked (3" in out and "could not check (2)" in out
+    assert "checked (3" in out and "could not check (3)" in out
 
 
 def test_fail_on_and_json(capsys, sick_folder):
