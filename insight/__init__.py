@@ -34,6 +34,9 @@ _LAZY = {
     "gradients": "insight.probe.backprop",
     "attributions": "insight.probe.attribution",
     "diagnose": "insight.doctor.diagnose",
+    "compare": "insight.compare.comparison",
+    "Comparison": "insight.compare.comparison",
+    "cka": "insight.compare.cka",
     "project": "insight.projector.projection",
     "read_scalars": "insight.curves.logdir",
     "neighbors": "insight.projector.projection",
@@ -58,6 +61,9 @@ __all__ = [
     "activations",
     "attributions",
     "capture_profile",
+    "cka",
+    "compare",
+    "Comparison",
     "dataset_for",
     "diagnose",
     "export_panel",
@@ -102,6 +108,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from insight.compare.cka import cka
+    from insight.compare.comparison import Comparison, compare
     from insight.compiler.xla import compile_model
     from insight.curves.logdir import read_scalars
     from insight.data import Dataset, dataset_for, load_dataset

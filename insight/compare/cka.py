@@ -33,7 +33,7 @@ import numpy as np
 
 from insight.errors import DataError, UsageError
 
-__all__ = ["linear_cka", "MinibatchCKA", "cka_matrix", "gram", "unbiased_hsic"]
+__all__ = ["linear_cka", "cka", "MinibatchCKA", "cka_matrix", "gram", "unbiased_hsic"]
 
 # The unbiased HSIC estimator divides by n (n - 3): it needs at least 4 rows per minibatch.
 MIN_BATCH = 4
@@ -85,6 +85,37 @@ def linear_cka(x: Any, y: Any) -> float:
         cross = np.sum(k * l_)
         norm = np.linalg.norm(k) * np.linalg.norm(l_)
     return float(cross / norm) if norm > 0 else float("nan")
+
+
+def cka(acts_a: Any, acts_b: Any) -> Any:
+    """Linear CKA of two representations, or of every pair of two sets of them.
+
+    Args:
+        acts_a: an `[n, ...]` array, or `{layer: [n, ...] array}` (as `insight.activations`
+            returns).
+        acts_b: the same kind, of the same `n` inputs.
+
+    Returns:
+        A float for two arrays; for two mappings a `pandas.DataFrame` (A's layers as rows,
+        B's as columns), each value `linear_cka` on all rows at once.
+
+    Example:
+
+    >>> x = np.random.default_rng(0).normal(size=(20, 3))
+    >>> cka({"a": x}, {"b": x, "c": -x}).round(6).to_numpy().tolist()
+    [[1.0, 1.0]]
+    """
+    from collections.abc import Mapping
+
+    import pandas as pd
+
+    if isinstance(acts_a, Mapping) != isinstance(acts_b, Mapping):
+        raise UsageError("Pass two arrays or two {layer: array} mappings.", "",
+                         f"{type(acts_a).__name__} and {type(acts_b).__name__}")
+    if not isinstance(acts_a, Mapping):
+        return linear_cka(acts_a, acts_b)
+    values = [[linear_cka(a, b) for b in acts_b.values()] for a in acts_a.values()]
+    return pd.DataFrame(values, index=list(acts_a), columns=list(acts_b), dtype=float)
 
 
 def gram(x: Any) -> np.ndarray:
