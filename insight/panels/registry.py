@@ -155,6 +155,8 @@ class PanelContext:
         preflight: the file's static report; taken from `loaded` when not given.
         vectors_path: a `.npy`/`.tsv` of vectors to project, if any.
         metadata_path: their metadata TSV, if any.
+        compare_path: the second model (`--compare`): a model file, or a folder of
+            checkpoints, if any.
         memo: `memo(key, compute)` returns a cached result for a plain-string key; the UI
             passes its cache, so expensive steps inside a builder (a UMAP) are not redone when
             only a cheap parameter (a colour) changes. `None`: compute every time.
@@ -168,6 +170,7 @@ class PanelContext:
     preflight: Preflight | None = None
     vectors_path: Path | None = None
     metadata_path: Path | None = None
+    compare_path: Path | None = None
     memo: Callable[[str, Callable[[], Any]], Any] | None = None
     progress: Callable[[float, str], None] | None = None
 
@@ -193,11 +196,21 @@ class PanelContext:
             parts.append(f"{file}@{stamp}:{self.loaded.safe_mode}")
         parts += [str(self.data_path), str(self.logdir), str(self.vectors_path),
                   str(self.metadata_path)]
+        if self.compare_path is not None:
+            parts.append(f"compare={_stamped(self.compare_path)}")
         return "|".join(parts)
 
     def __post_init__(self) -> None:
         if self.preflight is None and self.loaded is not None:
             self.preflight = self.loaded.preflight
+
+
+def _stamped(path: Path) -> str:
+    """A path and its modification time, so a file saved again is not served from a cache."""
+    try:
+        return f"{path}@{path.stat().st_mtime_ns}"
+    except OSError:
+        return str(path)
 
 
 @dataclass(frozen=True)
