@@ -1,8 +1,9 @@
 """How the app learns which model, data and logdir to open.
 
-`insight serve` and `streamlit run app.py -- MODEL [--data ...] [--logdir ...]` pass them as
-script arguments; containers and tests (where `sys.argv` is not the app's) use the
-environment variables `INSIGHT_MODEL`, `INSIGHT_DATA`, `INSIGHT_LOGDIR`, `INSIGHT_UNSAFE`,
+`insight serve` and `streamlit run app.py -- MODEL [--data ...] [--logdir ...] [--compare ...]`
+pass them as script arguments; containers and tests (where `sys.argv` is not the app's) use the
+environment variables `INSIGHT_MODEL`, `INSIGHT_DATA`, `INSIGHT_LOGDIR`, `INSIGHT_COMPARE`,
+`INSIGHT_UNSAFE`,
 `INSIGHT_CUSTOM_OBJECTS`, and the isolated loader's limits `INSIGHT_LOAD_TIMEOUT` and
 `INSIGHT_LOAD_MEMORY`. Arguments win over the environment. Trust flags come from the
 command line or the environment only, never from a URL.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 __all__ = ["LaunchOptions", "add_model_args", "parse_app_args", "app_argv"]
 
 _ENV = {"model": "INSIGHT_MODEL", "data": "INSIGHT_DATA", "logdir": "INSIGHT_LOGDIR",
+        "compare": "INSIGHT_COMPARE",
         "custom_objects": "INSIGHT_CUSTOM_OBJECTS", "load_timeout": "INSIGHT_LOAD_TIMEOUT",
         "load_memory": "INSIGHT_LOAD_MEMORY"}
 _TRUE = ("1", "true", "yes", "on")
@@ -38,6 +40,7 @@ class LaunchOptions:
     model: str | None = None
     data: str | None = None
     logdir: str | None = None
+    compare: str | None = None  # a second model file, or a folder of checkpoints
     unsafe: bool = False
     custom_objects: str | None = None
     locked: bool = False  # served beyond localhost: no free-form paths in the sidebar
@@ -72,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="app.py", add_help=False)
     parser.add_argument("model", nargs="?")
     add_model_args(parser)
+    parser.add_argument("--compare")
     return parser
 
 
@@ -94,6 +98,7 @@ def app_argv(opts: LaunchOptions) -> list[str]:
     """The script arguments that reproduce `opts` (what `insight serve` passes after `--`)."""
     out = [opts.model] if opts.model else []
     for flag, value in (("--data", opts.data), ("--logdir", opts.logdir),
+                        ("--compare", opts.compare),
                         ("--custom-objects", opts.custom_objects),
                         ("--load-timeout", opts.load_timeout),
                         ("--load-memory", opts.load_memory)):

@@ -29,6 +29,9 @@ def add_serve_parser(sub) -> None:
                        help=".keras, .h5/.hdf5 or SavedModel directory (default: the "
                             "digits_cnn sample)")
     add_model_args(serve)
+    serve.add_argument("--compare", metavar="PATH",
+                       help="a second model to compare MODEL with (the Compare page), or a "
+                            "folder of its checkpoints")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind; anything but localhost exposes the app "
                             "(default: 127.0.0.1)")
@@ -143,6 +146,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     check_path("--data", args.data)
     check_path("--logdir", args.logdir)
+    check_path("--compare", args.compare)
     check_path("--custom-objects", args.custom_objects)
     if args.model:
         # Fail fast with one line, before the server starts: the preflight runs in a child
@@ -155,6 +159,7 @@ def run_serve(args: argparse.Namespace) -> int:
     token, generated = resolve_token(args)
     os.environ.pop(TOKEN_ENV, None)  # not inherited by the loaders and captures it starts
     opts = LaunchOptions(model=model, data=absolute(args.data), logdir=absolute(args.logdir),
+                         compare=absolute(args.compare),
                          unsafe=args.unsafe, custom_objects=absolute(args.custom_objects),
                          load_timeout=args.load_timeout, load_memory=args.load_memory)
     check_port(args.host, args.port)  # one line naming --port, not Streamlit's own error

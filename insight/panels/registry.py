@@ -226,7 +226,7 @@ class Panel:
         needs_model: whether the builder reads `ctx.loaded` (else `ctx.preflight` is enough).
         description: one sentence for galleries and `--help`.
         uses: which context inputs the result depends on (`"model"`, `"data"`,
-            `"logdir"`); caches key on exactly these.
+            `"logdir"`, `"compare"`); caches key on exactly these.
         deterministic: `False` for panels that draw measurements (timings), so the same
             inputs give different pixels; snapshot tests leave them out unless named.
     """

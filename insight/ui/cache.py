@@ -182,8 +182,19 @@ def panel(name: str, ref: ModelRef, ctx: PanelContext, **params: Any) -> Any:
     key = "|".join([ref.path, ref.stamp(), str(ref.safe_mode), str(ref.custom_objects), phase,
                     str(ctx.data_path) if "data" in uses else "",
                     _logdir_key(ctx.logdir) if "logdir" in uses else "",
-                    f"{ctx.vectors_path}|{ctx.metadata_path}" if "vectors" in uses else ""])
+                    f"{ctx.vectors_path}|{ctx.metadata_path}" if "vectors" in uses else "",
+                    _compare_key(ctx.compare_path) if "compare" in uses else ""])
     return _panel(key, name, json.dumps(params, sort_keys=True), with_memo(ctx))
+
+
+def _compare_key(path: Path | None) -> str:
+    """The second model (or checkpoint folder) and a stamp of its files, so a file saved
+    again, or a checkpoint added, is not served from the cache."""
+    if path is None:
+        return ""
+    from insight.curves.logdir import logdir_stamp
+
+    return f"{path}@{logdir_stamp(path)}"
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
