@@ -4,6 +4,7 @@ Run from anywhere::
 
     python sample_models/build.py              # every sample
     python sample_models/build.py --only sick  # only the sick samples and their fixed twins
+    python sample_models/build.py --only compare  # digits_cnn's checkpoints, variants, sweep
 
 Each sample lives in its own folder next to this file. All data is available offline:
 the digits come from ``sklearn.datasets.load_digits`` and the text corpus is built from
@@ -643,6 +644,115 @@ def build_sick(sample: SickSample, x: np.ndarray, y: np.ndarray) -> None:
     save_npz(folder / "data.npz", x=inputs, y=labels, class_names=DIGIT_CLASS_NAMES)
 
 
+# ----------------------------------------------------------------- compare, timeline
+
+COMPARE_ROOT = ROOT / "digits_cnn"
+CHECKPOINT_EPOCHS = 10
+SWEEP_EPOCHS = 8
+# (run, learning rate, dense units, optimizer): a small grid, each run 8 epochs
+SWEEP = [("run-1", 1e-3, 16, "adam"), ("run-2", 3e-3, 32, "adam"),
+         ("run-3", 1e-2, 32, "adam"), ("run-4", 3e-2, 64, "sgd")]
+
+
+def build_digits_variant(width: int, initializer: str, name: str,
+                         dense_units: int | None = None) -> keras.Sequential:
+    """digits_cnn with `width` times its channels and units (`dense_units` for the hidden
+    dense layer when given), and another initialiser."""
+    layers = keras.layers
+    init = {"kernel_initializer": initializer}
+    return keras.Sequential(
+        [
+            keras.Input(shape=(8, 8, 1), name="image"),
+            layers.Conv2D(8 * width, 3, activation="relu", padding="same", name="conv1", **init),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(16 * width, 3, activation="relu", name="conv2", **init),
+            layers.Flatten(name="flatten"),
+            layers.Dense(dense_units or 32 * width, activation="relu", name="dense1", **init),
+            layers.Dropout(0.2, seed=SEED, name="dropout"),
+            layers.Dense(10, activation="softmax", name="predictions", **init),
+        ],
+        name=name,
+    )
+
+
+def build_checkpoints(x: np.ndarray, y: np.ndarray) -> None:
+    """digits_cnn trained again with ModelCheckpoint(save_weights_only=True) every epoch into
+    digits_cnn/checkpoints/ (epoch_00 is the initial weights); the architecture is the
+    model.keras in the folder above."""
+    folder = COMPARE_ROOT / "checkpoints"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    train_idx, val_idx = split_indices(y)
+    reset_seeds()
+    model = build_digits_cnn()
+    compile_classifier(model)
+    model.save_weights(folder / "epoch_00.weights.h5")
+    saver = keras.callbacks.ModelCheckpoint(str(folder / "epoch_{epoch:02d}.weights.h5"),
+                                            save_weights_only=True)
+    history = fit(model, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
+                  epochs=CHECKPOINT_EPOCHS, callbacks=[saver])
+    report("digits_cnn/checkpoints", history)
+
+
+def build_variants(x: np.ndarray, y: np.ndarray) -> None:
+    """Two variants of digits_cnn to compare it with, in digits_cnn/variants/: the same
+    architecture from another initialisation (seed1.keras) and twice as wide (wide.keras)."""
+    folder = COMPARE_ROOT / "variants"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    train_idx, val_idx = split_indices(y)
+    for file, width, init, seed in (("seed1.keras", 1, "he_normal", SEED + 1),
+                                    ("wide.keras", 2, "glorot_uniform", SEED)):
+        keras.utils.set_random_seed(seed)
+        model = build_digits_variant(width, init, f"digits_cnn_{file.split('.')[0]}")
+        compile_classifier(model)
+        history = fit(model, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
+                      epochs=10)
+        report(f"digits_cnn/variants/{file}", history)
+        save_keras(model, folder / file)
+
+
+def build_sweep(x: np.ndarray, y: np.ndarray) -> None:
+    """A small hyperparameter sweep of digits_cnn-like models in digits_cnn/sweep/: the
+    hparams plugin's experiment config at the top, each run's hparams (hp.KerasCallback) and
+    its train/validation scalars (TensorBoard callback) in its own folder."""
+    from tensorboard.plugins.hparams import api as hp
+
+    folder = COMPARE_ROOT / "sweep"
+    shutil.rmtree(folder, ignore_errors=True)
+    lr = hp.HParam("learning_rate", hp.RealInterval(1e-4, 1e-1))
+    units = hp.HParam("dense_units", hp.Discrete([16, 32, 64]))
+    optimizer = hp.HParam("optimizer", hp.Discrete(["adam", "sgd"]))
+    with tf.summary.create_file_writer(str(folder)).as_default():
+        hp.hparams_config(hparams=[lr, units, optimizer], metrics=[
+            hp.Metric("epoch_accuracy", group="validation", display_name="val accuracy"),
+            hp.Metric("epoch_loss", group="validation", display_name="val loss"),
+            hp.Metric("epoch_loss", group="train", display_name="train loss")])
+    train_idx, val_idx = split_indices(y)
+    for run, rate, width, opt in SWEEP:
+        reset_seeds()
+        model = build_digits_variant(1, "glorot_uniform", "digits_cnn", dense_units=width)
+        optim = (keras.optimizers.Adam(rate) if opt == "adam" else
+                 keras.optimizers.SGD(rate, momentum=0.9))
+        model.compile(optimizer=optim, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        logdir = str(folder / run)
+        callbacks = [keras.callbacks.TensorBoard(logdir, write_graph=False, profile_batch=0),
+                     hp.KerasCallback(logdir, {lr: rate, units: width, optimizer: opt},
+                                      trial_id=run)]
+        history = fit(model, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
+                      epochs=SWEEP_EPOCHS, callbacks=callbacks)
+        report(f"digits_cnn/sweep/{run}", history)
+
+
+def build_compare(x: np.ndarray, y: np.ndarray) -> None:
+    """What the checkpoint timeline, the Compare page and the Runs page open out of the box:
+    digits_cnn's checkpoints, two variants and a hyperparameter sweep, beside its model."""
+    build_checkpoints(x, y)
+    build_variants(x, y)
+    build_sweep(x, y)
+
+
 # ---------------------------------------------------------------------------- verify
 
 MODEL_FILES = {
@@ -659,12 +769,14 @@ def verify_and_summarize(
         groups: tuple[str, ...] = ("main", "sick")) -> list[tuple[str, str, int, int]]:
     """Load every model built (compile=False, safe_mode=True); return (sample, file, params,
     size), samples named by their folder under sample_models/."""
-    files = dict(MODEL_FILES) if "main" in groups else {}
+    files = list(MODEL_FILES.items()) if "main" in groups else []
     if "sick" in groups:
-        files.update({f"sick/{s.name}": "model.keras" for s in SICK_SAMPLES})
+        files += [(f"sick/{s.name}", "model.keras") for s in SICK_SAMPLES]
+    if "compare" in groups:
+        files += [("digits_cnn/variants", "seed1.keras"), ("digits_cnn/variants", "wide.keras")]
     load_custom_objects()  # registers DigitsMLP for subclassed/model.keras
     rows = []
-    for sample, filename in files.items():
+    for sample, filename in files:
         path = ROOT / sample / filename
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
         rows.append((sample, filename, model.count_params(), path.stat().st_size))
@@ -731,15 +843,16 @@ def build_all_sick(x: np.ndarray, y: np.ndarray) -> None:
     write_sick_readme()
 
 
-GROUPS = {"main": build_main, "sick": build_all_sick}
+GROUPS = {"main": build_main, "sick": build_all_sick, "compare": build_compare}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Rebuild the bundled sample models.")
     parser.add_argument("--only", choices=sorted(GROUPS), action="append",
                         help="build only this group (repeatable): main (the sidebar's "
-                             "samples) or sick (sick/: the doctor's sick samples and their "
-                             "fixed twins); default: all")
+                             "samples), sick (sick/: the doctor's sick samples and their "
+                             "fixed twins) or compare (digits_cnn's checkpoints, variants and "
+                             "hparams sweep); default: all")
     groups = tuple(parser.parse_args(argv).only or GROUPS)
     start = time.perf_counter()
     x, y = load_digits_arrays()
