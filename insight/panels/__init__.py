@@ -10,7 +10,8 @@ one module per capability registers that capability's panels on import:
 - `curves`: the Training page;
 - `compiler`: the XLA compiler page;
 - `profiler`: the Profiler page;
-- `doctor`: the Doctor page (findings, summary, each finding's evidence).
+- `doctor`: the Doctor page (findings, summary, each finding's evidence);
+- `compare`: the Compare page (a second model: architecture diff, weights, CKA, predictions).
 
 Importing this package imports them all, so `panel_names()` lists every panel.
 
@@ -25,6 +26,7 @@ True
 
 from insight.panels import (  # noqa: F401  each registers its panels
     activations,
+    compare,
     compiler,
     curves,
     doctor,
