@@ -33,18 +33,19 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from unit._browser import start_server  # noqa: E402  (the tests' `insight serve`, shared)
+
 CHROMIUM = os.environ.get("INSIGHT_BROWSER", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -77,13 +78,6 @@ PROBLEMS = """() => {
 TITLES = "() => [...document.querySelectorAll('.gtitle')].map(e => e.textContent)"
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_mb(pid: int) -> float:
     """Resident memory of one process, MB (`VmRSS` in /proc)."""
     try:
@@ -114,40 +108,6 @@ class Memory:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def start_server(log: Path, port: int | None = None,
-                 timeout: float = 120) -> tuple[subprocess.Popen, str]:
-    """`insight serve` (the bundled samples, digits_cnn first, with its data and logdir) on
-    127.0.0.1, once `/_stcore/health` answers."""
-    port = port or free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "insight.cli", "serve", "--host",
-                                 "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_server(proc)
-            raise RuntimeError(f"insight serve did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
 
 
 @dataclass
@@ -334,16 +294,17 @@ def main() -> int:
     args = ap.parse_args()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_load_{os.getpid()}.log"
     started = time.monotonic()
-    proc, url = start_server(log)
+    server = start_server(log, timeout=120)
+    url = server.url
 
     def hard_stop(*_):
         print(f"bench_load: hard timeout ({args.timeout:.0f} s): stopping", file=sys.stderr)
-        proc.kill()
+        server.proc.kill()
         os._exit(3)
 
     signal.signal(signal.SIGALRM, hard_stop)
     signal.alarm(int(args.timeout))
-    memory = Memory(proc.pid)
+    memory = Memory(server.pid)
     try:
         expected = expected_classes()
         run = lambda n, seed: asyncio.run(sessions(url, n, seed, args.changes, PAGES))  # noqa: E731
@@ -364,7 +325,7 @@ def main() -> int:
             rss_after2 = settle_rss(memory, args.settle)
     finally:
         memory.stop()
-        stop_server(proc)
+        server.stop()
         signal.alarm(0)
 
     everyone = [*warm, *single, *many, *again]

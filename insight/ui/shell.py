@@ -19,6 +19,8 @@ PAGES = [
     ("gradients.py", "Gradients", ":material/trending_down:"),
     ("embeddings.py", "Embeddings", ":material/scatter_plot:"),
     ("training.py", "Training", ":material/show_chart:"),
+    ("runs.py", "Runs", ":material/table_rows:"),
+    ("checkpoints.py", "Checkpoints", ":material/history:"),
     ("profiler.py", "Profiler", ":material/timer:"),
     ("compiler.py", "XLA compiler", ":material/memory:"),
 ]

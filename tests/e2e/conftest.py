@@ -9,15 +9,12 @@ all (`INSIGHT_UPDATE_SNAPSHOTS=1` rewrites every baseline and passes).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import warnings
 from pathlib import Path
 
 import pytest
+from unit._browser import require_browser, start_server  # `tests/` is on sys.path
 
 SNAPSHOTS = Path(__file__).parent / "__snapshots__" / sys.platform
 FAILURES = Path(os.environ.get("INSIGHT_SNAPSHOT_FAILURES", "snapshot-failures"))
@@ -31,16 +28,8 @@ VERSION_FILE = SNAPSHOTS / "chromium-version.txt"
 BROWSER_VERSION = [""]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
-    from unit._browser import require_browser  # `tests/` is on sys.path (pytest rootdir)
-
     return require_browser()
 
 
@@ -58,32 +47,13 @@ def browser(chromium_path):
 @pytest.fixture(scope="module")
 def app_url(chromium_path, tmp_path_factory):
     """`insight serve` on the bundled samples (digits_cnn first), until the module ends."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1",
-               XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")))
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "insight.cli", "serve", "--port",
-                                 str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"insight serve did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        server = start_server(tmp_path_factory.mktemp("serve") / "serve.log",
+                              env={"XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))})
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.url
+    server.stop()
 
 
 def wait_for_app(page, timeout: float = 120_000) -> None:

@@ -9,10 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from unit._browser import free_port
 
 from insight.ui.shell import PAGES
 
-from .conftest import VIEWPORT, assert_snapshot, free_port, wait_for_app
+from .conftest import VIEWPORT, assert_snapshot, wait_for_app
 
 pytestmark = pytest.mark.slow
 

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_load  # noqa: E402  (benchmarks/ is no package: its scripts run by path)
+from unit._browser import start_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +52,9 @@ TOLERANCE_MB = 150
 
 
 def test_five_sessions_at_once(chromium_path, tmp_path):
-    proc, url = bench_load.start_server(tmp_path / "serve.log")
-    memory = bench_load.Memory(proc.pid)
+    server = start_server(tmp_path / "serve.log", timeout=120)
+    url = server.url
+    memory = bench_load.Memory(server.pid)
     try:
         first = asyncio.run(bench_load.sessions(url, SESSIONS, 2, 1, PAGES))
         before = bench_load.settle_rss(memory, 3)
@@ -60,7 +62,7 @@ def test_five_sessions_at_once(chromium_path, tmp_path):
         after = bench_load.settle_rss(memory, 3)
     finally:
         memory.stop()
-        bench_load.stop_server(proc)
+        server.stop()
     runs = [*first, *second]
     problems = [p for s in runs for p in s.problems + s.slow]
     assert not problems, problems

@@ -8,16 +8,13 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
+from unit._browser import start_server
 
 from insight.serving import cookie_name, cookie_value
 
-from .conftest import VIEWPORT, free_port, wait_for_app
+from .conftest import VIEWPORT, wait_for_app
 
 pytestmark = pytest.mark.slow
 
@@ -27,34 +24,16 @@ TOKEN = "team-token-" + base64.urlsafe_b64encode(os.urandom(12)).decode()
 @pytest.fixture(scope="module")
 def server(chromium_path, tmp_path_factory):
     """`insight serve --root ROOT --allow-host proxy.example`, the token in the environment."""
-    port = free_port()
     root = tmp_path_factory.mktemp("shared")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", INSIGHT_TOKEN=TOKEN,
-               XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")))
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "insight.cli", "serve", "--port",
-                                 str(port), "--root", str(root), "--allow-host", "proxy.example"],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:  # the one path open without the token
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"insight serve did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield {"url": url, "port": port, "pid": proc.pid, "log": log}
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        server = start_server(tmp_path_factory.mktemp("serve") / "serve.log", "--root",
+                              str(root), "--allow-host", "proxy.example",
+                              env={"INSIGHT_TOKEN": TOKEN,
+                                   "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))})
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
 
 
 def _request(port: int, path: str, host: str, headers: dict[str, str] | None = None) -> int:
@@ -79,7 +58,7 @@ def _websocket(port: int, host: str, origin: str | None, cookie: str | None) -> 
 
 
 def test_host_names_origins_and_token_over_raw_http(server):
-    port = server["port"]
+    port = server.port
     here = f"localhost:{port}"
     signed = f"{cookie_name(port)}={cookie_value(TOKEN)}"
     assert _request(port, "/", here) == 401  # the form
@@ -93,16 +72,16 @@ def test_host_names_origins_and_token_over_raw_http(server):
     assert _websocket(port, here, "http://evil.example", signed) == 403
     assert _websocket(port, f"evil.example:{port}", f"http://evil.example:{port}", signed) == 403
     # the token is never in the server's arguments (`ps`) nor in what it printed
-    with open(f"/proc/{server['pid']}/cmdline", "rb") as fh:
+    with open(f"/proc/{server.pid}/cmdline", "rb") as fh:
         assert TOKEN.encode() not in fh.read()
-    assert TOKEN not in server["log"].read_text()
+    assert TOKEN not in server.log.read_text()
 
 
 def test_sign_in_then_a_refused_path(browser, server):
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
-        page.goto(f"{server['url']}/training")
+        page.goto(f"{server.url}/training")
         form = page.locator("form")
         form.wait_for(timeout=30_000)
         assert page.get_by_test_id("stApp").count() == 0  # nothing of the app
@@ -112,8 +91,8 @@ def test_sign_in_then_a_refused_path(browser, server):
         page.fill("input[name=token]", TOKEN)
         page.click("button[type=submit]")
         page.get_by_test_id("stSidebar").wait_for(timeout=60_000)
-        assert page.url == f"{server['url']}/training"  # back where the visitor was going
-        cookie = next(c for c in context.cookies() if c["name"] == cookie_name(server["port"]))
+        assert page.url == f"{server.url}/training"  # back where the visitor was going
+        cookie = next(c for c in context.cookies() if c["name"] == cookie_name(server.port))
         assert cookie["httpOnly"] and TOKEN not in cookie["value"]
         field = page.get_by_role("textbox", name="Data")
         field.fill("/etc/passwd")
@@ -130,9 +109,9 @@ def test_token_link_leaves_the_address_bar(browser, server):
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
-        page.goto(f"{server['url']}/?embed=true&panel=layer_table&token={TOKEN}")
+        page.goto(f"{server.url}/?embed=true&panel=layer_table&token={TOKEN}")
         wait_for_app(page, timeout=90_000)
-        assert page.url == f"{server['url']}/?embed=true&panel=layer_table"
+        assert page.url == f"{server.url}/?embed=true&panel=layer_table"
         assert "token" not in page.evaluate("window.location.href")
         assert page.get_by_test_id("stException").count() == 0
         assert page.get_by_test_id("stSidebar").count() == 0  # the panel alone
