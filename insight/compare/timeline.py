@@ -31,8 +31,8 @@ from insight.compare.checkpoints import CheckpointFolder, find_checkpoints, read
 from insight.errors import DataError, UsageError
 
 __all__ = ["weight_timeline", "cka_timeline", "projection_timeline", "procrustes_align",
-           "timeline_model", "apply_weights", "timeline_report", "TimelineReport",
-           "WEIGHT_COLUMNS", "CKA_COLUMNS", "PROJECTION_COLUMNS"]
+           "timeline_model", "apply_weights", "projection_frame", "timeline_report",
+           "TimelineReport", "WEIGHT_COLUMNS", "CKA_COLUMNS", "PROJECTION_COLUMNS"]
 
 WEIGHT_COLUMNS = ["layer", "depth", "epoch", "from_epoch", "relative_change", "cosine", "params"]
 CKA_COLUMNS = ["layer", "depth", "epoch", "cka"]
@@ -262,9 +262,23 @@ def projection_timeline(folder: CheckpointFolder | str | Path, model: Any, x: An
     ckpts = _folder(folder)
     path = resolve_layers(model, layer)[0]
     acts = _capture_all(model, ckpts, x, [path], progress)
+    return projection_frame({e: acts[e][path] for e in ckpts.epochs})
+
+
+def projection_frame(acts_by_epoch: dict[int, np.ndarray]) -> pd.DataFrame:
+    """The aligned 2D layouts (`PROJECTION_COLUMNS`) of one layer's outputs per epoch
+    (`{epoch: [n, ...]}`, the same `n` rows each time), in epoch order.
+
+    Example:
+
+    >>> a = np.random.default_rng(0).normal(size=(20, 3))
+    >>> projection_frame({1: a, 2: 2 * a}).groupby("epoch").size().tolist()
+    [20, 20]
+    """
     frames, previous = [], None
-    for epoch in ckpts.epochs:
-        xy = _pca2(acts[epoch][path])
+    for epoch in sorted(acts_by_epoch):
+        a = np.asarray(acts_by_epoch[epoch], np.float64)
+        xy = _pca2(a.reshape(len(a), -1))
         if previous is not None:
             xy = procrustes_align(previous, xy)
         previous = xy

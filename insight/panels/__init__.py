@@ -11,7 +11,9 @@ one module per capability registers that capability's panels on import:
 - `compiler`: the XLA compiler page;
 - `profiler`: the Profiler page;
 - `doctor`: the Doctor page (findings, summary, each finding's evidence);
-- `compare`: the Compare page (a second model: architecture diff, weights, CKA, predictions).
+- `compare`: the Compare page (a second model: architecture diff, weights, CKA, predictions);
+- `checkpoints`: the Checkpoints page (one model across its checkpoints); `runs`: the Runs
+  page (runs with their hyperparameters).
 
 Importing this package imports them all, so `panel_names()` lists every panel.
 
@@ -26,6 +28,7 @@ True
 
 from insight.panels import (  # noqa: F401  each registers its panels
     activations,
+    checkpoints,
     compare,
     compiler,
     curves,
@@ -34,6 +37,7 @@ from insight.panels import (  # noqa: F401  each registers its panels
     model,
     profiler,
     projector,
+    runs,
 )
 from insight.panels.registry import (
     Panel,
