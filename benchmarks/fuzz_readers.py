@@ -10,20 +10,16 @@ falsifying example's first line when one fails). `--atheris` also runs
 `benchmarks/fuzz_readers_atheris.py` (coverage-guided) for `--atheris-runs` inputs.
 
 Usage: python benchmarks/fuzz_readers.py [--examples 2000] [--deadline-ms 3000] [--seed N]
+       [--only NAME] [--atheris] [--atheris-runs 20000]
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import random
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from _fuzz import ROOT, parser, run_properties
 
 PROPERTIES = ["test_event_reader_random_bytes", "test_event_reader_mutated_files",
               "test_event_reader_appends_read_like_one_read", "test_data_random_bytes",
@@ -34,41 +30,11 @@ PROPERTIES = ["test_event_reader_random_bytes", "test_event_reader_mutated_files
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=2000)
-    parser.add_argument("--deadline-ms", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--only", default="", help="run the properties whose name has this")
-    parser.add_argument("--atheris", action="store_true", help="also run the atheris harness")
-    parser.add_argument("--atheris-runs", type=int, default=20000)
-    args = parser.parse_args(argv)
-
-    os.environ.update(INSIGHT_FUZZ_EXAMPLES=str(args.examples), INSIGHT_FUZZ_RANDOM="1",
-                      INSIGHT_FUZZ_DEADLINE_MS=str(args.deadline_ms))
-    from hostile import test_fuzz_readers as props  # reads the settings above
-    from hypothesis import seed
-
-    run_seed = args.seed if args.seed is not None else random.randrange(2**32)
-    print(f"seed {run_seed}, {args.examples} examples per property, "
-          f"deadline {args.deadline_ms} ms")
-    print(f"{'property':<45} {'examples':>9} {'time s':>8}  result")
-    failed = 0
-    for name in PROPERTIES:
-        if args.only not in name:
-            continue
-        start = time.perf_counter()
-        try:
-            seed(run_seed)(getattr(props, name))()
-            result = "ok: only InsightError, none over the deadline"
-        except Exception as exc:  # the finding to report, with its falsifying example
-            failed += 1
-            subs = getattr(exc, "exceptions", [exc])
-            result = "FAILED: " + "; ".join(
-                f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
-                + "".join(f" [{n.splitlines()[0][:200]}]" for n in getattr(e, "__notes__", [])[:2])
-                for e in subs)
-        print(f"{name:<45} {args.examples:>9} {time.perf_counter() - start:>8.1f}  {result}",
-              flush=True)
+    ap = parser(__doc__)
+    ap.add_argument("--atheris", action="store_true", help="also run the atheris harness")
+    ap.add_argument("--atheris-runs", type=int, default=20000)
+    args = ap.parse_args(argv)
+    failed = run_properties("test_fuzz_readers", PROPERTIES, args)
     if args.atheris:
         harness = ROOT / "benchmarks" / "fuzz_readers_atheris.py"
         start = time.perf_counter()
