@@ -21,6 +21,7 @@ from insight.panels.registry import PanelContext, Param
 from insight.paths import typed_path
 from insight.ui.cache import ModelRef, get_dataset, panel
 from insight.ui.feedback import progress_bar, show_error
+from insight.ui.scatter_component import scatter_chart
 from insight.ui.widgets import param_of
 
 __all__ = ["projection_controls", "vectors_files", "show_projection", "compare_layer"]
@@ -188,14 +189,13 @@ def show_projection(ref: ModelRef, ctx: PanelContext, params: dict[str, Any], *,
     except Exception as exc:
         show_error(exc)
         return False
-    event = st.plotly_chart(fig, theme=None, on_select="rerun", selection_mode="points",
-                            key=f"proj_chart|{ref.path}|{slot}", config={"displaylogo": False})
+    # Kept mounted between reruns: a colour change redraws the points, not the chart.
+    points = scatter_chart(fig, key=f"proj_chart|{ref.path}|{slot}")
     from insight.ui.share import share_control
 
     share_control("projection", ref, ctx, params, fig, key=f"projection|{slot}")
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
     if points:
-        chosen = int(points[0]["customdata"][0])
+        chosen = points[0]
         if chosen != params["point"]:
             st.session_state[_point_key(ref.path, params["source"], params["sample"])] = chosen
             st.rerun()
