@@ -19,12 +19,13 @@ import importlib.util
 import inspect
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from insight.errors import CustomObjectError, ModelLoadError, UnsafeModelError
+from insight.model.keras_errors import UNSAFE_HINT, translate
 from insight.model.preflight import Preflight, preflight
 
 if TYPE_CHECKING:
@@ -33,8 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["LoadedModel", "load_model", "load_preflighted", "load_custom_objects",
            "check_safety"]
 
-_UNSAFE_HINT = ("Only if you trust the file's author: pass --unsafe (`insight serve MODEL "
-                "--unsafe`), or `insight.load_model(path, safe_mode=False)` in Python.")
+_UNSAFE_HINT = UNSAFE_HINT
 
 # What a SavedModel rules out, and why; pages show these instead of an empty panel.
 SAVEDMODEL_LIMITS = {
@@ -283,6 +283,7 @@ def load_preflighted(
     *,
     safe_mode: bool = True,
     custom_objects: str | Path | Mapping[str, Any] | None = None,
+    at: Callable[[str], None] | None = None,
 ) -> LoadedModel:
     """`load_model` for a file whose preflight is already at hand (read once, not twice).
 
@@ -290,6 +291,10 @@ def load_preflighted(
         report: `insight.preflight(path)` of the file.
         safe_mode: as `load_model`. Defaults to `True`.
         custom_objects: as `load_model`. Defaults to `None`.
+        at: called with `"start"` before Keras reads the file, `"built"` once the model is
+            built from its config and `"loaded"` once its weights are in (for formats read
+            in one call, `"built"` and `"loaded"` come together at the end). The isolated
+            loader uses it to keep each step behind the child's. Defaults to `None`.
 
     Returns:
         A `LoadedModel`.
@@ -302,8 +307,12 @@ def load_preflighted(
     check_safety(report, safe_mode=safe_mode, provided=provided)
     co_file = None if custom_objects is None or isinstance(custom_objects, Mapping) \
         else Path(custom_objects).expanduser().resolve()
+    at = at or _no_step
     if report.format == "savedmodel":
+        at("start")
         model = _load_savedmodel(report)
+        at("built")
+        at("loaded")
         return LoadedModel(model, report, safe_mode, co_file, dict(SAVEDMODEL_LIMITS))
     missing = _missing_custom(report, provided)
     if missing:
@@ -314,14 +323,19 @@ def load_preflighted(
             f"path={str(path)!r}",
             names=missing,
         )
-    model = _keras_load(report, provided, safe_mode, str(path))
+    model = _keras_load(report, provided, safe_mode, str(path), at)
     return LoadedModel(model, report, safe_mode, co_file)
+
+
+def _no_step(_step: str) -> None:
+    return None
 
 
 def _load_isolated(path, safe_mode: bool, custom_objects, isolate) -> LoadedModel:
     """Each step here starts once the child has passed the same step within the limits, and
     runs while the child does the next one: the preflight while the child builds the model,
-    the Keras load while the child runs the first forward pass."""
+    building the model while the child reads the weights, reading the weights while the
+    child runs the first forward pass."""
     from insight.model.sandbox import LoadLimits, start_check
 
     pending = start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
@@ -330,85 +344,41 @@ def _load_isolated(path, safe_mode: bool, custom_objects, isolate) -> LoadedMode
     report = preflight(path)
     import keras  # noqa: F401  overlaps the child's own start and load
 
-    pending.model_built()
-    loaded = load_preflighted(report, safe_mode=safe_mode, custom_objects=custom_objects)
+    def behind_child(step: str) -> None:
+        if step == "start":
+            pending.model_built()
+        elif step == "built":
+            pending.weights_loaded()
+
+    loaded = load_preflighted(report, safe_mode=safe_mode, custom_objects=custom_objects,
+                              at=behind_child)
     pending.result()  # the forward pass's verdict: the model is dropped if it failed
     return loaded
 
 
-def _keras_load(report: Preflight, provided: dict[str, Any], safe_mode: bool, shown: str):
+def _keras_load(report: Preflight, provided: dict[str, Any], safe_mode: bool, shown: str,
+                at: Callable[[str], None]):
     import keras
 
+    from insight.model import keras_phases
+
+    at("start")
     try:
-        return keras.saving.load_model(
-            report.model_file, custom_objects=provided or None, compile=False,
-            safe_mode=safe_mode,
-        )
+        if report.format == "keras" and report.model_file.is_file() and keras_phases.phased():
+            model = keras_phases.build(report.model_file, custom_objects=provided or None,
+                                       safe_mode=safe_mode)
+            at("built")
+            keras_phases.load_weights(model, report.model_file)
+        else:
+            model = keras.saving.load_model(
+                report.model_file, custom_objects=provided or None, compile=False,
+                safe_mode=safe_mode,
+            )
+            at("built")
     except Exception as exc:
-        raise _translate(exc, shown, report) from exc
-
-
-_LOCATE = re.compile(r"Could not locate (?:class|function) '([^']+)'")
-_UNKNOWN = re.compile(r"Unknown (?:layer|object|class|function)[^']*'([^']+)'")
-_NON_MODELING = re.compile(r"Cannot deserialize `([^`]+)` because it is not a modeling")
-_NOT_SAVEABLE = re.compile(r"Could not deserialize '([^']+)' because it is not a KerasSaveable")
-_CONFIG_MODULE = re.compile(r"""['"]module['"]: ['"]([^'"]+)['"]""")
-
-
-def _translate(exc: BaseException, shown: str, report: Preflight | None = None
-               ) -> ModelLoadError:
-    """Map an exception from Keras to an insight error naming the real cause (what Keras
-    refused, and what the preflight found in the file)."""
-    from insight.model.config_scan import is_dangerous_name
-
-    chain, cur = [], exc
-    while cur is not None and len(chain) < 20:
-        chain.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    text = "\n".join(f"{type(e).__name__}: {e}" for e in chain)
-    received = f"path={shown!r}"
-    refused = _NON_MODELING.search(text) or _NOT_SAVEABLE.search(text)
-    if refused:
-        return UnsafeModelError(
-            f"Keras refused {refused.group(1)}: the model config names it, and it is not a "
-            "model part (a layer, an activation, a loss...). This is how crafted model files "
-            "run code.", "Check where the file comes from.", received,
-            names=[refused.group(1)])
-    name = _LOCATE.search(text) or _UNKNOWN.search(text)
-    module = next((m for m in _CONFIG_MODULE.findall(text) if is_dangerous_name(m)), None)
-    if name and module:
-        return UnsafeModelError(
-            f"The model config names {module}.{name.group(1)}, from a module that runs "
-            "commands or code; Keras refused to import it.",
-            "Check where the file comes from.", received,
-            names=[f"{module}.{name.group(1)}"])
-    if name:
-        return CustomObjectError(
-            f"The model uses a custom class that Keras cannot find: {name.group(1)}.",
-            "Pass the Python file that defines it: --custom-objects layers.py.",
-            received,
-            names=[name.group(1)],
-        )
-    if "lambda" in text.lower() and "safe_mode" in text:
-        where = f": {', '.join(report.lambda_layers)}" if report and report.lambda_layers else ""
-        return UnsafeModelError(
-            f"Keras refused a Lambda layer in safe mode{where}.", _UNSAFE_HINT, received)
-    if any(isinstance(e, MemoryError) for e in chain):
-        return ModelLoadError("The model is too large to load in memory.", "", received)
-    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-    found = [f for f in report.findings() if not f.startswith("No Lambda")] if report else []
-    if found:  # the file holds something unusual: say it rather than "damaged"
-        return ModelLoadError(
-            f"Keras could not build the model from this file: {type(exc).__name__}: {first}. "
-            f"What insight found in the file: {' '.join(found)}",
-            "Check where the file comes from; run with --debug for the traceback.",
-            received,
-        )
-    return ModelLoadError(
-        f"Keras could not build the model from this file: {type(exc).__name__}: {first}",
-        "The file may be damaged or need a newer Keras; run with --debug for the traceback.",
-        received,
-    )
+        raise translate(exc, shown, report) from exc
+    at("loaded")
+    return model
 
 
 def _load_savedmodel(report: Preflight):

@@ -277,11 +277,16 @@ class PendingCheck:
     def preflight_passed(self) -> None:
         """Wait until the child has read the file statically and found it safe (raises
         its error otherwise): the moment to start importing TensorFlow here."""
-        self._wait(lambda: self._done is not None or self.stage in ("import", "load", "run"))
+        self._wait(lambda: self._done is not None or self.stage not in ("start", "preflight"))
 
     def model_built(self) -> None:
-        """Wait until the child has deserialized the model (raises its error otherwise): the
-        moment to load it here, while the child runs the first forward pass."""
+        """Wait until the child has built the model from the file's config (raises its error
+        otherwise): the moment to build it here, while the child reads the weights."""
+        self._wait(lambda: self._done is not None or self.stage in ("weights", "run"))
+
+    def weights_loaded(self) -> None:
+        """Wait until the child has read the weights too: the moment to read them here,
+        while the child runs the first forward pass."""
         self._wait(lambda: self._done is not None or self.stage == "run")
 
     def result(self) -> None:
@@ -329,7 +334,7 @@ class PendingCheck:
         if stage == "import":
             self._budget -= time.monotonic() - self._started  # TensorFlow's start is free
             self._import_started = time.monotonic()
-        elif stage in ("load", "run") and self.stage == "import":
+        elif stage in ("load", "weights", "run") and self.stage == "import":
             self._started = time.monotonic()
         if stage in _STAGES:
             self.stage = stage
@@ -440,4 +445,5 @@ class PendingCheck:
 
 _STAGES = {"start": "starting", "preflight": "reading the file (preflight)",
            "import": "starting TensorFlow", "load": "building the model (Keras)",
+           "weights": "reading the weights (Keras)",
            "run": "running a first forward pass"}

@@ -155,9 +155,14 @@ def main(argv: list[str]) -> int:
         provided = load_custom_objects(req["custom_objects"])
         if req["safe_mode"]:
             sys.addaudithook(_audit(tripped))
+        def announce(step: str) -> None:
+            if step == "built":
+                _send(out, stage="weights")
+            elif step == "loaded":
+                _send(out, stage="run")
+
         loaded = load_preflighted(report, safe_mode=req["safe_mode"],
-                                  custom_objects=provided or None)
-        _send(out, stage="run")
+                                  custom_objects=provided or None, at=announce)
         _forward(loaded.model)
         _send(out, ok=True)
     except BaseException as exc:  # noqa: BLE001  every failure becomes an answer

@@ -1,0 +1,136 @@
+"""A `.keras` file loaded in two steps (`insight.model.keras_phases`), and the isolated
+loader keeping each of the server's steps behind the child's (`insight.load_model(path,
+isolate=...)`).
+
+The server builds the model only once the child has built it, and reads the weights only
+once the child has read them: a config that breaks Keras never reaches the server's Keras,
+and weights that break h5py never reach the server's h5py. The spies below wrap the real
+functions in this process only (the child is another process, untouched).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from insight.errors import ModelLoadError
+from insight.model import keras_phases
+from insight.model.sandbox import LoadLimits, prestart, stop_spare
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = ROOT / "sample_models" / "digits_cnn" / "model.keras"
+LIMITS = LoadLimits(60, 4 * 2**30)
+
+
+def _same_weights(a, b) -> None:
+    wa, wb = a.get_weights(), b.get_weights()
+    assert len(wa) == len(wb) > 0
+    for x, y in zip(wa, wb, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_two_steps_load_what_keras_loads():
+    import keras
+
+    assert keras_phases.phased()  # this Keras has the seam; else the loader uses one call
+    model = keras_phases.build(DIGITS, custom_objects=None, safe_mode=True)
+    fresh = [w.copy() for w in model.get_weights()]
+    keras_phases.load_weights(model, DIGITS)
+    reference = keras.saving.load_model(DIGITS, compile=False)
+    _same_weights(model, reference)
+    assert any(not np.array_equal(f, w) for f, w in zip(fresh, model.get_weights(), strict=True))
+
+
+def test_two_steps_keep_assets(tmp_path):
+    """A lookup layer keeps its vocabulary in the archive's assets, not in the weights."""
+    import keras
+
+    lookup = keras.layers.StringLookup()
+    lookup.adapt(np.array(["cat", "dog", "eel"]))  # an adapted vocabulary is saved as an asset
+    model = keras.Sequential([keras.Input((1,), dtype="string"), lookup])
+    path = tmp_path / "lookup.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        assert any(n.startswith("assets/") for n in zf.namelist())
+    built = keras_phases.build(path, custom_objects=None, safe_mode=True)
+    keras_phases.load_weights(built, path)
+    words = np.array([["eel"], ["cat"], ["owl"]])
+    np.testing.assert_array_equal(np.asarray(built(words)), np.asarray(model(words)))
+
+
+@pytest.fixture(scope="module")
+def spares():
+    prestart()
+    yield prestart
+    stop_spare()
+
+
+@pytest.fixture
+def spies(monkeypatch):
+    calls: list[str] = []
+    build, load_weights = keras_phases.build, keras_phases.load_weights
+
+    def spy_build(*args, **kwargs):
+        calls.append("build")
+        return build(*args, **kwargs)
+
+    def spy_weights(*args, **kwargs):
+        calls.append("weights")
+        return load_weights(*args, **kwargs)
+
+    monkeypatch.setattr(keras_phases, "build", spy_build)
+    monkeypatch.setattr(keras_phases, "load_weights", spy_weights)
+    return calls
+
+
+def _with_config_change(src: Path, dst: Path, old: bytes, new: bytes) -> Path:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                assert old in data
+                data = data.replace(old, new, 1)
+            zout.writestr(item, data)
+    return dst
+
+
+def _with_weights(src: Path, dst: Path, weights: bytes) -> Path:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = weights if item.filename == "model.weights.h5" else zin.read(item.filename)
+            zout.writestr(item, data)
+    return dst
+
+
+@pytest.mark.slow
+def test_isolated_load_builds_and_reads_after_the_child(spares, spies):
+    import insight
+
+    spares()
+    loaded = insight.load_model(DIGITS, isolate=LIMITS)
+    assert spies == ["build", "weights"] and loaded.model.count_params() > 0
+
+
+@pytest.mark.slow
+def test_a_config_keras_cannot_build_never_reaches_the_server(spares, spies, tmp_path):
+    import insight
+
+    spares()
+    bad = _with_config_change(DIGITS, tmp_path / "bad.keras", b'"units": 10', b'"units": -1')
+    with pytest.raises(ModelLoadError, match="could not build the model"):
+        insight.load_model(bad, isolate=LIMITS)
+    assert spies == []  # the child failed building: the server never built it
+
+
+@pytest.mark.slow
+def test_weights_h5py_cannot_read_never_reach_the_server(spares, spies, tmp_path):
+    import insight
+
+    spares()
+    bad = _with_weights(DIGITS, tmp_path / "bad.keras", b"\x89HDF\r\n\x1a\n" + b"\0" * 4096)
+    with pytest.raises(ModelLoadError):
+        insight.load_model(bad, isolate=LIMITS)
+    assert spies == ["build"]  # built here while the child read the weights; never read
