@@ -43,7 +43,10 @@ def render_embed(opts: LaunchOptions) -> None:
     except Exception as exc:
         show_error(exc)
         return
-    ctx = PanelContext(loaded, Path(data) if data else None, Path(logdir) if logdir else None)
+    # --compare belongs to the command-line model (the only one a link can pair with it).
+    other = Path(opts.compare) if opts.compare and ref.path == opts.model else None
+    ctx = PanelContext(loaded, Path(data) if data else None, Path(logdir) if logdir else None,
+                       compare_path=other)
     spec = get_panel(link.panel)
     if spec.kind != "figure":  # figures carry their title; tables and cards get one here
         st.subheader(spec.title)

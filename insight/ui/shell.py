@@ -20,6 +20,7 @@ PAGES = [
     ("embeddings.py", "Embeddings", ":material/scatter_plot:"),
     ("training.py", "Training", ":material/show_chart:"),
     ("runs.py", "Runs", ":material/table_rows:"),
+    ("compare.py", "Compare", ":material/compare:"),
     ("checkpoints.py", "Checkpoints", ":material/history:"),
     ("profiler.py", "Profiler", ":material/timer:"),
     ("compiler.py", "XLA compiler", ":material/memory:"),

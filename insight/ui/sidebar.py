@@ -1,7 +1,8 @@
 """The sidebar shared by every page: model picker, optional data and logdir.
 
-What it chose lives in `st.session_state` (`insight_ref`, `insight_data`, `insight_logdir`)
-for the pages to read through `insight.ui.widgets.require_model`.
+What it chose lives in `st.session_state` (`insight_ref`, `insight_data`, `insight_logdir`,
+and `insight_compare`: the second model of the Compare page) for the pages to read through
+`insight.ui.widgets.require_model`.
 
 A data path that cannot be used (nothing there, a `.txt` file) is warned about here AND kept
 in `insight_data`, so the pages that read data refuse with the same error: a typo never
@@ -154,9 +155,35 @@ def draw_sidebar(opts: LaunchOptions) -> None:
         "Logdir", "insight_logdir_path", opts, opts.logdir,
         sample.logdir if sample else _logs_beside(ref),
         "A TensorBoard logdir, a CSVLogger .csv or a Keras history .json.")
+    st.session_state["insight_compare"] = _compare_path(opts, samples)
     if opts.locked and not opts.root:
         st.sidebar.caption(":material/lock: Typed paths are off on this server (served beyond "
                            "localhost without `--root`).")
+
+
+NO_COMPARE = "Nothing"
+
+
+def _compare_path(opts: LaunchOptions, samples: dict[str, Sample]) -> str | None:
+    """The "Compare with…" choice: `--compare`, a sample, or a typed path (a model file or
+    a folder of checkpoints), for the Compare page."""
+    choices: dict[str, str | None] = {NO_COMPARE: None}
+    if opts.compare:
+        choices[f"{'/'.join(Path(opts.compare).parts[-2:])} (command line)"] = opts.compare
+    choices.update({label: str(s.model) for label, s in samples.items()})
+    options = list(choices) + ([] if opts.locked and not opts.root else [OTHER])
+    choice = st.sidebar.selectbox(
+        "Compare with…", options, index=1 if opts.compare else 0, key="insight_compare_choice",
+        help="A second model for the Compare page (or a folder of checkpoints), read with "
+             "the first model's trust settings.")
+    if choice != OTHER:
+        return choices[choice]
+    value, _ = _typed("Second model path", "insight_compare_path", None, opts,
+                      ".keras, .h5/.hdf5 or SavedModel directory, or a folder of checkpoints.")
+    if value and not Path(value).expanduser().exists():
+        st.sidebar.warning(f"Second model: path not found. Received: {value!r}")
+        return None
+    return str(Path(value).expanduser().resolve()) if value else None
 
 
 def _other_model(opts: LaunchOptions) -> ModelRef | None:
