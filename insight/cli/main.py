@@ -10,6 +10,7 @@ insight export MODEL --panel NAME [--param K=V ...] --out FILE.html|.png|.svg
 insight export MODEL --all-panels --out DIR
 insight snapshot MODEL --baseline-dir DIR [--panels SPEC ...] [--update]
 insight xla MODEL [--stage hlo|optimized_hlo] [--function forward|train] [--out FILE]
+insight compare A B [--data PATH] [--json] [--out report.html]   (A: or a checkpoint folder)
 insight --version
 ```
 
@@ -32,6 +33,7 @@ import sys
 from collections.abc import Sequence
 
 from insight._version import __version__
+from insight.cli.compare import add_compare_parser
 from insight.cli.doctor import add_doctor_parser
 from insight.cli.export import add_export_parsers
 from insight.cli.profile import add_profile_parser
@@ -53,6 +55,7 @@ COMMANDS = {
     "export": ("insight.cli.export", "run_export"),
     "snapshot": ("insight.cli.export", "run_snapshot"),
     "xla": ("insight.cli.xla", "run_xla"),
+    "compare": ("insight.cli.compare", "run_compare"),
 }
 
 
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_xla_parser(sub)
     add_summary_parser(sub)
     add_doctor_parser(sub)
+    add_compare_parser(sub)
     return parser
 
 
