@@ -203,8 +203,9 @@ def _layers_with_weights(model: Any, ckpts: CheckpointFolder) -> list[str]:
 
 
 def procrustes_align(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """`current` (`[n, d]`) rotated (and reflected) to best match `previous`, by orthogonal
-    Procrustes on the centred layouts; the centre and scale of `current` are kept.
+    """`current` (`[n, d]`) moved onto `previous`: centred, rotated (or reflected) by
+    orthogonal Procrustes to best match the centred `previous`, then put at its centre. The
+    scale of `current` is kept (how much a layer spreads is part of what changed).
 
     Example:
 
@@ -223,7 +224,7 @@ def procrustes_align(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
                          f"shapes={prev.shape} and {cur.shape}")
     mu_p, mu_c = prev.mean(0), cur.mean(0)
     rotation, _ = orthogonal_procrustes(cur - mu_c, prev - mu_p)
-    return (cur - mu_c) @ rotation + mu_c
+    return (cur - mu_c) @ rotation + mu_p
 
 
 def _pca2(a: np.ndarray) -> np.ndarray:
