@@ -60,7 +60,9 @@ def cka_figure(matrix: pd.DataFrame, *, title: str = "Representation similarity 
         hovertemplate="%{customdata}<br>CKA %{z:.3f}<extra></extra>", hoverongaps=False))
     if z.size and np.isfinite(z).any():
         safe = np.where(np.isfinite(z), z, -1.0)
-        best = safe.argmax(1)
+        # On a tie (a Flatten equals its input up to a reshape) the same-named layer wins.
+        best = [next((j for j in np.flatnonzero(r >= r.max() - 1e-9) if xb[j] == ya[i]),
+                     int(r.argmax())) for i, r in enumerate(safe)]
         rows = [i for i in range(len(ya)) if safe[i, best[i]] >= 0]
         fig.add_trace(go.Scatter(
             x=[int(best[i]) for i in rows], y=rows, mode="markers",
