@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -25,6 +26,9 @@ from insight.errors import InsightError, UsageError
 from insight.figures.activations import message_figure
 from insight.figures.doctor import finding_figure
 from insight.panels.registry import Panel, PanelContext, Param, register
+
+if TYPE_CHECKING:
+    from insight.profiler.capture import ProfileRun
 
 __all__ = ["USES", "ACTIVE", "FINDING_COLUMNS", "HISTORY_COLUMNS", "PAGE_CHECKS",
            "doctor_report", "page_report"]
@@ -70,33 +74,57 @@ PAGE_CHECKS = {
 PAGE_COLUMNS = ["severity", "check", "layer", "explanation", "suggestion", "evidence"]
 
 
-def page_report(ctx: PanelContext, page: str) -> Report:
+def page_report(ctx: PanelContext, page: str, run: ProfileRun | None = None) -> Report:
     """The findings of the doctor's checks for one page (`PAGE_CHECKS`) whose findings point
-    to that page: the page's verdicts, read from the doctor. Evidence is shared with the
-    page's own panels (the same memo keys), so no pass over the data runs twice; a synthetic
-    dataset is kept (the page measures it too).
+    to that page: the page's verdicts, read from the doctor, the one place that builds the
+    doctor's evidence for a page. Evidence is shared with the page's own panels (the same
+    memo keys), so no pass over the data runs twice; a synthetic dataset is kept (the page
+    measures it too).
+
+    Args:
+        ctx: the page's context (model, data, logdir, memo).
+        page: a key of `PAGE_CHECKS`.
+        run: for the Profiler, the profile run its panels show (read whatever its size);
+            `None` reads the newest run under the logdir if it is small enough to convert
+            unasked (`insight.doctor.evidence.PROFILE_BYTES`). Defaults to `None`.
+
+    Returns:
+        The report, memoised per page, log version and profile run version.
+
+    Raises:
+        UsageError: `page` has no checks, or a `run` is given for another page than the
+            Profiler.
 
     Example:
 
     >>> [f.layer for f in page_report(ctx, "activations").findings]  # doctest: +SKIP
     ['conv2']
+    >>> run = get_profile(ctx.logdir, "")  # doctest: +SKIP
+    >>> [f.check for f in page_report(ctx, "profiler", run).findings]  # doctest: +SKIP
+    ['profile_steps']
     """
     from insight.curves.logdir import logdir_stamp
 
     if page not in PAGE_CHECKS:
         raise UsageError(f"The doctor has no checks for the page {page!r}; pages with "
                          f"checks are {', '.join(PAGE_CHECKS)}.", "", f"page={page!r}")
+    if run is not None and page != "profiler":
+        raise UsageError(f"A profile run selects what the Profiler page's checks read; the "
+                         f"{page!r} page has none.", "Give `run` only with page='profiler'.",
+                         f"page={page!r}, run={run.label!r}")
 
     def compute() -> Report:
-        try:
-            dataset = ctx.dataset() if ctx.loaded is not None else None
+        try:  # the profile's checks read no data: none is loaded for them
+            dataset = ctx.dataset() if ctx.loaded is not None and page != "profiler" else None
         except InsightError:
             dataset = None
-        ev = Evidence(ctx.loaded, dataset, ctx.logdir, memo=ctx.cached, synthetic_ok=True)
+        ev = Evidence(ctx.loaded, dataset, ctx.logdir, memo=ctx.cached, synthetic_ok=True,
+                      profile=None if run is None else run.label)
         report = run_checks(ev, checks=[get_check(name) for name in PAGE_CHECKS[page]])
         return replace(report, findings=[f for f in report.findings if f.page == page])
 
-    return ctx.cached(f"doctor:page:{page}:{logdir_stamp(ctx.logdir)}", compute)
+    which = "" if run is None else f"|{run.folder}|{run.stamp}"
+    return ctx.cached(f"doctor:page:{page}:{logdir_stamp(ctx.logdir)}{which}", compute)
 
 
 def _page_findings(ctx: PanelContext, page: str = "activations") -> pd.DataFrame:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from insight.doctor import Evidence, Finding, checks_compute, get_check, run_checks
+from insight.doctor import Finding, checks_compute
 from insight.errors import UsageError
 from insight.figures.profiler import (
     memory_figure,
@@ -27,7 +27,7 @@ from insight.figures.profiler import (
     step_breakdown_figure,
     timeline_figure,
 )
-from insight.panels.doctor import PAGE_CHECKS
+from insight.panels.doctor import PAGE_CHECKS, page_report
 from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.profiler.breakdown import run_steps
 from insight.profiler.capture import (
@@ -102,12 +102,15 @@ def _runs(ctx: PanelContext) -> pd.DataFrame:
 def profile_findings(ctx: PanelContext, r: ProfileRun) -> list[Finding]:
     """The doctor's findings about one profile run (steps it had to infer or could not find,
     a step waiting for its input): what the Profiler page says under its breakdown, read
-    from the doctor, on the same converted data (the memo keys are `run_steps`')."""
-    def compute() -> list[Finding]:
-        ev = Evidence(ctx.loaded, None, ctx.logdir, memo=ctx.cached, profile=r.label)
-        return run_checks(ev, checks=[get_check(n) for n in PROFILE_CHECKS]).findings
+    from the doctor (`page_report` for the run), on the same converted data (the memo keys
+    are `run_steps`').
 
-    return ctx.cached(f"doctor:profile|{r.folder}|{r.stamp}", compute)
+    Example:
+
+    >>> [f.check for f in profile_findings(ctx, resolve_run(ctx, ""))]  # doctest: +SKIP
+    ['profile_steps']
+    """
+    return page_report(ctx, "profiler", r).findings
 
 
 def _note(findings: list[Finding], check: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from insight import load_model
 from insight.errors import UsageError
 from insight.panels import PanelContext, build_panel
-from insight.panels.doctor import PAGE_CHECKS
+from insight.panels.doctor import PAGE_CHECKS, page_report
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +60,14 @@ def test_profiler_card_findings_are_the_doctors(samples_dir):
     assert [f["check"] for f in card["findings"]] == ["profile_steps"]
     assert card["steps_note"] == card["findings"][0]["explanation"] + " " + \
         card["findings"][0]["suggestion"]
+    # the card's findings are page_report's for the run it shows: one report, one memo entry
+    from insight.panels.profiler import profile_findings, resolve_run
+
+    store: dict = {}
+    memo_ctx = PanelContext(logdir=ctx.logdir, memo=lambda k, f: store[k] if k in store
+                            else store.setdefault(k, f()))
+    run = resolve_run(memo_ctx, "")
+    assert profile_findings(memo_ctx, run) is page_report(memo_ctx, "profiler", run).findings
+    assert [f.to_dict() for f in page_report(ctx, "profiler", run).findings] == card["findings"]
+    with pytest.raises(UsageError, match="only with page='profiler'"):
+        page_report(ctx, "training", run)
