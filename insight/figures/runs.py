@@ -30,7 +30,7 @@ def parallel_coordinates(table: pd.DataFrame, hparams: Sequence[str], color: str
     """One axis per hyperparameter, then the metric `color`; one line per run.
 
     Text (and boolean) hyperparameters become axes with one tick per value, in sorted order;
-    numeric ones spanning more than two decades get a log10 axis.
+    numeric ones spanning a decade or more get a log10 axis.
 
     Args:
         table: `insight.curves.hparams.HParamsRuns.table`.
@@ -68,7 +68,7 @@ def _dimension(col: pd.Series, label: str, log: bool) -> dict:
         values = numbers.to_numpy(np.float64)
         positive = values[np.isfinite(values)]
         if log or (len(positive) and positive.min() > 0
-                   and positive.max() / positive.min() > 100):
+                   and positive.max() / positive.min() >= 10):
             ticks = np.unique(positive)
             return dict(label=f"{label} (log)", values=np.log10(values),
                         tickvals=np.log10(ticks), ticktext=[f"{t:g}" for t in ticks])
