@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from insight.errors import CustomObjectError, ModelLoadError, UnsafeModelError
 from insight.model.keras_errors import UNSAFE_HINT, translate
 from insight.model.preflight import Preflight, preflight
+from insight.model.samples import is_bundled
 
 if TYPE_CHECKING:
     from insight.model.sandbox import LoadLimits
@@ -245,7 +246,8 @@ def load_model(
     With `isolate`, the file is first loaded in a child process with a timeout, a memory
     limit and no secrets in its environment (`insight.model.sandbox`), and here only once it
     passed there: a file that crashes, hangs or exhausts memory costs the child. The CLI and
-    the app always isolate; use it for files from strangers.
+    the app always isolate (except the samples shipped with insight, which are part of it:
+    `insight.model.samples.is_bundled`); use it for files from strangers.
 
     Args:
         path: where the model is.
@@ -273,7 +275,7 @@ def load_model(
     >>> loaded.model.summary()  # doctest: +SKIP
     >>> loaded = load_model("from_a_stranger.keras", isolate=True)  # doctest: +SKIP
     """
-    if isolate is not False:
+    if isolate is not False and not is_bundled(path):
         return _load_isolated(path, safe_mode, custom_objects, isolate)
     return load_preflighted(preflight(path), safe_mode=safe_mode, custom_objects=custom_objects)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from insight.shipped import shipped_folder
 
-__all__ = ["Sample", "sample_root", "list_samples", "get_sample", "DEFAULT_SAMPLE"]
+__all__ = ["Sample", "sample_root", "list_samples", "get_sample", "is_bundled", "DEFAULT_SAMPLE"]
 
 DEFAULT_SAMPLE = "digits_cnn"
 _ORDER = ["digits_cnn", "digits_cnn_h5", "multi_io", "nested", "subclassed", "text_embedding"]
@@ -36,6 +36,21 @@ def sample_root() -> Path:
     """The folder holding the samples (`insight.shipped.shipped_folder`): the package
     `insight.sample_models` when installed, `sample_models/` in a source checkout."""
     return shipped_folder("sample_models")
+
+
+def is_bundled(path: str | Path) -> bool:
+    """Whether `path` is one of the samples shipped inside the package: part of insight,
+    trusted like its code, so loaded without the isolated child (the app and the CLI agree).
+
+    >>> is_bundled(sample_root() / "digits_cnn" / "model.keras")
+    True
+    >>> is_bundled("/tmp/model.keras")
+    False
+    """
+    try:
+        return Path(path).expanduser().resolve().is_relative_to(sample_root().resolve())
+    except (OSError, ValueError):
+        return False
 
 
 def _sample(folder: Path) -> Sample | None:

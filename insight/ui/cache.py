@@ -21,7 +21,7 @@ from insight.errors import InsightError
 from insight.launch import parse_app_args
 from insight.model.loading import LoadedModel, load_model
 from insight.model.preflight import Preflight, preflight, resolve_model_path
-from insight.model.samples import sample_root
+from insight.model.samples import is_bundled
 from insight.model.sandbox import LoadLimits, check_in_child, prestart
 from insight.panels.probe import probe_dataset
 from insight.panels.registry import PanelContext, build_panel, get_panel
@@ -110,14 +110,6 @@ def _load(path: str, stamp: str, safe_mode: bool, custom_objects: str | None) ->
     if not bundled:
         prestart()  # the next cache miss finds a child that has imported Keras already
     return loaded
-
-
-def is_bundled(path: str) -> bool:
-    """Whether `path` is one of the samples shipped inside the package (trusted: ours)."""
-    try:
-        return Path(path).expanduser().resolve().is_relative_to(sample_root().resolve())
-    except (OSError, ValueError):
-        return False
 
 
 _READY: set[tuple] = set()

@@ -254,8 +254,7 @@ def test_a_good_file_passes_and_loads_here(spares, tmp_path):
 
 def test_only_the_bundled_samples_skip_the_child(tmp_path):
     """The app loads the samples it ships at once; any other file goes through the child."""
-    from insight.model.samples import sample_root
-    from insight.ui.cache import is_bundled
+    from insight.model.samples import is_bundled, sample_root
 
     shipped = sample_root()  # the installed package's, in CI; the checkout's, editable
     assert is_bundled(str(shipped / "digits_cnn" / "model.keras"))
@@ -264,3 +263,23 @@ def test_only_the_bundled_samples_skip_the_child(tmp_path):
     assert not is_bundled(str(tmp_path / "model.keras"))
     # A path that walks out of the samples folder is not a sample.
     assert not is_bundled(str(shipped / ".." / ".." / "etc" / "passwd"))
+
+
+def test_load_model_isolates_all_but_the_bundled_samples(tmp_path, monkeypatch):
+    """`insight.load_model(isolate=...)` agrees with the app: the samples load at once, any
+    other file (a copy of the same sample included) goes to the child."""
+    import shutil
+
+    import insight
+    from insight.model import loading
+    from insight.model.samples import sample_root
+
+    def no_child(*args):
+        raise AssertionError("isolated")
+
+    monkeypatch.setattr(loading, "_load_isolated", no_child)
+    loaded = insight.load_model(sample_root() / "digits_cnn" / "model.keras", isolate=True)
+    assert loaded.name == "digits_cnn"
+    copy = shutil.copy(sample_root() / "digits_cnn" / "model.keras", tmp_path / "m.keras")
+    with pytest.raises(AssertionError, match="isolated"):
+        insight.load_model(copy, isolate=True)
