@@ -18,7 +18,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,46 +72,52 @@ class ActivationStats:
     n_examples: int = 0
 
 
-def _as_units(a):
-    """(rows, units) view of an activation: the last axis is the unit axis."""
-    import tensorflow as tf
+def _reduce(a, given_range, bins: int, saturation: str | None):
+    """One layer's output reduced to `(adds, mins, maxs, used_range)`, all small vectors.
 
-    a = tf.cast(a, tf.float32)
-    if a.shape.rank is not None and a.shape.rank <= 1:
-        a = tf.reshape(a, (-1, 1))
-    return tf.reshape(a, (-1, tf.shape(a)[-1]))
-
-
-def _reduce(a, value_range, bins: int, saturation: str | None):
+    `adds` (summed over batches) is `[count, sum(units), sumsq(units), nonzero(units),
+    saturated?, hist(bins)]`; `given_range` of NaNs asks for this batch's extremes, padded by
+    10% (by 0.5 when constant), as the histogram range.
+    """
     import tensorflow as tf
 
     a = tf.cast(a, tf.float32)
     if a.shape.rank is not None and a.shape.rank <= 1:
         a = tf.reshape(a, (-1, 1))
     axes = list(range(a.shape.rank - 1))
-    u = _as_units(a)
+    u = tf.reshape(a, (-1, tf.shape(a)[-1]))
+    lo, hi = tf.reduce_min(u, 0), tf.reduce_max(u, 0)
+    low, high = tf.reduce_min(lo), tf.reduce_max(hi)
+    pad = tf.where(high > low, (high - low) * 0.1, 0.5)
+    value_range = tf.where(tf.math.is_nan(given_range), tf.stack([low - pad, high + pad]),
+                           given_range)
     flat = tf.reshape(a, [-1])
     step = tf.maximum(tf.size(flat) // HIST_SAMPLE, 1)
-    out = {
-        "count": tf.cast(tf.shape(u)[0], tf.float32),
+    adds = [
+        tf.cast(tf.shape(u)[:1], tf.float32),
         # Sums over the original axes: ~2x faster than over the (rows, units) view on CPU.
-        "sum": tf.reduce_sum(a, axes),
-        "sumsq": tf.reduce_sum(tf.square(a), axes),
-        "min": tf.reduce_min(u, 0),
-        "max": tf.reduce_max(u, 0),
-        "nonzero": tf.reduce_sum(tf.cast(tf.not_equal(u, 0.0), tf.float32), 0),
-        "hist": tf.histogram_fixed_width(flat[::step], value_range, nbins=bins),
-    }
+        tf.reduce_sum(a, axes),
+        tf.reduce_sum(tf.square(a), axes),
+        tf.reduce_sum(tf.cast(tf.not_equal(u, 0.0), tf.float32), 0),
+    ]
     if saturation == "sigmoid":
-        out["saturated"] = tf.reduce_sum(tf.cast((u < 0.01) | (u > 0.99), tf.float32))
+        adds.append(tf.reduce_sum(tf.cast((u < 0.01) | (u > 0.99), tf.float32))[None])
     elif saturation == "tanh":
-        out["saturated"] = tf.reduce_sum(tf.cast(tf.abs(u) > 0.99, tf.float32))
+        adds.append(tf.reduce_sum(tf.cast(tf.abs(u) > 0.99, tf.float32))[None])
     elif saturation == "softmax":
-        out["saturated"] = tf.reduce_sum(tf.cast(tf.reduce_max(u, -1) > 0.99, tf.float32))
-    return out
+        adds.append(tf.reduce_sum(tf.cast(tf.reduce_max(u, -1) > 0.99, tf.float32))[None])
+    adds.append(tf.cast(tf.histogram_fixed_width(flat[::step], value_range, nbins=bins),
+                        tf.float32))
+    return tf.concat(adds, 0), lo, hi, value_range
 
 
 def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
+    """The compiled `run(x, ranges) -> (adds, mins, maxs, used_ranges, units)` of `paths`.
+
+    One forward pass per batch, every layer reduced in the same graph, the reductions of all
+    layers packed into three flat vectors: three copies out of TensorFlow per batch and three
+    numpy operations to accumulate them, whatever the number of layers.
+    """
     import tensorflow as tf
 
     key = ("stats", tuple(paths), signature_key(x_example), bins)
@@ -124,27 +132,57 @@ def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
         store: dict[str, Any] = {}
         with recording(model, wanted, store):
             model(x, training=False)
-        return {p: _reduce(first_output(store[p]), ranges[i], bins, kinds[p])
-                for i, p in enumerate(paths)}
-
-    def extremes(x):
-        store: dict[str, Any] = {}
-        with recording(model, wanted, store):
-            model(x, training=False)
-        return tf.stack([tf.stack([tf.reduce_min(tf.cast(first_output(store[p]), tf.float32)),
-                                   tf.reduce_max(tf.cast(first_output(store[p]), tf.float32))])
-                         for p in paths])
+        parts = [_reduce(first_output(store[p]), ranges[i], bins, kinds[p])
+                 for i, p in enumerate(paths)]
+        return (tf.concat([q[0] for q in parts], 0), tf.concat([q[1] for q in parts], 0),
+                tf.concat([q[2] for q in parts], 0), tf.stack([q[3] for q in parts]),
+                tf.stack([tf.size(q[1]) for q in parts]))
 
     spec = input_spec(x_example)
-    fns = (tf.function(run, input_signature=[spec, tf.TensorSpec((len(paths), 2), tf.float32)]),
-           tf.function(extremes, input_signature=[spec]), kinds)
+    fn = tf.function(run, input_signature=[spec, tf.TensorSpec((len(paths), 2), tf.float32)])
     with TRACE_LOCK:
-        fns[0].get_concrete_function()
-        fns[1].get_concrete_function()
-    cache[key] = fns
-    return fns
+        fn.get_concrete_function()
+    cache[key] = (fn, kinds)
+    return fn, kinds
 
 
+def _prefetched(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """`batches`, read `depth` ahead in a thread while the compiled pass runs (TensorFlow
+    releases the GIL): a dataset that reads or decodes its rows overlaps with the compute."""
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer has gone
+
+    def fill() -> None:
+        try:
+            for item in batches:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            put((end, exc))
+
+    thread = threading.Thread(target=fill, name="insight-stats-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def _batches(data: Any, batch_size: int, model: Any):
@@ -181,47 +219,55 @@ def activation_stats(model: Any, data: Any, *, layers: str | Iterable[str] | Non
     """
     keras_model = as_model(model)
     paths = resolve_layers(keras_model, layers)
-    acc: dict[str, dict[str, np.ndarray]] = {}
-    ranges = None
-    edges: dict[str, np.ndarray] = {}
+    ranges = np.full((len(paths), 2), np.nan, np.float32)  # NaN: the first batch's extremes
+    adds = mins = maxs = units = None
     n = 0
     kinds: dict[str, str | None] = {}
-    for xb in _batches(data, batch_size, keras_model):
-        run, extremes, kinds = _stats_function(keras_model, paths, xb, bins)
-        if ranges is None:
-            lo_hi = extremes(xb).numpy().astype(np.float64)
-            pad = np.maximum((lo_hi[:, 1] - lo_hi[:, 0]) * 0.1, 0.5 * (lo_hi[:, 1] == lo_hi[:, 0]))
-            ranges = np.stack([lo_hi[:, 0] - pad, lo_hi[:, 1] + pad], 1).astype(np.float32)
-            edges = {p: np.linspace(ranges[i, 0], ranges[i, 1], bins + 1)
-                     for i, p in enumerate(paths)}
+    for xb in _prefetched(_batches(data, batch_size, keras_model)):
+        run, kinds = _stats_function(keras_model, paths, xb, bins)
         out = run(xb, ranges)
         n += count_rows(xb)
-        for p in paths:
-            _accumulate(acc.setdefault(p, {}), {k: v.numpy() for k, v in out[p].items()})
-    if not acc:
+        if adds is None:
+            adds = out[0].numpy().astype(np.float64)
+            mins, maxs = out[1].numpy(), out[2].numpy()
+            ranges, units = out[3].numpy(), out[4].numpy()
+        else:
+            adds += out[0].numpy()
+            np.minimum(mins, out[1].numpy(), out=mins)
+            np.maximum(maxs, out[2].numpy(), out=maxs)
+    if adds is None:
         raise UsageError("The dataset is empty: no rows to compute statistics on.", "",
                          "rows=0")
     layers_by_path = {p: layer for p, layer, _ in iter_layers(keras_model)}
-    rows, units, hists = [], {}, {}
-    for p in paths:
-        row, per_unit = _summarise(p, layers_by_path[p], acc[p], kinds.get(p), n)
+    rows, per_units, hists = [], {}, {}
+    unpacked = _unpack(adds, mins, maxs, units, paths, kinds, bins)
+    for i, (p, acc) in enumerate(zip(paths, unpacked, strict=True)):
+        row, per_unit = _summarise(p, layers_by_path[p], acc, kinds.get(p), n)
         rows.append(row)
-        units[p] = per_unit
-        hists[p] = (acc[p]["hist"], edges[p])
-    return ActivationStats(pd.DataFrame(rows, columns=STAT_COLUMNS), units, hists, n)
+        per_units[p] = per_unit
+        hists[p] = (acc["hist"], np.linspace(ranges[i, 0], ranges[i, 1], bins + 1))
+    return ActivationStats(pd.DataFrame(rows, columns=STAT_COLUMNS), per_units, hists, n)
 
 
-def _accumulate(total: dict[str, np.ndarray], batch: dict[str, np.ndarray]) -> None:
-    for k, v in batch.items():
-        v = v.astype(np.float64) if k != "hist" else v.astype(np.int64)
-        if k not in total:
-            total[k] = v
-        elif k == "min":
-            total[k] = np.minimum(total[k], v)
-        elif k == "max":
-            total[k] = np.maximum(total[k], v)
-        else:
-            total[k] = total[k] + v
+def _unpack(adds: np.ndarray, mins: np.ndarray, maxs: np.ndarray, units: np.ndarray,
+            paths: list[str], kinds: dict[str, str | None], bins: int
+            ) -> Iterator[dict[str, Any]]:
+    """Each layer's totals, `{count, sum, sumsq, nonzero, [saturated], hist, min, max}`, cut
+    out of the packed vectors in `_reduce`'s order."""
+    at = unit_at = 0
+    for p, c in zip(paths, units.tolist(), strict=True):
+        acc: dict[str, Any] = {"count": adds[at], "sum": adds[at + 1:at + 1 + c],
+                               "sumsq": adds[at + 1 + c:at + 1 + 2 * c],
+                               "nonzero": adds[at + 1 + 2 * c:at + 1 + 3 * c]}
+        at += 1 + 3 * c
+        if kinds.get(p) is not None:
+            acc["saturated"] = adds[at]
+            at += 1
+        acc["hist"] = np.rint(adds[at:at + bins]).astype(np.int64)
+        at += bins
+        acc["min"], acc["max"] = mins[unit_at:unit_at + c], maxs[unit_at:unit_at + c]
+        unit_at += c
+        yield acc
 
 
 def _summarise(path: str, layer: Any, a: dict[str, np.ndarray], saturation: str | None,
