@@ -35,8 +35,7 @@ def weight_change_heatmap(df: pd.DataFrame, value: str = "relative_change") -> g
         df: `insight.compare.timeline.weight_timeline`'s frame.
         value: `"relative_change"` or `"cosine"`. Defaults to `"relative_change"`.
     """
-    table = df.pivot_table(index=["depth", "layer"], columns="epoch", values=value,
-                           dropna=False, aggfunc="first").sort_index()
+    table = df.pivot(index=["depth", "layer"], columns="epoch", values=value).sort_index()
     layers = [layer for _, layer in table.index]
     epochs = [int(e) for e in table.columns]
     z = table.to_numpy(np.float64)
