@@ -38,7 +38,8 @@ def test_page_loads_and_matches_baseline(page, app_url, n, file, title):
     assert page.get_by_test_id("stException").count() == 0, title
     errors = page.get_by_test_id("stAlertContentError")
     assert errors.count() == 0, [errors.nth(i).inner_text() for i in range(errors.count())]
-    chart = page.locator("[data-testid='stPlotlyChart']").first
+    # The Embeddings scatter is a component of its own (insight.ui.scatter_component).
+    chart = page.locator("[data-testid='stPlotlyChart'], .insight-scatter").first
     if chart.count():
         chart.locator(".main-svg").first.wait_for(state="visible")
         target = chart
