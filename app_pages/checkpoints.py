@@ -2,20 +2,19 @@
 change per layer and epoch), which converge first (CKA against the final checkpoint), and how
 a layer's representation settles (its projection per epoch, with a slider)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
-from insight.panels import PanelContext
 from insight.panels.checkpoints import checkpoint_folder, followed_layers
 from insight.ui.feedback import show_error
-from insight.ui.widgets import param_of, require_preflight, require_ref, show_panel
+from insight.ui.widgets import param_of, require_model, require_ref, show_panel
 
 st.title("Checkpoints")
 ref = require_ref()
-data, compare = st.session_state.get("insight_data"), st.session_state.get("insight_compare")
-ctx = PanelContext(preflight=require_preflight(ref), data_path=Path(data) if data else None,
-                   compare_path=Path(compare) if compare else None)
+compare = st.session_state.get("insight_compare")
+ctx = replace(require_model(ref), compare_path=Path(compare) if compare else None)
 folder = checkpoint_folder(ctx)
 if folder is None:
     st.info("**No checkpoints for this model.** Choose their folder under *Compare with…* in "

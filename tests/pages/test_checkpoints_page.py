@@ -57,6 +57,7 @@ def test_sample_timeline_heatmap_cka_projection_and_controls():
     assert proj["layout"]["title"]["text"].startswith("dense1 across epochs")
     assert len(proj["frames"]) == 11 and len(proj["layout"]["sliders"][0]["steps"]) == 11
     assert sorted(t["name"] for t in proj["data"]) == [str(d) for d in range(10)]
+    assert any("embed=true&panel=" in c.value for c in at.code)  # each chart's Share link
     assert at.selectbox(key=f"ckpt_layer|{SAMPLE.model.parent / 'checkpoints'}").options == [
         "conv1", "conv2", "dense1", "predictions"]
 

@@ -40,6 +40,7 @@ def test_sample_sweep_table_plot_filter_and_link():
     col = "validation/epoch_accuracy (best)"
     assert list(table.run) == list(table.sort_values(col, ascending=False).run)
     assert len(table) == 4
+    assert any("embed=true&panel=" in c.value for c in at.code)  # each chart's Share link
 
     at.text_input(key="runs_filter").set_value("optimizer=sgd").run()
     assert list(at.dataframe[0].value.run) == ["run-4"]
