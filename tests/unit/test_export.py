@@ -201,37 +201,44 @@ def test_all_panels_gallery(ctx, renderer, tmp_path):
 
 
 @pytest.mark.slow
-def test_snapshot_cycle_after_changed_weights(tmp_path, capsys):
-    """Fresh baselines pass; perturbed weights fail with a diff image; --update passes."""
-    require_browser()
+def test_snapshot_cycle_after_changed_weights(ctx, renderer, tmp_path, capsys):
+    """`insight snapshot` writes fresh baselines; other weights fail with a diff image;
+    --update rewrites the baseline and then it passes. The changed model is a file of its own
+    (loaded through the sandbox child, once); the original is the bundled sample. The last two
+    steps call the library on the module's renderer: each CLI run starts a Chromium."""
     import keras
     import numpy as np
 
-    for f in ("model.keras", "data.npz"):
-        shutil.copy(SAMPLE / f, tmp_path / f)
-    model, base = tmp_path / "model.keras", tmp_path / "baselines"
-    argv = ["snapshot", str(model), "--baseline-dir", str(base), "--panels",
-            "weight_histograms?layer=dense1"]
-    assert main([*argv, "--update"]) == 0
-    assert [p.name for p in base.iterdir()] == ["weight_histograms--layer=dense1.png"]
-    assert main(argv) == 0
-    assert "1 matched, 0 failed" in capsys.readouterr().out
+    from insight.export.snapshot import snapshot_panels
 
-    m = keras.models.load_model(model)
+    changed, base = tmp_path / "model.keras", tmp_path / "baselines"
+    m = keras.models.load_model(SAMPLE / "model.keras")
     rng = np.random.default_rng(0)
     m.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype) for w in m.get_weights()])
-    m.save(model)
-    assert main(argv) == 1
+    m.save(changed)
+    shutil.copy(SAMPLE / "data.npz", tmp_path / "data.npz")
+    spec = "weight_histograms?layer=dense1"
+    argv = ["--baseline-dir", str(base), "--panels", spec]
+    baseline = base / "weight_histograms--layer=dense1.png"
+
+    assert main(["snapshot", str(changed), *argv, "--update"]) == 0
+    assert "1 updated, 0 failed" in capsys.readouterr().out
+    assert [p.name for p in base.iterdir()] == [baseline.name]
+    written = baseline.read_bytes()
+    assert main(["snapshot", "digits_cnn", *argv]) == 1
     out = capsys.readouterr()
     assert "failed   weight_histograms?layer=dense1" in out.out and "1 failed" in out.err
     diff = tmp_path / "baselines-failures" / "weight_histograms--layer=dense1"
     assert {p.name for p in diff.iterdir()} == {"actual.png", "expected.png", "diff.png"}
+    assert (diff / "expected.png").read_bytes() == written
     red = [px for px in _pixels((diff / "diff.png").read_bytes()).getdata()
            if px[0] > 200 and px[1] < 60 and px[2] < 60]
     assert len(red) > 100  # the differing pixels are marked
 
-    assert main([*argv, "--update"]) == 0
-    assert main(argv) == 0
+    updated = snapshot_panels(ctx, base, [spec], update=True, renderer=renderer)
+    assert [r.status for r in updated] == ["updated"] and baseline.read_bytes() != written
+    assert [r.status for r in snapshot_panels(ctx, base, [spec], renderer=renderer)] == \
+        ["passed"]
 
 
 def test_browser_lookup_honours_the_environment(monkeypatch, tmp_path):
