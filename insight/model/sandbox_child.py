@@ -9,8 +9,9 @@ comes: a warm server's next check starts there, and the preflight of a request t
 meanwhile does not wait for TensorFlow.
 
 In safe mode it also blocks, with an audit hook (PEP 578), what no model load needs: starting
-processes, network connections, loading native code through ctypes, and signals to other
-processes (the server is one). A file that tries any of it is refused as unsafe, so a
+processes, network connections, loading native code through ctypes, signals to other
+processes (the server is one), and writing, moving or deleting files anywhere but a scratch
+folder of its own. A file that tries any of it is refused as unsafe, so a
 `safe_mode` bypass shows up here before the parent loads the file.
 """
 
@@ -19,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import threading
 from typing import Any
 
@@ -28,6 +31,12 @@ __all__ = ["main"]
 _BLOCKED = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
             "subprocess.Popen", "pty.spawn", "socket.connect", "socket.bind",
             "socket.sendto", "ctypes.dlopen", "ctypes.dlsym", "webbrowser.open")
+# Loading a model reads; a payload that "only" writes a file (a quiet safe_mode bypass: a
+# planted script, an edited ~/.bashrc) is caught here, before the server loads the file.
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_FS_EVENTS = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown",
+              "os.symlink", "os.link", "os.truncate", "os.utime", "shutil.rmtree",
+              "shutil.move", "shutil.copyfile", "shutil.copytree")
 _MEMORY_WORDS = ("OOM when allocating", "bad_alloc", "Cannot allocate memory",
                  "ResourceExhausted", "Unable to allocate")
 
@@ -50,7 +59,30 @@ def _is_memory(exc: BaseException) -> bool:
     return False
 
 
-def _audit(tripped: list[str]):
+def _writes(event: str, args: tuple, scratch: str) -> bool:
+    """Whether an audit event changes the file system outside the child's scratch folder."""
+    if event == "open":
+        path, mode, flags = (tuple(args) + (None, None, None))[:3]
+        if isinstance(path, int):
+            return False  # an already open descriptor
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            isinstance(flags, int) and flags & _WRITE_FLAGS)
+        targets = [path] if writing else []
+    elif event in _FS_EVENTS:
+        targets = [a for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))]
+    else:
+        return False
+    for target in targets:
+        try:
+            where = os.path.realpath(os.fsdecode(target))
+        except (TypeError, ValueError):
+            return True
+        if not (where == scratch or where.startswith(scratch + os.sep)):
+            return True
+    return False
+
+
+def _audit(tripped: list[str], scratch: str):
     me = os.getpid()
 
     def hook(event: str, args: tuple) -> None:
@@ -58,6 +90,9 @@ def _audit(tripped: list[str]):
             return  # a process may still crash itself
         if event.startswith(_BLOCKED) or event in ("os.kill", "os.killpg"):
             tripped.append(event)
+            raise _Blocked(f"blocked {event}")
+        if _writes(event, args, scratch):
+            tripped.append("write a file")
             raise _Blocked(f"blocked {event}")
 
     return hook
@@ -134,6 +169,7 @@ def main(argv: list[str]) -> int:
     resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     resource.setrlimit(resource.RLIMIT_FSIZE, (memory, memory))
     tripped: list[str] = []
+    scratch = None
     try:
         from insight.model.loading import check_safety, load_custom_objects, load_preflighted
         from insight.model.preflight import preflight
@@ -154,7 +190,13 @@ def main(argv: list[str]) -> int:
         # The user's own file runs before the guard: it is trusted by being given.
         provided = load_custom_objects(req["custom_objects"])
         if req["safe_mode"]:
-            sys.addaudithook(_audit(tripped))
+            # Temporary files go to a folder of the child's own, the only place it may write.
+            scratch = os.path.realpath(tempfile.mkdtemp(prefix="insight-loader-"))
+            tempfile.tempdir = scratch
+            sys.dont_write_bytecode = True  # so any .pyc written from here on is a payload's
+            sys.addaudithook(_audit(tripped, scratch))
+
+
         def announce(step: str) -> None:
             if step == "built":
                 _send(out, stage="weights")
@@ -164,10 +206,15 @@ def main(argv: list[str]) -> int:
         loaded = load_preflighted(report, safe_mode=req["safe_mode"],
                                   custom_objects=provided or None, at=announce)
         _forward(loaded.model)
+        if tripped:  # blocked, and the error swallowed by a broad `except` on the way
+            raise _Blocked(tripped[0])
         _send(out, ok=True)
     except BaseException as exc:  # noqa: BLE001  every failure becomes an answer
         _refuse(out, exc, tripped)
         return 1
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

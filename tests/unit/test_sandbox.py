@@ -96,13 +96,30 @@ PROBE_LAYER = '''
 import os
 import keras
 
+# The --custom-objects file itself is the user's, run before the guard: it may write.
+with open({env_out!r}, "w") as f:
+    f.write("\\n".join(sorted(os.environ)))
+
 @keras.saving.register_keras_serializable(package="SandboxProbe")
 class Probe(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
-        with open({env_out!r}, "w") as f:
-            f.write("\\n".join(sorted(os.environ)))
         os.system("touch {marker}")  # what a safe_mode bypass would do
+        return cls(**config)
+'''
+
+QUIET_LAYER = '''
+import keras
+
+@keras.saving.register_keras_serializable(package="SandboxProbe")
+class Probe(keras.layers.Layer):
+    @classmethod
+    def from_config(cls, config):
+        try:  # a quiet bypass: no process, no socket, one file, the error swallowed
+            with open({marker!r}, "w") as f:
+                f.write("ran")
+        except Exception:
+            pass
         return cls(**config)
 '''
 
@@ -283,3 +300,16 @@ def test_load_model_isolates_all_but_the_bundled_samples(tmp_path, monkeypatch):
     copy = shutil.copy(sample_root() / "digits_cnn" / "model.keras", tmp_path / "m.keras")
     with pytest.raises(AssertionError, match="isolated"):
         insight.load_model(copy, isolate=True)
+
+
+@pytest.mark.slow
+def test_a_quiet_write_is_caught_before_the_server_loads(spares, tmp_path):
+    """A payload that only writes a file, and hides the failure, is still refused."""
+    marker = tmp_path / "planted.sh"
+    layers = tmp_path / "quiet_layers.py"
+    layers.write_text(QUIET_LAYER.format(marker=str(marker)))
+    spares()
+    with pytest.raises(UnsafeModelError, match="tried to write a file"):
+        check_in_child(probe_model(tmp_path / "quiet.keras"), custom_objects=layers)
+    spares()
+    assert not marker.exists()
