@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from insight import __version__
 from insight.cli.main import build_parser, main
 
@@ -46,10 +48,10 @@ def test_summary_debug_shows_traceback(run_python, model_files):
     assert "ModelLoadError" in proc.stderr
 
 
-def test_version(run_python):
-    proc = run_python("-m", "insight.cli", "--version", timeout=60)
+@pytest.mark.parametrize("module", ["insight.cli", "insight"])
+def test_version(run_python, module):
+    proc = run_python("-m", module, "--version", timeout=60)
     assert proc.returncode == 0
-    assert proc.stdout.startswith("insight ")
     assert proc.stdout.strip() == f"insight {__version__}"
 
 
