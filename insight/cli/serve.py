@@ -140,7 +140,8 @@ def check_port(host: str, port: int) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the app until interrupted; returns Streamlit's exit status."""
     from insight.model.loading import check_safety
-    from insight.model.sandbox import LoadLimits, check_in_child
+    from insight.model.samples import is_bundled
+    from insight.model.sandbox import LoadLimits, check_in_child, prestart
 
     limits = LoadLimits.parse(args.load_timeout, args.load_memory)  # a bad limit: one line
 
@@ -148,6 +149,11 @@ def run_serve(args: argparse.Namespace) -> int:
     check_path("--logdir", args.logdir)
     check_path("--compare", args.compare)
     check_path("--custom-objects", args.custom_objects)
+    if args.model and Path(args.model).expanduser().exists() and not is_bundled(args.model):
+        # The child that will load the model first starts importing Keras now, beside the
+        # server's own import, instead of after it: one TensorFlow start on the way to the
+        # first page, not two in a row (a user's file loads in that child first).
+        prestart()
     if args.model:
         # Fail fast with one line, before the server starts: the preflight runs in a child
         # with the load limits (a config bomb costs the child), without TensorFlow.

@@ -4,7 +4,8 @@ TensorFlow's import is most of a cold start. As soon as Streamlit's runtime exis
 the browser loads the page, a background thread imports TensorFlow and Keras, loads the model
 the first page will show into the app's resource cache and builds its Overview panels into
 the panel cache, so the first script run finds all of that done. Meanwhile that run shows
-the file check and the layer graph, which need no TensorFlow.
+the file check and the layer graph, which need no TensorFlow. What no first page needs
+(UMAP's compilation) waits until the first page is drawn.
 """
 
 from __future__ import annotations
@@ -18,9 +19,19 @@ from pathlib import Path
 from insight.launch import LaunchOptions, app_argv
 from insight.serving import Hosts
 
-__all__ = ["serve"]
+__all__ = ["serve", "page_drawn"]
 
 ENTRY = Path(__file__).parent / "entry.py"
+_PAGE_DRAWN = threading.Event()
+
+
+def page_drawn() -> None:
+    """Note that a script run has ended (`insight.ui.shell.main` calls this after each): the
+    warm-up's optional part waits for the first one, so it does not slow the first page.
+
+    >>> page_drawn()
+    """
+    _PAGE_DRAWN.set()
 
 
 def _warm(opts: LaunchOptions) -> None:
@@ -49,7 +60,11 @@ def _warm(opts: LaunchOptions) -> None:
             panel(name, ref, ctx)  # the same cache entries the first page reads
         from insight.projector.projection import warm_up
 
-        time.sleep(2.0)  # let the first page finish drawing: this holds the GIL for seconds
+        # The compilation holds the GIL and a core for seconds: on 2 cores, run while the
+        # first page is still being built and drawn, it made that page ~15 s later
+        # (MobileNetV2). So it waits for the first script run to end, then for the browser.
+        _PAGE_DRAWN.wait()
+        time.sleep(3.0)
         warm_up()  # UMAP's numba compilation, before anyone asks for a UMAP
         print(f"insight: warm in {time.perf_counter() - started:.1f} s (TensorFlow, the "
               "model, UMAP)", file=sys.stderr, flush=True)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from insight.shipped import shipped_folder
 from insight.ui.runtime import keep_keras_session
+from insight.ui.serve import page_drawn
 from insight.ui.sidebar import draw_sidebar, launch_options
 
 __all__ = ["main", "PAGES"]
@@ -30,6 +31,13 @@ PAGES = [
 def main() -> None:
     """Run one script pass of the app."""
     keep_keras_session()
+    try:
+        _run()
+    finally:
+        page_drawn()  # `insight serve`'s optional warm-up waits for the first page
+
+
+def _run() -> None:
     st.set_page_config(page_title="insight", page_icon=":material/insights:", layout="wide")
     if "panel" in st.query_params:  # a deep link: that panel alone, no sidebar or pages
         from insight.ui.embed import render_embed
