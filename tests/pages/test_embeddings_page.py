@@ -134,6 +134,13 @@ def test_controls_take_choices_defaults_and_help_from_the_schema():
     assert method.options == ["PCA", "UMAP", "t-SNE"] and method.value == "pca"
     shown = {w.key.split("|")[0] for w in at.number_input}
     assert shown == {"proj_sample"}  # PCA has no settings: none of UMAP's or t-SNE's shown
+    sample = at.number_input(key=f"proj_sample|{model}")
+    assert (sample.value, sample.step) == (0, 1000)
+    assert sample.help == param_of("projection", "sample").help
+    sample.set_value(300)  # UMAP and t-SNE below on 300 points, not 1,797: seconds less
+    next(b for b in at.button if b.label == "Project").click().run()
+    assert at.number_input(key=f"proj_sample|{model}").value == 300
+    method = at.selectbox(key=f"proj_method|{model}")
     method.set_value("umap").run()
     assert {w.key.split("|")[0] for w in at.number_input} == {"proj_nn", "proj_md",
                                                               "proj_sample"}
@@ -144,9 +151,7 @@ def test_controls_take_choices_defaults_and_help_from_the_schema():
     at.selectbox(key=f"proj_method|{model}").set_value("tsne").run()
     assert {w.key.split("|")[0] for w in at.number_input} == {"proj_px", "proj_sample"}
     assert at.number_input(key=f"proj_px|{model}").value == 30.0
-    sample = at.number_input(key=f"proj_sample|{model}")
-    assert (sample.value, sample.step) == (0, 1000)
-    assert sample.help == param_of("projection", "sample").help
+    assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.selectbox(key=f"proj_layer|{model}").value == "dropout"  # the last hidden one
     source = at.selectbox(key=f"proj_source|{model}")
     assert source.options == ["A layer's outputs", "A vectors file"]
