@@ -6,13 +6,18 @@ so tracing is excluded):
 - capture: `insight.activations(model, x)` (all layers, numpy arrays out) for one batch of 64,
   vs a plain forward pass compiled the same way (`tf.function` of `model(x, training=False)`).
   Target <= 1.3x.
+- floors of the capture: TF's own multi-output graph of every layer; the forward pass with
+  Grappler's fusions off (no conv+BN+ReLU fusion survives when every output is returned);
+  the copy of the activations out of TF (`np.asarray`), beside a numpy copy of the bytes.
 - capture fn: the compiled capture function alone,
   `insight.probe.capture.capture_function(model, layer_paths(model), x)(x)` (the very function
   `activations` compiled and cached), vs the same forward pass. Target <= 1.3x.
 - naive: a multi-output `keras.Model(inputs, [every layer's output]).predict(x)` vs the
   model's own `predict(x)`, as in the reference (anchors-performance.md 2a: 2.0-3.1x).
 - stats time: `insight.activation_stats` over 2,048 random inputs, batch 64, vs 32 compiled
-  forward passes over the same batches. Target <= 1.5x.
+  forward passes over the same batches. Target <= 1.5x. Floors beside it: the capture passes
+  alone (every layer's output kept), and with one `reduce_sum` per layer.
+Ratios also give process CPU time (all threads), steadier than wall time on a shared machine.
 - stats peak RSS: peak resident-memory growth of that call, vs the 32 forward passes, each
   in a fresh subprocess (a thread samples VmRSS from /proc/self/status every 2 ms; the
   kernel's VmHWM is reset through /proc/self/clear_refs where allowed). Both include
@@ -27,7 +32,8 @@ Models: `keras.applications.MobileNetV2(input_shape=(96, 96, 3), weights=None)` 
 `ResNet50(input_shape=(64, 64, 3), weights=None)` (1,000 classes), random inputs.
 
 Usage: python benchmarks/bench_probe.py [--repeat 5] [--stats-repeat 3] [--quick]
-`--quick`: MobileNetV2 only, 2 repeats, statistics over 256 inputs: a smoke run (~1-2 min).
+[--only capture|stats] [--stats-rows N]. `--quick`: MobileNetV2 only, 2 repeats, statistics
+over 256 inputs: a smoke run (~1-2 min).
 """
 
 from __future__ import annotations
@@ -77,23 +83,86 @@ def compiled_forward(model):
     return tf.function(lambda a: model(a, training=False), reduce_retracing=True)
 
 
+CPU_RATIOS: list[float] = []  # the CPU-time ratio of the last `interleaved` call
+
+
 def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int,
                 warmup: int = 1) -> tuple[float, float]:
-    """Medians of `repeat` timings of `a` and `b`, alternated (order swapped each repeat)."""
+    """Medians of `repeat` timings of `a` and `b`, alternated (order swapped each repeat);
+    the ratio of their CPU times (all threads) goes to `CPU_RATIOS`."""
     for _ in range(warmup):
         a()
         b()
     gc.collect()
-    ta, tb = [], []
+    ta, tb, ca, cb = [], [], [], []
     for i in range(repeat):
-        order = [(a, ta), (b, tb)] if i % 2 == 0 else [(b, tb), (a, ta)]
-        for fn, out in order:
+        order = [(a, ta, ca), (b, tb, cb)] if i % 2 == 0 else [(b, tb, cb), (a, ta, ca)]
+        for fn, out, cpu in order:
             gc.collect()
-            start = time.perf_counter()
+            cpu_start, start = time.process_time(), time.perf_counter()
             result = fn()
             out.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - cpu_start)
             del result
+    CPU_RATIOS.append(statistics.median(ca) / statistics.median(cb))
     return statistics.median(ta), statistics.median(tb)
+
+
+def unfused_forward(model):
+    """The compiled forward pass traced with Grappler's remapper (op fusion) off."""
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"remapping": False})
+    try:
+        fn = compiled_forward(model)
+        fn.get_concrete_function(tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32))
+    finally:
+        tf.config.optimizer.set_experimental_options({"remapping": before.get("remapping", True)})
+    return fn
+
+
+def copy_out_seconds(fn, x, repeat: int) -> dict:
+    """Median time of `np.asarray` on every activation the capture function returned (what
+    `insight.activations` does), beside a numpy copy of the same bytes."""
+    import numpy as np
+
+    seconds, memcpy = [], []
+    shared = True
+    for _ in range(repeat):
+        _, acts = fn(x)
+        start = time.perf_counter()
+        arrays = [np.asarray(v) for v in acts.values()]
+        seconds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        copies = [a.copy() for a in arrays]
+        memcpy.append(time.perf_counter() - start)
+        shared = shared and all(np.shares_memory(a, np.asarray(v))  # TF's own buffer
+                                for a, v in zip(arrays, acts.values(), strict=True))
+        gb = sum(a.nbytes for a in arrays) / 1e9
+        del acts, arrays, copies
+    return {"seconds": statistics.median(seconds), "memcpy": statistics.median(memcpy),
+            "gb": gb, "shared": "yes" if shared else "no"}
+
+
+def stats_floors(model, x_example):
+    """Per-batch floors of the statistics: the capture, and one `reduce_sum` per layer."""
+    import tensorflow as tf
+
+    from insight.model.layers import layer_paths
+    from insight.probe.capture import capture_function, first_output
+    fn = capture_function(model, layer_paths(model), x_example, with_outputs=False)
+
+    @tf.function(reduce_retracing=True)
+    def one_sum(a):
+        _, acts = fn(a)
+        out = []
+        for v in acts.values():
+            t = tf.cast(first_output(v), tf.float32)
+            out.append(tf.reduce_sum(t, list(range(max(t.shape.rank - 1, 1)))))
+        return out
+
+    return fn, one_sum
 
 
 class Table:
@@ -107,8 +176,9 @@ class Table:
 
     def timing(self, model: str, measure: str, t_insight: float, t_base: float,
                base_name: str, target: str) -> None:
+        cpu = f" (cpu {CPU_RATIOS[-1]:.2f}x)" if CPU_RATIOS else ""
         self.add(model, measure, f"{t_insight:.3f} s", f"{t_base:.3f} s ({base_name})",
-                 f"{t_insight / t_base:.2f}x", target)
+                 f"{t_insight / t_base:.2f}x{cpu}", target)
 
     def render(self) -> str:
         head = ["model", "measure", "insight", "baseline", "ratio", "target"]
@@ -196,7 +266,6 @@ def bench_capture(table: Table, name: str, model, x, repeat: int) -> None:
 
     def fwd():
         return forward(x)
-
     def capture():
         return insight.activations(model, x)
 
@@ -214,6 +283,19 @@ def bench_capture(table: Table, name: str, model, x, repeat: int) -> None:
 
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    probe_fn = compiled_forward(probe)
+    t_ins, t_base = interleaved(lambda: probe_fn(x), fwd, repeat)
+    table.timing(name, "floor: TF's own multi-output graph (keras.Model of every layer's "
+                 "output, tf.function)", t_ins, t_base, "fwd tf.function", "-")
+    unfused = unfused_forward(model)
+    t_ins, t_base = interleaved(lambda: unfused(x), fwd, repeat)
+    table.timing(name, "floor: forward pass without Grappler's fusions (remapping off; "
+                 "returning every layer forbids them)", t_ins, t_base, "fwd tf.function", "-")
+    copy = copy_out_seconds(fn, x, repeat)
+    table.add(name, f"copy of every activation out of TF ({copy['gb']:.2f} GB, np.asarray; "
+              f"zero-copy: {copy['shared']})", f"{copy['seconds'] * 1000:.1f} ms",
+              f"{copy['memcpy'] * 1000:.0f} ms (np.copy of the same bytes)",
+              f"{copy['seconds'] / t_base:.3f}x of fwd", "measured")
     t_ins, t_base = interleaved(lambda: probe.predict(x, batch_size=BATCH, verbose=0),
                                 lambda: model.predict(x, batch_size=BATCH, verbose=0),
                                 repeat)
@@ -243,6 +325,17 @@ def bench_stats(table: Table, name: str, model, rows: int, repeat: int) -> None:
     t_ins, t_base = interleaved(stats, passes, repeat, warmup=0)
     table.timing(name, f"stats over {rows:,} inputs, batch {BATCH}", t_ins, t_base,
                  f"{batches} fwd passes", "<= 1.5x")
+    capture, one_sum = stats_floors(model, x[:BATCH])
+    one_sum(x[:BATCH])
+    t_ins, t_base = interleaved(lambda: [capture(x[i:i + BATCH]) for i in range(0, rows, BATCH)],
+                                passes, repeat, warmup=0)
+    table.timing(name, f"floor: {batches} capture passes (every layer's output kept)", t_ins,
+                 t_base, f"{batches} fwd passes", "-")
+    t_ins, t_base = interleaved(
+        lambda: [np.asarray(one_sum(x[i:i + BATCH])[0]) for i in range(0, rows, BATCH)],
+        passes, repeat, warmup=0)
+    table.timing(name, f"floor: {batches} capture passes + one reduce_sum per layer (in graph)",
+                 t_ins, t_base, f"{batches} fwd passes", "-")
     mem_ins = measure_memory("stats", name, rows)
     mem_base = measure_memory("forward", name, rows)
     table.add(name, f"stats peak RSS growth, {rows:,} inputs (fresh process, cold)",
@@ -306,6 +399,9 @@ def main() -> None:
     parser.add_argument("--stats-repeat", type=int, default=3,
                         help="timed repeats of the statistics row (each is ~33 passes)")
     parser.add_argument("--quick", action="store_true", help="fast smoke mode")
+    parser.add_argument("--only", choices=["capture", "stats"],
+                        help="MobileNetV2-96's capture or statistics rows alone")
+    parser.add_argument("--stats-rows", type=int, help="inputs of the statistics rows")
     parser.add_argument("--child", choices=["stats", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--model", default="MobileNetV2-96", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=STATS_ROWS, help=argparse.SUPPRESS)
@@ -319,7 +415,9 @@ def main() -> None:
 
     repeat = 2 if args.quick and args.repeat == 5 else args.repeat
     names = ["MobileNetV2-96"] if args.quick else list(MODELS)
-    stats_rows = QUICK_STATS_ROWS if args.quick else STATS_ROWS
+    stats_rows = args.stats_rows or (QUICK_STATS_ROWS if args.quick else STATS_ROWS)
+    if args.only:
+        names = ["MobileNetV2-96"]
     started = time.perf_counter()
     table = Table()
     for name in names:
@@ -327,11 +425,13 @@ def main() -> None:
         x = inputs(name, BATCH)
         print(f"{name}: {len(model.layers)} layers, {model.count_params():,} params",
               flush=True)
-        bench_capture(table, name, model, x, repeat)
-        if name == "MobileNetV2-96":
+        if args.only != "stats":
+            bench_capture(table, name, model, x, repeat)
+        if name == "MobileNetV2-96" and args.only != "capture":
             bench_stats(table, name, model, stats_rows, min(repeat, args.stats_repeat))
-        bench_gradients(table, name, model, x, repeat)
-        if name == "MobileNetV2-96":
+        if not args.only:
+            bench_gradients(table, name, model, x, repeat)
+        if name == "MobileNetV2-96" and not args.only:
             bench_keract(table, name, model, x, repeat)
         del model
         keras.backend.clear_session()
