@@ -49,8 +49,9 @@ def parallel_coordinates(table: pd.DataFrame, hparams: Sequence[str], color: str
     dims.append(dict(label=label, values=metric))
     fig = go.Figure(go.Parcoords(
         dimensions=dims,
+        # no colour bar: the last axis is the metric, its values beside the lines' colours
         line=dict(color=metric, colorscale="Viridis", reversescale=direction == "min",
-                  showscale=True, colorbar=dict(title=dict(text=label), thickness=12)),
+                  showscale=False),
         labelangle=0, labelside="top"))
     better = {"min": "lower is better", "max": "higher is better"}.get(direction, "")
     apply_template(fig, title=f"{len(table)} runs by hyperparameters<br><sup>coloured by "

@@ -135,9 +135,9 @@ def projection_over_epochs(df: pd.DataFrame, layer: str, labels: Sequence | None
         yaxis=dict(range=[-lim, lim], zeroline=False, scaleanchor="x", title=""),
         legend=dict(title=dict(text="label" if names is not None else "")),
         sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="epoch "),
-                      pad=dict(t=40))],
-        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.08, xanchor="left",
-                          yanchor="top", pad=dict(t=30), buttons=[dict(
+                      x=0.12, len=0.88, pad=dict(t=40))],
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=0, xanchor="left",
+                          yanchor="top", pad=dict(t=62), buttons=[dict(
                               label="▶ play", method="animate",
                               args=[None, dict(frame=dict(duration=500, redraw=True),
                                                transition=dict(duration=300),
