@@ -10,10 +10,16 @@ Rows (one run, `insight serve` on the bundled digits_cnn, vectors files written 
   (`--repeat`, each time to a column not shown before, so no cache answers) and its median
   reported, split into the server's part (Enter to the figure's websocket message) and the
   browser's (that message to the legend drawn), with the figure's JSON size.
+  The chart is insight's scatter component (`insight.ui.scatter_component`): it stays
+  mounted (checked: the same div before and after every change) and a colour change sends
+  the new split of the points (a byte per point), which the page turns into traces and draws
+  with `Plotly.react` on the same div.
 - floors, in the same browser: plotly.js alone (its own bundle, file://) drawing the same
-  figure JSON on a fresh div, which is what `st.plotly_chart` does on every colour change
-  (a changed figure is a new element: a remount, a new WebGL context), and `Plotly.react`
-  on the div already drawn, which is what a component keeping the chart would pay.
+  figure JSON on a fresh div (what `st.plotly_chart` did on every colour change: a changed
+  figure is a new element, a remount, a new WebGL context), `Plotly.react` with the other
+  colouring on the div already drawn (what the component pays in the browser), and a
+  redraw of the same points (`Plotly.restyle` of the markers' opacity): what any change to
+  the points costs this browser, whose WebGL is software (SwiftShader) here.
 
 Needs Chromium (/usr/bin/chromium or INSIGHT_BROWSER) and playwright (the test extra).
 Usage: python benchmarks/bench_projector_browser.py [--no-umap-baseline] [--repeat N]
@@ -175,12 +181,16 @@ def interactions(page, colour_to: str, legend: str) -> dict[str, float]:
     return out
 
 
-def colour_changes(page, columns: range) -> list[tuple[float, float, float, int]]:
+CHART = "document.querySelector('.insight-scatter')"
+
+
+def colour_changes(page, columns: range) -> list[tuple[float, float, float, int, bool]]:
     """A colour change to each of `columns` (c1, c2, ...; none drawn before, so neither the
     server's panel cache nor the browser's message cache answers): (total, server, browser)
-    seconds and the largest message's bytes, for each."""
+    seconds, the largest message's bytes, and whether the chart stayed mounted, for each."""
     out = []
     for i in columns:
+        page.evaluate(f"{CHART}.__bench = true")
         page.evaluate("window.__ws = []")
         start = page.evaluate("performance.now()")
         fill(page, "Colour by (metadata column)", f"c{i}")
@@ -191,7 +201,9 @@ def colour_changes(page, columns: range) -> list[tuple[float, float, float, int]
         messages = page.evaluate("window.__ws")
         size = max((n for _, n in messages), default=0)
         arrived = next((t for t, n in messages if n == size), end)
-        out.append(((end - start) / 1000, (arrived - start) / 1000, (end - arrived) / 1000, size))
+        kept = page.evaluate(f"{CHART}.__bench === true")
+        out.append(((end - start) / 1000, (arrived - start) / 1000, (end - arrived) / 1000, size,
+                    kept))
     return out
 
 
@@ -224,12 +236,17 @@ _SAME = """async ([k, j]) => { const div = document.getElementById('host').first
   await Plotly.react(div, f.data, f.layout, {displaylogo: false});
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   return performance.now() - t0; }"""
+_REDRAW = """async ([k, j]) => { const div = document.getElementById('host').firstChild;
+  const t0 = performance.now();
+  await Plotly.restyle(div, {'marker.opacity': j ? 0.7 : 0.75});
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return performance.now() - t0; }"""
 
 
 def plotly_floor(browser, folder: Path, figures: dict[str, tuple[str, str]],
-                 repeat: int) -> dict[str, tuple[float, float]]:
+                 repeat: int) -> dict[str, tuple[float, float, float]]:
     """Median seconds of plotly.js alone switching between two colourings of each figure:
-    (newPlot on a fresh div, react on the same div)."""
+    (newPlot on a fresh div, react on the same div, a redraw of the same points)."""
     import plotly
 
     bundle = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -240,15 +257,17 @@ def plotly_floor(browser, folder: Path, figures: dict[str, tuple[str, str]],
     page.goto(html.as_uri())
     page.wait_for_function("window.Plotly !== undefined")
     page.evaluate("f => { window.FIGS = f; }", {k: list(v) for k, v in figures.items()})
-    times: dict[str, tuple[list, list]] = {k: ([], []) for k in figures}
-    for _ in range(repeat):  # interleaved, so that load on the machine hits both alike
+    times: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in figures}
+    for _ in range(repeat):  # interleaved, so that load on the machine hits all alike
         for k in figures:
             for j in (0, 1):
                 times[k][0].append(page.evaluate(_FRESH, [k, j]) / 1000)
             for j in (1, 0):
                 times[k][1].append(page.evaluate(_SAME, [k, j]) / 1000)
+            for j in (1, 0):
+                times[k][2].append(page.evaluate(_REDRAW, [k, j]) / 1000)
     page.close()
-    return {k: (statistics.median(a), statistics.median(b)) for k, (a, b) in times.items()}
+    return {k: tuple(statistics.median(t) for t in ts) for k, ts in times.items()}
 
 
 def main() -> None:
@@ -328,11 +347,16 @@ def main() -> None:
                          floor["100k"][0], "5,000 points", floor["5k"][0], ""))
             rows.append(("plotly.js alone, react on the drawn div, 100,000 points",
                          floor["100k"][1], "5,000 points", floor["5k"][1], ""))
+            rows.append(("plotly.js alone, redraw of the same points, 100,000 points",
+                         floor["100k"][2], "5,000 points", floor["5k"][2], ""))
             sizes = {k: len(v[0]) / 1e6 for k, v in figures.items()}
             notes = [f"figure JSON: {sizes['100k']:.2f} MB at 100,000 points, "
                      f"{sizes['5k']:.2f} MB at 5,000; largest websocket message per change: "
                      f"{statistics.median(c[3] for c in big_changes) / 1e6:.2f} MB / "
                      f"{statistics.median(c[3] for c in small_changes) / 1e6:.2f} MB",
+                     "chart kept mounted through the colour changes: "
+                     f"{sum(c[4] for c in big_changes + small_changes)} of "
+                     f"{len(big_changes + small_changes)}",
                      "colour changes (total, server, browser s): 100k "
                      + json.dumps([[round(x, 2) for x in c[:3]] for c in big_changes])
                      + "; 5k " + json.dumps([[round(x, 2) for x in c[:3]] for c in small_changes])]
