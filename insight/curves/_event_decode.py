@@ -89,17 +89,35 @@ class Template:
         mask = np.full(len(self.payload), 0xFF, np.uint8)
         mask[self.varying] = 0
         self.const_mask = mask
+        # the constant bytes compared 8 at a time: windows at 0, 8, ... and one ending at the
+        # record's end (it may overlap the one before), each with its mask of constant bytes
+        n = len(self.payload)
+        starts = sorted({*range(0, n - 7, 8), n - 8}) if n >= 8 else []
+        self._words = [(a, int(np.frombuffer(self.payload[a:a + 8], "<u8")[0]),
+                        int(mask[a:a + 8].view("<u8")[0])) for a in starts]
+        self._words = [w for w in self._words if w[2]]
         return self
+
+    def matches(self, block: np.ndarray) -> np.ndarray:
+        """Which rows of `block` (records of this length) equal the template outside its
+        wall time, step and value bytes."""
+        if len(self.payload) < 8:
+            return ~(np.bitwise_xor(block, self.base) & self.const_mask).any(axis=1)
+        bad = np.zeros(len(block), bool)
+        for a, word, m in self._words:
+            col = block[:, a:a + 8].view("<u8")[:, 0]  # a strided view: no copy
+            bad |= (col ^ np.uint64(word)) & np.uint64(m) != 0
+        return ~bad
 
     def decode(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`step, wall_time, value` of rows that match this template."""
-        wall = np.ascontiguousarray(block[:, 1:9]).view("<f8").ravel()
+        wall = block[:, 1:9].view("<f8")[:, 0].copy()
         step = np.zeros(len(block), np.uint64)
         for j in range(self.k):
             step |= (block[:, 10 + j] & np.uint8(0x7F)).astype(np.uint64) << np.uint64(7 * j)
         width = np.dtype(self.value_dtype).itemsize
-        raw = np.ascontiguousarray(block[:, self.value_pos:self.value_pos + width])
-        value = raw.view(self.value_dtype).ravel().astype(np.float64)
+        raw = block[:, self.value_pos:self.value_pos + width].view(self.value_dtype)[:, 0]
+        value = raw.astype(np.float64)
         return step.view(np.int64), wall, value
 
 

@@ -112,6 +112,7 @@ def frame(buf: bytes, arr: np.ndarray, pos: int, end: int
     """
     offs_parts: list = []
     lens_parts: list = []
+    batch = 4096  # records predicted at once
 
     def result(stop: int) -> tuple[np.ndarray, np.ndarray, int]:
         return np.concatenate(offs_parts), np.concatenate(lens_parts), stop
@@ -132,26 +133,34 @@ def frame(buf: bytes, arr: np.ndarray, pos: int, end: int
             continue
         sizes = np.asarray(lens[-period:], np.int64) + 16
         stride = int(sizes.sum())
-        reps = min((end - pos) // stride, (1 << 20) // period)
+        reps = min((end - pos) // stride, max(2, batch // period))
         if reps < 2:
             continue
-        j = np.arange(reps * period)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        ppos = pos + (j // period) * stride + starts[j % period]
-        plen = sizes[j % period] - 16
-        got = np.ascontiguousarray(rows(arr, ppos, 8)).view("<u8").ravel()
+        ppos = (pos + np.arange(reps)[:, None] * stride + starts).ravel()
+        plen = np.tile(sizes - 16, reps)
+        # one period of records per row of a strided view: each predicted header is then a
+        # column slice, not a gather of scattered positions
+        heads = np.lib.stride_tricks.as_strided(arr[pos:], (reps, stride), (stride, 1),
+                                                writeable=False)
+        firsts = starts.tolist()
+        got = np.stack([heads[:, a:a + 8].view("<u8")[:, 0] for a in firsts], 1).ravel()
+        stored = np.stack([heads[:, a + 8:a + 12].view("<u4")[:, 0] for a in firsts], 1).ravel()
         same = got == plen.astype(np.uint64)
-        crcs = np.array([_length_crc(int(n)) for n in sizes - 16], np.uint32)[j % period]
-        crc_ok = u32_at(arr, ppos + 8) == crcs
+        crcs = np.tile(np.array([_length_crc(int(n)) for n in sizes - 16], np.uint32), reps)
+        crc_ok = stored == crcs
         bad = np.flatnonzero(~(same & crc_ok))
-        m = int(bad[0]) if bad.size else len(j)
+        m = int(bad[0]) if bad.size else len(ppos)
         offs_parts.append(ppos[:m])
         lens_parts.append(plen[:m])
-        if m < len(j) and same[m]:  # the length repeats but its CRC is wrong: corrupt
+        if m < len(ppos) and same[m]:  # the length repeats but its CRC is wrong: corrupt
             offs_parts.append(ppos[m:m + 1])
             lens_parts.append(plen[m:m + 1])
             return result(int(ppos[m]))
-        pos = int(ppos[m]) if m < len(j) else pos + reps * stride
+        pos = int(ppos[m]) if m < len(ppos) else pos + reps * stride
+        # predict more records next time while the pattern holds (a file's step varint
+        # grows a byte at 128, 16384, ...: predicting the whole rest of it each time costs)
+        batch = min(batch * 4, 1 << 20) if m == len(ppos) else 4096
     return result(pos)
 
 
@@ -173,7 +182,7 @@ def rows(arr: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 
 def u32_at(arr: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """The little-endian uint32 at each position."""
-    return np.ascontiguousarray(rows(arr, pos, 4)).view("<u4").ravel()
+    return rows(arr, pos, 4).view("<u4")[:, 0]
 
 
 _HEADER_CRC: dict[int, int] = {}
@@ -217,6 +226,9 @@ def position_tables(length: int, positions: np.ndarray) -> np.ndarray:
     return out
 
 
+_TABLES: dict[tuple, np.ndarray] = {}
+
+
 def crc_rows(block: np.ndarray, base: bytes, positions: np.ndarray) -> np.ndarray:
     """Masked CRC32C of each row of `block` (`(n, len(base))` uint8), given that every row
     equals `base` outside `positions` (the caller checks that); `base` may hold anything at
@@ -226,7 +238,12 @@ def crc_rows(block: np.ndarray, base: bytes, positions: np.ndarray) -> np.ndarra
     for p in positions:
         zeroed[int(p)] = 0
     crc = np.full(len(block), crc32c(bytes(zeroed)), np.uint32)
-    tables = position_tables(length, positions)
+    key = (length, tuple(int(p) for p in positions))
+    tables = _TABLES.get(key)
+    if tables is None:  # the same few record layouts recur in every file of a logdir
+        if len(_TABLES) >= 256:
+            _TABLES.clear()
+        tables = _TABLES[key] = position_tables(length, positions)
     for j, p in enumerate(positions):
         crc ^= tables[j][block[:, int(p)]]
     return mask(crc)

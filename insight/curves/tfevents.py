@@ -216,8 +216,8 @@ class EventFileReader:
         offs_all, lens_all = [], []
         while True:
             offs, lens, stop = rec.frame(data, arr, pos, end)
-            ok = rec.header_ok(arr, offs, lens)
-            bad = np.flatnonzero(~ok)
+            # `frame` checked every length CRC but leaves a failing record last
+            bad = np.flatnonzero(~rec.header_ok(arr, offs[-1:], lens[-1:])) + len(offs) - 1
             if bad.size:  # a corrupt length: everything framed after it is garbage
                 first = int(bad[0])
                 offs_all.append(offs[:first])
@@ -258,10 +258,7 @@ class EventFileReader:
         slow: list[np.ndarray] = [np.flatnonzero(k < 0)]
         found: list[tuple] = []  # (tag, kind, plugin, record index, step, wall, value)
         if fast.size:
-            key = lens[fast] * 11 + k[fast]
-            uniq, codes = np.unique(key, return_inverse=True)
-            if len(uniq) < 65536:  # 16-bit codes: numpy's stable sort is then a radix sort
-                codes = codes.astype(np.uint16)
+            uniq, codes = _group_codes(lens[fast] * 11 + k[fast])
             order = np.argsort(codes, kind="stable")
             bounds = np.searchsorted(codes[order], np.arange(len(uniq) + 1))
             for g in range(len(uniq)):
@@ -306,7 +303,7 @@ class EventFileReader:
                 slow.append(pending[same])
                 pending = pending[~same]
                 continue
-            match = ~(np.bitwise_xor(block, tpl.base) & tpl.const_mask).any(axis=1)
+            match = tpl.matches(block)
             if match.all():  # the usual case: no copies
                 idx, pending = pending, pending[:0]
             else:
@@ -377,11 +374,32 @@ class EventFileReader:
                 self._deferred.append((tag, step, wall, value))
         for tag, parts in by_tag.items():
             if len(parts) > 1:
-                order = np.argsort(np.concatenate([p[0] for p in parts]), kind="stable")
-                cols = [np.concatenate([p[j] for p in parts])[order] for j in (1, 2, 3)]
+                parts.sort(key=lambda p: int(p[0][0]) if len(p[0]) else -2)
+                idx = np.concatenate([p[0] for p in parts])
+                cols = [np.concatenate([p[j] for p in parts]) for j in (1, 2, 3)]
+                if (np.diff(idx) < 0).any():  # groups interleave (else already file order)
+                    order = np.argsort(idx, kind="stable")
+                    cols = [c[order] for c in cols]
             else:
                 cols = parts[0][1:]
             self._scalars.setdefault(tag, _Chunks()).add(*cols)
+
+
+def _group_codes(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(key, return_inverse=True)` without its sort when the keys span a small
+    range (record lengths of one file's scalars do), 16-bit codes when there are few groups
+    (numpy's stable sort of them is then a radix sort)."""
+    lo, hi = int(key.min()), int(key.max())
+    if hi - lo < 1 << 20:
+        present = np.zeros(hi - lo + 1, bool)
+        present[key - lo] = True
+        uniq = np.flatnonzero(present)
+        lut = np.cumsum(present, dtype=np.int32) - 1
+        codes = lut[key - lo]
+        uniq += lo
+    else:
+        uniq, codes = np.unique(key, return_inverse=True)
+    return uniq, codes.astype(np.uint16) if len(uniq) < 65536 else codes
 
 
 def _same(block: np.ndarray, payload: bytes, tpl: Template, k: int) -> np.ndarray:

@@ -324,3 +324,35 @@ def test_flipped_merged_summary_byte_skips_that_step(tmp_path):
     for tag in "abc":
         assert got[tag].step.tolist() == [s for s in range(50) if s != 20]
     assert got["b"].value.tolist() == [-float(s) for s in range(50) if s != 20]
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_tags_of_one_length_are_told_apart(tmp_path, where):
+    """Records of the same length and step width whose tags differ in one byte (at the tag's
+    start or end, in a different 8-byte word of the compared layout) are decoded as their own
+    series, across the step varint's growth at 128 and 16384 (where the framing's
+    prediction of record positions breaks and restarts)."""
+    long = "m" * 29
+    tags = [c + long if where == "first" else long + c for c in "abc"]
+    steps = [*range(1, 6000), *range(16300, 16500)]
+    payloads = [ev.file_version()] + [ev.scalar(t, s, s + 0.25 * i, encoding="content")
+                                      for s in steps for i, t in enumerate(tags)]
+    ev.write(tmp_path / "events.out.tfevents.6", payloads)
+    series = _read(tmp_path / "events.out.tfevents.6").scalars()
+    assert sorted(series) == sorted(tags)
+    for i, t in enumerate(tags):
+        assert series[t].step.tolist() == steps
+        np.testing.assert_array_equal(series[t].value, np.float32(np.array(steps) + 0.25 * i))
+
+
+def test_a_record_differing_only_in_its_last_bytes_is_not_taken_for_the_template(tmp_path):
+    """Same tag, same length: every other record's plugin name ends differently (the last
+    byte of the record), so it is not a scalar and is not read as one."""
+    payloads = [ev.file_version()]
+    for step in range(1, 3000):
+        p = ev.scalar("loss", step, float(step))
+        payloads.append(p if step % 2 else p[:-1] + b"z")  # "scalars" -> "scalarz"
+    ev.write(tmp_path / "events.out.tfevents.7", payloads)
+    r = _read(tmp_path / "events.out.tfevents.7")
+    assert r.scalars()["loss"].step.tolist() == list(range(1, 3000, 2))
+    assert r.damaged == 0
