@@ -64,7 +64,9 @@ def scatter_chart(fig: go.Figure, *, key: str) -> list[int]:
     st.session_state[held_key] = uses
     result = _mount(key=key, data=message, on_select_change=_nothing,
                     on_missing_change=_nothing)
-    if result.get("missing"):  # the page lost the arrays (a reload): send them all again
+    # The page lacks arrays this session sent it (it keeps those of 4 charts, or a draw
+    # failed): send them all again.
+    if result.get("missing"):
         st.session_state[held_key] = frozenset()
         st.rerun()
     return [int(p) for p in (result.get("select") or [])]
