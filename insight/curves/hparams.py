@@ -11,7 +11,9 @@ its `train/` and `validation/` subfolders. A run folder holding an `hparams.json
 `read_hparams` reads both into one wide table: a row per session, its hyperparameters, then
 each metric's final and best value (best by the metric's direction: losses down, accuracies up).
 Event files are framed and CRC-checked by the curves reader's own TFRecord layer; only records
-that mention the plugin are parsed with protobuf.
+that mention the plugin are parsed with protobuf, and only in each file's first `HEAD_BYTES`:
+the plugin writes a session's hyperparameters when it starts (`hp.hparams`, or
+`KerasCallback.on_train_begin`), so a large logdir of scalars costs one short read per file.
 
 Example:
 
@@ -39,13 +41,14 @@ from insight.curves.analysis import metric_direction
 from insight.curves.logdir import Logdir
 from insight.errors import DataError
 
-__all__ = ["HParamsRuns", "read_hparams", "run_pattern", "CONFIG_FILES", "MAX_CONFIG_BYTES"]
+__all__ = ["HParamsRuns", "read_hparams", "run_pattern", "CONFIG_FILES", "MAX_CONFIG_BYTES",
+           "HEAD_BYTES"]
 
 PLUGIN = b"hparams"
 CONFIG_FILES = ("hparams.json", "config.json")
 MAX_CONFIG_BYTES = 1024**2  # a run's hyperparameters are bytes, not megabytes
 MAX_CONFIG_KEYS = 64
-MAX_EVENT_BYTES = 256 * 1024**2  # a session's own event files (its metrics live below it)
+HEAD_BYTES = 1024**2  # where in an event file hparams records are looked for (see below)
 
 
 @dataclass
@@ -131,9 +134,8 @@ def _plugin_data(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     try:
-        if path.stat().st_size > MAX_EVENT_BYTES:
-            return None, {}
-        buf = path.read_bytes()
+        with open(path, "rb") as f:
+            buf = f.read(HEAD_BYTES)
     except OSError:
         return None, {}
     offs, lens, _, _ = rec.walk(buf, 0, len(buf))

@@ -33,20 +33,24 @@ _FILTER = Param("filter", "str", "", help="A regex over each run's name and "
 
 
 def runs_of(ctx: PanelContext) -> HParamsRuns:
-    """The logdir's sessions (memoised on its files' sizes and mtimes).
+    """The sessions the Runs panels show: those of `runs_folder(ctx.logdir, the model file)`
+    (memoised on its files' sizes and mtimes), so a page, an export and a deep link agree.
 
     Raises:
-        DataError: no logdir.
+        DataError: no logdir, and no `sweep/` with runs beside the model.
     """
     from insight.curves.logdir import logdir_stamp
 
-    if ctx.logdir is None:
+    report = ctx.preflight or (ctx.loaded.preflight if ctx.loaded is not None else None)
+    folder = runs_folder(ctx.logdir, report.model_file if report is not None else None) \
+        or ctx.logdir
+    if folder is None:
         raise DataError("No logdir to read runs from.",
                         "Give a logdir whose runs were written with hp.KerasCallback (or "
                         "hp.hparams), or a folder of runs with hparams.json files.",
                         "logdir=None")
-    logdir = Path(ctx.logdir)
-    return ctx.cached(f"hparams|{logdir}|{logdir_stamp(logdir)}", lambda: read_hparams(logdir))
+    folder = Path(folder)
+    return ctx.cached(f"hparams|{folder}|{logdir_stamp(folder)}", lambda: read_hparams(folder))
 
 
 def runs_folder(logdir: str | Path | None, model_file: str | Path | None) -> Path | None:

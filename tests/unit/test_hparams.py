@@ -140,3 +140,14 @@ def test_parallel_coordinates_coloured_by_the_metric():
     assert list(trace.line.color) == list(trace.dimensions[-1].values)
     assert trace.line.reversescale is True  # a loss: low is good
     assert fig.layout.meta["insight_panel"] == "runs_parallel"
+
+
+def test_panels_find_the_sweep_beside_the_model_as_the_page_does():
+    """A deep link or an export of the sample (its logdir has no hparams) shows the runs the
+    Runs page shows."""
+    from insight.model.preflight import preflight
+
+    ctx = PanelContext(preflight=preflight(SAMPLE.model), logdir=SAMPLE.logdir)
+    assert sorted(build_panel("runs_table", ctx).run) == ["run-1", "run-2", "run-3", "run-4"]
+    with pytest.raises(DataError, match="records hyperparameters"):
+        build_panel("runs_parallel", PanelContext(logdir=SAMPLE.logdir))
