@@ -30,8 +30,15 @@ Rows:
   callback's hooks (what the fit waits for; robust on a shared machine) and process CPU
   (the background trace's cost lands here, not in the hooks).
 
+- `--read-only`: only `read_scalars` on the large logdir and on a small one (3 runs x 4 tags x
+  25,000 steps, 300k points, where per-file and per-tag fixed costs weigh most), interleaved.
+- Logger overheads are paired: each repetition runs plain, background and foreground fits
+  back to back (their order rotated), and the overhead is the median [range] over
+  repetitions of each one's wall time over the plain fit's of the same repetition.
+
 Usage: python benchmarks/bench_curves.py [--repeat 3] [--slow-repeat 1] [--steps 100000]
-       python benchmarks/bench_curves.py --logger-only [--repeat 3]
+       python benchmarks/bench_curves.py --read-only [--repeat 9]
+       python benchmarks/bench_curves.py --logger-only [--repeat 3] [--epochs 5,10,15]
 """
 
 from __future__ import annotations
@@ -186,13 +193,42 @@ def live_refresh(root: Path) -> tuple[float, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+SMALL = (3, 4, 25_000)  # runs, tags, steps: the logdir where fixed costs weigh most
+
+
+def read_rows(roots: list[Path], repeat: int) -> list[str]:
+    """`read_scalars` on each logdir, interleaved `repeat` times (page cache and imports
+    warm): median wall and CPU, points per second, and the wall range."""
+    for root in roots:
+        insight_reader(root)
+    runs: dict = {root: ([], []) for root in roots}
+    n = {}
+    for _ in range(repeat):
+        for root in roots:
+            start, cpu = time.perf_counter(), time.process_time()
+            n[root] = insight_reader(root)
+            runs[root][0].append(time.perf_counter() - start)
+            runs[root][1].append(time.process_time() - cpu)
+    lines = ["| logdir | points | wall: median [range] | points/s (wall) | CPU | points/s "
+             "(CPU) | target >= 1M/s |", "|---|---:|---:|---:|---:|---:|---|"]
+    for root in roots:
+        wall, cpu = statistics.median(runs[root][0]), statistics.median(runs[root][1])
+        met = "yes" if n[root] / wall >= 1e6 else "CPU only" if n[root] / cpu >= 1e6 else "NO"
+        lines.append(f"| {root.name} | {n[root]:,} | {wall:.3f} s [{min(runs[root][0]):.3f}-"
+                     f"{max(runs[root][0]):.3f}] | {n[root] / wall / 1e6:.2f}M | {cpu:.3f} s | "
+                     f"{n[root] / cpu / 1e6:.2f}M | "
+                     f"{met} |")
+    return lines
+
+
 LOGGER_HOOKS = ("on_train_begin", "on_train_batch_begin", "on_train_batch_end", "on_epoch_end",
                 "on_test_begin", "on_train_end")  # every hook the logger defines
 
 
 def logger_overhead(epochs: tuple[int, ...] = (5, 10, 15), repeat: int = 3) -> dict:
     """Plain `fit` against `fit` with an ActivationLogger tracing in the background
-    (`background=True`) and one tracing on its first log (the default), interleaved, `repeat` times per length.
+    (`background=True`) and one tracing on its first log (the default), interleaved,
+    `repeat` times per length.
 
     Returns `{(epochs, variant): [run, ...]}`, each run a dict of `wall`, `cpu` (process CPU
     seconds), `inside` (main-thread seconds inside the logger's hooks), `first` (the first
@@ -235,9 +271,11 @@ def logger_overhead(epochs: tuple[int, ...] = (5, 10, 15), repeat: int = 3) -> d
 
     model().fit(x[:256], y[:256], epochs=1, verbose=0)  # warm Keras/TF once
     out: dict = {}
-    for _ in range(repeat):
+    variants = ("plain", "background", "foreground")
+    for rep in range(repeat):
         for n in epochs:
-            for variant in ("plain", "background", "foreground"):
+            # rotated each repetition: no variant always runs first (after a GC, a cold cache)
+            for variant in variants[rep % 3:] + variants[:rep % 3]:
                 tmp = tempfile.mkdtemp(prefix="insight-cb-")
                 run: dict = {"hooks": [], "logs": []}
                 callbacks = [] if variant == "plain" else \
@@ -255,28 +293,46 @@ def logger_overhead(epochs: tuple[int, ...] = (5, 10, 15), repeat: int = 3) -> d
     return out
 
 
+def paired(result: dict, n: int, variant: str, key: str = "wall") -> list[float]:
+    """Per repetition: `variant`'s time over the plain fit's of the same repetition, minus 1
+    (the two ran back to back, so a load change between repetitions cancels)."""
+    return [r[key] / p[key] - 1 for r, p in zip(result[(n, variant)], result[(n, "plain")],
+                                                strict=True)]
+
+
+def spread(values: list[float]) -> str:
+    """Median and range of paired overheads, e.g. `+2.1% [-3.0, +6.4]`."""
+    return (f"{statistics.median(values):+.1%} [{min(values) * 100:+.1f}, "
+            f"{max(values) * 100:+.1f}]")
+
+
 def logger_table(result: dict) -> list[str]:
-    """The logger's rows: medians per fit length, overheads against the plain fit's median
-    (wall, the main thread's time inside the hooks, and process CPU)."""
+    """The logger's rows: medians per fit length, overheads against the plain fit of the same
+    repetition (wall: median and range of the paired ratios; the main thread's time inside
+    the hooks; process CPU)."""
     def med(n, variant, key):
         return statistics.median(r[key] for r in result[(n, variant)])
 
-    lines = ["| fit | plain fit wall (CPU) | + logger, background trace: wall (CPU) | wall "
-             "overhead | inside the hooks | CPU overhead | first log, steady log | "
-             "+ logger, trace on first log: wall | wall overhead | inside | target < 5% |",
+    reps = len(next(iter(result.values())))
+    lines = [f"| fit ({reps} interleaved repetitions) | plain fit wall (CPU) | + logger, "
+             "background trace: wall (CPU) | wall overhead, paired: median [range] | inside "
+             "the hooks | CPU overhead | first log, steady log | + logger, trace on first "
+             "log: wall | wall overhead, paired | inside | target < 5% |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for n in sorted({n for n, _ in result}):
         base, base_cpu = med(n, "plain", "wall"), med(n, "plain", "cpu")
         bg, bg_cpu, fg = med(n, "background", "wall"), med(n, "background", "cpu"), \
             med(n, "foreground", "wall")
         inside, fg_inside = med(n, "background", "inside"), med(n, "foreground", "inside")
-        met = "yes" if inside / base < 0.05 and bg / base - 1 < 0.05 else \
+        wall_bg = statistics.median(paired(result, n, "background"))
+        met = "yes" if inside / base < 0.05 and wall_bg < 0.05 else \
             "inside yes, wall NO" if inside / base < 0.05 else "NO"
         lines.append(
             f"| {n} epochs | {base:.2f} s ({base_cpu:.2f} s) | {bg:.2f} s ({bg_cpu:.2f} s) | "
-            f"{bg / base - 1:+.1%} | {inside:.3f} s, {inside / base:.1%} | "
+            f"{spread(paired(result, n, 'background'))} | {inside:.3f} s, {inside / base:.1%} | "
             f"{bg_cpu / base_cpu - 1:+.1%} | {med(n, 'background', 'first') * 1e3:.0f} ms, "
-            f"{med(n, 'background', 'steady') * 1e3:.1f} ms | {fg:.2f} s | {fg / base - 1:+.1%} "
+            f"{med(n, 'background', 'steady') * 1e3:.1f} ms | {fg:.2f} s | "
+            f"{spread(paired(result, n, 'foreground'))} "
             f"| {fg_inside:.3f} s, {fg_inside / base:.1%} | {met} |")
     return lines
 
@@ -288,10 +344,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--logger-only", action="store_true",
                         help="only the ActivationLogger rows (fits of 5, 10 and 15 epochs)")
+    parser.add_argument("--epochs", default="5,10,15",
+                        help="fit lengths of --logger-only, comma-separated")
+    parser.add_argument("--read-only", action="store_true",
+                        help="only the read rows: the large logdir and the small one "
+                             f"({' x '.join(map(str, SMALL))} runs x tags x steps)")
     args = parser.parse_args()
     if args.logger_only:
         print(f"load average {os.getloadavg()[0]:.1f} before", file=sys.stderr)
-        lines = logger_table(logger_overhead(repeat=args.repeat))
+        epochs = tuple(int(e) for e in args.epochs.split(","))
+        lines = logger_table(logger_overhead(epochs, repeat=args.repeat))
+        print(f"load average {os.getloadavg()[0]:.1f} after", file=sys.stderr)
+        print("\n".join(lines))
+        return
+    if args.read_only:
+        print(f"load average {os.getloadavg()[0]:.1f} before", file=sys.stderr)
+        lines = read_rows([synthetic_logdir(3, 5, args.steps), synthetic_logdir(*SMALL)],
+                          args.repeat)
         print(f"load average {os.getloadavg()[0]:.1f} after", file=sys.stderr)
         print("\n".join(lines))
         return
