@@ -91,8 +91,11 @@ def comparison(ctx: PanelContext, examples: int = CKA_EXAMPLES) -> Comparison:
 
 
 def _names(ctx: PanelContext) -> tuple[str, str]:
-    a = ctx.loaded.name if ctx.loaded is not None else "A"
-    return f"A: {a}", f"B: {other_model(ctx).name}"
+    b = other_model(ctx)
+    a_name, b_name = (ctx.loaded.name if ctx.loaded is not None else "A"), b.name
+    if a_name == b_name and ctx.loaded is not None:  # two runs of one model: say the files
+        a_name, b_name = f"{a_name} ({ctx.loaded.path.name})", f"{b_name} ({b.path.name})"
+    return f"A: {a_name}", f"B: {b_name}"
 
 
 def _summary(ctx: PanelContext) -> dict[str, Any]:
