@@ -4,6 +4,9 @@ show its findings about the curves and the profile (`doctor_page_findings`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from insight import load_model
@@ -12,21 +15,27 @@ from insight.panels import PanelContext, build_panel
 from insight.panels.doctor import PAGE_CHECKS, page_report
 
 
+def _memo() -> Callable[[str, Callable[[], Any]], Any]:
+    """A memo like the app's cache: the chart and the doctor share one gradient batch."""
+    store: dict[str, Any] = {}
+    return lambda key, compute: store[key] if key in store else store.setdefault(key, compute())
+
+
 @pytest.fixture(scope="module")
 def sick(samples_dir):
     def load(name: str):
         return PanelContext(load_model(samples_dir / "sick" / name / "model.keras"),
-                            logdir=samples_dir / "sick" / name / "logs")
+                            logdir=samples_dir / "sick" / name / "logs", memo=_memo())
     return load
 
 
 def test_gradient_chart_marks_what_the_doctor_finds(sick):
     sick_ctx, fixed_ctx = sick("vanishing"), sick("vanishing_fixed")
-    marked = build_panel("gradient_norms", sick_ctx).layout.meta["marked"]
+    fig = build_panel("gradient_norms", sick_ctx)
+    marked = fig.layout.meta["marked"]
     found = build_panel("doctor_page_findings", sick_ctx, page="gradients")
     vanishing = set(found.loc[found["check"] == "vanishing_gradient", "layer"])
     assert vanishing and marked == {layer: "vanishing" for layer in vanishing}
-    fig = build_panel("gradient_norms", sick_ctx)
     assert [a.text for a in fig.layout.annotations] == ["vanishing"] * len(vanishing)
     assert build_panel("gradient_norms", fixed_ctx).layout.meta["marked"] == {}
 
@@ -63,9 +72,7 @@ def test_profiler_card_findings_are_the_doctors(samples_dir):
     # the card's findings are page_report's for the run it shows: one report, one memo entry
     from insight.panels.profiler import profile_findings, resolve_run
 
-    store: dict = {}
-    memo_ctx = PanelContext(logdir=ctx.logdir, memo=lambda k, f: store[k] if k in store
-                            else store.setdefault(k, f()))
+    memo_ctx = PanelContext(logdir=ctx.logdir, memo=_memo())
     run = resolve_run(memo_ctx, "")
     assert profile_findings(memo_ctx, run) is page_report(memo_ctx, "profiler", run).findings
     assert [f.to_dict() for f in page_report(ctx, "profiler", run).findings] == card["findings"]
