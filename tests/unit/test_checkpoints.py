@@ -3,6 +3,7 @@ weight-change timeline on known weights, Procrustes alignment, CKA against the f
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -184,4 +185,4 @@ def test_timeline_report_of_the_sample(tmp_path):
     assert report.cka[report.cka.epoch == 10].cka.tolist() == pytest.approx([1.0] * 4)
     text = report.text()
     assert "11 checkpoints" in text and "from the file names" in text
-    assert report.to_dict()["weights"][0]["layer"] == "conv1"
+    assert json.loads(json.dumps(report.to_dict()))["weights"][0]["layer"] == "conv1"
