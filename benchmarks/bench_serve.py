@@ -1,16 +1,20 @@
 """Cold start and rerun of the Overview, against their baselines, in one run.
 
 Rows:
-- cold start: `insight serve` launched -> Overview of digits_cnn rendered in headless Chromium
-  (card, layer table, graph and chart drawn), beside the floor: a bare
-  `python -c "import tensorflow, keras; keras.saving.load_model(...)"`. Target <= 1.5x.
-- rerun: a sidebar widget change -> the last websocket message of the rerun it triggers
-  (Streamlit's script_finished) received by the browser, with insight's settings beside
-  Streamlit's defaults: its post-run `gc.collect()` (`--runner.postScriptGC true`), its
-  `keras.backend.clear_session()` after every run, and TensorFlow's heap left in the collected
-  generations (`INSIGHT_STREAMLIT_DEFAULTS=1`). Target < 0.3 s.
+- cold start, per model: `insight serve MODEL` launched -> Overview rendered in headless
+  Chromium (card, layer table, graph and chart drawn), beside the floor: a bare
+  `python -c "import tensorflow, keras; keras.saving.load_model(...)"` of the same file. The
+  models are a stranger's files, so the app loads them in the sandbox child first, as it
+  would a user's: a copy of the digits_cnn sample outside the package (the bundled samples
+  skip the child) and `keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3))`
+  (156 layers) saved to a temporary folder. Target <= 1.3x.
+- rerun (digits_cnn): a sidebar widget change -> the last websocket message of the rerun it
+  triggers (Streamlit's script_finished) received by the browser, with insight's settings
+  beside Streamlit's defaults: its post-run `gc.collect()` (`--runner.postScriptGC true`),
+  its `keras.backend.clear_session()` after every run, and TensorFlow's heap left in the
+  collected generations (`INSIGHT_STREAMLIT_DEFAULTS=1`). Target < 0.3 s.
 
-Usage: python benchmarks/bench_serve.py [--repeat 3] [--reruns 10]
+Usage: python benchmarks/bench_serve.py [--repeat 3] [--reruns 10] [--models digits,mobilenet]
 Needs Chromium (/usr/bin/chromium or INSIGHT_BROWSER) and playwright (the test extra).
 """
 
@@ -18,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -42,10 +48,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _sample_model() -> Path:
+def stranger_models(folder: Path, names: list[str]) -> dict[str, Path]:
+    """The benchmark's model files, written to `folder` (outside the package)."""
     from insight.model.samples import get_sample
 
-    return get_sample("digits_cnn").model
+    out = {}
+    if "digits" in names:
+        out["digits_cnn"] = Path(shutil.copy(get_sample("digits_cnn").model,
+                                             folder / "digits_cnn.keras"))
+    if "mobilenet" in names:
+        path = folder / "mobilenet_v2.keras"
+        code = ("import keras, sys; keras.applications.MobileNetV2(weights=None, "
+                "input_shape=(96, 96, 3)).save(sys.argv[1])")
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=ENV,
+                       stderr=subprocess.DEVNULL)
+        out["MobileNetV2 (156 layers)"] = path
+    return out
 
 
 def floor(model: Path) -> float:
@@ -107,16 +125,20 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def serve_cmd(port: int) -> list[str]:
-    return [sys.executable, "-m", "insight.cli", "serve", "--port", str(port)]
+def serve_cmd(model: Path):
+    """`insight serve MODEL` on a given port."""
+    return lambda port: [sys.executable, "-m", "insight.cli", "serve", str(model), "--port",
+                         str(port)]
 
 
-def streamlit_defaults_cmd(port: int) -> list[str]:
+def streamlit_defaults_cmd(model: Path):
     """The same app with Streamlit's default post-run clean-up (GC and Keras reset)."""
-    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "insight/ui/entry.py"),
-            "--server.port", str(port), "--server.address", "127.0.0.1",
-            "--server.headless", "true", "--runner.postScriptGC", "true",
-            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    return lambda port: [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "insight/ui/entry.py"),
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--runner.postScriptGC", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--", str(model)]
 
 
 class _Frames:
@@ -168,35 +190,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reruns", type=int, default=10)
+    parser.add_argument("--models", default="digits,mobilenet",
+                        help="comma-separated: digits, mobilenet (default: both)")
     args = parser.parse_args()
-    model = _sample_model()
-    floors, colds, reruns, gc_reruns = [], [], [], []
+    folder = Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    try:
+        run(args, stranger_models(folder, args.models.split(",")))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, models: dict[str, Path]) -> None:
+    med = statistics.median
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    rows, runs = [], []
+    reruns, gc_reruns = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        floor(model)  # warm the OS file cache once, for both sides
-        for _ in range(args.repeat):  # interleaved, so drift hits both sides
-            floors.append(floor(model))
-            cold, times = cold_and_reruns(browser, serve_cmd, args.reruns)
-            colds.append(cold)
-            reruns += times
-        _, gc_reruns = cold_and_reruns(browser, streamlit_defaults_cmd, args.reruns,
-                                       DEFAULTS_ENV)
+        for label, model in models.items():
+            floor(model)  # warm the OS file cache once, for both sides
+            floors, colds = [], []
+            for _ in range(args.repeat):  # interleaved, so drift hits both sides
+                floors.append(floor(model))
+                want = args.reruns if label == "digits_cnn" else 0
+                cold, times = cold_and_reruns(browser, serve_cmd(model), want)
+                colds.append(cold)
+                reruns += times
+            rows.append((f"cold: {label}", med(colds), "bare import+load_model", med(floors),
+                         "<= 1.3x"))
+            runs.append(f"{label}: cold {', '.join(f'{c:.2f}' for c in colds)}; floors "
+                        f"{', '.join(f'{f:.2f}' for f in floors)}")
+        if reruns:
+            digits = models["digits_cnn"]
+            _, gc_reruns = cold_and_reruns(browser, streamlit_defaults_cmd(digits),
+                                           args.reruns, DEFAULTS_ENV)
+            rows.append(("rerun after widget change", med(reruns), "Streamlit defaults",
+                         med(gc_reruns), "< 0.3 s"))
         browser.close()
-    med = statistics.median
-    rows = [
-        ("cold: serve -> Overview rendered", med(colds), "bare import+load_model", med(floors),
-         "<= 1.5x"),
-        ("rerun after widget change", med(reruns), "Streamlit defaults", med(gc_reruns),
-         "< 0.3 s"),
-    ]
-    print(f"digits_cnn, {args.repeat} cold starts, {args.reruns} reruns each; median seconds")
+    print(f"{args.repeat} cold starts per model, {args.reruns} reruns each (digits_cnn); "
+          f"median seconds; load average after: {os.getloadavg()[0]:.1f}")
     print(f"{'measure':34} {'insight':>8}  {'baseline':32} {'base':>7} {'ratio':>6}  target")
     for name, ours, base_name, base, target in rows:
         print(f"{name:34} {ours:8.3f}  {base_name:32} {base:7.3f} {ours / base:6.2f}  {target}")
-    print(f"cold runs: {', '.join(f'{c:.2f}' for c in colds)}; floors: "
-          f"{', '.join(f'{f:.2f}' for f in floors)}")
-    print(f"rerun p90: {sorted(reruns)[int(0.9 * (len(reruns) - 1))]:.3f} s "
-          f"(Streamlit defaults p90 {sorted(gc_reruns)[int(0.9 * (len(gc_reruns) - 1))]:.3f} s)")
+    for line in runs:
+        print(line)
+    if reruns:
+        print(f"rerun p90: {sorted(reruns)[int(0.9 * (len(reruns) - 1))]:.3f} s (Streamlit "
+              f"defaults p90 {sorted(gc_reruns)[int(0.9 * (len(gc_reruns) - 1))]:.3f} s)")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ def _warm(opts: LaunchOptions) -> None:
         from insight.ui.runtime import import_keras
 
         import_keras()  # the long part: TensorFlow
+        # Back to the default: at 0.5 ms, the GIL's hand-offs between this thread, the
+        # script's and the event loop slow the load and the first page's own Python work.
+        sys.setswitchinterval(interval)
         from streamlit.runtime import Runtime
 
         while not Runtime.exists():  # the app's caches belong to the running server
