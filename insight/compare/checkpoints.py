@@ -372,14 +372,19 @@ def _legacy_layers(f: Any) -> dict[str, list[Any]]:
 
     root = f["model_weights"] if "model_weights" in f else f
     out: dict[str, list[Any]] = {}
-    for raw in read_bounded_attr(root, "layer_names", "") or []:
-        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+    def names(obj: Any, attr: str) -> list[str]:
+        try:
+            value = read_bounded_attr(obj, attr, "")
+        except RuntimeError:  # an empty attribute (a layer without weights) has no storage
+            return []
+        return [n.decode() if isinstance(n, bytes) else str(n)
+                for n in ([] if value is None else list(value))]
+
+    for name in names(root, "layer_names"):
         group = root.get(name)
         if group is None:
             continue
-        names = [n.decode() if isinstance(n, bytes) else str(n)
-                 for n in read_bounded_attr(group, "weight_names", "") or []]
-        found = [group.get(n) for n in names]
+        found = [group.get(n) for n in names(group, "weight_names")]
         found = [d for d in found if d is not None and getattr(d, "dtype", None) is not None]
         if found:
             out[name] = found

@@ -93,6 +93,15 @@ def test_read_weights_of_a_keras_archive_are_the_models():
     assert list(stored) == ["conv1", "conv2", "dense1", "predictions"]
 
 
+def test_legacy_h5_weights_read_by_layer_names():
+    legacy = read_weights(get_sample("digits_cnn_h5").model)  # the same trained CNN
+    current = read_weights(SAMPLE.model)
+    assert list(legacy) == list(current)
+    for name, arrays in current.items():
+        for got, want in zip(legacy[name], arrays, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_full_checkpoints_in_file_order_when_names_give_no_epoch(tmp_path):
     model = _tiny()
     for i, name in enumerate(("first.keras", "second.keras", "third.keras")):
