@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from insight.figures.template import COLORWAY, apply_template
+from insight.figures.template import COLORWAY, apply_template, e_notation
 
 __all__ = ["cka_figure", "weight_change_figure", "confusion_figure", "status_colors",
            "STATUS_COLORS"]
@@ -118,6 +118,10 @@ def weight_change_figure(frame: pd.DataFrame, *, title: str = "Weight change per
         customdata=list(cos.layer),
         hovertemplate="%{customdata}<br>cosine %{y:.3f}<extra></extra>"), row=2, col=1)
     skipped = int(len(frame) - len(finite))
+    unchanged = int((finite.relative_change.astype(float) == 0).sum())
+    if unchanged:
+        note = (note + " · " if note else "") + \
+            f"{unchanged} layer{'s' * (unchanged != 1)} unchanged (0, drawn at 1e-12)"
     if skipped:
         note = (note + " · " if note else "") + \
             f"{skipped} layer{'s' * (skipped != 1)} of different shapes not plotted"
@@ -131,7 +135,7 @@ def weight_change_figure(frame: pd.DataFrame, *, title: str = "Weight change per
     fig.update_xaxes(tickvals=list(ticks.depth)[::step],
                      ticktext=[_short(s, 20) for s in ticks.layer][::step], tickangle=-45,
                      row=2, col=1)
-    return fig
+    return e_notation(fig)
 
 
 def confusion_figure(counts: pd.DataFrame, *, title: str = "A's predictions vs B's",
