@@ -195,3 +195,18 @@ def test_timeline_report_of_the_sample(tmp_path):
     text = report.text()
     assert "11 checkpoints" in text and "from the file names" in text
     assert json.loads(json.dumps(report.to_dict()))["weights"][0]["layer"] == "conv1"
+
+
+def test_nested_model_weights_by_layer_path():
+    import keras
+
+    from insight.compare.timeline import apply_weights
+
+    path = get_sample("nested").model
+    stored = read_weights(path)
+    assert sorted(stored) == ["backbone/conv1", "backbone/conv2", "head_dense", "predictions"]
+    model = keras.saving.load_model(path, compile=False)
+    conv = model.get_layer("backbone").get_layer("conv1")
+    conv.set_weights([np.zeros_like(w) for w in conv.get_weights()])
+    apply_weights(model, stored)
+    np.testing.assert_array_equal(conv.get_weights()[0], stored["backbone/conv1"][0])
