@@ -21,7 +21,7 @@ RANK = {
     "model": 1,
     "data": 2,
     "probe": 3,
-    "projector": 4, "curves": 4, "compiler": 4, "profiler": 4,
+    "projector": 4, "curves": 4, "compiler": 4, "profiler": 4, "compare": 4,
     "doctor": 5, "callbacks": 5,
     "figures": 6,
     "panels": 7,
