@@ -188,15 +188,15 @@ class Logdir:
         sizes = np.array([len(series[k]) for k in keys])
         runs = sorted({r for r, _ in keys})
         tags = sorted({t for _, t in keys})
-        run_codes = np.repeat([runs.index(r) for r, _ in keys], sizes)
-        tag_codes = np.repeat([tags.index(t) for _, t in keys], sizes)
+        run_codes = np.repeat(np.array([runs.index(r) for r, _ in keys], _codes(runs)), sizes)
+        tag_codes = np.repeat(np.array([tags.index(t) for _, t in keys], _codes(tags)), sizes)
         return pd.DataFrame({
             "run": pd.Categorical.from_codes(run_codes, runs),
             "tag": pd.Categorical.from_codes(tag_codes, tags),
             "step": np.concatenate([series[k].step for k in keys]),
             "wall_time": np.concatenate([series[k].wall_time for k in keys]),
             "value": np.concatenate([series[k].value for k in keys]),
-        })
+        }, copy=False)  # fresh arrays: no second copy into one consolidated float block
 
     def histogram_index(self) -> list[tuple[str, str, int]]:
         """`(run, tag, events)` of every histogram series."""
@@ -245,6 +245,12 @@ class Logdir:
     def files(self) -> int:
         """Event, CSV and JSON files read."""
         return len(self._files) + len(self._tables)
+
+
+def _codes(categories: list) -> type:
+    """The integer type pandas keeps a categorical's codes in (no conversion copy)."""
+    return np.int8 if len(categories) < 128 else np.int16 if len(categories) < 32768 \
+        else np.int32
 
 
 def logdir_stamp(path: str | Path | None) -> str:
