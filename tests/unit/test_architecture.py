@@ -25,7 +25,7 @@ RANK = {
     "doctor": 5, "callbacks": 5,
     "figures": 6,
     "panels": 7,
-    "export": 8, "testing": 8, "cli": 8, "ui": 8,
+    "export": 8, "testing": 8, "cli": 8, "ui": 8, "__main__": 8,
 }
 
 
