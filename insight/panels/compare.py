@@ -163,7 +163,15 @@ def _cka(ctx: PanelContext, examples: int = CKA_EXAMPLES, layers: str = "all"):
     matrix = ctx.cached(f"cka|{examples}|{layers}", lambda: cmp.cka(la, lb))
     name_a, name_b = _names(ctx)
     return cka_figure(matrix, name_a=name_a, name_b=name_b,
-                      note=f"{_describe(cmp)}, minibatches of {cmp.batch_size} (unbiased HSIC)")
+                      note=f"{_describe(cmp)}, {_batches(cmp)} (unbiased HSIC)")
+
+
+def _batches(cmp: Comparison) -> str:
+    from insight.probe.capture import count_rows
+
+    n, size = count_rows(cmp.x), cmp.batch_size
+    return f"one minibatch of {n}" if n <= size else \
+        f"{-(-n // size)} minibatches of {size}"
 
 
 def _weighted_layers(loaded: Any) -> list[str]:
