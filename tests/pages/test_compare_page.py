@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from insight.model.samples import get_sample
 from insight.ui.cache import ModelRef
 from insight.ui.shell import PAGE_DIR, PAGES
 
+APP = Path(__file__).resolve().parents[2] / "app.py"
 SAMPLE = get_sample("digits_cnn")
 REF = ModelRef(str(SAMPLE.model), True, None, "Sample: digits_cnn")
 
@@ -114,3 +116,24 @@ def test_a_bad_second_model_shows_its_load_error(tmp_path):
     at = _page(bad)
     assert not at.exception
     assert at.error and "Received" in at.error[0].value
+
+
+def test_the_sidebar_offers_compare_with(monkeypatch, variant):
+    """`--compare` (here its environment variable) is the sidebar's first choice; "Nothing"
+    clears it; a typed path is used; a locked server offers no typed path."""
+    monkeypatch.setenv("INSIGHT_COMPARE", str(variant))
+    at = AppTest.from_file(str(APP),
+                           default_timeout=120).run()
+    assert not at.exception
+    box = at.sidebar.selectbox(key="insight_compare_choice")
+    assert box.value.endswith("variant.keras (command line)")
+    assert at.session_state["insight_compare"] == str(variant)
+    box.set_value("Nothing").run()
+    assert at.session_state["insight_compare"] is None
+    at.sidebar.selectbox(key="insight_compare_choice").set_value("Another file…").run()
+    at.sidebar.text_input(key="insight_compare_path").input(str(variant)).run()
+    assert at.session_state["insight_compare"] == str(variant.resolve())
+    monkeypatch.setenv("INSIGHT_LOCKED", "1")
+    locked = AppTest.from_file(str(APP),
+                               default_timeout=120).run()
+    assert "Another file…" not in locked.sidebar.selectbox(key="insight_compare_choice").options
