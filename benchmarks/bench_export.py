@@ -8,10 +8,15 @@ Rows (one markdown table, baselines measured in the same run):
 - Deep link `/?embed=true&panel=param_chart` in a fresh tab of a running browser (its HTTP
   cache shared, as for a wiki reader) on a warm `insight serve`, to the chart drawn; beside the
   full Overview page in a fresh tab, and the link in a new browser profile (nothing cached).
-  Target < 2 s. Most of it is Chromium compiling plotly.js (the server's script run ends in
-  ~0.1 s), so it tracks the machine's CPU load.
+  Target <= 1.2x the static floor: the same figure as exported self-contained HTML from
+  file://. Beside it, in the same run, what Streamlit itself costs opened the same way (a
+  fresh tab, `?embed=true`, on a warm plain `streamlit run` server): an empty script (its
+  page boot: JS bundle, websocket, script run), and a bare script that draws the same figure
+  with `st.plotly_chart` as insight does (its boot plus its lazily loaded plotly.js). What the
+  deep link costs beyond that last one is insight's.
 
 Usage: python benchmarks/bench_export.py [--repeat 3] [--baseline-panels 6] [--settle 30]
+       [--link-only]
 Needs Chromium (/usr/bin/chromium or INSIGHT_BROWSER) and playwright (the test extra).
 """
 
@@ -97,41 +102,74 @@ def bench_png(baseline_panels: int) -> list[tuple[str, str, str, str]]:
     ]
 
 
+BARE_FIGURE = """
+import json, sys
+import plotly.io as pio
+import streamlit as st
+st.set_page_config(layout="wide")
+fig = pio.from_json(open(sys.argv[1]).read())
+st.plotly_chart(fig, theme=None, key="param_chart-loaded", config={"displaylogo": False})
+"""
+
+
+def _streamlit(script: Path, port: int, *args: str) -> subprocess.Popen:
+    """A plain `streamlit run` of `script`, set up as `insight serve` sets Streamlit."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+         "--client.toolbarMode", "minimal", "--theme.base", "light", "--", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _healthy(url: str) -> None:
+    for _ in range(600):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not become healthy")
+
+
 def bench_link(repeat: int, settle: float) -> list[tuple[str, str, str, str]]:
     from playwright.sync_api import expect, sync_playwright
 
     from insight.export.files import export_panel
     from insight.export.render import find_browser
     from insight.model.loading import load_model
-    from insight.panels import PanelContext
+    from insight.panels import PanelContext, build_panel
 
-    static = Path(tempfile.mkdtemp(prefix="bench_link_")) / "param_chart.html"
-    export_panel(PanelContext(load_model(SAMPLE / "model.keras")), "param_chart", {}, static)
+    folder = Path(tempfile.mkdtemp(prefix="bench_link_"))
+    static = folder / "param_chart.html"
+    ctx = PanelContext(load_model(SAMPLE / "model.keras"))
+    export_panel(ctx, "param_chart", {}, static)
+    (folder / "figure.json").write_text(build_panel("param_chart", ctx).to_json())
+    (folder / "empty.py").write_text("import streamlit as st\n")
+    (folder / "figure.py").write_text(BARE_FIGURE)
 
-    port = _free_port()
+    port, empty_port, bare_port = _free_port(), _free_port(), _free_port()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen([sys.executable, "-m", "insight.cli", "serve", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    others = [_streamlit(folder / "empty.py", empty_port),
+              _streamlit(folder / "figure.py", bare_port, str(folder / "figure.json"))]
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.2)
+        for u in (url, f"http://127.0.0.1:{empty_port}", f"http://127.0.0.1:{bare_port}"):
+            _healthy(u)
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=str(find_browser()), args=ARGS)
 
             shared = b.new_context(viewport={"width": 1280, "height": 900})
 
-            def load(path: str, ready, cold: bool = False) -> float:
+            def load(path: str, ready, cold: bool = False, base: str = url) -> float:
                 """A new tab of one browser (its HTTP cache shared), or a new profile."""
                 context = b.new_context(viewport={"width": 1280, "height": 900}) if cold \
                     else shared
                 page = context.new_page()
                 t = time.perf_counter()
-                page.goto(url + path)
+                page.goto(base + path)
                 ready(page)
                 elapsed = time.perf_counter() - t
                 page.close()
@@ -149,32 +187,52 @@ def bench_link(repeat: int, settle: float) -> list[tuple[str, str, str, str]]:
                 expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=120_000)
                 chart(page)
 
-            link = "/?embed=true&panel=param_chart"
-            load(link, chart)  # warm: model loaded, panel cached
-            load("/", overview)
-            time.sleep(settle)  # the server's background warm-up (UMAP compilation) is done
-            deep = [load(link, chart) for _ in range(repeat)]
-            full = [load("/", overview) for _ in range(repeat)]
-            cold = [load(link, chart, cold=True) for _ in range(repeat)]
-            floor = []
-            for _ in range(repeat):  # the same figure as a static plotly page: no server
+            def script_done(page) -> None:
+                page.locator("[data-testid='stApp'][data-test-script-state='notRunning']"
+                             ).wait_for(state="attached", timeout=120_000)
+
+            def static_page() -> float:  # the same figure as a static plotly page: no server
                 page = shared.new_page()
                 t = time.perf_counter()
                 page.goto(static.as_uri())
                 chart(page)
-                floor.append(time.perf_counter() - t)
                 page.close()
+                return time.perf_counter() - t
+
+            link = "/?embed=true&panel=param_chart"
+            bare = (f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{empty_port}")
+            load(link, chart)  # warm: model loaded, panel cached
+            load("/", overview)
+            load("/?embed=true", chart, base=bare[0])
+            load("/?embed=true", script_done, base=bare[1])
+            static_page()
+            time.sleep(settle)  # the server's background warm-up (UMAP compilation) is done
+            deep, floor, plain, empty = [], [], [], []
+            for _ in range(repeat):  # interleaved, so drift hits every side
+                deep.append(load(link, chart))
+                floor.append(static_page())
+                plain.append(load("/?embed=true", chart, base=bare[0]))
+                empty.append(load("/?embed=true", script_done, base=bare[1]))
+            full = [load("/", overview) for _ in range(repeat)]
+            cold = [load(link, chart, cold=True) for _ in range(repeat)]
             b.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        for server in (proc, *others):
+            server.terminate()
+            server.wait(timeout=20)
     d, f, c = statistics.median(deep), statistics.median(full), statistics.median(cold)
-    s = statistics.median(floor)
+    s, bare_s, empty_s = (statistics.median(floor), statistics.median(plain),
+                          statistics.median(empty))
     return [(f"deep link param_chart, fresh tab, warm server (median of {repeat})",
-             f"{d:.2f} s", f"{f / d:.1f}x faster than the Overview; {d - s:+.2f} s over the "
-             "static page", "< 2 s"),
+             f"{d:.2f} s", f"{d / s:.2f}x the static page; {d / bare_s:.2f}x bare Streamlit "
+             f"drawing it; {f / d:.1f}x faster than the Overview", "<= 1.2x static"),
             (f"floor: the same figure as exported self-contained HTML, file:// (median of "
              f"{repeat})", f"{s:.2f} s", "plotly.js parse + draw alone", ""),
+            (f"Streamlit alone: empty script, fresh tab, ?embed=true (median of {repeat})",
+             f"{empty_s:.2f} s", f"{empty_s / s:.2f}x the static page", "outside insight"),
+            (f"Streamlit alone: the same figure, st.plotly_chart, fresh tab (median of "
+             f"{repeat})", f"{bare_s:.2f} s", f"{bare_s / s:.2f}x the static page",
+             "outside insight"),
             (f"Overview page, fresh tab, warm server (median of {repeat})", f"{f:.2f} s", "",
              "baseline"),
             (f"deep link param_chart, new browser profile (no cache) (median of {repeat})",
@@ -187,8 +245,13 @@ def main() -> None:
     parser.add_argument("--baseline-panels", type=int, default=6)
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds to let the server finish warming up before timing")
+    parser.add_argument("--link-only", action="store_true",
+                        help="only the deep-link rows (no PNG export rows)")
     args = parser.parse_args()
-    rows = bench_png(args.baseline_panels) + bench_link(args.repeat, args.settle)
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    rows = ([] if args.link_only else bench_png(args.baseline_panels)) + \
+        bench_link(args.repeat, args.settle)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     print("| measurement | time | vs baseline | target |")
     print("|---|---|---|---|")
     for row in rows:
