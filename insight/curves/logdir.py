@@ -95,6 +95,7 @@ class Logdir:
                             "a CSVLogger .csv or a Keras history .json.",
                             f"path={str(path)!r}")
         self._files: dict[Path, EventFileReader] = {}
+        self._runs: dict[Path, str] = {}
         self._tables: dict[Path, tuple[tuple, pd.DataFrame]] = {}
         self._lock = threading.Lock()
 
@@ -118,10 +119,14 @@ class Logdir:
         return []
 
     def _run(self, file: Path) -> str:
-        if self.kind == "events":
-            return file.parent.name or "."
-        rel = file.parent.relative_to(self.path).as_posix()
-        return rel if rel else "."
+        run = self._runs.get(file)
+        if run is None:  # asked per file on every read of the series: paths are slow
+            if self.kind == "events":
+                run = file.parent.name or "."
+            else:
+                run = file.parent.relative_to(self.path).as_posix() or "."
+            self._runs[file] = run
+        return run
 
     def refresh(self) -> int:
         """Read new files and appended bytes; returns the number of new points."""
