@@ -82,6 +82,7 @@ def child(mode: str, n: int, batch: int, threads: int) -> dict:
 
     a, b = _models()
     x = np.random.default_rng(0).normal(size=(n, 64, 64, 3)).astype("float32")
+    cpu0 = time.process_time()
     if mode == "streamed":  # both variants' times include tracing their forward passes
         t0 = time.perf_counter()
         with PeakRss() as rss:
@@ -94,8 +95,9 @@ def child(mode: str, n: int, batch: int, threads: int) -> dict:
             acts_b = activations(b, x, batch_size=batch)
             m = _full_batch(acts_a, acts_b, gram)
         seconds = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     z = m.to_numpy()
-    return {"mode": mode, "inputs": n, "layers": list(z.shape), "seconds": seconds,
+    return {"mode": mode, "inputs": n, "layers": list(z.shape), "seconds": seconds, "cpu": cpu,
             "rss_growth_mb": (rss.peak - rss.base) / 2**20,
             "diag_mean": float(np.nanmean(np.diag(z))), "matrix": np.round(z, 4).tolist()}
 
@@ -129,9 +131,18 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--child", choices=("streamed", "naive"))
+    p.add_argument("--streamed-only", action="store_true",
+                   help="only the streamed run at --inputs (no naive baseline)")
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.inputs, args.batch_size, args.threads)))
+        return
+    if args.streamed_only:
+        load = os.getloadavg()
+        r = _run("streamed", args.inputs, args.batch_size, args.threads)
+        print(f"streamed {args.inputs} inputs: {r['seconds']:.1f} s wall, {r['cpu']:.0f} CPU s, "
+              f"RSS growth {r['rss_growth_mb']:.0f} MB; load average before {load[0]:.1f}, "
+              f"after {os.getloadavg()[0]:.1f}")
         return
     import numpy as np
 
@@ -144,13 +155,17 @@ def main() -> None:
     print(f"two ResNet50 (64x64), {big['layers'][0]} x {big['layers'][1]} layer pairs, "
           f"minibatch {args.batch_size}, {args.threads} threads; load average before "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, after {os.getloadavg()[0]:.1f}")
-    print(f"{'variant':<34} {'inputs':>6} {'seconds':>8} {'RSS growth MB':>14}")
+    print(f"{'variant':<34} {'inputs':>6} {'seconds':>8} {'CPU s':>7} {'RSS growth MB':>14}")
     for name, r in (("naive (keep every activation)", small_naive),
                     ("streamed (insight cka_matrix)", small_stream),
                     ("streamed (insight cka_matrix)", big)):
-        print(f"{name:<34} {r['inputs']:>6} {r['seconds']:>8.1f} {r['rss_growth_mb']:>14.0f}")
+        print(f"{name:<34} {r['inputs']:>6} {r['seconds']:>8.1f} {r['cpu']:>7.0f} "
+              f"{r['rss_growth_mb']:>14.0f}")
     print(f"{'naive, extrapolated (linear)':<34} {args.inputs:>6} "
-          f"{small_naive['seconds'] * scale:>8.0f} {small_naive['rss_growth_mb'] * scale:>14.0f}")
+          f"{small_naive['seconds'] * scale:>8.0f} {small_naive['cpu'] * scale:>7.0f} "
+          f"{small_naive['rss_growth_mb'] * scale:>14.0f}")
+    print("CPU s: user + system seconds of the child over the timed part; on an idle machine "
+          f"with {args.threads} cores the wall time is at least CPU s / {args.threads}.")
     print(f"largest |naive - streamed| CKA at {args.naive_inputs} inputs: {gap:.4f} "
           f"({-(-args.naive_inputs // args.batch_size)} minibatch(es) vs one batch of all); "
           f"mean diagonal at {args.inputs}: {big['diag_mean']:.3f}")
