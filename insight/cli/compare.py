@@ -86,7 +86,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2, default=_plain))
     else:
-        _print(out)
+        print_report(out)
     if args.out:
         print(f"report: {args.out}")
     return 0
@@ -148,7 +148,8 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _print(out: dict[str, Any]) -> None:
+def print_report(out: dict[str, Any]) -> None:
+    """The comparison `out` (what `--json` prints) as text on stdout."""
     s = out["summary"]
     print(f"layers: {s['same']} same, {s['changed']} changed, {s['added']} added, "
           f"{s['removed']} removed; {s['compared_layers']} layers with weights compared")

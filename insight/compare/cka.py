@@ -314,7 +314,7 @@ def cka_matrix(model_a: Any, model_b: Any, x: Any, *, layers_a: Iterable[str] | 
     import pandas as pd
 
     from insight.model.layers import as_model, resolve_layers
-    from insight.probe.stats import _batches
+    from insight.probe.capture import input_batches
 
     if batch_size < MIN_BATCH:
         raise UsageError(f"CKA's unbiased estimator needs at least {MIN_BATCH} rows a batch.",
@@ -323,7 +323,7 @@ def cka_matrix(model_a: Any, model_b: Any, x: Any, *, layers_a: Iterable[str] | 
     paths_a = resolve_layers(ka, layers_a)
     paths_b = resolve_layers(kb, layers_b)
     acc = MinibatchCKA(len(paths_a), len(paths_b))
-    for xb in _batches(x, batch_size, ka):
+    for xb in input_batches(x, batch_size, ka):
         ga = _gram_function(ka, paths_a, xb)(xb).numpy()
         gb = ga if kb is ka and paths_a == paths_b else _gram_function(kb, paths_b, xb)(xb).numpy()
         acc.update_grams(ga, gb)

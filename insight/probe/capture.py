@@ -31,8 +31,8 @@ import numpy as np
 from insight.errors import DataError, UsageError
 from insight.model.layers import as_model, iter_layers, resolve_layers
 
-__all__ = ["capture_function", "activations",
-           "as_inputs", "count_rows", "slice_rows", "input_spec", "signature_key", "recording",
+__all__ = ["capture_function", "activations", "as_inputs", "count_rows", "slice_rows",
+           "input_batches", "input_spec", "signature_key", "recording",
            "TRACE_LOCK", "COMPILED", "first_output", "wrapping_calls"]
 
 TRACE_LOCK = threading.RLock()  # layer calls are patched while tracing: one trace at a time
@@ -196,6 +196,23 @@ def slice_rows(x: Any, start: int, stop: int) -> Any:
     if isinstance(x, Mapping):
         return {k: v[start:stop] for k, v in x.items()}
     return x[start:stop]
+
+
+def input_batches(data: Any, batch_size: int, model: Any) -> Iterator[Any]:
+    """`data` (an array, a mapping or list of arrays, or an `insight.data.Dataset`) in
+    batches of `batch_size` rows, each in the form `model` is called with.
+
+    >>> [b.shape for b in input_batches(np.zeros((5, 3)), 2, model)]  # doctest: +SKIP
+    [(2, 3), (2, 3), (1, 3)]
+    """
+    if hasattr(data, "batches"):
+        for xb, _ in data.batches(batch_size):
+            yield as_inputs(xb, model)
+        return
+    x = as_inputs(data, model)
+    n = count_rows(x)
+    for start in range(0, n, batch_size):
+        yield slice_rows(x, start, min(n, start + batch_size))
 
 
 def activations(model: Any, x: Any, layers: str | Iterable[str] | None = None, *,

@@ -32,13 +32,12 @@ from insight.model.layers import as_model, iter_layers, resolve_layers, saturati
 from insight.probe.capture import (
     COMPILED,
     TRACE_LOCK,
-    as_inputs,
     count_rows,
     first_output,
+    input_batches,
     input_spec,
     recording,
     signature_key,
-    slice_rows,
 )
 
 __all__ = ["ActivationStats", "activation_stats", "STAT_COLUMNS", "HIST_SAMPLE"]
@@ -198,17 +197,6 @@ def _prefetched(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-def _batches(data: Any, batch_size: int, model: Any):
-    if hasattr(data, "batches"):
-        for xb, _ in data.batches(batch_size):
-            yield as_inputs(xb, model)
-        return
-    x = as_inputs(data, model)
-    n = count_rows(x)
-    for start in range(0, n, batch_size):
-        yield slice_rows(x, start, min(n, start + batch_size))
-
-
 def activation_stats(model: Any, data: Any, *, layers: str | Iterable[str] | None = None,
                      batch_size: int = 64, bins: int = 32) -> ActivationStats:
     """Statistics of every chosen layer's activations over all of `data`, batch by batch.
@@ -236,7 +224,7 @@ def activation_stats(model: Any, data: Any, *, layers: str | Iterable[str] | Non
     adds = mins = maxs = units = None
     n = 0
     kinds: dict[str, str | None] = {}
-    for xb in _prefetched(_batches(data, batch_size, keras_model)):
+    for xb in _prefetched(input_batches(data, batch_size, keras_model)):
         run, kinds = _stats_function(keras_model, paths, xb, bins)
         out = run(xb, ranges)
         n += count_rows(xb)

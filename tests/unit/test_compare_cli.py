@@ -32,7 +32,7 @@ def pair(tmp_path_factory):
 
 def test_json_text_and_html_report(capsys, pair, tmp_path):
     """One run (both models load in checked children: seconds each) for all three outputs."""
-    from insight.cli.compare import _print
+    from insight.cli.compare import print_report
 
     report = tmp_path / "report.html"
     code = main(["compare", str(pair / "a.keras"), str(pair / "b.keras"), "--data",
@@ -50,7 +50,7 @@ def test_json_text_and_html_report(capsys, pair, tmp_path):
     assert out["per_class_accuracy"][-1]["class"] == "all"
     assert np.asarray(out["confusion"]).sum() == 40
 
-    _print(out)
+    print_report(out)
     text = capsys.readouterr().out
     assert "layers: 3 same, 0 changed" in text and "agreement:" in text
     assert "CKA: each layer of A, its best match in B" in text
