@@ -158,7 +158,7 @@ def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
     return fn, kinds
 
 
-def _prefetched(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+def read_ahead(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     """`batches`, read `depth` ahead in a thread while the compiled pass runs (TensorFlow
     releases the GIL): a dataset that reads or decodes its rows overlaps with the compute."""
     ready: queue.Queue = queue.Queue(depth)
@@ -224,7 +224,7 @@ def activation_stats(model: Any, data: Any, *, layers: str | Iterable[str] | Non
     adds = mins = maxs = units = None
     n = 0
     kinds: dict[str, str | None] = {}
-    for xb in _prefetched(input_batches(data, batch_size, keras_model)):
+    for xb in read_ahead(input_batches(data, batch_size, keras_model)):
         run, kinds = _stats_function(keras_model, paths, xb, bins)
         out = run(xb, ranges)
         n += count_rows(xb)

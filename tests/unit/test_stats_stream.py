@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import insight
-from insight.probe.stats import _prefetched
+from insight.probe.stats import read_ahead
 
 
 def _readers() -> list[threading.Thread]:
@@ -67,7 +67,7 @@ def test_the_reader_reads_ahead_in_order_and_stops_with_its_caller():
             consumed.append(i)
             yield i
 
-    stream = _prefetched(source(), depth=2)
+    stream = read_ahead(source(), depth=2)
     assert [next(stream) for _ in range(3)] == [0, 1, 2]
     deadline = time.monotonic() + 2
     while len(consumed) < 5 and time.monotonic() < deadline:
@@ -76,7 +76,7 @@ def test_the_reader_reads_ahead_in_order_and_stops_with_its_caller():
     stream.close()
     assert _wait_no_readers()
     assert len(consumed) <= 6
-    assert list(_prefetched(iter(range(7)))) == list(range(7))
+    assert list(read_ahead(iter(range(7)))) == list(range(7))
 
 
 def test_first_batch_histogram_range_is_that_batch_padded(relu_model):
