@@ -7,8 +7,8 @@ from insight.ui.compare import compare_context
 from insight.ui.widgets import param_of, require_dataset, require_model, require_ref, show_panel
 
 ref = require_ref()
-ctx = compare_context(ref, require_model(ref))
 st.title("Compare")
+ctx = compare_context(ref, require_model(ref))
 require_dataset(ctx)
 show_panel("compare_summary", ref, ctx)
 

@@ -171,6 +171,11 @@ def _compare_path(opts: LaunchOptions, samples: dict[str, Sample]) -> str | None
     if opts.compare:
         choices[f"{'/'.join(Path(opts.compare).parts[-2:])} (command line)"] = opts.compare
     choices.update({label: str(s.model) for label, s in samples.items()})
+    for s in samples.values():  # a sample's variants: the same model trained differently
+        variants = s.model.parent / "variants"
+        if variants.is_dir():
+            choices.update({f"Sample: {s.name}, variant {v.stem}": str(v)
+                            for v in sorted(variants.glob("*.keras"))})
     options = list(choices) + ([] if opts.locked and not opts.root else [OTHER])
     choice = st.sidebar.selectbox(
         "Compare with…", options, index=1 if opts.compare else 0, key="insight_compare_choice",

@@ -128,6 +128,7 @@ def test_the_sidebar_offers_compare_with(monkeypatch, variant):
     box = at.sidebar.selectbox(key="insight_compare_choice")
     assert box.value.endswith("variant.keras (command line)")
     assert at.session_state["insight_compare"] == str(variant)
+    assert "Sample: digits_cnn, variant wide" in box.options  # the sample's own variants
     box.set_value("Nothing").run()
     assert at.session_state["insight_compare"] is None
     at.sidebar.selectbox(key="insight_compare_choice").set_value("Another file…").run()
