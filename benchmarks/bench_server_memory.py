@@ -18,7 +18,8 @@ server's resident memory (`VmRSS`, sampled every 0.2 s) is read:
 What stays after the TTL is shared by design (the model, its traces, the dataset, the panel
 caches, each bounded by its `max_entries`), not the session's.
 
-Usage: python benchmarks/bench_server_memory.py [--rows 2048] [--ttl 120] [--timeout 1800]
+Usage: python benchmarks/bench_server_memory.py [--rows 2048] [--ttl 120] [--wait 600]
+       [--timeout 1800]
 Needs Chromium (/usr/bin/chromium or INSIGHT_BROWSER) and playwright (the test extra).
 """
 
@@ -75,7 +76,10 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=2048)
     ap.add_argument("--ttl", type=int, default=120, help="disconnectedSessionTTL, seconds")
     ap.add_argument("--timeout", type=float, default=1800, help="hard limit, seconds")
+    ap.add_argument("--wait", type=float, default=600,
+                    help="seconds one page may take (bench_load's WAIT_MS)")
     args = ap.parse_args()
+    bench_load.WAIT_MS = int(args.wait * 1000)  # MobileNetV2's first pages on 2 loaded cores
     model, data = mobilenet(args.rows)
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_server_memory_{os.getpid()}.log"
     server = bench_load.start_server(
@@ -107,12 +111,15 @@ def main() -> int:
         server.stop()
         signal.alarm(0)
     problems = session.problems + session.slow
+    steps = {k.split(":", 1)[1]: v[0] / 1e3 for k, v in session.latencies.items() if ":" in k}
     print(f"\nbench_server_memory: MobileNetV2-96 (weights=None), {args.rows:,} inputs; one "
           f"session over {len(bench_load.PAGES)} pages in {walk:.0f} s; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
           f"{'no problems' if not problems else f'{len(problems)} problem(s)'}\n")
     for p in problems[:10]:
         print(f"  {p[:300]}")
+    print("Pages (script finished, s): " + ", ".join(f"{w} {t:.1f}" for w, t in steps.items())
+          + "\n")
     print("| server RSS | MB | vs before |")
     print("|---|---:|---:|")
     for label, mb in (("before (no session)", before), ("peak, walking every page", peak),
