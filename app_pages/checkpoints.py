@@ -23,7 +23,9 @@ if folder is None:
             "`.keras` files or `.weights.h5` beside one model. The digits_cnn sample has some.",
             icon=":material/history:")
     st.stop()
-st.caption(f"`{folder}`")
+# The path the user gave, or the folder's name beside the model: never a path the server
+# found by itself (the server's layout is not the visitor's business).
+st.caption(f"`{compare}`" if compare else f"`{folder.name}/` beside the model")
 value = param_of("checkpoint_weight_changes", "value")
 choice = st.segmented_control("Colour", value.choices, default=value.default, key="ckpt_value",
                               format_func={"relative_change": "relative change",

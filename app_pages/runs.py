@@ -26,9 +26,9 @@ if folder is None:
 ctx = PanelContext(logdir=folder)
 if not logdir or Path(logdir) != folder:
     st.caption(f"The sidebar's logdir records no hyperparameters: these are the runs in "
-               f"`{folder}` beside the model.")
+               f"`{folder.name}/` beside the model.")
 else:
-    st.caption(f"`{folder}`")
+    st.caption(f"`{logdir}`")
 runs = runs_of(with_memo(ctx))
 columns = metric_columns(runs)
 left, right = st.columns([2, 3], vertical_alignment="bottom")

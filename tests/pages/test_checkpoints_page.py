@@ -45,6 +45,8 @@ def test_in_the_navigation():
 def test_sample_timeline_heatmap_cka_projection_and_controls():
     at = _page(SAMPLE.model)
     assert not at.exception and not at.error, [e.value for e in at.error]
+    # A folder the server found by itself is named, not its path on the server.
+    assert at.caption[0].value == "`checkpoints/` beside the model"
     charts = _charts(at)
     heat = charts["checkpoint_weight_changes"]["data"][0]
     assert heat["type"] == "heatmap"

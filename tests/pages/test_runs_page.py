@@ -32,7 +32,8 @@ def test_in_the_navigation_after_training():
 def test_sample_sweep_table_plot_filter_and_link():
     at = _page(SAMPLE.model, SAMPLE.logdir)
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert "beside the model" in at.caption[0].value
+    assert "`sweep/` beside the model" in at.caption[0].value
+    assert str(SWEEP.parent) not in at.caption[0].value  # not the server's own path
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["meta"]["insight_panel"] == "runs_parallel"
     assert spec["data"][0]["type"] == "parcoords"
