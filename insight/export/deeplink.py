@@ -40,6 +40,7 @@ STREAMLIT_KEYS = frozenset({"embed", "embed_options"})
 FORBIDDEN_KEYS = frozenset({
     "path", "file", "model_path", "data", "data_path", "logdir", "vectors", "vectors_path",
     "metadata", "metadata_path", "custom_objects", "unsafe", "safe_mode", "trust", "trusted",
+    "compare", "compare_path", "checkpoints",
 })
 
 

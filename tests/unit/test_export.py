@@ -72,6 +72,7 @@ def test_deep_link_round_trip():
     ({"panel": "layer_table", "data": "/etc/passwd"}, ["cannot name files or trust flags",
                                                        "data='/etc/passwd'"]),
     ({"panel": "layer_table", "unsafe": "1"}, ["cannot name files or trust flags"]),
+    ({"panel": "compare_summary", "compare": "/tmp/b.keras"}, ["cannot name files"]),
 ])
 def test_bad_links_say_what_is_valid(query, fragments):
     with pytest.raises(UsageError) as excinfo:
