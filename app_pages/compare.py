@@ -9,7 +9,7 @@ from insight.ui.widgets import param_of, require_dataset, require_model, require
 ref = require_ref()
 st.title("Compare")
 ctx = compare_context(ref, require_model(ref))
-require_dataset(ctx)
+data = require_dataset(ctx)
 show_panel("compare_summary", ref, ctx)
 
 arch, weights, reps, preds, units = st.tabs(
@@ -33,7 +33,11 @@ with reps:
     show_panel("compare_cka", ref, ctx, examples=int(n), layers=which)
 with preds:
     show_panel("compare_confusion", ref, ctx)
-    show_panel("compare_accuracy", ref, ctx)
+    if data.y is None:
+        st.info("**Per-class accuracy needs labels**, and this data has none: give an `.npz` "
+                "with `x` and `y` (sidebar, or `--data`).", icon=":material/label_off:")
+    else:
+        show_panel("compare_accuracy", ref, ctx)
     show_panel("compare_disagreements", ref, ctx)
     show_panel("compare_disagreement_table", ref, ctx)
 with units:

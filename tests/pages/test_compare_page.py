@@ -34,10 +34,10 @@ def variant(tmp_path_factory):
     return path
 
 
-def _page(compare) -> AppTest:
+def _page(compare, data: Path = SAMPLE.data) -> AppTest:
     at = AppTest.from_file(str(PAGE_DIR / "compare.py"), default_timeout=240)
     at.session_state["insight_ref"] = REF
-    at.session_state["insight_data"] = str(SAMPLE.data)
+    at.session_state["insight_data"] = str(data)
     at.session_state["insight_compare"] = None if compare is None else str(compare)
     return at.run()
 
@@ -83,9 +83,14 @@ def test_a_variant_every_tab(variant):
     assert 0.5 < float(summary.loc["agreement", "value"].rstrip("%")) / 100 < 1.0
 
 
-def test_the_model_against_itself():
-    at = _page(SAMPLE.model)
+def test_the_model_against_itself(tmp_path):
+    """On inputs without labels: everything but the per-class accuracy, which says why."""
+    with np.load(SAMPLE.data) as npz:
+        np.savez(tmp_path / "unlabelled.npz", x=npz["x"])
+    at = _page(SAMPLE.model, tmp_path / "unlabelled.npz")
     assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any("needs labels" in i.value for i in at.info)
     charts = _charts(at)
     z = _array(charts["compare_cka"]["data"][0]["z"])
     assert np.allclose(np.diag(z), 1.0, atol=1e-4)
