@@ -21,7 +21,7 @@ from insight.errors import (
 )
 
 # every module of the library (scripts that run on import left out: they have no names)
-SCRIPTS = {"insight.cli.__main__", "insight.ui.entry"}
+SCRIPTS = {"insight.__main__", "insight.cli.__main__", "insight.ui.entry"}
 MODULES = ["insight"] + sorted(
     m.name for m in pkgutil.walk_packages(insight.__path__, "insight.")
     if m.name not in SCRIPTS
