@@ -139,8 +139,10 @@ def _graph(ctx: PanelContext, show: str = "changed"):
     note = f"{len(marked)} layer{'s' * (len(marked) != 1)} outlined ({' or '.join(wanted)})"
     if removed:
         note += f"; {removed} removed from A"
+    # A deep model shrunk to fit the frame outlines lines, not boxes: open at full size on
+    # the first outlined layer instead (drag to pan), as a search hit opens the Overview's.
     return graph_figure(graph, title=f"Layer graph of B: {b.name}", highlight=marked,
-                        fit=True, note=note)
+                        centre_on=marked[0] if marked else "", fit=not marked, note=note)
 
 
 def _weights(ctx: PanelContext):

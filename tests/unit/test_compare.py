@@ -151,3 +151,27 @@ def test_insight_compare_is_the_function_and_the_package():
 
     assert callable(insight.compare) and hasattr(insight.compare, "cka_matrix")
     assert insight.cka(np.eye(5), np.eye(5)) == pytest.approx(1.0)
+
+
+def test_a_deep_pair_opens_its_graph_on_the_first_change_at_full_size(tmp_path):
+    """Shrunk to fit, 20 rows of boxes become red lines: the graph opens on the first
+    outlined layer at full size instead."""
+    import keras
+
+    from insight.model.loading import load_model
+    from insight.panels import PanelContext, build_panel
+
+    def deep(width: int, name: str):
+        layers = [keras.Input((4,))] + [keras.layers.Dense(width, name=f"d{i}")
+                                        for i in range(20)]
+        path = tmp_path / f"{name}.keras"
+        keras.Sequential(layers, name=name).save(path)
+        return path
+
+    a, b = deep(4, "narrow"), deep(8, "wide")
+    fig = build_panel("compare_graph", PanelContext(load_model(a), compare_path=b))
+    nodes = next(t for t in fig.data if t.customdata is not None)
+    assert nodes.marker.size == 44  # full size, not shrunk to 14 of 21 rows
+    frame = fig.layout.yaxis.range[1] - fig.layout.yaxis.range[0]
+    span = max(nodes.y) - min(nodes.y)
+    assert frame < span  # the view holds part of the graph: it opens on the change
