@@ -51,3 +51,31 @@ def synthetic_logdir(runs: int = 3, tags: int = 5, steps: int = 100_000) -> Path
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:4]] or [3, 5, 100_000]
     print(synthetic_logdir(*args))
+
+
+def warm_training_page(timeout: float = 300):
+    """`page(logdir)`: a fresh AppTest of the Training page on `logdir`, after the page ran
+    once on the bundled sample (imports warm) with the caches cleared and the heap frozen, as
+    `insight serve` runs the app."""
+    import gc
+
+    import streamlit as st
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    from insight.model.samples import get_sample
+    from insight.ui.shell import PAGE_DIR
+
+    def page(logdir):
+        at = AppTest.from_file(str(PAGE_DIR / "training.py"), default_timeout=timeout)
+        at.session_state["insight_ref"] = None
+        at.session_state["insight_logdir"] = str(logdir)
+        return at
+
+    config.set_option("runner.postScriptGC", False)  # as `insight serve` runs the app
+    page(get_sample("digits_cnn").logdir).run()  # warm imports
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    gc.collect()
+    gc.freeze()  # as the app does once TensorFlow is imported (insight.ui.runtime)
+    return page

@@ -56,7 +56,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _curves_data import synthetic_logdir  # noqa: E402
+from _curves_data import synthetic_logdir, warm_training_page  # noqa: E402
 
 CPU: dict[str, float] = {}  # median process CPU seconds per row (a shared machine's wall
 # clock includes waiting for a core; CPU time does not)
@@ -133,26 +133,7 @@ def tbparse_reader(root: Path) -> int:
 
 
 def page_times(root: Path) -> tuple[float, float]:
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
-    from insight.model.samples import get_sample
-    from insight.ui.shell import PAGE_DIR
-
-    def page(logdir) -> AppTest:
-        at = AppTest.from_file(str(PAGE_DIR / "training.py"), default_timeout=300)
-        at.session_state["insight_ref"] = None
-        at.session_state["insight_logdir"] = str(logdir)
-        return at
-
-    from streamlit import config
-
-    config.set_option("runner.postScriptGC", False)  # as `insight serve` runs the app
-    page(get_sample("digits_cnn").logdir).run()  # warm imports
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    gc.collect()
-    gc.freeze()  # as the app does once TensorFlow is imported (insight.ui.runtime)
+    page = warm_training_page()
     at = page(root)
     start = time.perf_counter()
     at.run()

@@ -23,7 +23,6 @@ Usage: python benchmarks/bench_training_page.py [--runs 50] [--tags 20] [--steps
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import time
@@ -34,7 +33,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _curves_data import cache_root  # noqa: E402
+from _curves_data import cache_root, warm_training_page  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -126,25 +125,7 @@ def big_logdir(runs: int, tags: int, steps: int) -> Path:
 
 
 def page_times(root: Path) -> dict:
-    import streamlit as st
-    from streamlit import config
-    from streamlit.testing.v1 import AppTest
-
-    from insight.model.samples import get_sample
-    from insight.ui.shell import PAGE_DIR
-
-    def page(logdir) -> AppTest:
-        at = AppTest.from_file(str(PAGE_DIR / "training.py"), default_timeout=3600)
-        at.session_state["insight_ref"] = None
-        at.session_state["insight_logdir"] = str(logdir)
-        return at
-
-    config.set_option("runner.postScriptGC", False)  # as `insight serve` runs the app
-    page(get_sample("digits_cnn").logdir).run()  # warm imports
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    gc.collect()
-    gc.freeze()
+    page = warm_training_page(timeout=3600)
     out = {"rss_before": rss_mb()}
     at = page(root)
     start = time.perf_counter()
