@@ -44,16 +44,11 @@ def train(folder: Path, epochs: int) -> tuple[Path, Path]:
     x = (digits.images / 16.0).astype("float32")[..., None]
     y = digits.target.astype("int64")
     keras.utils.set_random_seed(0)
-    layers = keras.layers
-    model = keras.Sequential([
-        keras.Input(shape=(8, 8, 1), name="image"),
-        layers.Conv2D(8, 3, activation="relu", padding="same", name="conv1"),
-        layers.MaxPooling2D(2, name="pool1"),
-        layers.Conv2D(16, 3, activation="relu", name="conv2"),
-        layers.Flatten(name="flatten"),
-        layers.Dense(32, activation="relu", name="dense1"),
-        layers.Dropout(0.2, seed=0, name="dropout"),
-        layers.Dense(10, activation="softmax", name="predictions")], name="digits_cnn")
+    # The sample's own architecture, freshly initialised (not a second copy of its layers).
+    from insight.model.samples import get_sample
+
+    model = keras.models.clone_model(
+        keras.saving.load_model(get_sample("digits_cnn").model, compile=False))
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     weights, full = folder / "weights", folder / "keras"
     weights.mkdir()
