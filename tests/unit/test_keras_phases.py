@@ -133,4 +133,6 @@ def test_weights_h5py_cannot_read_never_reach_the_server(spares, spies, tmp_path
     bad = _with_weights(DIGITS, tmp_path / "bad.keras", b"\x89HDF\r\n\x1a\n" + b"\0" * 4096)
     with pytest.raises(ModelLoadError):
         insight.load_model(bad, isolate=LIMITS)
-    assert spies == ["build"]  # built here while the child read the weights; never read
+    # Built here while the child read the weights, unless the child's error came first
+    # (both are fine); the weights are never read here.
+    assert spies in (["build"], [])
