@@ -13,6 +13,7 @@ InsightError
 │   ├── LoadLimitError           the isolated loader ran past its time or memory limit
 │   └── LoaderCrashError         the isolated loader died (a signal, an exit) on this file
 ├── DataError                 inputs that cannot be read or do not fit the model
+├── StorageError              a remote path (s3://, gs://) cannot be listed or read
 ├── CompileError              XLA cannot compile the model (an op without an XLA kernel)
 └── UsageError                a bad argument: unknown panel, unknown layer, bad option value
 ```
@@ -39,6 +40,7 @@ __all__ = [
     "LoadLimitError",
     "LoaderCrashError",
     "DataError",
+    "StorageError",
     "CompileError",
     "UsageError",
 ]
@@ -114,6 +116,18 @@ class LoaderCrashError(ModelLoadError):
 class DataError(InsightError):
     """Inputs that cannot be read (a missing or malformed file) or do not fit the model (shape,
     dtype, number of inputs)."""
+
+
+class StorageError(InsightError):
+    """A remote path (`s3://...`, `gs://...`) cannot be listed or read: the bucket or key does
+    not exist, the credentials were refused, the connection dropped, or the filesystem's
+    package (`s3fs`, `gcsfs`) is not installed. `reason` is `"missing"`, `"denied"`,
+    `"connection"`, `"package"` or `"other"`."""
+
+    def __init__(self, what: str, fix: str = "", received: str = "", *,
+                 reason: str = "other") -> None:
+        self.reason = reason
+        super().__init__(what, fix, received)
 
 
 class CompileError(InsightError):

@@ -288,3 +288,26 @@ def fresh_custom(tmp_path_factory, run_python):
         registered=root / "fresh_registered.keras",
         unregistered=root / "fresh_unregistered.keras",
     )
+
+
+@pytest.fixture(scope="session")
+def _s3_server():
+    from unit import _s3
+
+    server = _s3.start()
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture
+def s3(_s3_server, monkeypatch, tmp_path):
+    """A real S3 endpoint (moto's server) with its environment set for this test, and a
+    private insight cache folder (`INSIGHT_CACHE_DIR`). See tests/unit/_s3.py."""
+    from unit import _s3
+
+    for key, value in _s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("INSIGHT_CACHE_DIR", str(tmp_path / "insight-cache"))
+    _s3.clear_fs_cache()
+    yield _s3_server
+    _s3.clear_fs_cache()
