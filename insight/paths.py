@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from insight.errors import UsageError
+from insight.remote.urls import check_url, is_remote
 
 __all__ = ["confine", "typed_path"]
 
@@ -74,8 +75,12 @@ def confine(path: str | Path, root: str | Path) -> Path:
     return resolved
 
 
-def typed_path(value: str, *, root: str | Path | None, locked: bool) -> Path:
+def typed_path(value: str, *, root: str | Path | None, locked: bool) -> Path | str:
     """The path a visitor typed, as the server's policy allows it.
+
+    A remote URL (`s3://`, `gs://`) is read with the server's own credentials, so a visitor
+    may type one only on a server that is neither confined (`--root`) nor locked: on a team
+    server, remote logdirs and models are the operator's choice (`--logdir s3://...`).
 
     Args:
         value: the widget's text (not empty).
@@ -83,10 +88,12 @@ def typed_path(value: str, *, root: str | Path | None, locked: bool) -> Path:
         locked: served beyond localhost without `--root`: typed paths are refused.
 
     Returns:
-        The path: confined and resolved under `root`, else `~` expanded and resolved.
+        The path: confined and resolved under `root`, else `~` expanded and resolved; a
+        checked URL string for a remote path.
 
     Raises:
-        UsageError: typed paths are off on this server, or `confine` refused the path.
+        UsageError: typed paths are off on this server, `confine` refused the path, or a
+            remote URL was typed on a confined or locked server (or is malformed).
 
     Example:
 
@@ -95,6 +102,14 @@ def typed_path(value: str, *, root: str | Path | None, locked: bool) -> Path:
     ...
     insight.errors.UsageError: This server does not open typed paths...
     """
+    if is_remote(value.strip()):
+        if root or locked:
+            raise UsageError("This server does not open remote paths typed in the page: they "
+                             "would be read with the server's own credentials.",
+                             "Ask whoever runs it to pass the URL on the command line "
+                             "(--logdir s3://... or the model's URL).",
+                             f"path={value.strip().split('://')[0]}://...")
+        return check_url(value)
     if root:
         return confine(value, root)
     if locked:

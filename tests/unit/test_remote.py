@@ -68,3 +68,12 @@ def test_dropped_connection_is_a_clear_error(s3, monkeypatch):
     with pytest.raises(StorageError) as err, storage_errors("s3://bucket/key"):
         fs.cat(key)
     assert err.value.reason == "connection"
+
+
+def test_typed_remote_paths_only_on_an_open_local_server(tmp_path):
+    from insight.paths import typed_path
+
+    assert typed_path(" s3://bucket/runs/ ", root=None, locked=False) == "s3://bucket/runs"
+    for root, locked in ((tmp_path, False), (None, True), (tmp_path, True)):
+        with pytest.raises(UsageError, match="does not open remote paths"):
+            typed_path("s3://bucket/runs", root=root, locked=locked)
