@@ -40,9 +40,12 @@ from insight.curves.analysis import (
     train_val_verdict,
 )
 from insight.curves.files import read_csv_log, read_history_json
+from insight.curves.remote import Listing, as_url, fetch_ranges, listing, remote_stamp
+from insight.curves.sources import RemoteFile
 from insight.curves.splits import label_series, split_of, train_val_pairs
-from insight.curves.tfevents import EventFileReader, Histogram, Series
-from insight.errors import DataError
+from insight.curves.tfevents import READ_CHUNK, EventFileReader, Histogram, Series
+from insight.errors import DataError, InsightError, StorageError
+from insight.remote import basename, fetch, filesystem
 
 __all__ = ["COLUMNS", "HIST_COLUMNS", "Logdir", "read_scalars", "read_histograms",
            "read_csv_log", "read_history_json", "split_of", "label_series", "train_val_pairs",
@@ -53,8 +56,8 @@ COLUMNS = ["run", "tag", "step", "wall_time", "value"]
 HIST_COLUMNS = ["run", "tag", "step", "wall_time", "left", "right", "count"]
 
 
-def _kind(path: Path) -> str:
-    if path.is_dir():
+def _kind(path: Path, folder: bool) -> str:
+    if folder:
         return "dir"
     if "tfevents" in path.name:
         return "events"
@@ -66,10 +69,13 @@ def _kind(path: Path) -> str:
 
 
 class Logdir:
-    """An incrementally read training log: a logdir, one event file, a CSV or a JSON.
+    """An incrementally read training log: a logdir, one event file, a CSV or a JSON, on
+    disk or in object storage (`s3://`, `gs://`: `insight.curves.remote`).
 
     `refresh()` picks up new event files and reads only what was appended to known ones
-    (CSV/JSON files are read again when they change). Thread-safe.
+    (CSV/JSON files are read again when they change). A remote logdir is read from its kept
+    listing (`LISTING_TTL`; `refresh(relist=True)` lists it again), the appended ranges of
+    every grown file fetched concurrently. Thread-safe.
 
     Example:
 
@@ -80,23 +86,32 @@ class Logdir:
 
     Raises:
         DataError: the path does not exist or is not a log insight reads.
+        StorageError: a remote path is missing, refused or unreachable.
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser()
-        if not self.path.exists():
-            raise DataError("No such log file or folder.",
-                            "Give a TensorBoard logdir, an event file, a CSVLogger .csv or a "
-                            "Keras history .json.", f"path={str(path)!r}")
-        self.kind = _kind(self.path)
+        self.url = as_url(path)
+        self._listing: Listing | None = None
+        if self.url is not None:
+            self._listing = listing(self.url)
+            self._fs = filesystem(self.url)[0]
+            self.path: Path | str = self.url
+            self.kind = _kind(Path(basename(self.url)), not self._listing.single)
+        else:
+            self.path = Path(path).expanduser()
+            if not self.path.exists():
+                raise DataError("No such log file or folder.",
+                                "Give a TensorBoard logdir, an event file, a CSVLogger .csv or "
+                                "a Keras history .json.", f"path={str(path)!r}")
+            self.kind = _kind(self.path, self.path.is_dir())
         if self.kind == "unknown":
             raise DataError(f"{self.path.name} is not a training log insight reads.",
                             "Give a TensorBoard logdir, an event file (events.out.tfevents.*), "
                             "a CSVLogger .csv or a Keras history .json.",
                             f"path={str(path)!r}")
-        self._files: dict[Path, EventFileReader] = {}
-        self._runs: dict[Path, str] = {}
-        self._tables: dict[Path, tuple[tuple, pd.DataFrame]] = {}
+        self._files: dict[Path | str, EventFileReader] = {}
+        self._runs: dict[Path | str, str] = {}
+        self._tables: dict[Path | str, tuple[tuple, pd.DataFrame]] = {}
         self._lock = threading.Lock()
 
     def _event_files(self) -> list[Path]:
@@ -110,51 +125,114 @@ class Logdir:
             found += [Path(folder) / f for f in sorted(files) if "tfevents" in f]
         return found
 
-    def _table_files(self) -> list[Path]:
-        if self.kind in ("csv", "json"):
-            return [self.path]
-        if self.kind == "dir" and not self._files:
-            return sorted(p for p in self.path.iterdir()
-                          if p.is_file() and p.suffix.lower() in (".csv", ".json"))
-        return []
+    def _table_files(self) -> list[tuple[Path | str, tuple]]:
+        """`(file, stamp)` of the CSV and JSON logs to read (a folder's, when it holds no
+        event files): local paths with size and mtime, remote keys with size and ETag."""
+        if self._listing is not None:
+            keys = [k for k in self._listing.files if self.kind in ("csv", "json") or (
+                self.kind == "dir" and not self._files and "/" not in self._listing.relative(k)
+                and k.lower().endswith((".csv", ".json")))]
+            return [(k, self._listing.files[k]) for k in keys]
+        files = [self.path] if self.kind in ("csv", "json") else sorted(
+            p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in (".csv",
+                                                                                 ".json")
+        ) if self.kind == "dir" and not self._files else []
+        out = []
+        for file in files:
+            try:
+                st = file.stat()
+            except OSError:
+                continue
+            out.append((file, (st.st_size, st.st_mtime_ns)))
+        return out
 
-    def _run(self, file: Path) -> str:
+    def _run(self, file: Path | str) -> str:
         run = self._runs.get(file)
         if run is None:  # asked per file on every read of the series: paths are slow
-            if self.kind == "events":
+            if self._listing is not None:  # keys: `bucket/prefix/run/events...`
+                rel = file if self.kind == "events" else self._listing.relative(file)
+                parent = rel.rsplit("/", 1)[0] if "/" in rel else "."
+                run = parent.rsplit("/", 1)[-1] if self.kind == "events" else parent
+            elif self.kind == "events":
                 run = file.parent.name or "."
             else:
                 run = file.parent.relative_to(self.path).as_posix() or "."
             self._runs[file] = run
         return run
 
-    def refresh(self) -> int:
-        """Read new files and appended bytes; returns the number of new points."""
+    def refresh(self, relist: bool = False) -> int:
+        """Read new files and appended bytes; returns the number of new points.
+
+        Args:
+            relist: list a remote logdir again now, instead of reusing a listing taken less
+                than `LISTING_TTL` seconds ago. Defaults to `False`.
+
+        Raises:
+            StorageError: a remote file could not be read. What the other files gave is
+                kept, and the next refresh resumes each file where its last complete
+                record ended.
+        """
         with self._lock:
             new = 0
-            for file in self._event_files():
-                reader = self._files.get(file)
-                if reader is None:
-                    reader = self._files[file] = EventFileReader(file)
-                new += reader.read()
-            for file in self._table_files():
-                try:
-                    st = file.stat()
-                except OSError:
-                    continue
-                stamp = (st.st_size, st.st_mtime_ns)
+            error = None
+            if self._listing is not None:
+                new, error = self._read_remote(relist)
+            else:
+                for file in self._event_files():
+                    reader = self._files.get(file)
+                    if reader is None:
+                        reader = self._files[file] = EventFileReader(file)
+                    new += reader.read()
+            for file, stamp in self._table_files():
                 if file in self._tables and self._tables[file][0] == stamp:
                     continue
                 try:
-                    df = (read_csv_log if file.suffix.lower() == ".csv" else
-                          read_history_json)(file)
+                    local = file if isinstance(file, Path) else fetch(
+                        f"{self.url.split('://', 1)[0]}://{file}")
+                    df = (read_csv_log if local.suffix.lower() == ".csv" else
+                          read_history_json)(local)
+                except StorageError as exc:
+                    error = error or exc
+                    continue
                 except DataError:
                     if self.kind in ("csv", "json"):
                         raise
                     continue  # a stray file beside the logs
                 self._tables[file] = (stamp, df)
                 new += len(df)
+            if error is not None:
+                raise error
             return new
+
+    def _read_remote(self, relist: bool) -> tuple[int, StorageError | None]:
+        """Fetch the appended range of every remote event file that grew (concurrently),
+        then parse each with its reader; returns the new points and the first failure."""
+        self._listing = lst = listing(self.url, fresh=relist)
+        kind = self.url.split("://", 1)[0]
+        wanted = []
+        for key, (size, _) in lst.files.items():
+            if self.kind not in ("dir", "events") or "tfevents" not in key.rsplit("/", 1)[-1]:
+                continue
+            reader = self._files.get(key)
+            if reader is None:
+                source = RemoteFile(self._fs, key, f"{kind}://{key}", size)
+                reader = self._files[key] = EventFileReader(source)
+            reader.source.known_size = size
+            start = reader.offset if size >= reader.offset else 0  # shrank: read it again
+            if size > start:
+                wanted.append((reader, start, min(size, start + READ_CHUNK)))
+        got = fetch_ranges(self._fs, self.url, [(r.source.key, s, e) for r, s, e in wanted])
+        new, error = 0, None
+        for (reader, start, _), data in zip(wanted, got, strict=True):
+            if isinstance(data, StorageError):
+                error = error or data
+                continue
+            reader.source.preload(start, data)
+            try:
+                new += reader.read()
+            except StorageError as exc:
+                error = error or exc
+        return new, error
 
     def series(self) -> dict[tuple[str, str], Series]:
         """`{(run, tag): Series}` of every scalar series read so far (runs in path order)."""
@@ -238,7 +316,8 @@ class Logdir:
         """One line per file with damaged records or an incomplete tail."""
         out = []
         for file, r in self._files.items():
-            name = file.relative_to(self.path).as_posix() if self.kind == "dir" else file.name
+            name = (self._listing.relative(file) if self._listing is not None else
+                    file.relative_to(self.path).as_posix() if self.kind == "dir" else file.name)
             if r.damaged:
                 out.append(f"{name}: {r.damaged} damaged record(s) skipped ("
                            + "; ".join(r.notes[:3]) + ")")
@@ -260,9 +339,17 @@ def _codes(categories: list) -> type:
 
 def logdir_stamp(path: str | Path | None) -> str:
     """A cheap key that changes when any file under `path` grows or changes (sizes and
-    mtimes, no reading), for caches that must follow a live run."""
+    mtimes, no reading), for caches that must follow a live run. A remote logdir's is its
+    kept listing's (names, sizes, ETags; listed at most `LISTING_TTL` seconds ago), so a
+    rerun does not list the bucket again."""
     if path is None:
         return ""
+    try:
+        url = as_url(path)
+    except InsightError:
+        return "invalid"
+    if url is not None:
+        return remote_stamp(url)
     p = Path(path)
     try:
         if p.is_file():
@@ -288,8 +375,9 @@ def read_scalars(path: str | Path) -> pd.DataFrame:
 
     Args:
         path: a TensorBoard logdir (read recursively), one event file, a `CSVLogger` CSV, or
-            a Keras history JSON. A folder without event files is searched for CSV and JSON
-            logs instead.
+            a Keras history JSON, on disk or as an `s3://` / `gs://` URL (credentials from the
+            environment, profiles or instance metadata). A folder without event files is
+            searched for CSV and JSON logs instead.
 
     Returns:
         One row per point, in file order within each series; `run` and `tag` are categorical.
@@ -297,10 +385,13 @@ def read_scalars(path: str | Path) -> pd.DataFrame:
 
     Raises:
         DataError: the path does not exist or is not a log insight reads.
+        StorageError: a remote bucket or prefix is missing, the credentials were refused,
+            or the connection failed.
 
     Example:
 
     >>> read_scalars("logs/").groupby(["run", "tag"]).size()  # doctest: +SKIP
+    >>> read_scalars("s3://bucket/runs").run.unique()  # doctest: +SKIP
     """
     logs = Logdir(path)
     logs.refresh()

@@ -28,8 +28,6 @@ array([2.04, 1.10, 0.64])
 
 from __future__ import annotations
 
-import errno
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +42,7 @@ from insight.curves._event_decode import (
     decode_event,
     step_lengths,
 )
+from insight.curves.sources import LocalFile, Source
 
 __all__ = ["EventFileReader", "Series", "Histogram", "is_event_file", "READ_CHUNK"]
 
@@ -105,8 +104,13 @@ class EventFileReader:
     """Incremental reader of one event file: each `read()` parses only the bytes appended
     since the last one (a file that shrank is read again from the start).
 
+    Args:
+        path: a local file, or a `Source` (a remote object's ranges:
+            `insight.curves.sources`).
+
     Attributes:
-        path: the file.
+        path: the file (a URL for a remote one).
+        source: where the bytes come from.
         offset: bytes consumed so far (complete records, or damage skipped).
         records: records read.
         damaged: records skipped because a CRC failed or they did not parse.
@@ -114,8 +118,9 @@ class EventFileReader:
         pending: bytes of an incomplete last record, waiting for the writer.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | Source) -> None:
+        self.source = path if isinstance(path, Source) else LocalFile(path)
+        self.path = self.source.path
         self._reset()
 
     def _reset(self) -> None:
@@ -135,11 +140,15 @@ class EventFileReader:
     def read(self) -> int:
         """Read what was appended since the last call; returns the number of new points.
 
-        Never raises for file contents; an unreadable file (permissions, vanished) counts as
-        no new data and is noted.
+        Never raises for file contents; an unreadable local file (permissions, vanished)
+        counts as no new data and is noted.
+
+        Raises:
+            StorageError: a remote source could not be read; nothing is lost: the offset
+                stays where the last complete record ended, and the next call resumes there.
         """
         try:
-            size = self.path.stat().st_size
+            size = self.source.size()
         except OSError as exc:
             self._note(f"cannot read the file ({exc.strerror})")
             return 0
@@ -147,18 +156,21 @@ class EventFileReader:
             self._reset()
         before = self.points()
         while size > self.offset:
+            want = min(READ_CHUNK, size - self.offset)
             try:
-                with open(self.path, "rb") as f:
-                    if self._resyncing:
-                        self._skip_hole(f, size)
-                    f.seek(self.offset)
-                    data = f.read(min(max(READ_CHUNK, self._needed(f)), size - self.offset))
-            except OSError as exc:
+                if self._resyncing:
+                    self.offset = self.source.data_after(self.offset, size)
+                data = self.source.read(self.offset, want)
+                needed = int.from_bytes(data[:8], "little") + 16 if len(data) >= 8 else 0
+                if want < needed <= size - self.offset:  # one record longer than a chunk
+                    want = needed
+                    data = self.source.read(self.offset, want)
+            except OSError as exc:  # a local file; a remote one raises StorageError
                 self._note(f"cannot read the file ({exc.strerror})")
                 break
             consumed = self._parse(data, self.offset)
             self.offset += consumed
-            if consumed == 0 or self.offset >= size:
+            if consumed == 0 or self.offset >= size or len(data) < want:
                 break
         return self.points() - before
 
@@ -176,28 +188,6 @@ class EventFileReader:
                 + sum(len(h) for h in self._histograms.values()))
 
     # -- parsing --------------------------------------------------------------------------
-
-    def _needed(self, f) -> int:
-        """Bytes of the next record when it is longer than a chunk (else 0)."""
-        head = f.read(8)
-        f.seek(self.offset)
-        return int.from_bytes(head, "little") + 16 if len(head) == 8 else 0
-
-    def _skip_hole(self, f, size: int) -> None:
-        """While looking for the next valid header, jump over the hole of a sparse file:
-        zeros that no header starts in (`_tfrecord.resync`), which the file system knows
-        without reading them (a 2 GB `truncate`d file is then read in milliseconds)."""
-        try:
-            data = os.lseek(f.fileno(), self.offset, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno != errno.ENXIO:  # SEEK_DATA unsupported here: read the zeros
-                return
-            data = size  # only a hole from here to the end
-        except AttributeError:  # pragma: no cover - no SEEK_DATA on this platform
-            return
-        # a header may begin in the last zeros before the data (a length whose high bytes
-        # are zero): keep a header's width of them
-        self.offset = max(self.offset, data - rec.HEADER + 1)
 
     def _note(self, text: str) -> None:
         if len(self.notes) < MAX_NOTES:

@@ -1,0 +1,187 @@
+"""Logdirs in object storage (`s3://`, `gs://`): one listing, reused, and ranged reads.
+
+A remote logdir is listed once (`fs.find`: every object under the prefix, with its size and
+ETag) and that listing is kept for `LISTING_TTL` seconds, so the app's reruns, which ask for
+the logdir's stamp on every widget change, do not list the bucket again; `relist` (the
+Training page's live mode) lists it anew. The appended range of every event file that grew is
+then fetched concurrently in one `cat_ranges` call (many small event files are the common
+case) and handed to the same `EventFileReader` that reads local files
+(`insight.curves.sources.RemoteFile`). Credentials come from the standard places the storage's
+own tools read (`insight.remote.fs`), never from the URL.
+
+Example:
+
+>>> listing("s3://bucket/runs").stamp  # doctest: +SKIP
+'3:166896:5d1c0e7a9b2f4c61'
+>>> remote_stamp("s3://bucket/runs")  # the same listing, no request  # doctest: +SKIP
+'3:166896:5d1c0e7a9b2f4c61'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from insight.errors import InsightError, StorageError
+from insight.remote import check_url, filesystem, is_remote, storage_errors, translate
+
+__all__ = ["LISTING_TTL", "FETCH_BATCH_BYTES", "Listing", "listing", "relist", "remote_stamp",
+           "forget_listings", "fetch_ranges", "as_url"]
+
+LISTING_TTL = 5.0  # seconds a listing is reused before the next stamp lists again
+FETCH_BATCH_BYTES = 256 << 20  # appended bytes fetched at once (memory bound of one refresh)
+_MAX_LISTINGS = 64
+_COLLAPSED = re.compile(r"^(s3|gs|gcs):/(?!/)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The objects under a remote URL at one moment.
+
+    Attributes:
+        url: the checked URL.
+        root: the URL's path for the filesystem (`bucket/prefix`).
+        files: `{key: (size, etag)}` of every object under it, keys sorted.
+        single: the URL names one object, not a prefix.
+        stamp: `count:total size:hash of names, sizes and ETags`, for cache keys.
+        taken: when it was listed (`time.monotonic()`).
+    """
+
+    url: str
+    root: str
+    files: dict[str, tuple[int, str]]
+    single: bool
+    stamp: str
+    taken: float
+
+    def relative(self, key: str) -> str:
+        """`key` relative to the URL (its name for a single object)."""
+        if self.single or not key.startswith(self.root.rstrip("/") + "/"):
+            return key.rsplit("/", 1)[-1]
+        return key[len(self.root.rstrip("/")) + 1:]
+
+
+_LISTINGS: dict[str, Listing] = {}
+_LOCK = threading.Lock()
+
+
+def as_url(path: Any) -> str | None:
+    """The remote URL `path` stands for, or `None` for a local path.
+
+    A `pathlib.Path` made from a URL has lost one slash (`s3:/bucket/runs`): a folder named
+    `s3:` is not a logdir anyone has, so that form is read as the URL it came from.
+
+    Raises:
+        UsageError: a malformed or refused URL (`insight.remote.check_url`).
+    """
+    if path is None:
+        return None
+    text = str(path)
+    if _COLLAPSED.match(text):
+        text = _COLLAPSED.sub(lambda m: m.group(1).lower() + "://", text, count=1)
+    return check_url(text) if is_remote(text) else None
+
+
+def listing(url: str, *, fresh: bool = False, max_age: float = LISTING_TTL) -> Listing:
+    """Every object under `url`, listed at most `max_age` seconds ago unless `fresh`.
+
+    Raises:
+        StorageError: the bucket or prefix does not exist (or holds nothing), the credentials
+            were refused, or the connection failed.
+    """
+    url = check_url(url)
+    with _LOCK:
+        known = _LISTINGS.get(url)
+    if known is not None and not fresh and time.monotonic() - known.taken < max_age:
+        return known
+    fs, root = filesystem(url)
+    with storage_errors(url):
+        fs.invalidate_cache(root)  # fsspec's own directory cache would answer without listing
+        found = fs.find(root, detail=True)
+    files = {key: (int(info.get("size") or 0), _etag(info))
+             for key, info in sorted(found.items()) if info.get("type") != "directory"}
+    if not files:
+        raise StorageError("Nothing exists at this remote path: no object under it.",
+                           "Check the bucket and prefix (they are case-sensitive).",
+                           f"path={url!r}", reason="missing")
+    digest = hashlib.sha256()
+    for key, (size, tag) in files.items():
+        digest.update(f"{key}\0{size}\0{tag}\n".encode())
+    stamp = f"{len(files)}:{sum(s for s, _ in files.values())}:{digest.hexdigest()[:16]}"
+    out = Listing(url, root, files, list(files) == [root], stamp, time.monotonic())
+    with _LOCK:
+        if len(_LISTINGS) >= _MAX_LISTINGS:
+            _LISTINGS.clear()
+        _LISTINGS[url] = out
+    return out
+
+
+def relist(path: Any) -> None:
+    """List a remote logdir again now (the live mode's explicit refresh); nothing for a
+    local path. A failure is left for the next read to report."""
+    url = as_url(path)
+    if url is not None:
+        try:
+            listing(url, fresh=True)
+        except InsightError:
+            forget_listings(url)
+
+
+def remote_stamp(url: str) -> str:
+    """The listing's stamp (listed at most `LISTING_TTL` seconds ago); never raises:
+    `error:<reason>` when the storage cannot be listed, so the reader reports why."""
+    try:
+        return listing(url).stamp
+    except StorageError as exc:
+        return f"error:{exc.reason}"
+    except InsightError:
+        return "error"
+
+
+def forget_listings(url: str | None = None) -> None:
+    """Drop the kept listing of `url` (every listing when `None`)."""
+    with _LOCK:
+        if url is None:
+            _LISTINGS.clear()
+        else:
+            _LISTINGS.pop(url, None)
+
+
+def fetch_ranges(fs: Any, url: str, ranges: list[tuple[str, int, int]]
+                 ) -> list[bytes | StorageError]:
+    """The bytes `[start, end)` of each `(key, start, end)`, fetched concurrently, in
+    batches of at most `FETCH_BATCH_BYTES`; a range that failed is its `StorageError` (the
+    others are still returned: what was read is kept)."""
+    out: list[bytes | StorageError] = []
+    batch: list[tuple[str, int, int]] = []
+    total = 0
+    for item in [*ranges, None]:
+        if item is None or (batch and total + item[2] - item[1] > FETCH_BATCH_BYTES):
+            if batch:
+                out += _fetch(fs, url, batch)
+            batch, total = [], 0
+        if item is not None:
+            batch.append(item)
+            total += item[2] - item[1]
+    return out
+
+
+def _fetch(fs: Any, url: str, batch: list[tuple[str, int, int]]) -> list[bytes | StorageError]:
+    try:
+        with storage_errors(url):
+            got = fs.cat_ranges([k for k, _, _ in batch], [s for _, s, _ in batch],
+                                [e for _, _, e in batch], on_error="return")
+    except StorageError as exc:
+        return [exc] * len(batch)
+    kind = url.split("://", 1)[0]
+    return [g if isinstance(g, (bytes, StorageError)) else translate(g, f"{kind}://{key}")
+            for (key, _, _), g in zip(batch, got, strict=True)]
+
+
+def _etag(info: dict) -> str:
+    return str(info.get("ETag") or info.get("etag") or info.get("generation")
+               or info.get("LastModified") or info.get("mtime") or "")
