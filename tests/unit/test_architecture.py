@@ -18,7 +18,7 @@ PACKAGE = ROOT / "insight"
 # ARCHITECTURE.md, "Which way imports go": a module may import its own row or a row above.
 RANK = {
     "errors": 0, "_version": 0, "launch": 0, "patterns": 0, "shipped": 0, "paths": 0, "serving": 0,
-    "remote": 0,
+    "remote": 0, "results": 0,
     "model": 1,
     "data": 2,
     "probe": 3,

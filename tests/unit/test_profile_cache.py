@@ -1,6 +1,7 @@
 """The disk cache of converted profiles (`insight.profiler.cache`, `capture.tool_data`,
 `capture.profile_trace`) on the bundled sample's real profile: a second open converts nothing
-(xprof made unimportable), a changed file is converted again, a corrupt entry is ignored and
+(xprof made unimportable), nor does a second process on the same cache folder (another
+replica); a changed file is converted again, a corrupt entry is ignored and
 rewritten, concurrent writers leave whole entries; and the timeline read from xprof's
 protobuf is the one `trace_events` reads from its JSON."""
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from insight import results
 from insight.errors import DataError
 from insight.model.samples import sample_root
 from insight.profiler import cache, capture
@@ -139,33 +143,64 @@ def test_a_corrupt_entry_is_ignored_and_rewritten(profile):
     assert cache.read_blob(blob) is None
 
 
-def _writer(path: str, seed: int, rounds: int) -> None:
+def _writer(root: str, seed: int, rounds: int) -> None:
+    entry = cache.entry_path("ab" * 32, "x.json", root=Path(root))
     for i in range(rounds):
-        cache.write_blob(Path(path), bytes([seed, i % 256]) * 200_000)
+        cache.write_blob(entry, bytes([seed, i % 256]) * 200_000)
 
 
 def test_concurrent_writers_leave_whole_entries(tmp_path):
-    """Two processes rewriting one entry while it is read: once it exists every read is a
-    whole payload (a partial file would read as missing, and fail here)."""
+    """Two processes rewriting one entry of the results cache while it is read: once it
+    exists every read is a whole payload (a partial one would fail its checksum: `None`)."""
     entry = cache.entry_path("ab" * 32, "x.json", root=tmp_path)
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_writer, args=(str(entry), seed, 100)) for seed in (1, 2)]
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), seed, 60)) for seed in (1, 2)]
     for p in procs:
         p.start()
-    reads = 0
+    reads = seen = 0
     while any(p.is_alive() for p in procs):
-        existed = entry.exists()  # entries are replaced, never removed
         data = cache.read_blob(entry)
         if data is None:
-            assert not existed, "a partial entry was visible"
+            assert not seen, "a partial entry was visible"  # entries are replaced, never removed
             continue
+        seen = 1
         assert len(data) == 400_000 and data == data[:2] * 200_000
         reads += 1
     for p in procs:
         p.join()
         assert p.exitcode == 0
     assert cache.read_blob(entry) is not None and reads > 0
-    assert not [f for f in entry.parent.iterdir() if f.name.endswith(".tmp")]
+    store = results.results_cache(tmp_path)
+    assert len([k for k in store.iterkeys() if k.startswith("profile/")]) == 1
+    assert not list(tmp_path.rglob("*.tmp"))  # and one value file: the old ones were removed
+    assert len(list(tmp_path.rglob("*.val"))) == 1
+
+
+def test_entries_are_results_cache_keys_a_second_process_reads(profile, tmp_path):
+    """The converted tools are keys of the results cache (`insight.results`) under
+    `$INSIGHT_CACHE_DIR/results`; a fresh process on the same folder (another replica)
+    reads them without xprof, and converts nothing."""
+    run, calls = profile
+    prepare(run)
+    keys = set(results.results_cache().iterkeys())
+    digest = cache.content_hash(run.hosts[0])
+    for name in ("overview_page.json", "trace_viewer.pb", "trace.parquet"):
+        assert f"profile/{cache.FORMAT}/{digest}/{name}" in keys
+    assert str(cache.entry_path(digest, "trace.parquet").current()).endswith(".val")
+    code = ("import sys; sys.modules['xprof'] = None\n"
+            "from insight.profiler import capture\n"
+            "capture._convert = lambda *a: sys.exit('converted')\n"
+            "from insight.profiler.capture import find_profiles\n"
+            "from insight.profiler.prepare import is_cached, prepare\n"
+            f"(run,) = find_profiles({str(run.logdir)!r})\n"
+            "assert is_cached(run)\n"
+            "prepare(run)\n"
+            "print(len(capture.profile_trace(run).events))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "INSIGHT_CACHE_DIR":
+                                           os.environ["INSIGHT_CACHE_DIR"]})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) == len(capture.profile_trace(run).events)
 
 
 def test_two_converting_at_once_convert_once(profile):
