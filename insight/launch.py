@@ -4,9 +4,11 @@
 pass them as script arguments; containers and tests (where `sys.argv` is not the app's) use the
 environment variables `INSIGHT_MODEL`, `INSIGHT_DATA`, `INSIGHT_LOGDIR`, `INSIGHT_COMPARE`,
 `INSIGHT_UNSAFE`,
-`INSIGHT_CUSTOM_OBJECTS`, and the isolated loader's limits `INSIGHT_LOAD_TIMEOUT` and
-`INSIGHT_LOAD_MEMORY`. Arguments win over the environment. Trust flags come from the
-command line or the environment only, never from a URL.
+`INSIGHT_CUSTOM_OBJECTS`, the streamed data's `INSIGHT_FEATURES`, `INSIGHT_DATA_FN` and
+`INSIGHT_MAX_EXAMPLES` (`insight.data.stream`), and the isolated loader's limits
+`INSIGHT_LOAD_TIMEOUT` and `INSIGHT_LOAD_MEMORY`. Arguments win over the environment.
+Trust flags (`--unsafe`, `--custom-objects`, `--data-fn`) come from the command line or the
+environment only, never from a URL.
 
 Example:
 
@@ -24,10 +26,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["LaunchOptions", "add_model_args", "parse_app_args", "app_argv"]
+__all__ = ["LaunchOptions", "add_model_args", "add_stream_args", "parse_app_args", "app_argv",
+           "launched"]
 
 _ENV = {"model": "INSIGHT_MODEL", "data": "INSIGHT_DATA", "logdir": "INSIGHT_LOGDIR",
-        "compare": "INSIGHT_COMPARE",
+        "compare": "INSIGHT_COMPARE", "features": "INSIGHT_FEATURES", "data_fn": "INSIGHT_DATA_FN",
         "custom_objects": "INSIGHT_CUSTOM_OBJECTS", "load_timeout": "INSIGHT_LOAD_TIMEOUT",
         "load_memory": "INSIGHT_LOAD_MEMORY"}
 _TRUE = ("1", "true", "yes", "on")
@@ -49,15 +52,24 @@ class LaunchOptions:
     # seconds, and a size such as "8G"); None: the defaults.
     load_timeout: str | None = None
     load_memory: str | None = None
+    # Data beyond memory (insight.data.stream): the shards' features spec, a trusted builder
+    # file (executed: like custom_objects, never from a widget or a URL), a cap on examples.
+    features: str | None = None
+    data_fn: str | None = None
+    max_examples: int | None = None
 
 
-def add_model_args(parser: argparse.ArgumentParser, *, companions: bool = True) -> None:
-    """Add `--unsafe`, `--custom-objects` (and `--data`, `--logdir`) to a parser."""
+def add_model_args(parser: argparse.ArgumentParser, *, companions: bool = True,
+                   stream: bool = False) -> None:
+    """Add `--unsafe`, `--custom-objects` (and `--data`, `--logdir`; with `stream`, the
+    streamed data's `--features`, `--data-fn`, `--max-examples`) to a parser."""
     if companions:
         parser.add_argument("--data", metavar="PATH",
                             help="inputs: .npz (x, y, class_names), .npy, .csv or image folder")
         parser.add_argument("--logdir", metavar="DIR",
                             help="TensorBoard logdir, CSVLogger csv or history json")
+    if stream:
+        add_stream_args(parser)
     parser.add_argument("--unsafe", action="store_true",
                         help="allow Lambda layers and SavedModels (runs code from the file; "
                              "only for files you trust)")
@@ -71,10 +83,33 @@ def add_model_args(parser: argparse.ArgumentParser, *, companions: bool = True) 
                              "this, e.g. 8G or 512M (default: 8G; env INSIGHT_LOAD_MEMORY)")
 
 
+def add_stream_args(parser: argparse.ArgumentParser) -> None:
+    """Add `--features`, `--data-fn` and `--max-examples` (data beyond memory) to a parser."""
+    parser.add_argument("--features", metavar="SPEC.json",
+                        help="the features spec of TFRecord shards given as --data "
+                             "'shards/*.tfrecord' (or s3://...): names, dtypes, shapes, which "
+                             "are inputs and labels")
+    parser.add_argument("--data-fn", metavar="FILE.py",
+                        help="a .py file defining dataset() -> tf.data.Dataset, streamed "
+                             "instead of --data (it is executed: only files you trust)")
+    parser.add_argument("--max-examples", metavar="N", type=_positive,
+                        help="stream at most N examples of --data shards or --data-fn")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer. Received: {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="app.py", add_help=False)
     parser.add_argument("model", nargs="?")
-    add_model_args(parser)
+    add_model_args(parser, stream=True)
     parser.add_argument("--compare")
     return parser
 
@@ -88,6 +123,9 @@ def parse_app_args(argv: Sequence[str] | None, env: Mapping[str, str] | None = N
     env = os.environ if env is None else env
     ns, _ = _parser().parse_known_args(list(argv or []))
     values = {key: getattr(ns, key) or env.get(var) or None for key, var in _ENV.items()}
+    cap = ns.max_examples or env.get("INSIGHT_MAX_EXAMPLES") or None
+    values["max_examples"] = int(cap) if cap is not None and str(cap).isdigit() and \
+        int(cap) > 0 else None
     unsafe = bool(ns.unsafe) or env.get("INSIGHT_UNSAFE", "").lower() in _TRUE
     locked = env.get("INSIGHT_LOCKED", "").lower() in _TRUE
     root = env.get("INSIGHT_ROOT") or None  # set by `insight serve --root`, never by a URL
@@ -98,7 +136,9 @@ def app_argv(opts: LaunchOptions) -> list[str]:
     """The script arguments that reproduce `opts` (what `insight serve` passes after `--`)."""
     out = [opts.model] if opts.model else []
     for flag, value in (("--data", opts.data), ("--logdir", opts.logdir),
-                        ("--compare", opts.compare),
+                        ("--compare", opts.compare), ("--features", opts.features),
+                        ("--data-fn", opts.data_fn),
+                        ("--max-examples", str(opts.max_examples) if opts.max_examples else None),
                         ("--custom-objects", opts.custom_objects),
                         ("--load-timeout", opts.load_timeout),
                         ("--load-memory", opts.load_memory)):
@@ -107,3 +147,22 @@ def app_argv(opts: LaunchOptions) -> list[str]:
     if opts.unsafe:
         out.append("--unsafe")
     return out
+
+
+def launched() -> LaunchOptions | None:
+    """The options of the app running in this process (its script arguments, else the
+    environment), or `None` outside the app (the CLI passes its own arguments instead).
+
+    The app is running when `sys.argv[0]` is its entry script (`insight serve` sets it) or
+    a checkout's `app.py` beside this package.
+    """
+    import sys
+    from pathlib import Path
+
+    if not sys.argv or not sys.argv[0]:
+        return None
+    here = Path(__file__).resolve().parent
+    script = Path(sys.argv[0]).resolve()
+    if script != here / "ui" / "entry.py" and script != here.parent / "app.py":
+        return None
+    return parse_app_args(sys.argv[1:])

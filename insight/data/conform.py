@@ -30,6 +30,7 @@ import numpy as np
 
 from insight.data.dataset import Arrays, Dataset, array_items, count_nonfinite
 from insight.data.files import load_dataset
+from insight.data.stream import is_stream_path
 from insight.data.synthetic import (
     InputSpec,
     input_specs,
@@ -249,22 +250,36 @@ def bundled_data(model_path: str | Path) -> Path | None:
 
 
 def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
-                n_synthetic: int = 64) -> Dataset:
+                n_synthetic: int = 64, features: str | Path | None = None,
+                data_fn: str | Path | None = None, max_examples: int | None = None
+                ) -> Dataset:
     """The data to inspect a loaded model with, checked against its inputs.
 
-    In order: the file the user gave, the `data.npz` bundled beside the model (as with the
-    sample models; `source="bundled"`), else synthetic inputs (`source="synthetic"`).
+    In order: the builder file (`data_fn`), the file, folder or TFRecord shards the user gave,
+    the `data.npz` bundled beside the model (as with the sample models; `source="bundled"`),
+    else synthetic inputs (`source="synthetic"`). Shards and builders are streamed
+    (`insight.data.stream`): the returned dataset holds the first rows in memory and the
+    whole `Stream` in `stream`. In the app, `features`, `data_fn` and `max_examples` left out
+    come from the options it was launched with (`insight serve --features ...`), the
+    features only for the data it was launched with.
 
     Args:
         loaded: an `insight.model.loading.LoadedModel`.
-        data_path: the `--data` file or folder. Defaults to `None`.
+        data_path: the `--data` file, folder, or TFRecord shards (`'shards/*.tfrecord'`, an
+            `s3://` pattern). Defaults to `None`.
         n_synthetic: examples to build when there is no data. Defaults to `64`.
+        features: the features spec JSON of the shards (`insight.data.features`). Defaults
+            to `None`.
+        data_fn: a trusted `.py` file defining `dataset() -> tf.data.Dataset` (executed).
+            Defaults to `None`.
+        max_examples: stream at most this many examples. Defaults to `None` (all).
 
     Returns:
         A `Dataset`, passed through `conform_to_model`.
 
     Raises:
-        DataError: the data cannot be read or does not fit the model.
+        DataError: the data cannot be read or does not fit the model, or shards without a
+            features spec.
 
     Example:
 
@@ -272,11 +287,76 @@ def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
     >>> loaded = insight.load_model("sample_models/digits_cnn/model.keras")  # doctest: +SKIP
     >>> dataset_for(loaded).source  # doctest: +SKIP
     'bundled'
+    >>> dataset_for(loaded, "shards/*.tfrecord", features="spec.json").stream.name
+    ... # doctest: +SKIP
+    'shards/*.tfrecord (4 shards)'
     """
-    if data_path is not None and str(data_path) != "":
-        dataset = load_dataset(data_path)
+    from insight.launch import launched
+
+    given = None if data_path is None or str(data_path) == "" else str(data_path)
+    opts = launched()
+    if opts is not None:  # the app: what `insight serve` was started with
+        if given is None and data_fn is None:
+            data_fn = opts.data_fn
+        if features is None and given is not None and opts.features and \
+                _same_data(given, opts.data):
+            features = opts.features
+        max_examples = max_examples if max_examples is not None else opts.max_examples
+    if data_fn is not None or is_stream_path(given):
+        return _streamed(loaded.model, given, features, data_fn, max_examples)
+    if given is not None:
+        dataset = load_dataset(given)
     elif (bundled := bundled_data(loaded.path)) is not None:
         dataset = replace(load_dataset(bundled), source="bundled")
     else:
         dataset = synthetic_dataset(loaded.model, n=n_synthetic)
     return conform_to_model(loaded.model, dataset)
+
+
+HEAD_ROWS = 2048  # rows of a stream kept in memory (one gradient batch, predictions, vectors)
+
+
+def _same_data(given: str, launched_data: str | None) -> bool:
+    return launched_data is not None and (given == launched_data or Path(given).expanduser()
+                                          == Path(launched_data).expanduser())
+
+
+def _streamed(model: Any, data_path: str | None, features: str | Path | None,
+              data_fn: str | Path | None, max_examples: int | None) -> Dataset:
+    """A `Dataset` holding a stream's first rows, fitted to the model, and the stream."""
+    from insight.data.features import read_features
+    from insight.data.stream import builder_stream, shard_stream
+
+    if max_examples is not None and (isinstance(max_examples, bool) or max_examples < 1):
+        raise DataError("--max-examples must be a positive number of examples.", "",
+                        f"max_examples={max_examples!r}")
+    if data_fn is not None:
+        stream = builder_stream(data_fn)
+    else:
+        if features is None:
+            raise DataError("TFRecord shards need a features spec saying what each record "
+                            "holds.", "Give --features spec.json (see the README's 'Data "
+                            "beyond memory').", f"data={data_path!r}")
+        stream = shard_stream(data_path, read_features(features))
+    specs = input_specs(model)
+    name = stream.name
+
+    def fit(x: Any, y: Any) -> tuple[Any, Any]:
+        fitted = conform_to_model(model, Dataset(x=x, y=y, name=name))
+        if fitted.name != name:  # resized: every batch would be, slowly
+            raise DataError(f"The streamed images do not have the model's size ({fitted.name}).",
+                            "Resize them in the records, or in the builder's dataset().",
+                            f"data={name!r}")
+        return fitted.x, y
+
+    stream = replace(stream.capped(max_examples), fit=fit,
+                     input_ranks=tuple(len(s.shape) for s in specs or ()))
+    x, y = stream.head(HEAD_ROWS if stream.max_examples is None else
+                       min(HEAD_ROWS, stream.max_examples))
+    classes = stream.spec.class_names if stream.spec is not None else None
+    head = Dataset(x=x, y=y, class_names=classes, name=name,
+                   path=None if data_path is None or "://" in data_path else Path(data_path))
+    counts = {k: c for k, v in array_items(head.x) if (c := count_nonfinite(v))}
+    if not isinstance(head.x, dict) and counts:
+        counts = {(specs[0].name if specs else "x"): counts["x"]}
+    return replace(head, nonfinite=counts, stream=stream)

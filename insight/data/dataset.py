@@ -51,6 +51,10 @@ class Dataset:
         name: a short name for the UI, e.g. `"data.npz"` or `"synthetic (64 examples)"`.
         nonfinite: `{input_name: number of NaN/Inf values}` for the inputs that have any;
             filled by `conform_to_model`.
+        stream: for data beyond memory (TFRecord shards, a `tf.data` builder: see
+            `insight.data.stream`), the whole `Stream`; `x` and `y` then hold its first rows
+            only, which the probes that read one batch use, while `activation_stats` reads
+            the stream. `take` of a prefix keeps it, capped to the prefix's length.
 
     Raises:
         DataError: inputs or labels of different lengths, or a scalar instead of an array.
@@ -69,6 +73,7 @@ class Dataset:
     path: Path | None = None
     name: str = ""
     nonfinite: dict[str, int] = field(default_factory=dict)
+    stream: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -171,7 +176,7 @@ class Dataset:
             arr = x.get(key) if isinstance(x, dict) else x
             if arr is not None and (count := count_nonfinite(arr)):
                 counts[key] = count
-        return replace(self, x=x, y=y, nonfinite=counts)
+        return replace(self, x=x, y=y, nonfinite=counts, stream=_prefix_stream(self, indices))
 
     def describe(self) -> str:
         """One line for the UI: what the data is, how much, its shapes and labels.
@@ -186,16 +191,20 @@ class Dataset:
             return (f"synthetic: {n:,} random examples built from the model's input spec "
                     "(no real data given)")
         head = self.name or (self.path.name if self.path else "data")
+        if self.stream is not None:
+            cap = self.stream.max_examples
+            head += (f", streamed ({f'up to {cap:,}' if cap else 'all'} examples; "
+                     f"first {n:,} in memory)")
         if self.source == "bundled":
             head += " (bundled with the model)"
-        parts = [f"{n:,} examples",
+        parts = [f"{n:,} examples" if self.stream is None else "",
                  ", ".join(f"{k} {shape_text(v.shape[1:])} {v.dtype}"
                            for k, v in array_items(self.x))]
         parts.append(self._labels_text())
         if self.nonfinite:
             total = sum(self.nonfinite.values())
             parts.append(f"{total:,} NaN/Inf values in {', '.join(self.nonfinite)}")
-        return f"{head}: " + ", ".join(parts)
+        return f"{head}: " + ", ".join(p for p in parts if p)
 
     def _labels_text(self) -> str:
         if self.y is None:
@@ -207,6 +216,16 @@ class Dataset:
         if self.y.dtype.kind in "biu":
             return f"labels {len(np.unique(self.y))} classes"
         return f"labels {shape_text(self.y.shape[1:])} {self.y.dtype}"
+
+
+def _prefix_stream(dataset: Dataset, indices: Any) -> Any:
+    """The stream of a subset: capped for the first rows (`slice(0, n)`), else none (the
+    subset is what is in memory)."""
+    s = dataset.stream
+    if s is None or not isinstance(indices, slice) or indices.start not in (None, 0) or \
+            indices.step not in (None, 1):
+        return None
+    return s if indices.stop is None else s.capped(max(int(indices.stop), 0))
 
 
 def _as_arrays(value: Any, what: str, name: str) -> Arrays:

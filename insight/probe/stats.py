@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,15 +32,21 @@ from insight.model.layers import as_model, iter_layers, resolve_layers, saturati
 from insight.probe.capture import (
     COMPILED,
     TRACE_LOCK,
+    as_inputs,
     count_rows,
     first_output,
     input_batches,
     input_spec,
     recording,
     signature_key,
+    slice_rows,
 )
 
-__all__ = ["ActivationStats", "activation_stats", "STAT_COLUMNS", "HIST_SAMPLE"]
+__all__ = ["ActivationStats", "activation_stats", "STAT_COLUMNS", "HIST_SAMPLE", "Progress",
+           "data_batches", "expected_rows", "replicas", "read_ahead"]
+
+# `progress(fraction_done, what_is_running)`, as the app's progress bar takes it.
+Progress = Callable[[float, str], None]
 
 # Histograms read every k-th value, at most this many per layer per batch: a histogram of
 # every value (~1 GB of activations per batch on MobileNetV2) doubles the cost of a pass.
@@ -198,19 +204,41 @@ def read_ahead(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
 
 def activation_stats(model: Any, data: Any, *, layers: str | Iterable[str] | None = None,
-                     batch_size: int = 64, bins: int = 32) -> ActivationStats:
+                     batch_size: int = 64, bins: int = 32, max_examples: int | None = None,
+                     progress: Progress | None = None,
+                     devices: str | Sequence[str] | None = "auto") -> ActivationStats:
     """Statistics of every chosen layer's activations over all of `data`, batch by batch.
+
+    Memory stays bounded whatever the size of `data`: a dataset that streams (TFRecord
+    shards, a `tf.data` builder: `Dataset.stream`) is read one batch at a time, never
+    gathered. With several local devices the batches are split across them under
+    `tf.distribute.MirroredStrategy` and the per-device sums, counts, minima and maxima are
+    combined exactly as one device accumulates them: counts, extremes and histogram ranges
+    are identical, sums equal up to float32 summation order (the first batch, which fixes
+    the histogram ranges, runs on one device). Histograms of layers with more than
+    `HIST_SAMPLE` values per batch sample every k-th value of each device's share instead of
+    the whole batch's.
 
     Args:
         model: a `keras.Model` or a `LoadedModel`.
         data: an input array, `{input_name: array}`, a list of arrays in `model.inputs`
-            order, or an `insight.data.Dataset`.
+            order, or an `insight.data.Dataset` (streamed when it has a `stream`).
         layers: layer paths; `None` for every layer. Defaults to `None`.
-        batch_size: rows per forward pass. Defaults to `64`.
+        batch_size: rows per forward pass (over all devices). Defaults to `64`.
         bins: histogram bins per layer. Defaults to `32`.
+        max_examples: read at most this many examples. Defaults to `None` (all).
+        progress: called as `progress(fraction, message)` after each batch (`fraction` is
+            0 while the total is unknown: a stream without `max_examples`). Defaults to
+            `None`.
+        devices: `"auto"` (every local GPU when there are several, else the logical CPU
+            devices when several were configured, else one device), a list of device names
+            for `MirroredStrategy`, or `None` for one device. Defaults to `"auto"`.
 
     Returns:
         An `ActivationStats`.
+
+    Raises:
+        UsageError: no rows, or a bad `max_examples`.
 
     Example:
 
@@ -218,36 +246,145 @@ def activation_stats(model: Any, data: Any, *, layers: str | Iterable[str] | Non
     >>> stats.table.loc[stats.table.dead_units > 0, "layer"].tolist()  # doctest: +SKIP
     []
     """
+    if max_examples is not None and (isinstance(max_examples, bool) or
+                                     not isinstance(max_examples, int | np.integer)
+                                     or max_examples < 1):
+        raise UsageError("max_examples must be a positive integer.", "",
+                         f"max_examples={max_examples!r}")
     keras_model = as_model(model)
     paths = resolve_layers(keras_model, layers)
-    ranges = np.full((len(paths), 2), np.nan, np.float32)  # NaN: the first batch's extremes
-    adds = mins = maxs = units = None
-    n = 0
+    strategy = replicas(devices)
+    total = expected_rows(data, max_examples, keras_model)
+    acc = _Totals()
     kinds: dict[str, str | None] = {}
-    for xb in read_ahead(input_batches(data, batch_size, keras_model)):
+    for xb in read_ahead(data_batches(data, batch_size, keras_model, max_examples)):
         run, kinds = _stats_function(keras_model, paths, xb, bins)
-        out = run(xb, ranges)
-        n += count_rows(xb)
-        if adds is None:
-            adds = out[0].numpy().astype(np.float64)
-            mins, maxs = out[1].numpy(), out[2].numpy()
-            ranges, units = out[3].numpy(), out[4].numpy()
+        rows = count_rows(xb)
+        if acc.ranges is None or strategy is None or rows < strategy.num_replicas_in_sync:
+            acc.add(run(xb, acc.first_ranges(len(paths))))
         else:
-            adds += out[0].numpy()
-            np.minimum(mins, out[1].numpy(), out=mins)
-            np.maximum(maxs, out[2].numpy(), out=maxs)
-    if adds is None:
+            for out in _replicated(strategy, run, xb, acc.ranges):
+                acc.add(out)
+        acc.n += rows
+        if progress is not None:
+            of = f" of {total:,}" if total else ""
+            progress(min(acc.n / total, 1.0) if total else 0.0,
+                     f"Activation statistics: {acc.n:,}{of} examples")
+    if acc.adds is None:
         raise UsageError("The dataset is empty: no rows to compute statistics on.", "",
                          "rows=0")
+    ranges = acc.ranges
     layers_by_path = {p: layer for p, layer, _ in iter_layers(keras_model)}
-    rows, per_units, hists = [], {}, {}
-    unpacked = _unpack(adds, mins, maxs, units, paths, kinds, bins)
-    for i, (p, acc) in enumerate(zip(paths, unpacked, strict=True)):
-        row, per_unit = _summarise(p, layers_by_path[p], acc, kinds.get(p), n)
-        rows.append(row)
+    rows_out, per_units, hists = [], {}, {}
+    unpacked = _unpack(acc.adds, acc.mins, acc.maxs, acc.units, paths, kinds, bins)
+    for i, (p, a) in enumerate(zip(paths, unpacked, strict=True)):
+        row, per_unit = _summarise(p, layers_by_path[p], a, kinds.get(p), acc.n)
+        rows_out.append(row)
         per_units[p] = per_unit
-        hists[p] = (acc["hist"], np.linspace(ranges[i, 0], ranges[i, 1], bins + 1))
-    return ActivationStats(pd.DataFrame(rows, columns=STAT_COLUMNS), per_units, hists, n)
+        hists[p] = (a["hist"], np.linspace(ranges[i, 0], ranges[i, 1], bins + 1))
+    return ActivationStats(pd.DataFrame(rows_out, columns=STAT_COLUMNS), per_units, hists,
+                           acc.n)
+
+
+class _Totals:
+    """The packed sums (float64), per-unit extremes and histogram ranges so far."""
+
+    def __init__(self) -> None:
+        self.adds: np.ndarray | None = None
+        self.mins = self.maxs = self.units = self.ranges = None
+        self.n = 0
+
+    def first_ranges(self, n_layers: int) -> np.ndarray:
+        """NaN (the first batch's extremes) until the first batch has fixed them."""
+        if self.ranges is None:
+            return np.full((n_layers, 2), np.nan, np.float32)
+        return self.ranges
+
+    def add(self, out: Any) -> None:
+        if self.adds is None:
+            self.adds = np.asarray(out[0]).astype(np.float64)
+            self.mins, self.maxs = np.asarray(out[1]).copy(), np.asarray(out[2]).copy()
+            self.ranges, self.units = np.asarray(out[3]), np.asarray(out[4])
+            return
+        self.adds += np.asarray(out[0])
+        np.minimum(self.mins, np.asarray(out[1]), out=self.mins)
+        np.maximum(self.maxs, np.asarray(out[2]), out=self.maxs)
+
+
+def data_batches(data: Any, batch_size: int, model: Any, max_examples: int | None = None
+                 ) -> Iterator[Any]:
+    """The input batches of `data` (streamed from `data.stream` when it has one), at most
+    `max_examples` rows in all, each in the form `model` is called with."""
+    stream = getattr(data, "stream", None)
+    if stream is not None:
+        for xb, _ in stream.batches(batch_size, max_examples):
+            yield as_inputs(xb, model)
+        return
+    left = max_examples
+    for xb in input_batches(data, batch_size, model):
+        if left is not None:
+            if left <= 0:
+                return
+            rows = count_rows(xb)
+            if rows > left:
+                xb = slice_rows(xb, 0, left)
+            left -= min(rows, left)
+        yield xb
+
+
+def expected_rows(data: Any, max_examples: int | None, model: Any) -> int | None:
+    """How many rows `activation_stats` will read, or `None` when unknown (a stream)."""
+    stream = getattr(data, "stream", None)
+    if stream is not None:
+        caps = [c for c in (stream.max_examples, max_examples) if c is not None]
+        return min(caps) if caps else None
+    if hasattr(data, "batches"):
+        try:
+            n = len(data)
+        except TypeError:  # a source that only yields batches
+            return max_examples
+    else:
+        n = count_rows(as_inputs(data, model))
+    return n if max_examples is None else min(n, max_examples)
+
+
+_STRATEGIES: dict[tuple[str, ...], Any] = {}
+
+
+def replicas(devices: str | Sequence[str] | None = "auto"):
+    """The `MirroredStrategy` over `devices` (see `activation_stats`), or `None` for one
+    device; made once per set of devices."""
+    if devices is None:
+        return None
+    import tensorflow as tf
+
+    if devices == "auto":
+        gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        names = gpus if len(gpus) > 1 else cpus if not gpus and len(cpus) > 1 else []
+    else:
+        names = [str(d) for d in devices]
+    if len(names) < 2:
+        return None
+    key = tuple(names)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = tf.distribute.MirroredStrategy(names)
+    return _STRATEGIES[key]
+
+
+def _replicated(strategy: Any, run: Any, xb: Any, ranges: np.ndarray) -> list[tuple]:
+    """`run` on each replica's share of the batch: one output tuple per replica."""
+    n = strategy.num_replicas_in_sync
+    bounds = np.linspace(0, count_rows(xb), n + 1).astype(int)
+
+    def share(ctx: Any) -> Any:
+        i = ctx.replica_id_in_sync_group
+        return slice_rows(xb, int(bounds[i]), int(bounds[i + 1]))
+
+    shares = strategy.experimental_distribute_values_from_function(share)
+    out = strategy.run(lambda x, r: run(x, r), args=(shares, ranges))
+    local = [strategy.experimental_local_results(o) for o in out]
+    return [tuple(part[i].numpy() for part in local) for i in range(n)]
 
 
 def _unpack(adds: np.ndarray, mins: np.ndarray, maxs: np.ndarray, units: np.ndarray,
