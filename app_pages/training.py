@@ -1,13 +1,17 @@
 """Training: loss and metric curves of every run in the logdir (event files, CSVLogger CSV or
-Keras history JSON), train and validation together, smoothed over the faint raw curve, best
-validation step and overfitting marked; weight histograms over training; live mode."""
+Keras history JSON, on disk or in `s3://` / `gs://`), train and validation together, smoothed
+over the faint raw curve, best validation step and overfitting marked; weight histograms over
+training; live mode."""
 
 from pathlib import Path
 
 import streamlit as st
 
+from insight.curves.remote import relist
+from insight.errors import InsightError
 from insight.panels import PanelContext
 from insight.panels.curves import metric_order
+from insight.remote import is_remote
 from insight.ui.cache import ModelRef, panel
 from insight.ui.curves import (
     VERDICT_COLUMNS,
@@ -26,13 +30,15 @@ MAX_CHARTS = 24
 st.title("Training")
 logdir = require_logdir()
 ref = st.session_state.get("insight_ref") or ModelRef("")
-ctx = PanelContext(logdir=Path(logdir))
+ctx = PanelContext(logdir=logdir if is_remote(logdir) else Path(logdir))
 live, params = curve_controls()
 filters = {"runs": params["runs"], "tags": params["tags"]}
 
 
 @st.fragment(run_every=2.0 if live else None)
 def curves() -> None:
+    if live:
+        relist(logdir)  # a remote logdir's kept listing would hide what was just written
     try:
         status = panel("logdir_status", ref, ctx)
         index = panel("curve_index", ref, ctx, **filters)
@@ -63,7 +69,10 @@ def curves() -> None:
 
 curves()
 
-hist_index = panel("histogram_index", ref, ctx)
-if not hist_index.empty:
+try:
+    hist_index = panel("histogram_index", ref, ctx)
+except InsightError:  # the curves above already show why the logdir is unreadable
+    hist_index = None
+if hist_index is not None and not hist_index.empty:
     st.subheader("Histograms over training")
     show_panel("histogram_history", ref, ctx, **histogram_controls(hist_index))

@@ -66,6 +66,7 @@ class Listing:
 
 
 _LISTINGS: dict[str, Listing] = {}
+_FAILED: dict[str, tuple[float, StorageError]] = {}
 _LOCK = threading.Lock()
 
 
@@ -89,6 +90,9 @@ def as_url(path: Any) -> str | None:
 def listing(url: str, *, fresh: bool = False, max_age: float = LISTING_TTL) -> Listing:
     """Every object under `url`, listed at most `max_age` seconds ago unless `fresh`.
 
+    A failed listing is kept as long: a rerun while the storage is unreachable reports it
+    at once instead of waiting for the connection's retries again.
+
     Raises:
         StorageError: the bucket or prefix does not exist (or holds nothing), the credentials
             were refused, or the connection failed.
@@ -96,8 +100,30 @@ def listing(url: str, *, fresh: bool = False, max_age: float = LISTING_TTL) -> L
     url = check_url(url)
     with _LOCK:
         known = _LISTINGS.get(url)
-    if known is not None and not fresh and time.monotonic() - known.taken < max_age:
+        failed = _FAILED.get(url)
+    now = time.monotonic()
+    if not fresh and known is not None and now - known.taken < max_age:
         return known
+    if not fresh and failed is not None and now - failed[0] < max_age:
+        exc = failed[1]
+        raise StorageError(exc.what, exc.fix, exc.received, reason=exc.reason)
+    try:
+        out = _list(url)
+    except StorageError as exc:
+        with _LOCK:
+            _FAILED[url] = (time.monotonic(), exc)
+            _LISTINGS.pop(url, None)
+        raise
+    with _LOCK:
+        if len(_LISTINGS) >= _MAX_LISTINGS:
+            _LISTINGS.clear()
+            _FAILED.clear()
+        _LISTINGS[url] = out
+        _FAILED.pop(url, None)
+    return out
+
+
+def _list(url: str) -> Listing:
     fs, root = filesystem(url)
     with storage_errors(url):
         fs.invalidate_cache(root)  # fsspec's own directory cache would answer without listing
@@ -112,12 +138,7 @@ def listing(url: str, *, fresh: bool = False, max_age: float = LISTING_TTL) -> L
     for key, (size, tag) in files.items():
         digest.update(f"{key}\0{size}\0{tag}\n".encode())
     stamp = f"{len(files)}:{sum(s for s, _ in files.values())}:{digest.hexdigest()[:16]}"
-    out = Listing(url, root, files, list(files) == [root], stamp, time.monotonic())
-    with _LOCK:
-        if len(_LISTINGS) >= _MAX_LISTINGS:
-            _LISTINGS.clear()
-        _LISTINGS[url] = out
-    return out
+    return Listing(url, root, files, list(files) == [root], stamp, time.monotonic())
 
 
 def relist(path: Any) -> None:
@@ -128,7 +149,7 @@ def relist(path: Any) -> None:
         try:
             listing(url, fresh=True)
         except InsightError:
-            forget_listings(url)
+            pass  # kept as the failed listing: the page's read reports it
 
 
 def remote_stamp(url: str) -> str:
@@ -147,8 +168,10 @@ def forget_listings(url: str | None = None) -> None:
     with _LOCK:
         if url is None:
             _LISTINGS.clear()
+            _FAILED.clear()
         else:
             _LISTINGS.pop(url, None)
+            _FAILED.pop(url, None)
 
 
 def fetch_ranges(fs: Any, url: str, ranges: list[tuple[str, int, int]]
