@@ -1,10 +1,12 @@
 """The `insight` command line.
 
 ```
-insight serve [MODEL] [--data PATH] [--logdir DIR] [--host 127.0.0.1] [--port 8501]
+insight serve [MODEL] [--data PATH] [--features SPEC.json] [--data-fn FILE.py]
+              [--max-examples N] [--logdir DIR] [--host 127.0.0.1] [--port 8501]
 insight summary MODEL [--json]
 insight doctor MODEL [--data PATH] [--logdir DIR] [--train-probe] [--json] [--fail-on LEVEL]
-insight stats MODEL [--data PATH] [--json]
+insight stats MODEL [--data PATH | --data 'shards/*.tfrecord' --features SPEC.json |
+              --data-fn FILE.py] [--max-examples N] [--json]
 insight profile [MODEL] --logdir DIR [--data PATH] [--steps N] [--train] [--xla]
 insight export MODEL --panel NAME [--param K=V ...] --out FILE.html|.png|.svg
 insight export MODEL --all-panels --out DIR

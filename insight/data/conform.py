@@ -302,6 +302,10 @@ def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
                 _same_data(given, opts.data):
             features = opts.features
         max_examples = max_examples if max_examples is not None else opts.max_examples
+    if data_fn is not None and given is not None:
+        raise DataError("Both --data and --data-fn were given.",
+                        "Give one: --data-fn's dataset() replaces --data.",
+                        f"data={given!r}, data_fn={str(data_fn)!r}")
     if data_fn is not None or is_stream_path(given):
         return _streamed(loaded.model, given, features, data_fn, max_examples)
     if given is not None:

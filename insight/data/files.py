@@ -25,6 +25,7 @@ from insight.data.dataset import (
     array_items,
 )
 from insight.data.npy import read_npy, read_npz
+from insight.data.stream import is_stream_path, list_shards
 from insight.errors import DataError
 
 __all__ = ["load_dataset", "check_data_path", "DATA_SUFFIXES"]
@@ -43,8 +44,8 @@ def check_data_path(path: str | Path) -> Path:
         The path, `~` expanded and resolved.
 
     Raises:
-        DataError: nothing at the path, a file of a kind insight does not read as data
-            (`.txt`), or an empty file.
+        DataError: nothing at the path (or no TFRecord shard matches a glob), a file of a
+            kind insight does not read as data (`.txt`), or an empty file.
 
     Example:
 
@@ -54,13 +55,16 @@ def check_data_path(path: str | Path) -> Path:
     """
     given = Path(path).expanduser()
     shown = f"path={str(path)!r}"
+    if is_stream_path(path) and not given.exists():  # a glob of TFRecord shards
+        list_shards(given)  # DataError when nothing matches
+        return given.parent.resolve() / given.name
     if not given.exists():
         raise DataError("There is no file or folder at this data path.",
                         f"Check the path; insight reads {DATA_FORMATS}.", shown)
     p = given.resolve()
     if p.is_dir():
         return p
-    if p.suffix.lower() not in DATA_SUFFIXES:
+    if p.suffix.lower() not in DATA_SUFFIXES and not is_stream_path(p):
         raise DataError(
             f"insight does not read {p.suffix or 'extensionless'} files as data.",
             f"Give {DATA_FORMATS}; e.g. np.savez('data.npz', x=x, y=y).", shown)
@@ -100,6 +104,10 @@ def load_dataset(path: str | Path) -> Dataset:
     """
     shown = f"path={str(path)!r}"
     p = check_data_path(path)
+    if is_stream_path(p):
+        raise DataError("TFRecord shards are streamed, not read into memory as a whole.",
+                        "Read them with insight.data.dataset_for(loaded, pattern, "
+                        "features='spec.json') (--data with --features).", shown)
     if p.is_dir():
         dataset = _load_image_folder(p, shown)
     else:

@@ -194,7 +194,9 @@ class Evidence:
     # ----------------------------------------------------------------- measurements
     @cached_property
     def stats(self):
-        """`insight.activation_stats` over the first `STATS_ROWS` examples."""
+        """`insight.activation_stats` over the first `STATS_ROWS` examples (read from the
+        stream of data beyond memory: `Dataset.stream`; every other piece reads the rows
+        the dataset holds in memory, a stream's first ones)."""
         from insight.probe.stats import activation_stats
 
         self.limit("activations")
@@ -202,7 +204,8 @@ class Evidence:
         ds = ds.take(slice(0, STATS_ROWS)) if len(ds) > STATS_ROWS else ds
         try:
             return self._memo(f"probe:stats:{STATS_ROWS}",
-                              lambda: activation_stats(self.source, ds, batch_size=128))
+                              lambda: activation_stats(self.source, ds, batch_size=128,
+                                                       max_examples=STATS_ROWS))
         except InsightError:
             raise
         except Exception as exc:  # noqa: BLE001  NaN activations break the histograms

@@ -17,7 +17,7 @@ import pandas as pd
 
 from insight.data import Dataset
 from insight.probe.backprop import gradients
-from insight.probe.stats import activation_stats
+from insight.probe.stats import Progress, activation_stats
 
 __all__ = ["layer_report", "report_records", "REPORT_COLUMNS"]
 
@@ -27,7 +27,8 @@ REPORT_COLUMNS = ["layer", "class", "shape", "units", "mean", "std", "min", "max
 
 
 def layer_report(model: Any, dataset: Dataset, *, batch_size: int = 64,
-                 gradient_rows: int = 64) -> pd.DataFrame:
+                 gradient_rows: int = 64, max_examples: int | None = None,
+                 progress: Progress | None = None) -> pd.DataFrame:
     """Per-layer activation statistics over all of `dataset`, with gradient norms.
 
     Args:
@@ -35,6 +36,10 @@ def layer_report(model: Any, dataset: Dataset, *, batch_size: int = 64,
         dataset: the inputs (labels, if any, give the loss for the gradients).
         batch_size: rows per forward pass for the statistics. Defaults to `64`.
         gradient_rows: rows of the one batch the gradients are computed on. Defaults to `64`.
+        max_examples: the statistics read at most this many examples (a streamed dataset
+            is read to its end otherwise). Defaults to `None`.
+        progress: `progress(fraction, message)` after each batch of the statistics.
+            Defaults to `None`.
 
     Returns:
         A frame with `REPORT_COLUMNS`: `grad_norm` is the L2 norm of the loss gradient w.r.t.
@@ -43,7 +48,8 @@ def layer_report(model: Any, dataset: Dataset, *, batch_size: int = 64,
         says what was differentiated (each output's loss and weight), `attrs["rows"]` how
         many rows the statistics cover.
     """
-    stats = activation_stats(model, dataset, batch_size=batch_size)
+    stats = activation_stats(model, dataset, batch_size=batch_size, max_examples=max_examples,
+                             progress=progress)
     head = dataset.take(slice(0, gradient_rows))
     grads = gradients(model, head.x, head.y)  # every output's labels: every output's loss
     table = stats.table.merge(
