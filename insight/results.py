@@ -193,7 +193,7 @@ def cached(kind: str, key_parts: Any, compute: Callable[[], Any], *,
     if isinstance(blob, bytes):
         try:
             value = decode(blob)
-        except (ValueError, KeyError, TypeError, OSError) as exc:
+        except ValueError as exc:
             _LOG.warning("results cache: unreadable %s entry (%s): computing again", kind, exc)
         else:
             _count(store, kind, "hits")
@@ -308,9 +308,13 @@ def decode(blob: bytes) -> Any:
 
     if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + _LEN.size:
         raise ValueError("not a results-cache blob")
-    (n,) = _LEN.unpack_from(blob, len(_MAGIC))
-    start = len(_MAGIC) + _LEN.size
-    tree = json.loads(blob[start:start + n])
-    with np.load(io.BytesIO(blob[start + n:]), allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    return _value(tree, arrays)
+    try:
+        (n,) = _LEN.unpack_from(blob, len(_MAGIC))
+        start = len(_MAGIC) + _LEN.size
+        tree = json.loads(blob[start:start + n])
+        with np.load(io.BytesIO(blob[start + n:]), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        return _value(tree, arrays)
+    except Exception as exc:  # noqa: BLE001  truncated zip, bad JSON, Parquet: all unreadable
+        raise ValueError(f"an unreadable results-cache blob ({type(exc).__name__}: {exc})"
+                         ) from exc

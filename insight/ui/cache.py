@@ -1,10 +1,16 @@
 """All caching of the app. Keys are plain strings and numbers, never model objects.
 
 Models are cached as resources (shared by sessions, never mutated); panel results as data.
+Under the memo of expensive steps, the results worth sharing with other processes
+(activation statistics, projections: `DISK_KINDS`) also go through the results cache
+(`insight.results`, a `diskcache` folder), keyed by the content of their inputs (the model
+file's and vectors files' SHA-256, the dataset's arrays) and their parameters, so another
+`insight serve` replica on the same `INSIGHT_CACHE_DIR` reads them instead of computing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -16,6 +22,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from insight import results
 from insight.data import Dataset
 from insight.errors import InsightError
 from insight.launch import parse_app_args
@@ -211,5 +218,89 @@ def get_dataset(ctx: PanelContext) -> Dataset:
 
 
 def with_memo(ctx: PanelContext) -> PanelContext:
-    """`ctx` with the app's shared memo (the caller's context is left as it is)."""
-    return ctx if ctx.memo is not None else replace(ctx, memo=memo)
+    """`ctx` with the app's shared memo (the caller's context is left as it is); the
+    `DISK_KINDS` among its keys are also read from and kept in the results cache."""
+    if ctx.memo is not None:
+        return ctx
+    holder: list[PanelContext] = []
+    out = replace(ctx, memo=lambda key, compute: _disk_memo(holder[0], key, compute))
+    holder.append(out)
+    return out
+
+
+def _stats_value(plain: dict) -> Any:
+    from insight.probe.stats import ActivationStats
+
+    return ActivationStats(**plain)
+
+
+# kind -> (which memo keys, after the context's identity; value -> plain; plain -> value)
+DISK_KINDS: dict[str, tuple[Any, Any, Any]] = {
+    "activation_stats": (lambda k: k.startswith("probe:stats:"),
+                         lambda s: {"table": s.table, "units": s.units,
+                                    "histograms": s.histograms, "n_examples": s.n_examples},
+                         _stats_value),
+    # panels/projector.py's projection key: vectors|source|layer|reduce|sample|method|dims|...
+    "projection": (lambda k: k.startswith("vectors|") and len(k.split("|")) == 12
+                   and k.split("|")[5] in ("pca", "umap", "tsne"), lambda f: f, lambda f: f),
+}
+
+
+def _disk_memo(ctx: PanelContext, key: str, compute: Any) -> Any:
+    prefix = ctx.identity() + "|"
+    rel = key[len(prefix):] if key.startswith(prefix) else ""
+    kind = next((k for k, (match, _, _) in DISK_KINDS.items() if rel and match(rel)), None)
+    if kind is None:
+        return _memo(key, compute)
+    _, plain, value = DISK_KINDS[kind]
+    return _memo(key, lambda: value(results.cached(kind, {"inputs": _content(ctx), "key": rel},
+                                                   lambda: plain(compute()))))
+
+
+_CONTENT: dict[str, dict] = {}
+
+
+def _content(ctx: PanelContext) -> dict:
+    """What the context's results depend on, by content: the model file's SHA-256, the
+    dataset's arrays' SHA-256, the vectors files' and insight's version (once per identity)."""
+    from insight import __version__
+
+    ident = ctx.identity()
+    if ident not in _CONTENT:
+        def hashed(path: Any) -> str | None:
+            try:
+                return results.file_hash(path) if path else None
+            except OSError:
+                return None
+
+        loaded = ctx.loaded
+        if len(_CONTENT) > 256:
+            _CONTENT.clear()
+        _CONTENT[ident] = {
+            "insight": __version__,
+            "model": hashed(loaded.preflight.model_file) if loaded is not None else None,
+            "safe_mode": loaded.safe_mode if loaded is not None else None,
+            "data": _dataset_hash(ctx) if loaded is not None else None,
+            "vectors": hashed(ctx.vectors_path), "metadata": hashed(ctx.metadata_path)}
+    return _CONTENT[ident]
+
+
+def _dataset_hash(ctx: PanelContext) -> str | None:
+    """SHA-256 of the data the panels read (inputs, labels, class names)."""
+    import numpy as np
+
+    try:
+        ds = ctx.dataset()
+    except InsightError:
+        return None
+    digest = hashlib.sha256()
+    for part, arrays in (("x", ds.x), ("y", ds.y)):
+        items = sorted(arrays.items()) if isinstance(arrays, dict) else [("", arrays)]
+        for name, arr in items:
+            if arr is None:
+                continue
+            a = np.ascontiguousarray(arr)
+            digest.update(f"{part}:{name}:{a.dtype.str}:{a.shape}".encode())
+            digest.update(a.data if not a.dtype.hasobject else repr(a.tolist()).encode())
+    digest.update(json.dumps(ds.class_names, default=str).encode())
+    return digest.hexdigest()
