@@ -17,6 +17,7 @@ folder of its own. A file that tries any of it is refused as unsafe, so a
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -105,10 +106,19 @@ def _warm_up(out) -> None:
     import keras
     import numpy as np
 
+    # What a request imports first, so that its preflight starts at once.
+    import insight.model.loading  # noqa: F401
+    import insight.model.preflight  # noqa: F401
+
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
                               keras.layers.BatchNormalization(),
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
     model(np.zeros((1, 8, 8, 3), "float32"), training=False)
+    # What TensorFlow and Keras allocated so far lives as long as the process: moved out of
+    # the collector's reach, the load's full collections no longer walk it (0.3 s of a
+    # MobileNetV2 build otherwise).
+    gc.collect()
+    gc.freeze()
     _send(out, stage="ready")
 
 
@@ -187,6 +197,9 @@ def main(argv: list[str]) -> int:
                 importer.join()
             import keras  # noqa: F401
         _send(out, stage="load")  # the time limit counts from here
+        # A short-lived process under a memory limit: cycles wait for its exit instead of
+        # costing collections on the way (a third of a first build).
+        gc.disable()
         # The user's own file runs before the guard: it is trusted by being given.
         provided = load_custom_objects(req["custom_objects"])
         if req["safe_mode"]:
