@@ -99,10 +99,12 @@ def translate(exc: BaseException, url: str) -> StorageError:
     if (isinstance(exc, (ConnectionError, TimeoutError)) or "Connect" in kind
             or "Timeout" in kind or kind in {"ClientOSError", "ServerDisconnectedError",
                                              "ClientPayloadError"}):
+        endpoint = ("STORAGE_EMULATOR_HOST" if scheme(str(url)) in ("gs", "gcs")
+                    else "AWS_ENDPOINT_URL")
         return StorageError("The connection to the storage failed or dropped "
                             f"({kind}); nothing was changed.",
-                            "Check the network and the endpoint (AWS_ENDPOINT_URL), then "
-                            "reload: what was read so far is kept.", shown,
+                            f"Check the network and the endpoint ({endpoint}, if one is "
+                            "set), then reload: what was read so far is kept.", shown,
                             reason="connection")
     return StorageError(f"The storage could not be read: {kind}: {_short(exc)}",
                         "Check the path and the storage, then reload.", shown)

@@ -77,3 +77,11 @@ def test_typed_remote_paths_only_on_an_open_local_server(tmp_path):
     for root, locked in ((tmp_path, False), (None, True), (tmp_path, True)):
         with pytest.raises(UsageError, match="does not open remote paths"):
             typed_path("s3://bucket/runs", root=root, locked=locked)
+
+
+def test_connection_hint_names_the_schemes_own_endpoint():
+    from insight.remote import translate
+
+    assert "STORAGE_EMULATOR_HOST" in str(translate(ConnectionError("x"), "gs://b/k"))
+    assert "AWS_ENDPOINT_URL" in str(translate(TimeoutError("x"), "s3://b/k"))
+    assert translate(PermissionError("x"), "s3://b/k").reason == "denied"
