@@ -169,7 +169,7 @@ class Stream:
                 raise DataError(f"Reading {self.name} failed: "
                                 f"{exc.message.splitlines()[0][:300]}",
                                 "Check that the features spec matches the records (names, "
-                                "dtypes, shapes) and that no shard is truncated.",
+                                "dtypes, shapes) and that no shard is truncated or corrupt.",
                                 f"data={self.name!r}") from None
             x, y = _split(element) if self.spec is None else \
                 (element if self.spec.labels is not None else (element, None))
