@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from insight.model.fetched import fetched_from
 from insight.panels.checkpoints import checkpoint_folder, followed_layers
 from insight.ui.feedback import show_error
 from insight.ui.widgets import param_of, require_model, require_ref, show_panel
@@ -25,7 +26,9 @@ if folder is None:
     st.stop()
 # The path the user gave, or the folder's name beside the model: never a path the server
 # found by itself (the server's layout is not the visitor's business).
-st.caption(f"`{compare}`" if compare else f"`{folder.name}/` beside the model")
+# A remote folder (fetched into insight's cache) is named by its URL.
+st.caption(f"`{fetched_from(compare) or compare}`" if compare else
+           f"`{folder.name}/` beside the model")
 value = param_of("checkpoint_weight_changes", "value")
 choice = st.segmented_control("Colour", value.choices, default=value.default, key="ckpt_value",
                               format_func={"relative_change": "relative change",

@@ -1,14 +1,22 @@
 """Embeddings: project any layer's outputs, an Embedding's weights or your own vectors with
-PCA, UMAP or t-SNE (every point), colour and search by metadata, inspect neighbours."""
+PCA, UMAP or t-SNE (every point), colour and search by metadata, inspect neighbours. A
+projector logdir may be remote (s3://...): its config and the files it names are fetched."""
 
 import streamlit as st
 
-from insight.ui.projector import compare_layer, projection_controls, show_projection, vectors_files
+from insight.ui.projector import (
+    compare_layer,
+    projection_controls,
+    projector_logdir,
+    show_projection,
+    vectors_files,
+)
 from insight.ui.widgets import require_model, require_ref, show_panel
 
 ref = require_ref()
 ctx = require_model(ref)
 st.title("Embeddings")
+ctx = projector_logdir(ctx)  # a remote logdir: its projector files fetched into the cache
 params = projection_controls(ctx, key=ref.path)
 if params["source"] == "file":
     ctx = vectors_files(ctx)

@@ -1,5 +1,6 @@
-"""Profiler: capture a profile with step markers, or open one from the logdir; step-time
-breakdown, timeline, top ops and memory, all drawn here (offline, no XProf server)."""
+"""Profiler: capture a profile with step markers, or open one from the logdir (local, or
+s3://... fetched into insight's cache); step-time breakdown, timeline, top ops and memory, all
+drawn here (offline, no XProf server)."""
 
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from insight.ui.profiler import (
     capture_form,
     convert_profile,
     level_picker,
+    local_choice,
     ops_table,
     profile_error,
     profile_summary,
@@ -27,8 +29,9 @@ st.title("Profiler")
 logdir, data = st.session_state.get("insight_logdir"), st.session_state.get("insight_data")
 capture_form(ref, logdir, data)
 choice = require_profile(ref, logdir)
-ctx = PanelContext(preflight=pf, logdir=Path(choice.logdir))
 try:
+    choice = local_choice(choice)  # a remote profile: its files fetched into the cache first
+    ctx = PanelContext(preflight=pf, logdir=Path(choice.logdir))
     convert_profile(choice)  # a progress bar the first time; nothing once cached
     with st.spinner("Reading the profile…"):  # Streamlit shows it only past 0.5 s
         card = panel("profile_card", ref, ctx, run=choice.run)

@@ -6,6 +6,9 @@ insight compare A.keras B.keras [--data X] [--examples N] [--json] [--out report
 insight compare CHECKPOINT_DIR [--data X] [--json] [--out report.html]
 ```
 
+A, B and CHECKPOINT_DIR may be `s3://` or `gs://` URLs: they are fetched into insight's cache
+(once per object version) and read there as local files.
+
 Both models load as every command loads one (in a checked child first, safe mode unless
 `--unsafe`). Text output: the summary, the layers that differ, the weight change per layer,
 each layer of A's best match in B by CKA, the agreement and accuracies, dead units that
@@ -61,18 +64,21 @@ def add_compare_parser(sub) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Compare `args.model` with `args.other` (or run a checkpoint timeline); exit status."""
+    from insight.model.fetched import fetch_model
     from insight.panels.compare import is_checkpoint_folder
+    from insight.remote import is_remote
 
-    check_path("A", args.model)
-    check_path("B", args.other)
-    check_path("--data", args.data)
+    for flag, value in (("A", args.model), ("B", args.other), ("--data", args.data)):
+        if not is_remote(value):  # a URL is checked when it is fetched
+            check_path(flag, value)
     if args.out and Path(args.out).suffix.lower() != ".html":
         raise UsageError("The report is an HTML file.", "Name it with .html.",
                          f"--out {args.out!r}")
     if args.examples < 4:
         raise UsageError("CKA needs at least 4 inputs.", "Give --examples 4 or more.",
                          f"--examples {args.examples}")
-    if is_checkpoint_folder(Path(args.model)):
+    # A remote A or B is fetched into insight's cache first, then read as a local one.
+    if is_checkpoint_folder(Path(fetch_model(args.model))):
         return _timeline(args)
     if not args.other:
         raise UsageError("Compare needs two models (or a folder of checkpoints as A).",
@@ -93,6 +99,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def _context(args: argparse.Namespace):
+    from insight.model.fetched import fetch_model
     from insight.model.loading import load_model
     from insight.model.sandbox import LoadLimits
     from insight.panels.registry import PanelContext
@@ -111,7 +118,7 @@ def _context(args: argparse.Namespace):
         return store[key]
 
     return PanelContext(a, Path(args.data) if args.data else None,
-                        compare_path=Path(args.other), memo=memo)
+                        compare_path=Path(fetch_model(args.other)), memo=memo)
 
 
 def _comparison(ctx: Any, examples: int):

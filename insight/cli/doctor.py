@@ -5,7 +5,8 @@ insight doctor MODEL [--data PATH] [--logdir DIR] [--train-probe] [--xla] [--pro
                      [--json] [--fail-on warning|error]
 ```
 
-MODEL is a model file or a bundled sample's name (`digits_cnn`). The `data.npz` and the
+MODEL is a model file, its `s3://`/`gs://` URL (fetched into insight's cache, then checked and
+loaded as a local file) or a bundled sample's name (`digits_cnn`). The `data.npz` and the
 `logs/` folder beside the model are used unless `--data` / `--logdir` say otherwise (as the
 app does). The exit status is 1 when a finding reaches `--fail-on` (default `error`), so a CI
 job can gate on it; 2 on bad input (one `error:` line).
@@ -70,6 +71,7 @@ def resolve_model(model: str, data: str | None, logdir: str | None
         UsageError: MODEL is neither a path nor a sample, or `--data`/`--logdir` is missing.
     """
     from insight.model.samples import list_samples
+    from insight.remote import is_remote
 
     samples = {s.name: s for s in list_samples()}
     sample = samples.get(model)
@@ -79,13 +81,14 @@ def resolve_model(model: str, data: str | None, logdir: str | None
         data = data or (str(sample.data) if sample.data else None)
         logdir = logdir or (str(sample.logdir) if sample.logdir else None)
         custom = str(sample.custom_objects) if sample.custom_objects else None
-    elif not Path(model).expanduser().exists():
+    elif not is_remote(model) and not Path(model).expanduser().exists():
         raise UsageError("MODEL is neither a file nor a bundled sample.",
-                         f"Give a model path or one of: {', '.join(samples)}.",
-                         f"MODEL={model!r}")
-    check_path("--data", data)
-    check_path("--logdir", logdir)
-    if logdir is None:
+                         f"Give a model path, an s3:// or gs:// URL, or one of: "
+                         f"{', '.join(samples)}.", f"MODEL={model!r}")
+    for flag, value in (("--data", data), ("--logdir", logdir)):
+        if not is_remote(value):  # a URL is checked when it is read
+            check_path(flag, value)
+    if logdir is None and not is_remote(model):
         path = Path(model).expanduser()
         beside = (path if path.is_dir() else path.parent) / "logs"
         logdir = str(beside) if beside.is_dir() else None

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from insight.cli.console import absolute, check_path
-from insight.errors import UsageError
+from insight.errors import InsightError, UsageError
 from insight.launch import LaunchOptions, add_model_args
+from insight.remote import check_url, is_remote
 from insight.serving import TOKEN_ENV, allowed_hosts, is_loopback, new_token
 
 __all__ = ["add_serve_parser", "run_serve", "is_loopback", "check_port", "resolve_token"]
@@ -26,8 +27,9 @@ def add_serve_parser(sub) -> None:
     """Add `insight serve` to the subcommands."""
     serve = sub.add_parser("serve", help="open the dashboard (default model: bundled sample)")
     serve.add_argument("model", nargs="?", metavar="MODEL",
-                       help=".keras, .h5/.hdf5 or SavedModel directory (default: the "
-                            "digits_cnn sample)")
+                       help=".keras, .h5/.hdf5 or SavedModel directory, or its s3:// or gs:// "
+                            "URL (fetched into insight's cache; default: the digits_cnn "
+                            "sample)")
     add_model_args(serve)
     serve.add_argument("--compare", metavar="PATH",
                        help="a second model to compare MODEL with (the Compare page), or a "
@@ -139,33 +141,41 @@ def check_port(host: str, port: int) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the app until interrupted; returns Streamlit's exit status."""
+    from insight.model.fetched import fetch_model, named_as
     from insight.model.loading import check_safety
     from insight.model.samples import is_bundled
     from insight.model.sandbox import LoadLimits, check_in_child, prestart
 
     limits = LoadLimits.parse(args.load_timeout, args.load_memory)  # a bad limit: one line
 
-    check_path("--data", args.data)
-    check_path("--logdir", args.logdir)
-    check_path("--compare", args.compare)
+    data, logdir, compare = (_given(flag, value) for flag, value in (
+        ("--data", args.data), ("--logdir", args.logdir), ("--compare", args.compare)))
     check_path("--custom-objects", args.custom_objects)
-    if args.model and Path(args.model).expanduser().exists() and not is_bundled(args.model):
+    # A remote model is fetched into insight's cache now (a missing bucket or refused
+    # credentials: one line, before the server starts); the child and Keras read that copy.
+    local = fetch_model(args.model) if args.model else None
+    if local and Path(local).expanduser().exists() and not is_bundled(local):
         # The child that will load the model first starts importing Keras now, beside the
         # server's own import, instead of after it: one TensorFlow start on the way to the
         # first page, not two in a row (a user's file loads in that child first).
         prestart()
-    if args.model:
+    if local:
         # Fail fast with one line, before the server starts: the preflight runs in a child
         # with the load limits (a config bomb costs the child), without TensorFlow.
-        report = check_in_child(args.model, safe_mode=not args.unsafe, limits=limits,
-                                load=False)
-        check_safety(report, safe_mode=not args.unsafe)
-    model = str(Path(args.model).expanduser().resolve()) if args.model else None
+        try:
+            report = check_in_child(local, safe_mode=not args.unsafe, limits=limits,
+                                    load=False)
+            check_safety(report, safe_mode=not args.unsafe)
+        except InsightError as exc:
+            named_as(exc, local, args.model)
+            raise
+    # The app is given the URL (it names the model by it and finds the same cached copy).
+    model = (args.model if is_remote(args.model) else
+             str(Path(args.model).expanduser().resolve()) if args.model else None)
     root = _root(args.root)
     token, generated = resolve_token(args)
     os.environ.pop(TOKEN_ENV, None)  # not inherited by the loaders and captures it starts
-    opts = LaunchOptions(model=model, data=absolute(args.data), logdir=absolute(args.logdir),
-                         compare=absolute(args.compare),
+    opts = LaunchOptions(model=model, data=data, logdir=logdir, compare=compare,
                          unsafe=args.unsafe, custom_objects=absolute(args.custom_objects),
                          load_timeout=args.load_timeout, load_memory=args.load_memory)
     check_port(args.host, args.port)  # one line naming --port, not Streamlit's own error
@@ -191,6 +201,21 @@ def run_serve(args: argparse.Namespace) -> int:
 
     return serve(opts, host=args.host, port=args.port, token=token,
                  hosts=allowed_hosts(args.host, args.allow_host))
+
+
+def _given(flag: str, value: str | None) -> str | None:
+    """A companion path as the app gets it: a checked `s3://`/`gs://` URL as given (read
+    with the server's credentials, from the standard places), else an existing local path
+    made absolute.
+
+    Raises:
+        UsageError: a local path that does not exist, or a URL that is refused
+            (`insight.remote.check_url`: credentials, a query, `..`).
+    """
+    if is_remote(value):
+        return check_url(value)
+    check_path(flag, value)
+    return absolute(value)
 
 
 def _root(given: str | None) -> str | None:

@@ -4,6 +4,11 @@ Example:
 
 >>> main(["summary", "sample_models/digits_cnn/model.keras", "--json"])  # doctest: +SKIP
 0
+>>> main(["summary", "s3://models/digits/model.keras"])  # doctest: +SKIP
+0
+
+MODEL may be an `s3://` or `gs://` URL: it is fetched into insight's cache and checked and
+loaded there as a local file (credentials from the standard places, never the URL).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ __all__ = ["add_summary_parser", "run_summary", "print_summary"]
 def add_summary_parser(sub) -> None:
     """Add `insight summary` to the subcommands."""
     summary = sub.add_parser("summary", help="print the model card and layer table")
-    summary.add_argument("model", metavar="MODEL")
+    summary.add_argument("model", metavar="MODEL",
+                         help=".keras, .h5/.hdf5 or SavedModel directory, or its s3:// or "
+                              "gs:// URL")
     summary.add_argument("--json", action="store_true", help="print JSON")
     add_model_args(summary, companions=False)
     summary.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -37,6 +44,8 @@ def run_summary(args: argparse.Namespace) -> int:
         loaded = load_model(args.model, safe_mode=not args.unsafe,
                             custom_objects=args.custom_objects, isolate=limits)
         summary = model_summary(loaded)
+    if loaded.source:  # fetched from a bucket: named by its URL, not the cache's copy
+        summary["card"]["file"] = loaded.source
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0

@@ -142,7 +142,9 @@ def find_checkpoints(folder: str | Path, model: str | Path | None = None, *,
     every `.keras`/`.h5` file is a full checkpoint and the last one holds the architecture.
 
     Args:
-        folder: the `ModelCheckpoint` folder.
+        folder: the `ModelCheckpoint` folder; an `s3://`/`gs://` URL of one is fetched whole
+            into insight's content-addressed cache first (and, for weights-only
+            checkpoints with no model beside them, `model.keras`/`model.h5` above it).
         model: the model file of weights-only checkpoints. Defaults to `None` (looked for).
         safe_mode: refuse model files whose loading would run code, as `insight.load_model`
             does. Defaults to `True`.
@@ -152,6 +154,7 @@ def find_checkpoints(folder: str | Path, model: str | Path | None = None, *,
 
     Raises:
         DataError: not a folder, or fewer than two checkpoints in it.
+        StorageError: a remote folder that cannot be listed or read.
         UnsafeModelError: a file links into other files, or would run code in safe mode.
         ModelLoadError: a model file is damaged or not a model.
 
@@ -159,7 +162,13 @@ def find_checkpoints(folder: str | Path, model: str | Path | None = None, *,
 
     >>> find_checkpoints("runs/ckpts").epochs  # doctest: +SKIP
     [1, 2, 3, 4, 5]
+    >>> find_checkpoints("s3://runs/exp1/ckpts").folder  # doctest: +SKIP
+    PosixPath('/home/me/.cache/insight/remote/trees/5f1c.../')
     """
+    from insight.remote import is_remote
+
+    if is_remote(folder):
+        return _remote_checkpoints(str(folder), model, safe_mode)
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise DataError("A checkpoint folder must be a folder.",
@@ -194,6 +203,32 @@ def find_checkpoints(folder: str | Path, model: str | Path | None = None, *,
             _check_model_file(c.path, safe_mode)
     return CheckpointFolder(root, checkpoints, model_file, "names" if by_name else "order",
                             layers)
+
+
+def _remote_checkpoints(url: str, model: str | Path | None, safe_mode: bool
+                        ) -> CheckpointFolder:
+    """`find_checkpoints` of a remote folder: fetched, then read as a local one; errors name
+    the URL, not the cache."""
+    from insight.errors import InsightError, StorageError
+    from insight.model.fetched import fetch_model, named_as
+    from insight.remote import fetch_tree, join, parent
+
+    local = fetch_tree(url)
+    files = [p.name.lower() for p in local.iterdir() if p.is_file()]
+    if model is None and any(n.endswith(WEIGHTS_SUFFIX) for n in files) and not any(
+            n.endswith(MODEL_SUFFIXES) and not n.endswith(WEIGHTS_SUFFIX) for n in files):
+        for name in ("model.keras", "model.h5"):  # as a local folder finds the one above it
+            try:
+                model = fetch_model(join(parent(url), name))
+                break
+            except StorageError as exc:
+                if exc.reason != "missing":
+                    raise
+    try:
+        return find_checkpoints(local, model, safe_mode=safe_mode)
+    except InsightError as exc:
+        named_as(exc, str(local), url)
+        raise
 
 
 def _model_beside(root: Path, models: list[Path]) -> Path | None:

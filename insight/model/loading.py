@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from insight.errors import CustomObjectError, ModelLoadError, UnsafeModelError
+from insight.errors import CustomObjectError, InsightError, ModelLoadError, UnsafeModelError
+from insight.model.fetched import fetch_model, named_as
 from insight.model.keras_errors import UNSAFE_HINT, translate
 from insight.model.preflight import Preflight, preflight
 from insight.model.samples import is_bundled
@@ -68,8 +69,13 @@ class LoadedModel:
 
     @property
     def path(self) -> Path:
-        """The path the user gave, resolved."""
+        """The path the user gave, resolved (for a remote model: its copy in the cache)."""
         return self.preflight.path
+
+    @property
+    def source(self) -> str | None:
+        """The `s3://`/`gs://` URL the model was fetched from, else `None`."""
+        return self.preflight.source
 
     @property
     def format(self) -> str:
@@ -82,8 +88,9 @@ class LoadedModel:
         return str(getattr(self.model, "name", self.path.stem))
 
     def __repr__(self) -> str:
-        return (f"LoadedModel(name={self.name!r}, format={self.format!r}, "
-                f"path={str(self.path)!r}, safe_mode={self.safe_mode})")
+        where = f"source={self.source!r}" if self.source else f"path={str(self.path)!r}"
+        return (f"LoadedModel(name={self.name!r}, format={self.format!r}, {where}, "
+                f"safe_mode={self.safe_mode})")
 
 
 def check_safety(
@@ -241,7 +248,11 @@ def load_model(
 
     Accepts a `.keras` file, a legacy `.h5`/`.hdf5` full model, a TF SavedModel directory
     (inference only, through `keras.layers.TFSMLayer`; needs `safe_mode=False`), or a
-    directory holding one of those. Local paths only. Always `compile=False`.
+    directory holding one of those. Always `compile=False`.
+
+    An `s3://` or `gs://` URL is first copied into insight's local cache
+    (`insight.model.fetched.fetch_model`, once per object version) and the local copy is then
+    loaded exactly as a local file: preflight, sandbox, safe mode. Keras never sees the URL.
 
     With `isolate`, the file is first loaded in a child process with a timeout, a memory
     limit and no secrets in its environment (`insight.model.sandbox`), and here only once it
@@ -250,7 +261,7 @@ def load_model(
     `insight.model.samples.is_bundled`); use it for files from strangers.
 
     Args:
-        path: where the model is.
+        path: where the model is: a local path, or an `s3://`/`gs://` URL.
         safe_mode: refuse anything that would run code stored in the file: Lambda layers,
             functions from outside Keras, SavedModels. Defaults to `True`.
         custom_objects: a `.py` file defining or registering the model's custom classes
@@ -263,7 +274,9 @@ def load_model(
 
     Raises:
         ModelLoadError: the file is missing, empty, truncated or not a model.
-        UnsupportedModelError: a URL, a weights-only file, an unknown format.
+        UnsupportedModelError: a URL of another scheme (`https://`, `hf://`), a
+            weights-only file, an unknown format.
+        StorageError: a remote model that cannot be fetched (missing, denied, dropped).
         UnsafeModelError: the file would run code, in safe mode.
         CustomObjectError: a custom class is not provided, or the file providing it fails.
         LoadLimitError: with `isolate`, the child ran past the time or memory limit.
@@ -274,10 +287,18 @@ def load_model(
     >>> loaded = load_model("model.keras")  # doctest: +SKIP
     >>> loaded.model.summary()  # doctest: +SKIP
     >>> loaded = load_model("from_a_stranger.keras", isolate=True)  # doctest: +SKIP
+    >>> loaded = load_model("s3://models/digits/model.keras", isolate=True)  # doctest: +SKIP
     """
-    if isolate is not False and not is_bundled(path):
-        return _load_isolated(path, safe_mode, custom_objects, isolate)
-    return load_preflighted(preflight(path), safe_mode=safe_mode, custom_objects=custom_objects)
+    given = str(path)
+    local = fetch_model(given)  # a URL becomes its local copy; a local path stays as given
+    try:
+        if isolate is not False and not is_bundled(local):
+            return _load_isolated(local, safe_mode, custom_objects, isolate)
+        return load_preflighted(preflight(local), safe_mode=safe_mode,
+                                custom_objects=custom_objects)
+    except InsightError as exc:
+        named_as(exc, local, given)  # the user gave the URL: errors name it, not the cache
+        raise
 
 
 def load_preflighted(

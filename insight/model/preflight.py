@@ -32,8 +32,10 @@ from typing import Any
 
 from insight.errors import ModelLoadError, UnsupportedModelError, UsageError
 from insight.model.config_scan import MAX_DIMENSION, ObjectRef, scan_config
+from insight.model.fetched import fetched_from
 from insight.model.files import read_h5_model, read_keras_archive
 from insight.model.savedmodel import read_savedmodel
+from insight.remote.urls import is_remote, redacted
 
 __all__ = ["ObjectRef", "Preflight", "preflight", "resolve_model_path"]
 
@@ -71,6 +73,8 @@ class Preflight:
         risky_ops: SavedModel ops that read or write files or run Python.
         notes: further findings in plain words.
         config: the parsed model config (`None` for SavedModels).
+        source: the `s3://`/`gs://` URL this local copy was fetched from
+            (`insight.model.fetched.fetch_model`), else `None`.
     """
 
     path: Path
@@ -92,6 +96,12 @@ class Preflight:
     risky_ops: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] | None = None
+    source: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """What to call the file in a page or a report: its URL when fetched, else its path."""
+        return self.source or str(self.model_file)
 
     @property
     def runs_code(self) -> bool:
@@ -135,6 +145,7 @@ class Preflight:
         return {
             "path": str(self.path),
             "model_file": str(self.model_file),
+            "source": self.source,
             "format": self.format,
             "keras_version": self.keras_version,
             "saved_at": self.saved_at,
@@ -178,11 +189,22 @@ def resolve_model_path(path: str | Path) -> tuple[Path, Path, str]:
         UsageError: the directory holds several models.
     """
     text = str(path)
+    if is_remote(text):
+        # The static reader (and the sandbox child that runs it) reads local files only:
+        # `insight.load_model` and the app fetch a remote model into the cache first.
+        raise UnsupportedModelError(
+            "The preflight reads local files only: a remote model is fetched into insight's "
+            "cache first.",
+            "Use insight.load_model(URL) or the CLI (they fetch it), or "
+            "insight.model.fetched.fetch_model(URL) and preflight the local copy.",
+            f"path={redacted(text)!r}",
+        )
     if _URL.match(text) or text.startswith("hf:"):
         raise UnsupportedModelError(
-            "insight opens local files only; Keras would download this path.",
+            "insight opens local files and s3:// or gs:// URLs only; Keras would download "
+            "this path itself.",
             "Download the file yourself, check where it comes from, and pass the local path.",
-            f"path={text!r}",
+            f"path={redacted(text)!r}",
         )
     if not text.strip():
         raise UsageError("No model path given.", "Pass a .keras, .h5 or SavedModel path.",
@@ -260,7 +282,8 @@ def preflight(path: str | Path) -> Preflight:
             `UnsupportedModelError` for a weights-only file or a URL.
     """
     resolved, model_file, fmt = resolve_model_path(path)
-    report = Preflight(path=resolved, model_file=model_file, format=fmt)
+    report = Preflight(path=resolved, model_file=model_file, format=fmt,
+                       source=fetched_from(resolved))
     if fmt == "savedmodel":
         saved = read_savedmodel(model_file, str(path))
         report.members = saved.members

@@ -89,11 +89,20 @@ def find_profiles(logdir: str | Path) -> list[ProfileRun]:
     """Every profile run under `logdir` (searched recursively), newest first.
 
     Args:
-        logdir: a TensorBoard logdir, a `plugins/profile` folder, or one run folder.
+        logdir: a TensorBoard logdir, a `plugins/profile` folder, or one run folder; an
+            `s3://`/`gs://` URL of one has its profiles (only those) fetched into insight's
+            cache first (`insight.profiler.prepare.fetch_profiles`).
 
     Raises:
         UsageError: `logdir` does not exist.
+        StorageError: a remote logdir that cannot be listed or read.
     """
+    from insight.remote import is_remote
+
+    if is_remote(logdir):
+        from insight.profiler.fetched import fetch_profiles
+
+        return find_profiles(fetch_profiles(str(logdir)))
     root = Path(logdir).expanduser()
     if not root.exists():
         raise UsageError("The logdir does not exist.", "Check the path, or capture a profile "
@@ -289,10 +298,12 @@ def profile_trace(run: ProfileRun, layers: frozenset[str] = frozenset(), host: i
 
 def writable_logdir(logdir: str | Path | None, model_name: str) -> Path:
     """Where a capture goes: `logdir` when it can be written, else a folder per model in
-    insight's cache (a bundled sample's logdir is never written)."""
+    insight's cache (a bundled sample's logdir, or a remote `s3://`/`gs://` one, is never
+    written)."""
     from insight.model.samples import sample_root
+    from insight.remote import is_remote
 
-    if logdir:
+    if logdir and not is_remote(logdir):  # a bucket is never written: captures stay local
         p = Path(logdir).expanduser()
         inside_samples = str(p.resolve()).startswith(str(sample_root().resolve()))
         try:

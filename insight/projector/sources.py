@@ -26,7 +26,7 @@ from insight.data.npy import read_npy
 from insight.errors import DataError, UsageError
 
 __all__ = ["Vectors", "REDUCTIONS", "layer_vectors", "embedding_vectors", "file_vectors",
-           "read_metadata", "projector_vectors"]
+           "read_metadata", "projector_vectors", "fetch_projector"]
 
 REDUCTIONS = ("flatten", "mean", "max")
 
@@ -280,33 +280,29 @@ def projector_vectors(logdir: str | Path) -> list[Vectors]:
     """Every embedding of a TensorBoard projector logdir (`projector_config.pbtxt`).
 
     Tensors are read from `tensor_path` TSV files (checkpoint tensors are not read); metadata
-    from `metadata_path`. Every path must stay inside `logdir`.
+    from `metadata_path`. Every path must stay inside `logdir`. A remote logdir
+    (`s3://`, `gs://`) is read through `fetch_projector` (the config and the files it names).
 
     Raises:
         DataError: no config, a bad config, a path outside the logdir, a missing tensor file.
+        StorageError: a remote logdir that cannot be read.
     """
-    from google.protobuf import text_format
-    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+    from insight.remote import is_remote
 
+    if is_remote(logdir):
+        local = fetch_projector(str(logdir))
+        if local is None:
+            raise DataError("No projector_config.pbtxt in this logdir.",
+                            "Point at the folder where the projector config was written.",
+                            f"logdir={str(logdir)!r}")
+        logdir = local
     root = Path(logdir).expanduser().resolve()
     config_file = root / "projector_config.pbtxt"
     if not config_file.is_file():
         raise DataError("No projector_config.pbtxt in this logdir.",
                         "Point at the folder where the projector config was written.",
                         f"logdir={str(logdir)!r}")
-    config = ProjectorConfig()
-    try:
-        if config_file.stat().st_size > 1 << 20:  # a config names a few files: 1 MiB is ample
-            raise ValueError("larger than 1 MiB")
-        text_format.Parse(config_file.read_text(encoding="utf-8"), config)
-    except (text_format.ParseError, ValueError, OSError, RecursionError) as exc:
-        # ValueError: not UTF-8 (UnicodeDecodeError) or too large. The parser's message
-        # quotes the file, so only where it failed is said (a config may be any file).
-        where = f"line {exc.GetLine()}" if isinstance(exc, text_format.ParseError) and \
-            exc.GetLine() else type(exc).__name__
-        raise DataError(f"projector_config.pbtxt cannot be parsed ({where}).",
-                        "Write it with tensorboard.plugins.projector.visualize_embeddings.",
-                        f"logdir={str(logdir)!r}") from None
+    config = _parse_config(config_file, logdir)
     out = []
     for emb in config.embeddings:
         if not emb.tensor_path:
@@ -320,3 +316,93 @@ def projector_vectors(logdir: str | Path) -> list[Vectors]:
         vectors.name = emb.tensor_name or tensor.name
         out.append(vectors)
     return out
+
+
+def fetch_projector(url: str) -> Path | None:
+    """A local copy of the remote projector logdir `url`: its `projector_config.pbtxt` and
+    the tensor and metadata files it names (nothing else of the logdir), fetched into
+    insight's content-addressed cache and laid out at their places; `None` when the logdir
+    has no config (it may hold only training curves).
+
+    The names in the config follow the rules of a local logdir's: a name leading outside
+    `url` (`..`, an absolute path, another URL) is refused before anything is fetched, and
+    the local copy is checked again by `projector_vectors`.
+
+    Raises:
+        DataError: a config that cannot be parsed, or a name outside the logdir.
+        StorageError: the bucket is missing, the credentials are refused, the connection
+            dropped (nothing half-written is kept).
+
+    Example:
+
+    >>> local = fetch_projector("s3://runs/exp1/projector")  # doctest: +SKIP
+    >>> sorted(p.name for p in local.iterdir())  # doctest: +SKIP
+    ['metadata.tsv', 'projector_config.pbtxt', 'vectors.tsv']
+    """
+    import hashlib
+    import os
+    import posixpath
+    import shutil
+    import tempfile
+
+    from insight.errors import StorageError
+    from insight.remote import cache_root, check_url, fetch, join
+
+    url = check_url(url)
+    try:
+        config_file = fetch(join(url, "projector_config.pbtxt"), max_bytes=1 << 20)
+    except StorageError as exc:
+        if exc.reason == "missing" and "bucket" not in exc.what:
+            return None  # a logdir without a projector config (a missing bucket is said)
+        raise
+    names = []
+    for emb in _parse_config(config_file, url).embeddings:
+        for what, rel in (("tensor_path", emb.tensor_path), ("metadata_path", emb.metadata_path)):
+            if not rel:
+                continue
+            clean = posixpath.normpath(rel.replace("\\", "/"))
+            if "://" in rel or clean.startswith(("/", "..")) or "\0" in rel:
+                raise DataError(f"The projector config points {what} outside its logdir.",
+                                "Keep the files inside the logdir (insight refuses other "
+                                "paths).", f"{what}={rel!r}")
+            names.append(clean)
+    files = {name: fetch(join(url, name), max_bytes=MAX_FILE_BYTES) for name in names}
+    files["projector_config.pbtxt"] = config_file
+    key = hashlib.sha256("\0".join([url, *(f"{n}={p}" for n, p in sorted(files.items()))])
+                         .encode()).hexdigest()
+    view = cache_root() / "views" / "projectors" / key[:32]
+    if not view.is_dir():
+        (view.parent).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=view.parent))
+        for name, local in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(local, staging / name)  # no second copy of the cached file
+            except OSError:
+                shutil.copyfile(local, staging / name)
+        try:
+            os.replace(staging, view)
+        except OSError:  # another process placed it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return view
+
+
+def _parse_config(config_file: Path, logdir: str | Path) -> Any:
+    """The `ProjectorConfig` in `config_file`, or a `DataError` saying where it failed."""
+    from google.protobuf import text_format
+    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+
+    config = ProjectorConfig()
+    try:
+        if config_file.stat().st_size > 1 << 20:  # a config names a few files: 1 MiB is ample
+            raise ValueError("larger than 1 MiB")
+        text_format.Parse(config_file.read_text(encoding="utf-8"), config)
+    except (text_format.ParseError, ValueError, OSError, RecursionError) as exc:
+        # ValueError: not UTF-8 (UnicodeDecodeError) or too large. The parser's message
+        # quotes the file, so only where it failed is said (a config may be any file).
+        where = f"line {exc.GetLine()}" if isinstance(exc, text_format.ParseError) and \
+            exc.GetLine() else type(exc).__name__
+        raise DataError(f"projector_config.pbtxt cannot be parsed ({where}).",
+                        "Write it with tensorboard.plugins.projector.visualize_embeddings.",
+                        f"logdir={str(logdir)!r}") from None
+    return config

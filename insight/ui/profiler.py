@@ -3,34 +3,42 @@
 Capturing runs `insight profile` in a child process: TensorFlow's profiler is one per
 process (a capture must not collide with another session's), the app's model stays
 untouched, and CPU memory events need an allocator chosen before TensorFlow starts.
+
+A remote logdir (`s3://`, `gs://`) is listed for the picker (keys only); the profile that is
+opened is fetched into insight's cache (its `.xplane.pb` files only) and converted locally.
+Captures never write to a bucket: they go to a local folder per model, which the page names.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from insight.errors import InsightError
+from insight.model.fetched import fetched_from
 from insight.panels.profiler import LEVEL_TITLES
 from insight.panels.registry import PanelContext
 from insight.profiler.capture import (
-    ProfileRun,
     find_profiles,
     get_profile,
     writable_logdir,
 )
+from insight.profiler.fetched import RemoteRun, fetch_profile, list_remote_profiles
 from insight.profiler.prepare import is_cached, prepare
+from insight.remote import is_remote
 from insight.ui.cache import ModelRef, panel
 from insight.ui.widgets import param_of
 
 __all__ = ["OP_COLUMNS", "OP_ORDER", "Choice", "profile_choices", "pick_profile",
            "require_profile", "capture_form", "profile_error", "profile_summary",
-           "timeline_controls", "level_picker", "ops_table", "convert_profile"]
+           "timeline_controls", "level_picker", "ops_table", "convert_profile", "local_choice"]
+
+LISTING_TTL_S = 30  # a remote logdir is listed again after this (a run still being written)
 
 CAPTURE_TIMEOUT_S = 600
 OP_COLUMNS = {
@@ -67,7 +75,8 @@ class Choice:
 
 
 def _model_name(ref: ModelRef) -> str:
-    p = Path(ref.path)
+    source = fetched_from(ref.path)  # a fetched model: named by its URL, not the cache's hash
+    p = Path(source.split("://", 1)[1]) if source else Path(ref.path)
     return f"{p.parent.name}_{p.stem}" if p.stem == "model" else p.stem
 
 
@@ -82,31 +91,62 @@ def capture_dir(ref: ModelRef, logdir: str | None) -> Path:
     opts = launch_options()
     if (opts.locked or opts.root) and logdir and not _same(logdir, opts.logdir):
         logdir = None
-    return writable_logdir(logdir, _model_name(ref))
+    return writable_logdir(logdir, _model_name(ref))  # a remote logdir: the local folder
 
 
 def _same(a: str, b: str | None) -> bool:
+    if is_remote(a) or is_remote(b):
+        return a == b
     return b is not None and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+@st.cache_resource(ttl=LISTING_TTL_S, max_entries=16, show_spinner=False)
+def _remote_runs(url: str) -> tuple[RemoteRun, ...]:
+    return tuple(list_remote_profiles(url))  # errors are not cached: the next rerun retries
+
+
+def local_choice(choice: Choice) -> Choice:
+    """`choice` read from a local folder: a remote profile's files fetched into insight's
+    cache first (once per object version, under a spinner), the rest of its logdir not.
+
+    Raises:
+        StorageError: the fetch failed (nothing half-written is kept); DataError: the run is
+            gone from the logdir.
+    """
+    if not is_remote(choice.logdir):
+        return choice
+    run = next((r for r in _remote_runs(choice.logdir) if r.label == choice.run), choice.run)
+    size = f" ({run.size / 2**20:.1f} MB)" if isinstance(run, RemoteRun) else ""
+    with st.spinner(f"Fetching the profile{size} from {choice.logdir} into insight's cache…"):
+        return replace(choice, logdir=str(fetch_profile(choice.logdir, run)))
 
 
 def profile_choices(ref: ModelRef, logdir: str | None) -> tuple[list[Choice], list[str]]:
     """Profiles under the sidebar's logdir and the ones captured into the cache for this
     model, newest first; and problems found while looking (shown, not raised)."""
-    found: list[tuple[ProfileRun, str, str]] = []
     problems: list[str] = []
-    roots = [(logdir, "logdir")] if logdir else []
+    remote = is_remote(logdir)
+    roots = [(logdir, "logdir")] if logdir and not remote else []
     cache = capture_dir(ref, logdir)
-    if not logdir or Path(cache) != Path(logdir).expanduser():
+    if not logdir or remote or Path(cache) != Path(logdir).expanduser():
         roots.append((str(cache), "captured here"))
+    # (run folder name, logdir, run label, where): newest first by the folder's timestamp name
+    runs: list[tuple[str, str, str, str]] = []
+    if remote:
+        try:
+            runs += [(r.folder.rsplit("/", 1)[-1], logdir, r.label, "remote logdir")
+                     for r in _remote_runs(logdir)]
+        except InsightError as exc:
+            problems.append(f"**The remote logdir cannot be listed.** {exc}")
     for root, where in roots:
         if not Path(root).exists():
             continue
         try:
-            found += [(r, root, where) for r in find_profiles(root)]
+            runs += [(r.folder.name, root, r.label, where) for r in find_profiles(root)]
         except InsightError as exc:
             problems.append(str(exc))
-    found.sort(key=lambda t: t[0].folder.name, reverse=True)
-    return [Choice(root, r.label, f"{r.label} ({where})") for r, root, where in found], problems
+    runs.sort(key=lambda t: t[0], reverse=True)
+    return [Choice(root, run, f"{run} ({where})") for _, root, run, where in runs], problems
 
 
 def pick_profile(choices: list[Choice]) -> Choice:
@@ -155,7 +195,9 @@ def capture_form(ref: ModelRef, logdir: str | None, data: str | None) -> None:
         go = c4.form_submit_button("Capture profile", icon=":material/radio_button_checked:",
                                    type="primary")
         st.caption(f"Writes `{target}/plugins/profile/<run>/` (TensorBoard/XProf layout)"
-                   + ("" if logdir and Path(target) == Path(logdir) else
+                   + (": the sidebar's logdir is remote, and insight never writes to a "
+                      "bucket (copy the run there yourself to share it)." if is_remote(logdir)
+                      else "" if logdir and Path(target) == Path(logdir) else
                       ": the sidebar's logdir is a bundled sample's, read-only or not set."))
     if done := st.session_state.pop("prof_captured", None):
         st.success(f"**Captured.**\n```\n{done}\n```", icon=":material/check_circle:")
@@ -185,8 +227,8 @@ def capture_form(ref: ModelRef, logdir: str | None, data: str | None) -> None:
     runs = find_profiles(target)
     if runs:
         st.session_state["prof_select_next"] = f"{runs[0].label} (" + (
-            "logdir" if logdir and Path(target) == Path(logdir).expanduser() else
-            "captured here") + ")"
+            "logdir" if logdir and not is_remote(logdir)
+            and Path(target) == Path(logdir).expanduser() else "captured here") + ")"
     st.session_state["prof_captured"] = proc.stdout.strip()
     st.rerun()
 

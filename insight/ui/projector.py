@@ -3,6 +3,9 @@ selectable scatter.
 
 Defaults, choices, ranges, titles and help come from the `projection` panel's `Param` schema
 (`insight.panels.projector`), so a widget and a deep link always mean the same thing.
+
+A remote logdir's projector config (and the files it names, nothing else) is fetched into
+insight's cache (`insight.projector.sources.fetch_projector`) and read from there.
 """
 
 from __future__ import annotations
@@ -13,18 +16,23 @@ from typing import Any
 
 import streamlit as st
 
-from insight.errors import UsageError
+from insight.errors import InsightError, UsageError
 from insight.launch import LaunchOptions
 from insight.model.layers import iter_layers, layer_paths
 from insight.panels.projector import METHOD_TITLES, SOURCE_TITLES, default_layer
 from insight.panels.registry import PanelContext, Param
 from insight.paths import typed_path
+from insight.projector.sources import fetch_projector
+from insight.remote import is_remote
 from insight.ui.cache import ModelRef, get_dataset, panel
 from insight.ui.feedback import progress_bar, show_error
 from insight.ui.scatter_component import scatter_chart
 from insight.ui.widgets import param_of
 
-__all__ = ["projection_controls", "vectors_files", "show_projection", "compare_layer"]
+__all__ = ["projection_controls", "vectors_files", "show_projection", "compare_layer",
+           "projector_logdir"]
+
+CONFIG_TTL_S = 30  # a remote projector config is looked at again after this
 
 _COLOURS = {"layer": ["label", "predicted", "correct", "confidence"], "embedding": ["token"]}
 # The settings each method has, shown only while it is picked: (parameter, label, key).
@@ -32,6 +40,28 @@ _METHOD_SETTINGS = {"umap": (("n_neighbors", "Neighbours", "nn"),
                              ("min_dist", "Min distance", "md")),
                     "tsne": (("perplexity", "Perplexity", "px"),)}
 _METHOD_SETTINGS_ALL = [s for settings in _METHOD_SETTINGS.values() for s in settings]
+
+
+@st.cache_resource(ttl=CONFIG_TTL_S, max_entries=8, show_spinner=False)
+def _fetched_projector(url: str) -> Path | None:
+    return fetch_projector(url)  # errors are not cached: the next rerun tries again
+
+
+def projector_logdir(ctx: PanelContext) -> PanelContext:
+    """`ctx` with the sidebar's logdir as the projector reads it: a remote one replaced by
+    its fetched local copy (`None` when it has no projector config). A remote logdir that
+    cannot be read is said here; the page goes on with the other sources."""
+    logdir = st.session_state.get("insight_logdir")
+    if not is_remote(logdir):
+        return ctx
+    try:
+        with st.spinner(f"Looking for a projector config in {logdir}…"):
+            local = _fetched_projector(logdir)
+    except InsightError as exc:
+        st.warning(f"**The logdir's projector config cannot be read.** {exc}",
+                   icon=":material/cloud_off:")
+        local = None
+    return replace(ctx, logdir=local)
 
 
 def _param(name: str) -> Param:

@@ -8,6 +8,13 @@ A data path that cannot be used (nothing there, a `.txt` file) is warned about h
 in `insight_data`, so the pages that read data refuse with the same error: a typo never
 silently becomes the sample's bundled data or synthetic inputs.
 
+A remote model (`insight serve s3://.../model.keras`, `--compare s3://...`, a URL typed on an
+open local server) is fetched here into insight's cache (`insight.model.fetched`; a HEAD
+request per `FETCH_TTL_S` once it is there) and the pages read that local copy, checked and
+loaded as any stranger's file; the sidebar names it by its URL. A fetch that fails shows the
+`StorageError` at the top of the page and no model is chosen: the rest of the app keeps
+working. A remote logdir or data URL is passed on as given, for the pages to read.
+
 Typed paths follow the server's policy (`insight.paths.typed_path`): inside `--root` when it
 was given; none at all (no field is drawn) when served beyond localhost without it. A
 refused path is said in the sidebar and nothing reads it.
@@ -16,6 +23,9 @@ refused path is said in the sidebar and nothing reads it.
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -23,15 +33,48 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from insight.data.conform import bundled_data
 from insight.data.files import check_data_path
-from insight.errors import DataError, UsageError
+from insight.errors import DataError, InsightError, UsageError
 from insight.launch import LaunchOptions, parse_app_args
+from insight.model.fetched import fetch_model
 from insight.model.samples import Sample, list_samples
 from insight.paths import typed_path
+from insight.remote import is_remote
 from insight.ui.cache import ModelRef
+from insight.ui.feedback import show_error
 
-__all__ = ["launch_options", "draw_sidebar", "default_ref"]
+__all__ = ["launch_options", "draw_sidebar", "default_ref", "local_copy", "FETCH_TTL_S"]
 
 OTHER = "Another file…"
+# How long a fetched remote model is taken as current before the bucket is asked again (one
+# HEAD request; a changed object is then fetched again).
+FETCH_TTL_S = 30.0
+_FETCHED: dict[str, tuple[float, str]] = {}
+_FETCHED_LOCK = threading.Lock()
+
+
+def local_copy(url: str) -> str:
+    """The local copy of the remote model (or folder) `url`, fetched at most once per object
+    version and asked about at most every `FETCH_TTL_S` seconds; a local path as given.
+
+    Raises:
+        StorageError: the fetch failed (not remembered: the next rerun tries again).
+        UnsupportedModelError, UsageError: the URL names no model, or is refused.
+    """
+    if not is_remote(url):
+        return url
+    with _FETCHED_LOCK:
+        known = _FETCHED.get(url)
+    if known and time.monotonic() - known[0] < FETCH_TTL_S and Path(known[1]).exists():
+        return known[1]
+    local = fetch_model(url)
+    with _FETCHED_LOCK:
+        _FETCHED[url] = (time.monotonic(), local)
+    return local
+
+
+def _shown(path: str) -> str:
+    """A command-line path as the sidebar names it: a URL whole, a file by its last parts."""
+    return path if is_remote(path) else "/".join(Path(path).parts[-2:])
 
 
 def launch_options() -> LaunchOptions:
@@ -50,7 +93,7 @@ def _choices(opts: LaunchOptions) -> tuple[dict[str, ModelRef], dict[str, Sample
     refs: dict[str, ModelRef] = {}
     samples: dict[str, Sample] = {}
     if opts.model:
-        label = f"{'/'.join(Path(opts.model).parts[-2:])} (command line)"
+        label = f"{_shown(opts.model)} (command line)"
         refs[label] = ModelRef(opts.model, not opts.unsafe, opts.custom_objects, label)
     for s in list_samples():
         label = f"Sample: {s.name}"
@@ -61,9 +104,29 @@ def _choices(opts: LaunchOptions) -> tuple[dict[str, ModelRef], dict[str, Sample
 
 
 def default_ref(opts: LaunchOptions) -> ModelRef | None:
-    """The model the first page shows: the command line's, else the first sample."""
+    """The model the first page shows: the command line's, else the first sample (a remote
+    one fetched: its `path` is the local copy).
+
+    Raises:
+        StorageError: a remote model that cannot be fetched.
+    """
     refs, _ = _choices(opts)
-    return next(iter(refs.values()), None)
+    ref = next(iter(refs.values()), None)
+    return replace(ref, path=local_copy(ref.path)) if ref is not None else None
+
+
+def _fetched(ref: ModelRef | None) -> ModelRef | None:
+    """`ref` with a remote path replaced by its local copy, fetched under a spinner; `None`
+    after showing why it could not be (at the top of the page, which keeps working)."""
+    if ref is None or not is_remote(ref.path):
+        return ref
+    try:
+        with st.spinner(f"Fetching {ref.path} into insight's cache…"):
+            return replace(ref, path=local_copy(ref.path), label=ref.label or ref.path)
+    except InsightError as exc:
+        show_error(exc)
+        st.sidebar.error(f"**Model: not fetched.** {ref.path}", icon=":material/cloud_off:")
+        return None
 
 
 def _typed(label: str, key: str, given: str | None, opts: LaunchOptions, help: str
@@ -88,6 +151,8 @@ def _typed(label: str, key: str, given: str | None, opts: LaunchOptions, help: s
 def _companion(label: str, key: str, opts: LaunchOptions, given: str | None,
                bundled: Path | None, help: str) -> str | None:
     value, typed = _typed(label, key, given, opts, help)
+    if value and is_remote(value):
+        return value  # read by the pages (a remote logdir: listed there, never written)
     if value:
         if not Path(value).expanduser().exists():
             st.sidebar.warning(f"{label}: path not found. Received: {value!r}")
@@ -113,6 +178,8 @@ def _data_path(opts: LaunchOptions, bundled: Path | None, beside: Path | None,
     value, typed = _typed("Data", "insight_data_path", opts.data, opts, help)
     if not value:
         return None if typed else _bundled("Data", bundled)
+    if is_remote(value):
+        return value  # the data readers fetch it; their errors show on the data pages
     path = Path(value).expanduser()
     instead = (f"the `{beside.name}` beside the model" if beside is not None else
                "synthetic inputs")
@@ -139,6 +206,7 @@ def draw_sidebar(opts: LaunchOptions) -> None:
     ref = refs.get(choice)
     if choice == OTHER:
         ref = _other_model(opts)
+    ref = _fetched(ref)
     sample = samples.get(choice)
     if sample is not None and sample.description:
         st.sidebar.caption(sample.description)
@@ -169,7 +237,7 @@ def _compare_path(opts: LaunchOptions, samples: dict[str, Sample]) -> str | None
     a folder of checkpoints), for the Compare page."""
     choices: dict[str, str | None] = {NO_COMPARE: None}
     if opts.compare:
-        choices[f"{'/'.join(Path(opts.compare).parts[-2:])} (command line)"] = opts.compare
+        choices[f"{_shown(opts.compare)} (command line)"] = opts.compare
     choices.update({label: str(s.model) for label, s in samples.items()})
     for s in samples.values():  # a sample's variants: the same model trained differently
         variants = s.model.parent / "variants"
@@ -182,13 +250,28 @@ def _compare_path(opts: LaunchOptions, samples: dict[str, Sample]) -> str | None
         help="A second model for the Compare page (or a folder of checkpoints), read with "
              "the first model's trust settings.")
     if choice != OTHER:
-        return choices[choice]
+        return _compare_copy(choices[choice])
     value, _ = _typed("Second model path", "insight_compare_path", None, opts,
                       ".keras, .h5/.hdf5 or SavedModel directory, or a folder of checkpoints.")
+    if value and is_remote(value):
+        return _compare_copy(value)
     if value and not Path(value).expanduser().exists():
         st.sidebar.warning(f"Second model: path not found. Received: {value!r}")
         return None
     return str(Path(value).expanduser().resolve()) if value else None
+
+
+def _compare_copy(path: str | None) -> str | None:
+    """The second model's local path: a remote one fetched (said in the sidebar when that
+    fails; the Compare and Checkpoints pages then show their empty state)."""
+    if path is None or not is_remote(path):
+        return path
+    try:
+        with st.sidebar, st.spinner(f"Fetching {path} into insight's cache…"):
+            return local_copy(path)
+    except InsightError as exc:
+        st.sidebar.error(f"**Compare with: not fetched.** {exc}", icon=":material/cloud_off:")
+        return None
 
 
 def _other_model(opts: LaunchOptions) -> ModelRef | None:
@@ -202,7 +285,9 @@ def _other_model(opts: LaunchOptions) -> ModelRef | None:
         return None
     try:
         # Not resolved without --root: the model's errors name the path as it was typed.
-        path = str(typed_path(path, root=opts.root, locked=False)) if opts.root else path
+        # A URL is checked (and refused on a --root server) here; it is fetched by the caller.
+        path = str(typed_path(path, root=opts.root, locked=False)) \
+            if opts.root or is_remote(path) else path
     except UsageError as exc:
         st.sidebar.error(f"**Model path: refused.** {exc}", icon=":material/block:")
         return None

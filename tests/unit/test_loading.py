@@ -219,12 +219,11 @@ def test_bad_input(model_files, attr, error_type, fragments):
     assert_error(excinfo, error_type, *fragments, path.name)
 
 
-@pytest.mark.parametrize("url", ["gs://bucket/model.keras", "hf://user/model",
-                                 "https://example.com/model.keras"])
-def test_remote_paths_refused(url):
+@pytest.mark.parametrize("url", ["hf://user/model", "https://example.com/model.keras"])
+def test_remote_paths_refused(url):  # s3:// and gs:// are fetched: test_remote_models.py
     with pytest.raises(UnsupportedModelError) as excinfo:
         load_model(url)
-    assert_error(excinfo, UnsupportedModelError, "local files only", url)
+    assert_error(excinfo, UnsupportedModelError, "s3:// or gs:// URLs only", url)
 
 
 def test_missing_custom_class(fresh_custom):
