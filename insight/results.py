@@ -38,6 +38,7 @@ import io
 import json
 import logging
 import os
+import sqlite3
 import struct
 import threading
 from collections import Counter
@@ -48,13 +49,16 @@ from typing import Any
 import diskcache
 
 __all__ = ["cache_dir", "results_cache", "cached", "file_hash", "counters", "encode", "decode",
-           "PlainDisk", "FORMAT", "SIZE_LIMIT"]
+           "PlainDisk", "FORMAT", "SIZE_LIMIT", "UNAVAILABLE"]
 
 FORMAT = 1  # bump when a blob's layout changes: older entries are then never read
 SIZE_LIMIT = 8 * 2**30
 _MAGIC = b"INSR\x01"
 _LEN = struct.Struct("<Q")
 _LOG = logging.getLogger("insight.results")
+# what a cache that cannot be used raises: a folder not writable, a database locked past the
+# timeout or damaged (a cache then costs the saving, never the result)
+UNAVAILABLE = (OSError, sqlite3.Error, diskcache.Timeout)
 _CACHES: dict[str, diskcache.Cache] = {}
 _GUARD = threading.Lock()
 _COUNTS: Counter = Counter()
@@ -135,9 +139,13 @@ def results_cache(directory: str | Path | None = None) -> diskcache.Cache:
     path = os.path.realpath(Path(directory).expanduser() if directory else cache_dir())
     with _GUARD:
         if path not in _CACHES:
+            # A rollback journal, not diskcache's default WAL: WAL's shared memory needs every
+            # process on one host, and replicas on several hosts share the folder over a
+            # network file system (which must honour POSIX locks: NFSv4, EFS)
             _CACHES[path] = diskcache.Cache(path, disk=PlainDisk, size_limit=SIZE_LIMIT,
                                             disk_min_file_size=0,
-                                            eviction_policy="least-recently-stored")
+                                            eviction_policy="least-recently-stored",
+                                            sqlite_journal_mode="delete", sqlite_mmap_size=0)
         return _CACHES[path]
 
 
@@ -187,7 +195,7 @@ def cached(kind: str, key_parts: Any, compute: Callable[[], Any], *,
     try:
         store = cache if cache is not None else results_cache()
         blob = store.get(key)
-    except (OSError, diskcache.Timeout, TypeError) as exc:
+    except (*UNAVAILABLE, TypeError) as exc:
         _LOG.warning("results cache unavailable (%s): computing %s", exc, kind)
         store, blob = None, None
     if isinstance(blob, bytes):
@@ -204,7 +212,7 @@ def cached(kind: str, key_parts: Any, compute: Callable[[], Any], *,
     if store is not None:
         try:
             store.set(key, blob)
-        except (OSError, diskcache.Timeout) as exc:
+        except UNAVAILABLE as exc:
             _LOG.warning("results cache: could not store %s (%s)", kind, exc)
     return value
 
@@ -215,7 +223,7 @@ def _count(store: diskcache.Cache | None, kind: str, what: str) -> None:
     if store is not None:
         try:
             store.incr(f"counter/{kind}/{what}")
-        except (OSError, diskcache.Timeout):
+        except UNAVAILABLE:
             pass
 
 

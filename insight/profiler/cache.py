@@ -89,7 +89,7 @@ class Entry(type(Path())):  # type: ignore[misc]  # PosixPath or WindowsPath
         """The file that holds the entry now, or the entry's name when it is missing."""
         if self._key is None:
             return super().__fspath__()
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(*results.UNAVAILABLE):
             handle = _store(self._root).get(self._key, read=True)
             if handle is not None:
                 with handle:
@@ -108,6 +108,16 @@ def _entry(key: str, name: Path, root: Path | str | None) -> Entry:
     return entry
 
 
+@contextlib.contextmanager
+def _unavailable_as_oserror() -> Iterator[None]:
+    """A cache that cannot store (locked, damaged) fails as a full disk would: an OSError,
+    which the converters take as "not saved, converted again next time"."""
+    try:
+        yield
+    except results.UNAVAILABLE as exc:
+        raise OSError(f"the results cache could not store the entry ({exc})") from exc
+
+
 def content_hash(path: str | Path, *, root: Path | None = None) -> str:
     """SHA-256 (hex) of a file's content, remembered per `(path, size, mtime_ns)` in this
     process and in the results cache (a file that did not change is not read again).
@@ -122,7 +132,7 @@ def content_hash(path: str | Path, *, root: Path | None = None) -> str:
     if key in _HASHES:
         return _HASHES[key]
     memo = "profile-hash/" + hashlib.sha256("|".join(map(str, key)).encode()).hexdigest()
-    with contextlib.suppress(OSError, results.diskcache.Timeout):
+    with contextlib.suppress(*results.UNAVAILABLE):
         known = _store(root).get(memo)
         if isinstance(known, str) and len(known) == 64 \
                 and all(c in "0123456789abcdef" for c in known):
@@ -133,7 +143,7 @@ def content_hash(path: str | Path, *, root: Path | None = None) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     _HASHES[key] = digest.hexdigest()
-    with contextlib.suppress(OSError, results.diskcache.Timeout):  # read-only: rehashes
+    with contextlib.suppress(*results.UNAVAILABLE):  # read-only: rehashes
         _store(root).set(memo, _HASHES[key])
     return _HASHES[key]
 
@@ -151,9 +161,11 @@ def atomic_write(path: Path, data: bytes | Callable[[Path], None]) -> None:
     over it. Readers never see a partial file."""
     key = path._key if isinstance(path, Entry) else None
     if key and isinstance(data, bytes | bytearray | memoryview):
-        _store(path._root).set(key, bytes(data))
+        with _unavailable_as_oserror():
+            _store(path._root).set(key, bytes(data))
         return
-    folder = Path(_store(path._root).directory) if key else path.parent
+    with _unavailable_as_oserror():
+        folder = Path(_store(path._root).directory) if key else path.parent
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -163,7 +175,7 @@ def atomic_write(path: Path, data: bytes | Callable[[Path], None]) -> None:
         if callable(data):
             data(Path(tmp))
         if key:
-            with open(tmp, "rb") as f:
+            with open(tmp, "rb") as f, _unavailable_as_oserror():
                 _store(path._root).set(key, f, read=True)
             os.unlink(tmp)
         else:

@@ -143,6 +143,20 @@ def test_a_corrupt_entry_is_ignored_and_rewritten(profile):
     assert cache.read_blob(blob) is None
 
 
+def test_a_damaged_cache_costs_the_saving_not_the_profile(profile, tmp_path, monkeypatch):
+    """A results cache whose database is not SQLite (damaged, or not ours): the profile is
+    converted and shown all the same, each time."""
+    run, calls = profile
+    damaged = tmp_path / "damaged"
+    (damaged / "results").mkdir(parents=True)
+    (damaged / "results" / "cache.db").write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("INSIGHT_CACHE_DIR", str(damaged))
+    first = capture.tool_data(run, "overview_page")
+    assert capture.tool_data(run, "overview_page") == first
+    assert capture.profile_trace(run).events.shape[0] > 100
+    assert calls.count("overview_page") == 2 and not is_cached(run, ("overview_page",))
+
+
 def _writer(root: str, seed: int, rounds: int) -> None:
     entry = cache.entry_path("ab" * 32, "x.json", root=Path(root))
     for i in range(rounds):

@@ -119,6 +119,15 @@ def test_an_unusable_cache_folder_still_computes(tmp_path, monkeypatch):
     assert results.cached("demo", [3], lambda: 42) == 42
 
 
+def test_a_damaged_database_still_computes(tmp_path, monkeypatch):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "cache.db").write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("INSIGHT_CACHE_DIR", str(tmp_path))
+    with pytest.raises(results.UNAVAILABLE):
+        results.results_cache()
+    assert results.cached("demo", [4], lambda: 7) == 7
+
+
 @pytest.fixture
 def app_cache(tmp_path, monkeypatch):
     """An empty results cache for this test and Streamlit's in-process caches cleared (a new
