@@ -1,9 +1,10 @@
-"""Two `insight serve` replicas behind a real nginx, as README's "Serving a team: several
-replicas" sets them up: one token, one results cache folder (`INSIGHT_CACHE_DIR`), sticky
-sessions by a cookie nginx sets, websockets upgraded. A browser on replica A opens the
-Activations page (the statistics pass is computed and stored); a browser pinned to replica B
-opens it too, and B reads A's statistics from the shared cache: the cache's own hit and miss
-counters (`insight.results.counters(shared=True)`) say so, not timing."""
+"""Two `insight serve` replicas behind a real nginx, configured with README's "Serving a
+team: several replicas" configuration: one token, one results cache folder
+(`INSIGHT_CACHE_DIR`), sticky sessions by a cookie nginx sets, websockets upgraded. A browser
+on replica A opens the Activations page (the statistics pass is computed and stored); a
+browser pinned to replica B opens it too, and B reads A's statistics from the shared cache:
+the cache's own hit and miss counters (`insight.results.counters(shared=True)`) say so, not
+timing."""
 
 from __future__ import annotations
 
@@ -31,44 +32,33 @@ TOKEN = "replica-token-" + base64.urlsafe_b64encode(os.urandom(12)).decode()
 COOKIE = "insight_route"
 
 
+def readme_nginx() -> str:
+    """The nginx configuration README's "Serving a team: several replicas" shows."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    section = text[text.index("## Serving a team: several replicas"):]
+    start = section.index("```nginx\n") + len("```nginx\n")
+    return section[start:section.index("```\n", start)]
+
+
 def nginx_conf(tmp: Path, port: int, upstreams: list[int]) -> str:
-    """The README's configuration, on loopback ports, its logs and temp files in `tmp`,
-    plus a log line per request naming the replica that answered it."""
-    servers = "\n".join(f"    server 127.0.0.1:{p};" for p in upstreams)
+    """README's configuration on loopback ports over plain HTTP, its logs and temp files in
+    `tmp`, each response naming the replica that answered (`X-Insight-Replica`)."""
+    conf = readme_nginx()
+    edits = {"  server 127.0.0.1:8501;\n  server 127.0.0.1:8502;\n":
+             "".join(f"  server 127.0.0.1:{p};\n" for p in upstreams),
+             "listen 443 ssl;": f"listen 127.0.0.1:{port};", " Secure;": "",
+             "SameSite=Lax\" always;": "SameSite=Lax\" always;\n"
+                                       "    add_header X-Insight-Replica $upstream_addr always;"}
+    for old, new in edits.items():
+        assert old in conf, f"README's nginx configuration changed: no {old!r}"
+        conf = conf.replace(old, new)
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers need no other account here
-    temps = "\n".join(f"  {t}_temp_path {tmp}/{t};" for t in
-                      ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""{user}worker_processes 1;
-error_log {tmp}/error.log;
-events {{ worker_connections 256; }}
-http {{
-{temps}
-  log_format replica '$cookie_{COOKIE} $upstream_addr $status "$request"';
-  access_log {tmp}/access.log replica;
-  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-  map $cookie_{COOKIE} $route {{ '' $request_id; default $cookie_{COOKIE}; }}
-  upstream insight {{
-    hash $route consistent;
-{servers}
-  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://insight;
-      proxy_http_version 1.1;
-      proxy_set_header Host $http_host;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_read_timeout 1d;
-      proxy_buffering off;
-      add_header Set-Cookie "{COOKIE}=$route; Path=/; HttpOnly; SameSite=Lax" always;
-      add_header X-Insight-Replica $upstream_addr always;
-    }}
-  }}
-}}
-"""
+    temps = "".join(f"  {t}_temp_path {tmp}/{t};\n" for t in
+                    ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return (f"{user}worker_processes 1;\nerror_log {tmp}/error.log;\n"
+            "events { worker_connections 256; }\nhttp {\n" + temps
+            + f"  log_format replica '$cookie_{COOKIE} $upstream_addr $status \"$request\"';\n"
+            f"  access_log {tmp}/access.log replica;\n" + conf + "}\n")
 
 
 @pytest.fixture(scope="module")
