@@ -45,9 +45,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 TAGS = 5
-MODES = ("insight-s3", "insight-local", "insight-s3-reread", "tensorboard-s3",
-         "tensorboard-local")
+MODES = ("insight-s3", "insight-local", "insight-s3-reread", "s3-fetch-floor")
+SLOW = ("tensorboard-s3", "tensorboard-local")
 TITLES = {"insight-s3": "insight s3", "insight-local": "insight local",
+          "s3-fetch-floor": "floor: s3fs cat_ranges of every file, no parsing",
           "insight-s3-reread": "insight s3 re-read (nothing new)",
           "insight-s3-tail": "insight s3 tail (10 files +1,000 points)",
           "tensorboard-s3": "TensorBoard s3 (stub gfile, boto3)",
@@ -70,6 +71,16 @@ def _child_insight(mode: str, where: str) -> dict:
 
     read_scalars(get_sample("digits_cnn").logdir)  # the decoder's own imports, warm
     base = _peak_mb()
+    if mode == "s3-fetch-floor":
+        from insight.curves.remote import listing
+        from insight.remote import filesystem
+
+        t = time.perf_counter()
+        files = listing(where).files
+        fs, _ = filesystem(where)
+        got = fs.cat_ranges(list(files), [0] * len(files), [s for s, _ in files.values()])
+        return {"seconds": time.perf_counter() - t, "points": sum(map(len, got)),
+                "base_mb": base, "bytes": True}
     if mode in ("insight-s3", "insight-local"):
         t = time.perf_counter()
         points = len(read_scalars(where))
@@ -189,6 +200,8 @@ def run_child(mode: str, where: str, env: dict[str, str], on_ready=None) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tb-repeat", type=int, default=1,
+                        help="TensorBoard's rows (minutes each). Defaults to 1.")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--child", nargs=2, metavar=("MODE", "WHERE"), help=argparse.SUPPRESS)
@@ -207,11 +220,12 @@ def main() -> None:
     size = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
     print(f"{len(keys)} event files ({size / 2**20:.0f} MiB) uploaded in "
           f"{time.perf_counter() - t:.1f} s", flush=True)
-    where = {m: url if "s3" in m else str(local) for m in (*MODES, "insight-s3-tail")}
-    results: dict[str, list[dict]] = {m: [] for m in (*MODES, "insight-s3-tail")}
-    for rep in range(args.repeat):
-        order = MODES[rep % len(MODES):] + MODES[:rep % len(MODES)]
-        for mode in order:
+    every = (*MODES, "insight-s3-tail", *SLOW)
+    where = {m: url if "s3" in m else str(local) for m in every}
+    results: dict[str, list[dict]] = {m: [] for m in every}
+    for rep in range(max(args.repeat, args.tb_repeat)):
+        fast = MODES[rep % len(MODES):] + MODES[:rep % len(MODES)] if rep < args.repeat else ()
+        for mode in (*fast, *(SLOW if rep < args.tb_repeat else ())):
             results[mode].append(run_child(mode, where[mode], env))
             r = results[mode][-1]
             print(f"  rep {rep + 1} {mode}: {r['seconds']:.2f} s, {r['points']:,} points, "
@@ -225,17 +239,19 @@ def main() -> None:
     load = os.getloadavg()
     local_s = statistics.median(r["seconds"] for r in results["insight-local"])
     print(f"\n{args.runs} event files, {args.runs * TAGS * args.steps:,} points, "
-          f"medians of {args.repeat} (tail: 1); load average after: "
+          f"medians of {args.repeat} (tail: 1, TensorBoard: {args.tb_repeat}); load average "
+          "after: "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
-    print("| reader | seconds | points | points/s | vs insight local | peak RSS (MB) |")
+    print("| reader | seconds | points (bytes) | points/s | vs insight local | peak RSS (MB) |")
     print("|---|---|---|---|---|---|")
     for mode, rs in results.items():
         if not rs:
             continue
         s = statistics.median(r["seconds"] for r in rs)
         points = rs[0]["points"]
-        rate = f"{points / s / 1e6:.2f}M" if points > 10_000 else "-"
-        print(f"| {TITLES[mode]} | {s:.3f} | {points:,} | {rate} | {s / local_s:.2f}x | "
+        rate = f"{points / s / 1e6:.2f}M" if points > 10_000 and "bytes" not in rs[0] else "-"
+        shown = f"{points / 2**20:.0f} MiB" if "bytes" in rs[0] else f"{points:,}"
+        print(f"| {TITLES[mode]} | {s:.3f} | {shown} | {rate} | {s / local_s:.2f}x | "
               f"{max(r['peak_mb'] for r in rs):.0f} (imports {rs[0]['base_mb']:.0f}) |")
 
 

@@ -221,9 +221,10 @@ class Logdir:
             start = reader.offset if size >= reader.offset else 0  # shrank: read it again
             if size > start:
                 wanted.append((reader, start, min(size, start + READ_CHUNK)))
-        got = fetch_ranges(self._fs, self.url, [(r.source.key, s, e) for r, s, e in wanted])
         new, error = 0, None
-        for (reader, start, _), data in zip(wanted, got, strict=True):
+        for i, data in fetch_ranges(self._fs, self.url,
+                                    [(r.source.key, s, e) for r, s, e in wanted]):
+            reader, start, _ = wanted[i]
             if isinstance(data, StorageError):
                 error = error or data
                 continue

@@ -23,6 +23,8 @@ import hashlib
 import re
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +35,9 @@ __all__ = ["LISTING_TTL", "FETCH_BATCH_BYTES", "Listing", "listing", "relist", "
            "forget_listings", "fetch_ranges", "as_url"]
 
 LISTING_TTL = 5.0  # seconds a listing is reused before the next stamp lists again
-FETCH_BATCH_BYTES = 256 << 20  # appended bytes fetched at once (memory bound of one refresh)
+# Bytes fetched per batch: the next batch downloads while this one is parsed, so at most two
+# are held (a refresh of a 10 GB logdir holds ~64 MB of raw bytes, not 10 GB).
+FETCH_BATCH_BYTES = 32 << 20
 _MAX_LISTINGS = 64
 _COLLAPSED = re.compile(r"^(s3|gs|gcs):/(?!/)", re.IGNORECASE)
 
@@ -175,22 +179,28 @@ def forget_listings(url: str | None = None) -> None:
 
 
 def fetch_ranges(fs: Any, url: str, ranges: list[tuple[str, int, int]]
-                 ) -> list[bytes | StorageError]:
-    """The bytes `[start, end)` of each `(key, start, end)`, fetched concurrently, in
-    batches of at most `FETCH_BATCH_BYTES`; a range that failed is its `StorageError` (the
-    others are still returned: what was read is kept)."""
-    out: list[bytes | StorageError] = []
-    batch: list[tuple[str, int, int]] = []
+                 ) -> Iterator[tuple[int, bytes | StorageError]]:
+    """`(index, bytes)` of each `(key, start, end)` range of `ranges`, in order: the ranges
+    are fetched concurrently in batches of at most `FETCH_BATCH_BYTES`, the next batch
+    downloading while the caller works on this one. A range that failed comes as its
+    `StorageError`; the others still come (what was read is kept)."""
+    batches: list[list[int]] = []
     total = 0
-    for item in [*ranges, None]:
-        if item is None or (batch and total + item[2] - item[1] > FETCH_BATCH_BYTES):
-            if batch:
-                out += _fetch(fs, url, batch)
-            batch, total = [], 0
-        if item is not None:
-            batch.append(item)
-            total += item[2] - item[1]
-    return out
+    for i, (_, start, end) in enumerate(ranges):
+        if not batches or (batches[-1] and total + end - start > FETCH_BATCH_BYTES):
+            batches.append([])
+            total = 0
+        batches[-1].append(i)
+        total += end - start
+    if not batches:
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_fetch, fs, url, [ranges[i] for i in batches[0]])
+        for n, batch in enumerate(batches):
+            got = pending.result()
+            if n + 1 < len(batches):
+                pending = pool.submit(_fetch, fs, url, [ranges[i] for i in batches[n + 1]])
+            yield from zip(batch, got, strict=True)
 
 
 def _fetch(fs: Any, url: str, batch: list[tuple[str, int, int]]) -> list[bytes | StorageError]:
