@@ -42,7 +42,9 @@ from insight.data.synthetic import (
 from insight.errors import DataError
 from insight.model.layers import shape_text
 
-__all__ = ["conform_to_model", "dataset_for", "bundled_data"]
+__all__ = ["conform_to_model", "dataset_for", "bundled_data", "HEAD_ROWS"]
+
+HEAD_ROWS = 2048  # rows of a stream kept in memory (one gradient batch, predictions, vectors)
 
 
 def conform_to_model(model: Any, dataset: Dataset) -> Dataset:
@@ -261,7 +263,8 @@ def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
     (`insight.data.stream`): the returned dataset holds the first rows in memory and the
     whole `Stream` in `stream`. In the app, `features`, `data_fn` and `max_examples` left out
     come from the options it was launched with (`insight serve --features ...`), the
-    features only for the data it was launched with.
+    features only for the data it was launched with; there a stream is read up to
+    `--max-examples`, else `HEAD_ROWS` examples, as much as the pages read of data in memory.
 
     Args:
         loaded: an `insight.model.loading.LoadedModel`.
@@ -301,7 +304,8 @@ def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
         if features is None and given is not None and opts.features and \
                 _same_data(given, opts.data):
             features = opts.features
-        max_examples = max_examples if max_examples is not None else opts.max_examples
+        # the pages read at most HEAD_ROWS examples of data in memory too; more on request
+        max_examples = max_examples or opts.max_examples or HEAD_ROWS
     if data_fn is not None and given is not None:
         raise DataError("Both --data and --data-fn were given.",
                         "Give one: --data-fn's dataset() replaces --data.",
@@ -315,9 +319,6 @@ def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
     else:
         dataset = synthetic_dataset(loaded.model, n=n_synthetic)
     return conform_to_model(loaded.model, dataset)
-
-
-HEAD_ROWS = 2048  # rows of a stream kept in memory (one gradient batch, predictions, vectors)
 
 
 def _same_data(given: str, launched_data: str | None) -> bool:

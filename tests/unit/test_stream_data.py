@@ -226,6 +226,28 @@ def test_the_projector_reads_the_first_rows_of_a_stream(model, shards):
     assert vectors.vectors.shape == (90, 8) and len(vectors.metadata) == 90
 
 
+def test_the_app_takes_the_spec_and_builder_it_was_launched_with(model, shards, tmp_path,
+                                                                 monkeypatch):
+    import insight
+    from insight.launch import launched
+
+    assert launched() is None  # pytest is not the app: the CLI passes its own arguments
+    entry = Path(insight.__file__).parent / "ui" / "entry.py"
+    monkeypatch.setattr("sys.argv", [str(entry), "--data", shards.pattern, "--features",
+                                     str(shards.spec)])
+    ds = dataset_for(_loaded(model), shards.pattern)
+    assert ds.stream is not None and ds.stream.max_examples == 2048  # as the pages read
+    with pytest.raises(DataError, match="--features"):  # the spec is for the launched data
+        dataset_for(_loaded(model), str(tmp_path / "other-*.tfrecord"))
+    builder = tmp_path / "fn.py"
+    builder.write_text("import tensorflow as tf\n\ndef dataset():\n"
+                       "    return tf.data.Dataset.from_tensor_slices(tf.ones((20, 6)))\n")
+    monkeypatch.setattr("sys.argv", [str(entry), "--data-fn", str(builder),
+                                     "--max-examples", "15"])
+    ds = dataset_for(_loaded(model))
+    assert len(ds) == 15 and ds.y is None and ds.stream.max_examples == 15
+
+
 # ---------------------------------------------------------------- remote shards
 def test_remote_shards_stream_like_local_ones(model, shards, s3):
     bucket = s3.bucket()
