@@ -18,6 +18,8 @@ one's result instead of computing it again.
   refuses to store such values, and reads an entry that some other writer pickled (or whose
   file lies outside the folder) as missing. A cache folder someone else wrote cannot run code
   here; at worst it holds wrong results, as a result is only as good as whoever wrote it.
+- A result one process is computing, the others wait for and read (a lock file per key,
+  `fcntl.flock`), so two replicas opening the same page at once compute it once.
 - A cache that cannot be opened or written (read-only, full) costs the saving, not the result.
 
 Example:
@@ -33,6 +35,7 @@ array([0, 1, 2])
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -42,7 +45,7 @@ import sqlite3
 import struct
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,15 +209,44 @@ def cached(kind: str, key_parts: Any, compute: Callable[[], Any], *,
         else:
             _count(store, kind, "hits")
             return value
-    value = compute()
-    blob = encode(value)
-    _count(store, kind, "misses")
-    if store is not None:
-        try:
-            store.set(key, blob)
-        except UNAVAILABLE as exc:
-            _LOG.warning("results cache: could not store %s (%s)", kind, exc)
+    with _computing(store, key):  # another process computing it: wait, then read its result
+        if store is not None and blob is None:
+            with contextlib.suppress(*UNAVAILABLE, ValueError):
+                if isinstance(found := store.get(key), bytes):
+                    value = decode(found)
+                    _count(store, kind, "hits")
+                    return value
+        value = compute()
+        blob = encode(value)
+        _count(store, kind, "misses")
+        if store is not None:
+            try:
+                store.set(key, blob)
+            except UNAVAILABLE as exc:
+                _LOG.warning("results cache: could not store %s (%s)", kind, exc)
     return value
+
+
+@contextlib.contextmanager
+def _computing(store: diskcache.Cache | None, key: str) -> Iterator[None]:
+    """An exclusive lock per key (a lock file in the folder, `fcntl.flock`: across threads,
+    processes, and hosts on a file system that honours it), so a result is computed once
+    while others wait for it. Without `fcntl` or a writable folder nothing is locked."""
+    try:
+        import fcntl
+
+        path = Path(store.directory) / "locks" / f"{key}.lock"  # type: ignore[union-attr]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path, "a+b")  # noqa: SIM115  (closed below)
+    except (ImportError, AttributeError, OSError):
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _count(store: diskcache.Cache | None, kind: str, what: str) -> None:

@@ -1,15 +1,18 @@
 """The results cache (`insight.results`) and the app's disk layer over it (`insight.ui.cache`):
-plain values round-trip, a second process on the same folder reads what the first computed,
+plain values round-trip, a second process on the same folder reads what the first computed
+(and waits for it when both ask at once),
 a folder someone else wrote cannot run code here (pickled entries, files outside the folder),
 and the app's activation statistics and projections of the real digits_cnn sample are read
 back by a fresh app (Streamlit's caches cleared) without computing."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import diskcache
 import numpy as np
@@ -67,6 +70,34 @@ def test_a_second_process_reads_what_the_first_computed(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[0.0, 1.0, 2.0, 3.0, 4.0] {'demo/hits': 1}"
     assert results.counters(store, shared=True)["demo/hits"] == 2
+
+
+def _slow_compute(folder: str, log: str) -> None:
+    def compute():
+        with open(log, "a") as f:
+            f.write("computed\n")
+        time.sleep(1.0)
+        return np.arange(3)
+
+    value = results.cached("slow", [1], compute, cache=results.results_cache(folder))
+    assert value.tolist() == [0, 1, 2]
+
+
+def test_two_processes_asking_at_once_compute_once(tmp_path):
+    """Two replicas opening the same page together: the second waits for the first's
+    result (the lock per key) instead of computing it too."""
+    ctx = multiprocessing.get_context("spawn")
+    log = tmp_path / "log"
+    procs = [ctx.Process(target=_slow_compute, args=(str(tmp_path / "c"), str(log)))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert log.read_text() == "computed\n"
+    assert results.counters(results.results_cache(tmp_path / "c"), shared=True) == {
+        "slow/misses": 1, "slow/hits": 1}
 
 
 def _key_of(store, kind: str) -> str:
