@@ -72,6 +72,16 @@ keras.Model(x, m.FreshShift(name="shift")(x), name="fresh_unregistered").save(
 """
 
 
+def pytest_configure(config):
+    """One private insight cache for the whole run (results, converted profiles, fetched
+    remote files): nothing is written to the user's ~/.cache, and no test reads a result an
+    earlier run left there. Subprocesses and served apps inherit it."""
+    if not os.environ.get("INSIGHT_CACHE_DIR"):
+        import tempfile
+
+        os.environ["INSIGHT_CACHE_DIR"] = tempfile.mkdtemp(prefix="insight-test-cache-")
+
+
 def pytest_generate_tests(metafunc):
     """Run every test that takes `sample_name` once per bundled sample."""
     if "sample_name" in metafunc.fixturenames:
