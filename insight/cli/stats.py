@@ -17,7 +17,9 @@ import json
 from insight.cli.console import quiet_native_stderr
 from insight.launch import add_model_args, add_stream_args
 
-__all__ = ["add_stats_parser", "run_stats", "terminal_progress"]
+__all__ = ["add_stats_parser", "run_stats", "terminal_progress", "GRADIENT_ROWS"]
+
+GRADIENT_ROWS = 64  # rows of the one batch the gradient norms are computed on
 
 
 def add_stats_parser(sub) -> None:
@@ -67,11 +69,14 @@ def run_stats(args: argparse.Namespace) -> int:
     with quiet_native_stderr(not args.debug):  # first loaded in a child with limits
         loaded = load_model(args.model, safe_mode=not args.unsafe,
                             custom_objects=args.custom_objects, isolate=limits)
+        # a stream keeps only the gradient batch in memory: the statistics read the stream
         dataset = dataset_for(loaded, args.data, features=args.features,
-                              data_fn=args.data_fn, max_examples=args.max_examples)
+                              data_fn=args.data_fn, max_examples=args.max_examples,
+                              head_rows=GRADIENT_ROWS)
         bar = terminal_progress() if dataset.stream is not None else None
         table = layer_report(loaded, dataset, batch_size=args.batch_size,
-                             max_examples=args.max_examples, progress=bar)
+                             gradient_rows=GRADIENT_ROWS, max_examples=args.max_examples,
+                             progress=bar)
         if bar is not None:
             bar(1.0, "")
     if args.json:
@@ -82,7 +87,7 @@ def run_stats(args: argparse.Namespace) -> int:
         print(f"statistics over {table.attrs['rows']:,} streamed examples")
     for name, count in dataset.nonfinite.items():
         print(f"warning: input {name!r} holds {count:,} NaN/Inf values")
-    print(f"gradients: {table.attrs['target']}, first {min(64, len(dataset))} rows")
+    print(f"gradients: {table.attrs['target']}, first {min(GRADIENT_ROWS, len(dataset))} rows")
     cols = ["layer", "class", "mean", "std", "dead_fraction", "saturated_fraction", "grad_norm"]
     shown = table[cols].copy()
     for c in cols[2:]:

@@ -253,8 +253,8 @@ def bundled_data(model_path: str | Path) -> Path | None:
 
 def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
                 n_synthetic: int = 64, features: str | Path | None = None,
-                data_fn: str | Path | None = None, max_examples: int | None = None
-                ) -> Dataset:
+                data_fn: str | Path | None = None, max_examples: int | None = None,
+                head_rows: int = HEAD_ROWS) -> Dataset:
     """The data to inspect a loaded model with, checked against its inputs.
 
     In order: the builder file (`data_fn`), the file, folder or TFRecord shards the user gave,
@@ -276,6 +276,9 @@ def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
         data_fn: a trusted `.py` file defining `dataset() -> tf.data.Dataset` (executed).
             Defaults to `None`.
         max_examples: stream at most this many examples. Defaults to `None` (all).
+        head_rows: rows of a stream kept in memory (what reads rows rather than the
+            stream: one gradient batch, predictions, the projector's vectors). Defaults to
+            `HEAD_ROWS`.
 
     Returns:
         A `Dataset`, passed through `conform_to_model`.
@@ -311,7 +314,7 @@ def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
                         "Give one: --data-fn's dataset() replaces --data.",
                         f"data={given!r}, data_fn={str(data_fn)!r}")
     if data_fn is not None or is_stream_path(given):
-        return _streamed(loaded.model, given, features, data_fn, max_examples)
+        return _streamed(loaded.model, given, features, data_fn, max_examples, head_rows)
     if given is not None:
         dataset = load_dataset(given)
     elif (bundled := bundled_data(loaded.path)) is not None:
@@ -327,7 +330,8 @@ def _same_data(given: str, launched_data: str | None) -> bool:
 
 
 def _streamed(model: Any, data_path: str | None, features: str | Path | None,
-              data_fn: str | Path | None, max_examples: int | None) -> Dataset:
+              data_fn: str | Path | None, max_examples: int | None,
+              head_rows: int = HEAD_ROWS) -> Dataset:
     """A `Dataset` holding a stream's first rows, fitted to the model, and the stream."""
     from insight.data.features import read_features
     from insight.data.stream import builder_stream, shard_stream
@@ -356,8 +360,8 @@ def _streamed(model: Any, data_path: str | None, features: str | Path | None,
 
     stream = replace(stream.capped(max_examples), fit=fit,
                      input_ranks=tuple(len(s.shape) for s in specs or ()))
-    x, y = stream.head(HEAD_ROWS if stream.max_examples is None else
-                       min(HEAD_ROWS, stream.max_examples))
+    x, y = stream.head(head_rows if stream.max_examples is None else
+                       min(head_rows, stream.max_examples))
     classes = stream.spec.class_names if stream.spec is not None else None
     head = Dataset(x=x, y=y, class_names=classes, name=name,
                    path=None if data_path is None or "://" in data_path else Path(data_path))

@@ -278,7 +278,7 @@ def test_cli_stats_streams_shards_with_max_examples(model, shards, tmp_path, cap
                  "--max-examples", "100"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "streamed (up to 100 examples; first 100 in memory)" in out
+    assert "streamed (up to 100 examples; first 64 in memory)" in out
     assert "statistics over 100 streamed examples" in out
     with pytest.raises(SystemExit):
         main(["stats", str(path), "--data", shards.pattern, "--max-examples", "0"])
