@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from insight.errors import CustomObjectError, InsightError, ModelLoadError, UnsafeModelError
-from insight.model.fetched import fetch_model, named_as
+from insight.model.fetched import fetch_model, fetched_from, named_as
 from insight.model.keras_errors import UNSAFE_HINT, translate
 from insight.model.preflight import Preflight, preflight
 from insight.model.samples import is_bundled
@@ -289,8 +289,8 @@ def load_model(
     >>> loaded = load_model("from_a_stranger.keras", isolate=True)  # doctest: +SKIP
     >>> loaded = load_model("s3://models/digits/model.keras", isolate=True)  # doctest: +SKIP
     """
-    given = str(path)
-    local = fetch_model(given)  # a URL becomes its local copy; a local path stays as given
+    local = fetch_model(str(path))  # a URL becomes its local copy; a local path stays as is
+    given = fetched_from(local) or str(path)  # a fetched copy (the app's) is named by its URL
     try:
         if isolate is not False and not is_bundled(local):
             return _load_isolated(local, safe_mode, custom_objects, isolate)
