@@ -14,6 +14,9 @@ Rows:
 - insight s3: `insight.read_scalars("s3://bucket/runs")`: one listing, then the 200 files
   fetched concurrently (`cat_ranges`) and decoded by the same reader as local files.
 - insight local: `insight.read_scalars(local_dir)`, page cache warm.
+- insight s3, one batch: as `insight s3` with every range fetched before any is parsed
+  (no overlap of download and decoding).
+- floor: s3fs `cat_ranges` of every object whole, nothing parsed: the transfer alone.
 - insight s3 re-read: `Logdir.refresh(relist=True)` on the same logdir, nothing appended:
   one listing, no bytes fetched (what a live tail costs per look).
 - insight s3 tail: `Logdir.refresh(relist=True)` after 10 files grew by 1,000 points each
@@ -45,10 +48,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 TAGS = 5
-MODES = ("insight-s3", "insight-local", "insight-s3-reread", "s3-fetch-floor")
+MODES = ("insight-s3", "insight-local", "insight-s3-reread", "s3-fetch-floor",
+         "insight-s3-one-batch")
 SLOW = ("tensorboard-s3", "tensorboard-local")
 TITLES = {"insight-s3": "insight s3", "insight-local": "insight local",
           "s3-fetch-floor": "floor: s3fs cat_ranges of every file, no parsing",
+          "insight-s3-one-batch": "insight s3, one batch (all fetched, then parsed)",
           "insight-s3-reread": "insight s3 re-read (nothing new)",
           "insight-s3-tail": "insight s3 tail (10 files +1,000 points)",
           "tensorboard-s3": "TensorBoard s3 (stub gfile, boto3)",
@@ -58,9 +63,11 @@ TITLES = {"insight-s3": "insight s3", "insight-local": "insight local",
 # -- the children ---------------------------------------------------------------------------
 
 def _peak_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak over exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _child_insight(mode: str, where: str) -> dict:
@@ -81,7 +88,11 @@ def _child_insight(mode: str, where: str) -> dict:
         got = fs.cat_ranges(list(files), [0] * len(files), [s for s, _ in files.values()])
         return {"seconds": time.perf_counter() - t, "points": sum(map(len, got)),
                 "base_mb": base, "bytes": True}
-    if mode in ("insight-s3", "insight-local"):
+    if mode == "insight-s3-one-batch":
+        import insight.curves.remote as remote
+
+        remote.FETCH_BATCH_BYTES = 1 << 30
+    if mode in ("insight-s3", "insight-local", "insight-s3-one-batch"):
         t = time.perf_counter()
         points = len(read_scalars(where))
         return {"seconds": time.perf_counter() - t, "points": points, "base_mb": base}
@@ -249,7 +260,8 @@ def main() -> None:
             continue
         s = statistics.median(r["seconds"] for r in rs)
         points = rs[0]["points"]
-        rate = f"{points / s / 1e6:.2f}M" if points > 10_000 and "bytes" not in rs[0] else "-"
+        rate = ("-" if points <= 10_000 or "bytes" in rs[0] else
+                f"{points / s / 1e6:.2f}M" if points / s >= 1e5 else f"{points / s / 1e3:.1f}k")
         shown = f"{points / 2**20:.0f} MiB" if "bytes" in rs[0] else f"{points:,}"
         print(f"| {TITLES[mode]} | {s:.3f} | {shown} | {rate} | {s / local_s:.2f}x | "
               f"{max(r['peak_mb'] for r in rs):.0f} (imports {rs[0]['base_mb']:.0f}) |")
