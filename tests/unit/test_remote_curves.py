@@ -82,7 +82,11 @@ def test_listing_is_kept_until_relisted(s3):
     assert {r for r, _ in logs.series()} == {"train", "validation"}
 
 
-def test_live_tail_reads_only_the_appended_range(s3):
+def test_live_tail_reads_only_the_appended_range(s3, monkeypatch):
+    proxy = _Proxy(s3.endpoint)  # counts the bytes the storage sends
+    proxy.up()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    _s3.clear_fs_cache()
     data = _events(LOGS / "train")[0].read_bytes()
     url = f"s3://{s3.bucket()}/runs/train/events.out.tfevents.1.v2"
     cut = len(data) // 2 + 5  # mid-record: the incomplete tail waits for the writer
@@ -96,11 +100,15 @@ def test_live_tail_reads_only_the_appended_range(s3):
     # The next upload's first bytes are zeros: a reader that read the object again from the
     # start would find damage and lose those points. Only [head, end) may be fetched.
     s3.put(url, bytes(head) + data[head:])
+    sent = proxy.sent
     logs.refresh(relist=True)
+    # the appended range and a listing's XML; the whole object again would be `head` more
+    assert proxy.sent - sent < len(data) - head + 8_000 < len(data)
     assert reader.damaged == 0 and reader.pending == 0 and reader.offset == len(data)
     full = read_scalars(_events(LOGS / "train")[0])
     _frames_equal(logs.scalars(), full)
     assert len(before) < len(full)
+    proxy.down()
 
 
 def test_missing_bucket_prefix_and_denied_credentials(s3, monkeypatch):
@@ -136,6 +144,7 @@ class _Proxy:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._conns: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self.sent = 0  # bytes from the server to the client so far
 
     def up(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", self.port))
@@ -164,13 +173,15 @@ class _Proxy:
             server = socket.create_connection(self.target)
             self._conns += [client, server]
             for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(a, b, a is server),
+                                 daemon=True).start()
 
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def _pipe(self, a: socket.socket, b: socket.socket, count: bool) -> None:
         try:
             while chunk := a.recv(65536):
                 b.sendall(chunk)
+                if count:
+                    self.sent += len(chunk)
         except OSError:
             pass
         finally:
@@ -214,14 +225,14 @@ def test_dropped_connection_keeps_what_was_read_and_resumes(s3, monkeypatch):
 def test_a_file_that_fails_does_not_stop_the_others(s3):
     bucket = s3.bucket()
     url = s3.upload(LOGS, f"s3://{bucket}/runs")
-    listing(url)  # both files listed; one vanishes before its bytes are fetched
-    gone = _events(LOGS / "validation")[0]
-    s3.client.delete_object(Bucket=bucket, Key=f"runs/validation/{gone.name}")
+    listing(url)  # both files listed; the first vanishes before its bytes are fetched
+    gone = _events(LOGS / "train")[0]
+    s3.client.delete_object(Bucket=bucket, Key=f"runs/train/{gone.name}")
     logs = Logdir(url)
     with pytest.raises(StorageError) as err:
         logs.refresh()
     assert err.value.reason == "missing" and gone.name in str(err.value)
-    assert {r for r, _ in logs.series()} == {"train"}  # the train file was read and kept
+    assert {r for r, _ in logs.series()} == {"validation"}  # the next file was still read
 
 
 def test_training_page_on_a_remote_logdir(s3):
