@@ -209,21 +209,10 @@ def _remote_checkpoints(url: str, model: str | Path | None, safe_mode: bool
                         ) -> CheckpointFolder:
     """`find_checkpoints` of a remote folder: fetched, then read as a local one; errors name
     the URL, not the cache."""
-    from insight.errors import InsightError, StorageError
+    from insight.errors import InsightError
     from insight.model.fetched import fetch_model, named_as
-    from insight.remote import fetch_tree, join, parent
 
-    local = fetch_tree(url)
-    files = [p.name.lower() for p in local.iterdir() if p.is_file()]
-    if model is None and any(n.endswith(WEIGHTS_SUFFIX) for n in files) and not any(
-            n.endswith(MODEL_SUFFIXES) and not n.endswith(WEIGHTS_SUFFIX) for n in files):
-        for name in ("model.keras", "model.h5"):  # as a local folder finds the one above it
-            try:
-                model = fetch_model(join(parent(url), name))
-                break
-            except StorageError as exc:
-                if exc.reason != "missing":
-                    raise
+    local = fetch_model(url)  # weights-only: with the model above it linked beside
     try:
         return find_checkpoints(local, model, safe_mode=safe_mode)
     except InsightError as exc:

@@ -10,7 +10,8 @@ URL (`fetched_from`), so reports and pages name the URL, not the cache path.
 A file URL must end in `.keras`, `.h5` or `.hdf5`. A folder URL (a SavedModel, a folder
 holding one model, a folder of checkpoints) is fetched whole, but only when its top level
 looks like one: a bucket prefix holding something else (a logdir, a dataset) is refused
-before anything is downloaded.
+before anything is downloaded. Weights-only checkpoints with no model among them get the
+`model.keras` above them linked beside, as `find_checkpoints` looks for it on disk.
 
 Example:
 
@@ -23,24 +24,31 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
 from insight.errors import InsightError, StorageError, UnsupportedModelError
 from insight.remote import (
     basename,
+    cache_root,
     check_url,
     fetch,
     fetch_tree,
     filesystem,
     is_remote,
+    join,
+    parent,
     storage_errors,
 )
 
-__all__ = ["fetch_model", "fetched_from", "named_as", "MODEL_FILE_SUFFIXES"]
+__all__ = ["fetch_model", "fetched_from", "remember", "named_as", "MODEL_FILE_SUFFIXES"]
 
 MODEL_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
+_WEIGHTS = ".weights.h5"
 # What the top level of a remote model folder may hold for it to be fetched whole.
 _FOLDER_MARKERS = ("saved_model.pb", *MODEL_FILE_SUFFIXES)
 
@@ -81,9 +89,53 @@ def fetch_model(path: str | os.PathLike) -> str:
             local = fetch(url)
         else:
             _check_folder(url)
-            local = fetch_tree(url)
-    _SOURCES[str(Path(local).resolve())] = url
+            local = _with_model_above(url, fetch_tree(url))
+    remember(local, url)
     return str(local)
+
+
+def _with_model_above(url: str, local: Path) -> Path:
+    """`local` (a fetched folder) as it is, or, for weights-only checkpoints with no model in
+    them, a folder of links to its files with the `model.keras`/`model.h5` above `url` linked
+    beside it: what `find_checkpoints` finds for a local folder."""
+    names = [p.name.lower() for p in local.iterdir() if p.is_file()]
+    if not any(n.endswith(_WEIGHTS) for n in names) or any(
+            n.endswith(MODEL_FILE_SUFFIXES) and not n.endswith(_WEIGHTS) for n in names):
+        return local
+    above = above_url = None
+    for candidate in ("model.keras", "model.h5"):
+        try:
+            above_url = join(parent(url), candidate)
+            above = fetch(above_url)
+            break
+        except StorageError as exc:
+            if exc.reason != "missing":
+                raise
+    if above is None:
+        return local
+    key = hashlib.sha256(f"{url}\0{local}\0{above}".encode()).hexdigest()[:32]
+    view = cache_root() / "views" / "checkpoints" / key
+    if not view.is_dir():
+        view.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=view.parent))
+        (staging / basename(url)).mkdir()
+        pairs = [(p, staging / basename(url) / p.name) for p in local.iterdir() if p.is_file()]
+        for src, dst in pairs + [(above, staging / above.name)]:
+            try:
+                os.link(src, dst)  # no second copy of the cached file
+            except OSError:
+                shutil.copyfile(src, dst)
+        try:
+            os.replace(staging, view)
+        except OSError:  # another process placed it first
+            shutil.rmtree(staging, ignore_errors=True)
+    remember(view / above.name, above_url)
+    return view / basename(url)
+
+
+def remember(local: str | os.PathLike, url: str) -> None:
+    """Record that the local `local` is the copy of `url` (what `fetched_from` answers)."""
+    _SOURCES[str(Path(local).resolve())] = url
 
 
 def fetched_from(path: str | os.PathLike) -> str | None:

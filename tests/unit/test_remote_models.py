@@ -203,6 +203,9 @@ def test_remote_checkpoint_folder_with_its_model_above(s3):
     assert remote.epochs == local.epochs and remote.layers == local.layers
     assert remote.model_file is not None and fetched_from(remote.model_file) == \
         f"s3://{bucket}/digits/model.keras"
+    # what the app's sidebar hands the Checkpoints page: a local folder, read as one
+    copy = fetch_model(url)
+    assert fetched_from(copy) == url and find_checkpoints(copy).model_file is not None
     with pytest.raises(DataError) as err:  # one checkpoint: the error names the URL
         find_checkpoints(s3.upload(DIGITS / "checkpoints" / "epoch_01.weights.h5",
                                    f"s3://{bucket}/one/epoch_01.weights.h5").rsplit("/", 1)[0])
