@@ -190,6 +190,32 @@ def test_cli_exit_codes_and_names_against_the_server(s3, model_files):
     lam = s3.upload(model_files.lambda_keras, f"s3://{bucket}/m/lambda.keras")
     refused = cli("summary", lam)
     assert refused.returncode == 2 and "Lambda" in refused.stderr and lam in refused.stderr
+    # serve fails fast, before any server starts
+    gone = cli("serve", "s3://no-such-bucket-insight/m.keras", "--port", "1")
+    assert gone.returncode == 2 and "error: The bucket 'no-such-bucket-insight'" in gone.stderr
+    requests.post(f"{s3.endpoint}/moto-api/reset-auth", data="0", timeout=10)
+    try:
+        denied = cli("doctor", f"s3://{bucket}/m/other.keras")
+    finally:
+        requests.post(f"{s3.endpoint}/moto-api/reset-auth", data="inf", timeout=10)
+    assert denied.returncode == 2 and "error: The storage refused these credentials" in \
+        denied.stderr and "testing" not in denied.stderr
+    from unit._drop import DropProxy
+
+    big = model_files.root / "wide.keras"
+    import keras
+
+    keras.Sequential([keras.Input((512,)), keras.layers.Dense(1024)]).save(big)
+    s3.upload(big, f"s3://{bucket}/m/wide.keras")
+    proxy = DropProxy(s3.endpoint)
+    proxy.armed = True
+    try:
+        env["AWS_ENDPOINT_URL"] = proxy.endpoint
+        dropped = cli("compare", f"s3://{bucket}/m/wide.keras", url)
+    finally:
+        proxy.close()
+    assert dropped.returncode == 2 and "error: The connection to the storage failed or " \
+        "dropped" in dropped.stderr and proxy.dropped
 
 
 def test_remote_checkpoint_folder_with_its_model_above(s3):
