@@ -17,12 +17,12 @@ from insight.ui.curves import (
     VERDICT_COLUMNS,
     curve_controls,
     histogram_controls,
+    logdir_error,
     logdir_health,
     no_scalars,
     require_logdir,
 )
 from insight.ui.doctor import page_findings
-from insight.ui.feedback import show_error
 from insight.ui.widgets import show_panel
 
 MAX_CHARTS = 24
@@ -43,7 +43,7 @@ def curves() -> None:
         status = panel("logdir_status", ref, ctx)
         index = panel("curve_index", ref, ctx, **filters)
     except Exception as exc:  # noqa: BLE001 - shown, nothing else to draw
-        show_error(exc)
+        logdir_error(exc)
         return
     logdir_health(status, logdir, live)
     if index.empty:

@@ -11,11 +11,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from insight.errors import DataError, StorageError
 from insight.panels.curves import SMOOTHING_TITLES, X_TITLES
 from insight.panels.registry import Param
+from insight.ui.feedback import show_error
 from insight.ui.widgets import param_of
 
-__all__ = ["require_logdir", "curve_controls", "logdir_health", "no_scalars",
+__all__ = ["require_logdir", "curve_controls", "logdir_health", "logdir_error", "no_scalars",
            "histogram_controls", "VERDICT_COLUMNS"]
 
 VERDICT_COLUMNS = {  # the train_val_verdicts table
@@ -90,6 +92,16 @@ def logdir_health(status: dict[str, Any], logdir: str, live: bool) -> None:
         n = status["nonfinite"]
         st.warning(f"**{n:,} NaN/Inf value{'s' if n > 1 else ''}** in these logs: marked with "
                    "a red × on the curves where they occur.", icon=":material/warning:")
+
+
+def logdir_error(exc: BaseException) -> None:
+    """Why the logdir cannot be read, headed as the logdir's problem (a missing bucket,
+    refused credentials, a dropped connection, a path that is not a log); anything else as
+    `show_error` shows it. In live mode the next look retries where the read stopped."""
+    if isinstance(exc, (StorageError, DataError)):
+        st.error(f"**Cannot read the logdir.** {exc}", icon=":material/error:")
+        return
+    show_error(exc)
 
 
 def no_scalars(filtered: bool) -> None:

@@ -256,6 +256,7 @@ def test_training_page_on_a_remote_logdir(s3):
     assert any(url in c.value and "70 points" in c.value for c in at.caption)
     missing = page("s3://no-such-bucket-for-insight/runs")
     assert not missing.exception, missing.exception
-    assert any("does not exist" in e.value and "no-such-bucket-for-insight" in e.value
+    assert any(e.value.startswith("**Cannot read the logdir.**") and "does not exist" in e.value
+               and "no-such-bucket-for-insight" in e.value
                for e in missing.error)
     assert missing.title[0].value == "Training"
