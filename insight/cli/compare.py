@@ -243,6 +243,8 @@ def report_html(ctx: Any, examples: int = 1024) -> str:
 
 def _timeline(args: argparse.Namespace) -> int:
     """A checkpoint folder as A: the checkpoint timeline's report."""
+    from insight.model.fetched import fetched_from
+
     report_fn = None
     for module in ("insight.compare.checkpoints", "insight.compare.timeline"):
         try:
@@ -268,5 +270,9 @@ def _timeline(args: argparse.Namespace) -> int:
         Path(args.out).write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
                                   f"insight checkpoints</title></head><body>{body}</body></html>",
                                   encoding="utf-8")
-    print(json.dumps(report.to_dict(), indent=2, default=_plain) if args.json else report.text())
+    out = json.dumps(report.to_dict(), indent=2, default=_plain) if args.json else report.text()
+    for local in (report.folder.folder, report.folder.model_file):
+        if local is not None and fetched_from(local):  # remote: named by URL, not the cache
+            out = out.replace(str(local), fetched_from(local))
+    print(out)
     return 0
