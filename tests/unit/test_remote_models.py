@@ -290,3 +290,16 @@ def test_remote_projector_logdir_fetches_only_what_its_config_names(s3, tmp_path
     with pytest.raises(StorageError) as err:
         fetch_projector("s3://no-such-bucket-insight/runs")
     assert err.value.reason == "missing"
+
+
+def test_a_remote_savedmodel_is_fetched_whole_and_refused_in_safe_mode(s3, model_files,
+                                                                       tmp_path):
+    export = tmp_path / "saved"
+    model_files.tiny_model.export(export, verbose=False)
+    url = s3.upload(export, f"s3://{s3.bucket()}/exports/saved")
+    with pytest.raises(UnsafeModelError, match="TF SavedModel") as err:
+        load_model(url)
+    assert f"path={url!r}" in str(err.value)
+    loaded = load_model(url, safe_mode=False)  # --unsafe: inference through TFSMLayer
+    assert loaded.format == "savedmodel" and loaded.source == url
+    assert (loaded.path / "variables").is_dir()  # the nested folders came along
