@@ -134,7 +134,11 @@ def _with_model_above(url: str, local: Path) -> Path:
 
 
 def remember(local: str | os.PathLike, url: str) -> None:
-    """Record that the local `local` is the copy of `url` (what `fetched_from` answers)."""
+    """Record that the local `local` is the copy of `url` (what `fetched_from` answers).
+
+    >>> remember("/tmp/copy.keras", "s3://b/m.keras"); fetched_from("/tmp/copy.keras")
+    's3://b/m.keras'
+    """
     _SOURCES[str(Path(local).resolve())] = url
 
 
@@ -148,7 +152,13 @@ def fetched_from(path: str | os.PathLike) -> str | None:
 
 def named_as(exc: InsightError, local: str, url: str) -> InsightError:
     """`exc` with the cache path `local` replaced by `url` in its text (the user gave the
-    URL; the cache's layout is not theirs). Returns `exc` itself."""
+    URL; the cache's layout is not theirs). Returns `exc` itself.
+
+    >>> from insight.errors import ModelLoadError
+    >>> str(named_as(ModelLoadError("Empty.", "", "path='/c/1/m.keras'"), "/c/1/m.keras",
+    ...              "s3://b/m.keras"))
+    "Empty. Received: path='s3://b/m.keras'"
+    """
     if local == url:
         return exc
     for attr in ("what", "fix", "received"):
