@@ -33,7 +33,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from insight.data.conform import bundled_data
 from insight.data.files import check_data_path
-from insight.errors import DataError, InsightError, UsageError
+from insight.errors import DataError, InsightError, StorageError, UsageError
 from insight.launch import LaunchOptions, parse_app_args
 from insight.model.fetched import fetch_model
 from insight.model.samples import Sample, list_samples
@@ -123,10 +123,12 @@ def _fetched(ref: ModelRef | None) -> ModelRef | None:
     try:
         with st.spinner(f"Fetching {ref.path} into insight's cache…"):
             return replace(ref, path=local_copy(ref.path), label=ref.label or ref.path)
-    except InsightError as exc:
+    except StorageError as exc:  # the file was never read: said as a storage problem
+        st.error(f"**Cannot fetch the model.** {exc}", icon=":material/cloud_off:")
+    except InsightError as exc:  # a URL refused, or a folder holding no model
         show_error(exc)
-        st.sidebar.error(f"**Model: not fetched.** {ref.path}", icon=":material/cloud_off:")
-        return None
+    st.sidebar.error(f"**Model: not fetched.** {ref.path}", icon=":material/cloud_off:")
+    return None
 
 
 def _typed(label: str, key: str, given: str | None, opts: LaunchOptions, help: str

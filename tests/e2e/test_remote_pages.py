@@ -142,7 +142,8 @@ def test_failures_are_said_in_the_page_which_keeps_working(page, remote):
     wait_for_app(page)
 
     _open(page, MISSING)
-    assert "does not exist" in _main(page) and "no-such-bucket-for-insight" in _main(page)
+    alert = page.get_by_test_id("stAlert").filter(has_text="Cannot fetch the model").inner_text()
+    assert "does not exist" in alert and "no-such-bucket-for-insight" in alert
 
     _open(page, f"{base}/lambda.keras")
     refusal = page.get_by_test_id("stAlert").filter(has_text="Refused in safe mode")
