@@ -360,12 +360,14 @@ def _streamed(model: Any, data_path: str | None, features: str | Path | None,
 
     stream = replace(stream.capped(max_examples), fit=fit,
                      input_ranks=tuple(len(s.shape) for s in specs or ()))
-    x, y = stream.head(head_rows if stream.max_examples is None else
-                       min(head_rows, stream.max_examples))
+    wanted = head_rows if stream.max_examples is None else min(head_rows, stream.max_examples)
+    x, y = stream.head(wanted)
     classes = stream.spec.class_names if stream.spec is not None else None
     head = Dataset(x=x, y=y, class_names=classes, name=name,
                    path=None if data_path is None or "://" in data_path else Path(data_path))
     counts = {k: c for k, v in array_items(head.x) if (c := count_nonfinite(v))}
     if not isinstance(head.x, dict) and counts:
         counts = {(specs[0].name if specs else "x"): counts["x"]}
+    if len(head) < wanted:  # the stream ended: it holds exactly these rows
+        stream = stream.capped(len(head))
     return replace(head, nonfinite=counts, stream=stream)

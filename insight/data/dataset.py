@@ -193,7 +193,8 @@ class Dataset:
         head = self.name or (self.path.name if self.path else "data")
         if self.stream is not None:
             cap = self.stream.max_examples
-            head += (f", streamed ({f'up to {cap:,}' if cap else 'all'} examples; "
+            head += (f", streamed (all {n:,} examples fit in memory)" if cap == n else
+                     f", streamed ({f'up to {cap:,}' if cap else 'all'} examples; "
                      f"first {n:,} in memory)")
         if self.source == "bundled":
             head += " (bundled with the model)"

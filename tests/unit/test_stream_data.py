@@ -122,7 +122,9 @@ def test_streamed_statistics_equal_the_in_memory_pass(model, shards, arrays):
     ds = dataset_for(_loaded(model), shards.pattern, features=shards.spec)
     assert ds.stream is not None and len(ds) == 300
     assert ds.class_names == ["a", "b", "c"]
-    assert "streamed (all examples; first 300 in memory)" in ds.describe()
+    assert "streamed (all 300 examples fit in memory)" in ds.describe()
+    assert "streamed (all examples; first 100 in memory)" in dataset_for(
+        _loaded(model), shards.pattern, features=shards.spec, head_rows=100).describe()
     streamed = activation_stats(model, ds, batch_size=64)
     in_memory = activation_stats(model, Dataset(x=arrays[0], y=arrays[1]), batch_size=64)
     _same_stats(streamed, in_memory)
@@ -235,7 +237,7 @@ def test_the_app_takes_the_spec_and_builder_it_was_launched_with(model, shards, 
     entry = Path(insight.__file__).parent / "ui" / "entry.py"
     monkeypatch.setattr("sys.argv", [str(entry), "--data", shards.pattern, "--features",
                                      str(shards.spec)])
-    ds = dataset_for(_loaded(model), shards.pattern)
+    ds = dataset_for(_loaded(model), shards.pattern, head_rows=100)
     assert ds.stream is not None and ds.stream.max_examples == 2048  # as the pages read
     with pytest.raises(DataError, match="--features"):  # the spec is for the launched data
         dataset_for(_loaded(model), str(tmp_path / "other-*.tfrecord"))
