@@ -1,28 +1,20 @@
 """The first contact with a model file, in a child process with limits.
 
-Keras' `safe_mode` and the static preflight are filters, not a wall: a file can still crash
-TensorFlow, hang it, or ask for more memory than the machine has (a config of millions of
-`{}`, a `Dense(units=100_000_000)`, a zip bomb). `check_in_child` therefore runs the preflight,
-Keras' deserialization and a first forward pass in a fresh Python process
-(`insight.model.sandbox_child`) with
+`safe_mode` and the preflight are filters, not a wall: a file can crash TensorFlow, hang it
+or exhaust memory. `check_in_child` runs the preflight, Keras' deserialization and a first
+forward pass in a fresh process (`insight.model.sandbox_child`) with
 
 - a wall-clock timeout (`LoadLimits.timeout_s`; TensorFlow's own start is not counted),
-- a memory limit (`LoadLimits.memory_bytes`): `RLIMIT_DATA`, which the kernel enforces at
-  every allocation (brk and private writable mappings), so a bomb fails at the limit
-  instead of taking the machine; `RLIMIT_AS` is not used because TensorFlow maps ~1.8 GB of
-  address space for its libraries alone and reserves more per thread. The parent also
-  watches the child's resident memory, to name the limit when a native allocator aborts,
-- an environment with no secrets: only what Python and TensorFlow read (`scrubbed_env`),
-- no core dumps, its own session (a timeout kills every process it started).
+- a memory limit (`LoadLimits.memory_bytes`): `RLIMIT_DATA`, enforced at every allocation,
+  not `RLIMIT_AS` (TensorFlow maps ~1.8 GB of address space for its libraries alone); the
+  parent also watches the child's resident memory, to name the limit when an allocator aborts,
+- no secrets in its environment (`scrubbed_env`), no core dumps, its own session.
 
-A crash, hang or bomb then costs the child; the caller gets a `LoadLimitError` ("took more
-than 60 s", "needed more than 8 GB") or a `LoaderCrashError` ("signal 11 (SIGSEGV)"), and
-loads the file itself only once the child has passed (`insight.load_model(path,
-isolate=True)`, the CLI and the app do this). The child's answer is a line of JSON, never a
-pickle: a child that ran a payload cannot run code in the parent through its answer.
-
-A warm server calls `prestart()` so that a child that has already imported Keras waits for
-the next file; the CLI starts its child first and imports TensorFlow meanwhile.
+A crash, hang or bomb costs the child; the caller gets a `LoadLimitError` ("took more than
+60 s", "needed more than 8 GB") or a `LoaderCrashError` ("signal 11 (SIGSEGV)"), and loads
+the file only once the child has passed (`load_model(path, isolate=True)`; the CLI and app
+do). The answer is a line of JSON, never a pickle. A warm server calls `prestart()`: a child
+that has imported Keras waits for the next file.
 
 Example:
 
@@ -320,7 +312,7 @@ class PendingCheck:
                     line, self._buf = self._buf.split(b"\n", 1)
                     self._message(line)
                     if self._done is not None:
-                        self._release()
+                        self._kill(wait=False)
                         return
 
     def _message(self, line: bytes) -> None:
@@ -357,25 +349,18 @@ class PendingCheck:
             self._kill()
             raise self._memory_error()
 
-    def _kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the child and whatever it started
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._reap()
-
-    def _release(self) -> None:
-        """After the verdict: stop the child and everything it started now, and leave its
-        exit (unmapping TensorFlow's memory takes a tenth of a second) to a thread."""
+    def _kill(self, *, wait: bool = True) -> None:
+        """Stop the child and whatever it started. Without `wait` (after the verdict), its
+        exit (unmapping TensorFlow's memory: a tenth of a second) is left to a thread."""
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        fd = getattr(self.proc, "answer_fd", None)
-        if fd is not None:
-            os.close(fd)
-            self.proc.answer_fd = None  # type: ignore[attr-defined]
-        threading.Thread(target=self.proc.wait, daemon=True).start()
+        if wait:
+            self._reap()
+        else:
+            self._close()
+            threading.Thread(target=self.proc.wait, daemon=True).start()
 
     def _reap(self) -> None:
         try:
@@ -383,6 +368,9 @@ class PendingCheck:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._close()
+
+    def _close(self) -> None:
         fd = getattr(self.proc, "answer_fd", None)
         if fd is not None:
             os.close(fd)
