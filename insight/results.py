@@ -44,6 +44,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -145,11 +146,24 @@ def results_cache(directory: str | Path | None = None) -> diskcache.Cache:
             # A rollback journal, not diskcache's default WAL: WAL's shared memory needs every
             # process on one host, and replicas on several hosts share the folder over a
             # network file system (which must honour POSIX locks: NFSv4, EFS)
-            _CACHES[path] = diskcache.Cache(path, disk=PlainDisk, size_limit=SIZE_LIMIT,
-                                            disk_min_file_size=0,
-                                            eviction_policy="least-recently-stored",
-                                            sqlite_journal_mode="delete", sqlite_mmap_size=0)
+            _CACHES[path] = _open(path)
         return _CACHES[path]
+
+
+def _open(path: str) -> diskcache.Cache:
+    """The cache at `path`. Replicas starting together each run diskcache's schema set-up;
+    SQLite answers one of them "database is locked" at once (a lock upgrade it will not
+    wait for), so the opening is tried again a few times."""
+    for attempt in range(8):
+        try:
+            return diskcache.Cache(path, disk=PlainDisk, size_limit=SIZE_LIMIT,
+                                   disk_min_file_size=0, eviction_policy="least-recently-stored",
+                                   sqlite_journal_mode="delete", sqlite_mmap_size=0)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 7:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def file_hash(path: str | Path) -> str:

@@ -170,7 +170,9 @@ class EventFileReader:
                 break
             consumed = self._parse(data, self.offset)
             self.offset += consumed
-            if consumed == 0 or self.offset >= size or len(data) < want:
+            short = len(data) < want
+            del data  # one chunk held at a time: the next read is not beside this one
+            if consumed == 0 or self.offset >= size or short:
                 break
         return self.points() - before
 

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import types
 
 import diskcache
 import numpy as np
@@ -83,9 +84,11 @@ def _slow_compute(folder: str, log: str) -> None:
     assert value.tolist() == [0, 1, 2]
 
 
-def test_two_processes_asking_at_once_compute_once(tmp_path):
+def test_two_processes_asking_at_once_compute_once(tmp_path, monkeypatch):
     """Two replicas opening the same page together: the second waits for the first's
     result (the lock per key) instead of computing it too."""
+    # A page test's AppTest may leave its script as __main__, which spawn would re-run.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     ctx = multiprocessing.get_context("spawn")
     log = tmp_path / "log"
     procs = [ctx.Process(target=_slow_compute, args=(str(tmp_path / "c"), str(log)))
