@@ -24,23 +24,20 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 
 from insight.errors import InsightError, StorageError, UnsupportedModelError
 from insight.remote import (
     basename,
-    cache_root,
     check_url,
     fetch,
     fetch_tree,
     filesystem,
     is_remote,
     join,
+    link_view,
     parent,
     storage_errors,
 )
@@ -113,22 +110,8 @@ def _with_model_above(url: str, local: Path) -> Path:
                 raise
     if above is None:
         return local
-    key = hashlib.sha256(f"{url}\0{local}\0{above}".encode()).hexdigest()[:32]
-    view = cache_root() / "views" / "checkpoints" / key
-    if not view.is_dir():
-        view.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=view.parent))
-        (staging / basename(url)).mkdir()
-        pairs = [(p, staging / basename(url) / p.name) for p in local.iterdir() if p.is_file()]
-        for src, dst in pairs + [(above, staging / above.name)]:
-            try:
-                os.link(src, dst)  # no second copy of the cached file
-            except OSError:
-                shutil.copyfile(src, dst)
-        try:
-            os.replace(staging, view)
-        except OSError:  # another process placed it first
-            shutil.rmtree(staging, ignore_errors=True)
+    files = {f"{basename(url)}/{p.name}": p for p in local.iterdir() if p.is_file()}
+    view = link_view("checkpoints", {**files, above.name: above}, salt=url)
     remember(view / above.name, above_url)
     return view / basename(url)
 

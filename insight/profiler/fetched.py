@@ -20,10 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +101,7 @@ def fetch_profile(url: str, run: RemoteRun | str = "") -> Path:
             is kept).
         DataError: no profile under `url`, or no run called `run`.
     """
-    from insight.remote import fetch
+    from insight.remote import link_view
 
     if not isinstance(run, RemoteRun):
         runs = list_remote_profiles(url)
@@ -116,57 +112,26 @@ def fetch_profile(url: str, run: RemoteRun | str = "") -> Path:
                             "Check the logdir, or capture a profile with `insight profile`.",
                             f"logdir={url!r}, run={run!r}")
         run = wanted[0]
-    local = [fetch(host) for host in run.hosts]
-    key = hashlib.sha256("\0".join([url, run.folder, *map(str, local)]).encode()).hexdigest()
-    view = _views() / key[:32]
-    if not (view / run.folder).is_dir():
-        staging = Path(tempfile.mkdtemp(dir=_ensure(view.parent)))
-        target = staging / run.folder
-        target.mkdir(parents=True)
-        for file in local:
-            _link(file, target / file.name)
-        try:
-            os.replace(staging, view)
-        except OSError:  # another process placed it first
-            shutil.rmtree(staging, ignore_errors=True)
-    return view
+    return link_view("profiles", _run_files(run), salt=url)
 
 
 def fetch_profiles(url: str) -> Path:
     """`fetch_profile` for every run under the remote logdir `url`: a local logdir holding
     all of its profiles (and nothing else of it). What `find_profiles` reads for a URL."""
+    from insight.remote import cache_root, link_view
+
     runs = list_remote_profiles(url)
-    views = [fetch_profile(url, run) for run in runs]
-    if len(views) <= 1:
-        return views[0] if views else _ensure(_views() / "empty")
-    key = hashlib.sha256("\0".join([url, *map(str, views)]).encode()).hexdigest()
-    merged = _views() / key[:32]
-    if not merged.is_dir():
-        staging = Path(tempfile.mkdtemp(dir=merged.parent))
-        for run, view in zip(runs, views, strict=True):
-            for file in (view / run.folder).iterdir():
-                (staging / run.folder).mkdir(parents=True, exist_ok=True)
-                _link(file, staging / run.folder / file.name)
-        try:
-            os.replace(staging, merged)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-    return merged
+    if not runs:
+        return _ensure(cache_root() / "views" / "profiles" / "empty")
+    return link_view("profiles", {k: v for run in runs for k, v in _run_files(run).items()},
+                     salt=url)
 
 
-def _views() -> Path:
-    """Local logdirs of remote profiles, beside the fetched files they link to."""
-    from insight.remote import cache_root
+def _run_files(run: RemoteRun) -> dict[str, Path]:
+    """The run's `.xplane.pb` files, fetched, by their paths in a local logdir."""
+    from insight.remote import fetch
 
-    return cache_root() / "views" / "profiles"
-
-
-def _link(src: Path, dst: Path) -> None:
-    """A hard link to the cached file (no second copy), else a copy (another filesystem)."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+    return {f"{run.folder}/{local.name}": local for local in map(fetch, run.hosts)}
 
 
 def _ensure(folder: Path) -> Path:

@@ -339,14 +339,10 @@ def fetch_projector(url: str) -> Path | None:
     >>> sorted(p.name for p in local.iterdir())  # doctest: +SKIP
     ['metadata.tsv', 'projector_config.pbtxt', 'vectors.tsv']
     """
-    import hashlib
-    import os
     import posixpath
-    import shutil
-    import tempfile
 
     from insight.errors import StorageError
-    from insight.remote import cache_root, check_url, fetch, join
+    from insight.remote import check_url, fetch, join, link_view
 
     url = check_url(url)
     try:
@@ -368,23 +364,7 @@ def fetch_projector(url: str) -> Path | None:
             names.append(clean)
     files = {name: fetch(join(url, name), max_bytes=MAX_FILE_BYTES) for name in names}
     files["projector_config.pbtxt"] = config_file
-    key = hashlib.sha256("\0".join([url, *(f"{n}={p}" for n, p in sorted(files.items()))])
-                         .encode()).hexdigest()
-    view = cache_root() / "views" / "projectors" / key[:32]
-    if not view.is_dir():
-        (view.parent).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=view.parent))
-        for name, local in files.items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(local, staging / name)  # no second copy of the cached file
-            except OSError:
-                shutil.copyfile(local, staging / name)
-        try:
-            os.replace(staging, view)
-        except OSError:  # another process placed it first
-            shutil.rmtree(staging, ignore_errors=True)
-    return view
+    return link_view("projectors", files, salt=url)
 
 
 def _parse_config(config_file: Path, logdir: str | Path) -> Any:

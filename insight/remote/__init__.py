@@ -11,10 +11,10 @@ Example:
 (True, False)
 """
 
-from insight.remote.fetch import MAX_FETCH_BYTES, cache_root, fetch, fetch_tree
+from insight.remote.fetch import MAX_FETCH_BYTES, cache_root, fetch, fetch_tree, link_view
 from insight.remote.fs import BLOCK_SIZE, filesystem, storage_errors, translate
 from insight.remote.urls import SCHEMES, basename, check_url, is_remote, join, parent, scheme
 
 __all__ = ["SCHEMES", "scheme", "is_remote", "check_url", "join", "basename", "parent",
            "filesystem", "storage_errors", "translate", "BLOCK_SIZE", "fetch", "fetch_tree",
-           "cache_root", "MAX_FETCH_BYTES"]
+           "cache_root", "link_view", "MAX_FETCH_BYTES"]

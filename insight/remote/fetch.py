@@ -20,7 +20,7 @@ place, so concurrent replicas sharing the cache never see a half-written file.
 Example:
 
 >>> local = fetch("s3://models/digits/model.keras")  # doctest: +SKIP
->>> local.name
+>>> local.name  # doctest: +SKIP
 'model.keras'
 >>> folder = fetch_tree("s3://models/digits/checkpoints")  # doctest: +SKIP
 """
@@ -39,7 +39,7 @@ from insight.errors import StorageError
 from insight.remote.fs import BLOCK_SIZE, filesystem, storage_errors
 from insight.remote.urls import basename, check_url
 
-__all__ = ["cache_root", "fetch", "fetch_tree", "MAX_FETCH_BYTES"]
+__all__ = ["cache_root", "fetch", "fetch_tree", "link_view", "MAX_FETCH_BYTES"]
 
 MAX_FETCH_BYTES = 8 * 2**30  # a remote file or folder larger than this is refused
 _WORKERS = 16
@@ -138,6 +138,48 @@ def fetch_tree(url: str, *, max_bytes: int = MAX_FETCH_BYTES, root: Path | None 
             tmp.unlink(missing_ok=True)
     _write_index(index, digest)
     return final
+
+
+def link_view(kind: str, files: dict[str, Path], *, salt: str = "") -> Path:
+    """A local folder laid out as a remote one, made of fetched files: `files` maps each
+    relative path to its cached copy, which is hard-linked there (copied across file
+    systems). The folder is placed whole, so a reader never sees half of it; the same files
+    give the same folder.
+
+    Args:
+        kind: the views' subfolder (`"profiles"`, `"projectors"`, `"checkpoints"`).
+        files: relative path (with `/`) -> local file.
+        salt: what else names the view (the URL it stands for). Defaults to `""`.
+
+    Returns:
+        `views/<kind>/<key>/` under the cache.
+
+    >>> import tempfile
+    >>> src = Path(tempfile.mkdtemp()) / "a.txt"; _ = src.write_text("x")
+    >>> view = link_view("doc", {"run/a.txt": src}, salt="s3://b/logs")
+    >>> (view / "run" / "a.txt").read_text()
+    'x'
+    """
+    key = hashlib.sha256("\0".join([salt, *(f"{n}={p}" for n, p in sorted(files.items()))])
+                         .encode()).hexdigest()[:32]
+    view = cache_root() / "views" / kind / key
+    if view.is_dir():
+        return view
+    staging = Path(tempfile.mkdtemp(dir=_ensure(view.parent)))
+    for name, local in files.items():
+        target = staging / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(local, target)  # no second copy of the cached file
+        except OSError:
+            shutil.copyfile(local, target)
+    try:
+        os.replace(staging, view)
+    except OSError:
+        if not view.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)  # another process placed it first
+    return view
 
 
 def _download(fs, path: str, url: str, root: Path) -> tuple[str, Path]:
