@@ -14,10 +14,10 @@ import socket
 import sys
 from pathlib import Path
 
-from insight.cli.console import absolute, check_path
+from insight.cli.console import absolute, check_data, check_given, check_path
 from insight.errors import InsightError, UsageError
 from insight.launch import LaunchOptions, add_model_args
-from insight.remote import check_url, is_remote
+from insight.remote import is_remote
 from insight.serving import TOKEN_ENV, allowed_hosts, is_loopback, new_token
 
 __all__ = ["add_serve_parser", "run_serve", "is_loopback", "check_port", "resolve_token"]
@@ -30,7 +30,7 @@ def add_serve_parser(sub) -> None:
                        help=".keras, .h5/.hdf5 or SavedModel directory, or its s3:// or gs:// "
                             "URL (fetched into insight's cache; default: the digits_cnn "
                             "sample)")
-    add_model_args(serve)
+    add_model_args(serve, stream=True)
     serve.add_argument("--compare", metavar="PATH",
                        help="a second model to compare MODEL with (the Compare page), or a "
                             "folder of its checkpoints")
@@ -148,8 +148,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
     limits = LoadLimits.parse(args.load_timeout, args.load_memory)  # a bad limit: one line
 
-    data, logdir, compare = (_given(flag, value) for flag, value in (
-        ("--data", args.data), ("--logdir", args.logdir), ("--compare", args.compare)))
+    # Every companion is checked now (a local path that does not exist, a bucket or key
+    # that does not, refused credentials, a shard glob matching nothing): one line, before
+    # the server starts, never an error found later in a page.
+    data, features, data_fn = check_data(args.data, args.features, args.data_fn)
+    logdir, compare = (check_given(flag, value) for flag, value in (
+        ("--logdir", args.logdir), ("--compare", args.compare)))
     check_path("--custom-objects", args.custom_objects)
     # A remote model is fetched into insight's cache now (a missing bucket or refused
     # credentials: one line, before the server starts); the child and Keras read that copy.
@@ -177,7 +181,8 @@ def run_serve(args: argparse.Namespace) -> int:
     os.environ.pop(TOKEN_ENV, None)  # not inherited by the loaders and captures it starts
     opts = LaunchOptions(model=model, data=data, logdir=logdir, compare=compare,
                          unsafe=args.unsafe, custom_objects=absolute(args.custom_objects),
-                         load_timeout=args.load_timeout, load_memory=args.load_memory)
+                         load_timeout=args.load_timeout, load_memory=args.load_memory,
+                         features=features, data_fn=data_fn, max_examples=args.max_examples)
     check_port(args.host, args.port)  # one line naming --port, not Streamlit's own error
     if root:
         os.environ["INSIGHT_ROOT"] = root
@@ -201,21 +206,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
     return serve(opts, host=args.host, port=args.port, token=token,
                  hosts=allowed_hosts(args.host, args.allow_host))
-
-
-def _given(flag: str, value: str | None) -> str | None:
-    """A companion path as the app gets it: a checked `s3://`/`gs://` URL as given (read
-    with the server's credentials, from the standard places), else an existing local path
-    made absolute.
-
-    Raises:
-        UsageError: a local path that does not exist, or a URL that is refused
-            (`insight.remote.check_url`: credentials, a query, `..`).
-    """
-    if is_remote(value):
-        return check_url(value)
-    check_path(flag, value)
-    return absolute(value)
 
 
 def _root(given: str | None) -> str | None:

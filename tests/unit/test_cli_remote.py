@@ -1,0 +1,182 @@
+"""The command line beyond one machine, against a real S3 endpoint (moto's server) and real
+TFRecord shards: `insight serve` and `insight doctor` with streamed data (`--data` glob or
+`s3://` glob with `--features`, `--data-fn`, `--max-examples`), `insight profile` with an
+`s3://` logdir (captures kept local, remote runs read), remote companions checked before any
+server starts, and `--cache-dir`.
+
+`insight serve` runs for real up to the server's start; the server itself is replaced by a
+recorder (a started server would block the test), and the app is then run under AppTest with
+the very arguments the CLI hands it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+import requests
+
+from insight.cli.main import main
+from insight.data.shards import write_shards
+from insight.launch import app_argv
+
+from ._browser import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = ROOT / "sample_models" / "digits_cnn"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 6 -> 8 -> 3 classifier saved as .keras, and 300 examples in 3 TFRecord shards."""
+    folder = tmp_path_factory.mktemp("stream_cli")
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((6,), name="x")
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(inp)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(hidden))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(folder / "tiny.keras")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 6)).astype("float32"), rng.integers(0, 3, 300)
+    pattern, _ = write_shards(folder / "shards", x, y, shards=3, class_names=["a", "b", "c"])
+    return SimpleNamespace(model=folder / "tiny.keras", pattern=pattern,
+                           spec=folder / "shards" / "features.json", folder=folder / "shards")
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """`insight serve` up to the server: the options it would serve are recorded here (with
+    the cache folder the server would have) instead of a server starting."""
+    calls: list = []
+
+    def record(opts, **kwargs):
+        calls.append(SimpleNamespace(opts=opts, cache=os.environ.get("INSIGHT_CACHE_DIR"),
+                                     **kwargs))
+        return 0
+
+    monkeypatch.setattr("insight.ui.serve.serve", record)
+    return calls
+
+
+def _upload_shards(s3, tiny) -> str:
+    bucket = s3.bucket()
+    for f in sorted(tiny.folder.glob("shard-*.tfrecord")):
+        s3.upload(f, f"s3://{bucket}/data/{f.name}")
+    return f"s3://{bucket}/data/shard-*.tfrecord"
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def _serve(*args: str) -> int:
+    return main(["serve", *args, "--port", str(free_port())])
+
+
+# ---------------------------------------------------------------- serve: streamed data
+@pytest.mark.slow  # the model's preflight child, then the app's first load (~30 s)
+def test_serve_streams_an_s3_glob_into_the_app(s3, tiny, served, monkeypatch, capsys):
+    from streamlit.testing.v1 import AppTest
+
+    url = _upload_shards(s3, tiny)
+    assert _serve(str(tiny.model), "--data", url, "--features", str(tiny.spec),
+                  "--max-examples", "120") == 0, capsys.readouterr().err
+    opts = served[0].opts
+    assert (opts.data, opts.features, opts.max_examples) == (url, str(tiny.spec), 120)
+    # the app, started as `insight serve` starts it (the checkout's entry script)
+    monkeypatch.setattr("sys.argv", [str(ROOT / "app.py"), *app_argv(opts)])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
+    at.switch_page("app_pages/activations.py").run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("Data: shard-*.tfrecord (3 shards), streamed (all 120 examples")
+               for c in captions), captions
+
+
+def test_serve_takes_a_local_glob_and_a_builder(tiny, served, tmp_path, monkeypatch):
+    monkeypatch.chdir(tiny.folder.parent)
+    assert _serve(str(tiny.model), "--data", "shards/shard-*.tfrecord", "--features",
+                  "shards/features.json") == 0
+    opts = served[-1].opts  # made absolute: the app may run from another folder
+    assert opts.data == str(tiny.folder / "shard-*.tfrecord")
+    assert opts.features == str(tiny.spec) and opts.max_examples is None
+    builder = tmp_path / "fn.py"
+    builder.write_text("import tensorflow as tf\n\ndef dataset():\n"
+                       "    return tf.data.Dataset.from_tensor_slices(tf.ones((20, 6)))\n")
+    assert _serve(str(tiny.model), "--data-fn", str(builder), "--max-examples", "15") == 0
+    opts = served[-1].opts
+    assert (opts.data, opts.data_fn, opts.max_examples) == (None, str(builder), 15)
+    assert app_argv(opts)[1:] == ["--data-fn", str(builder), "--max-examples", "15"]
+
+
+@pytest.mark.parametrize(("case", "words"), [
+    ("no-match", "error: No TFRecord shard matches this data path."),
+    ("no-spec", "error: TFRecord shards need a features spec"),
+    ("both", "error: Both --data and --data-fn were given."),
+    ("bad-spec", "error: "),
+])
+def test_serve_refuses_bad_streamed_data_in_one_line(s3, tiny, served, tmp_path, capsys,
+                                                     case, words):
+    url = _upload_shards(s3, tiny)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"features": {}}')
+    args = {"no-match": ["--data", url.replace("shard-*", "other-*"), "--features",
+                         str(tiny.spec)],
+            "no-spec": ["--data", url],
+            "both": ["--data", url, "--features", str(tiny.spec), "--data-fn", str(bad)],
+            "bad-spec": ["--data", url, "--features", str(bad)]}[case]
+    assert _serve(str(tiny.model), *args) == 2
+    line = _error_line(capsys)
+    assert line.startswith(words) and (case != "bad-spec" or "features" in line)
+    assert not served, "no server starts"
+
+
+def test_serve_refuses_a_local_glob_matching_nothing(tiny, served, tmp_path, capsys):
+    assert _serve(str(tiny.model), "--data", str(tmp_path / "none-*.tfrecord"),
+                  "--features", str(tiny.spec)) == 2
+    line = _error_line(capsys)
+    assert "No TFRecord shard matches" in line and "none-*.tfrecord" in line
+    assert not served
+
+
+# ---------------------------------------------------------------- serve: remote companions
+def test_serve_checks_remote_companions_before_any_server(s3, tiny, served, capsys):
+    bucket = s3.bucket()
+    logs = s3.upload(DIGITS / "logs", f"s3://{bucket}/runs")
+    assert _serve(str(tiny.model), "--logdir", logs) == 0
+    assert served[-1].opts.logdir == logs
+    served.clear()
+    # a missing local logdir exits 2 in one line; a missing bucket or key now does too
+    for given, words in ((str(ROOT / "no-such-logdir"), "The --logdir path does not exist"),
+                         ("s3://no-such-bucket-insight/x",
+                          "The bucket 'no-such-bucket-insight' does not exist"),
+                         (f"s3://{bucket}/nothing", "Nothing exists at this remote path"),
+                         (f"s3://{bucket}/runs?x=1", "cannot carry a query")):
+        assert _serve(str(tiny.model), "--logdir", given) == 2
+        assert words in _error_line(capsys)
+    assert _serve(str(tiny.model), "--compare", f"s3://{bucket}/other.keras") == 2
+    assert "Nothing exists" in _error_line(capsys)
+    requests.post(f"{s3.endpoint}/moto-api/reset-auth", data="0", timeout=10)
+    try:
+        assert _serve(str(tiny.model), "--logdir", logs) == 2
+    finally:
+        requests.post(f"{s3.endpoint}/moto-api/reset-auth", data="inf", timeout=10)
+    line = _error_line(capsys)
+    assert "refused these credentials" in line and "testing" not in line
+    assert not served, "no server starts"
+
+
+def test_serve_with_an_unreachable_endpoint_exits_2(s3, tiny, served, monkeypatch, capsys):
+    from unit._s3 import clear_fs_cache
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
+    clear_fs_cache()
+    assert _serve(str(tiny.model), "--logdir", "s3://some-bucket/runs") == 2
+    assert "The connection to the storage failed" in _error_line(capsys)
+    assert not served
