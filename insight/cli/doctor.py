@@ -3,7 +3,13 @@
 ```
 insight doctor MODEL [--data PATH] [--logdir DIR] [--train-probe] [--xla] [--profile]
                      [--json] [--fail-on warning|error]
+insight doctor MODEL --data 'shards/*.tfrecord' --features SPEC.json [--max-examples N]
+insight doctor MODEL --data-fn FILE.py [--max-examples N]
 ```
+
+Streamed data (TFRecord shards, local or `s3://`, or a trusted `tf.data` builder) is read as
+`insight stats` reads it, up to `STREAM_ROWS` examples (the most the doctor's statistics read
+of any data), fewer with `--max-examples`.
 
 MODEL is a model file, its `s3://`/`gs://` URL (fetched into insight's cache, then checked and
 loaded as a local file) or a bundled sample's name (`digits_cnn`). The `data.npz` and the
@@ -24,12 +30,13 @@ import json
 import textwrap
 from pathlib import Path
 
-from insight.cli.console import check_path, quiet_native_stderr
+from insight.cli.console import check_data, check_path, quiet_native_stderr
 from insight.errors import UsageError
 
 __all__ = ["add_doctor_parser", "run_doctor", "resolve_model", "report_text"]
 
 FAIL_ON = ("warning", "error")
+STREAM_ROWS = 2048  # examples of a stream the doctor reads (insight.doctor.evidence.STATS_ROWS)
 WIDTH = 100
 _WORDS = {"error": "ERROR", "warning": "WARNING", "info": "NOTE"}
 _PAGES = {"doctor": "Doctor", "overview": "Overview", "activations": "Activations",
@@ -44,7 +51,7 @@ def add_doctor_parser(sub) -> None:
     p = sub.add_parser("doctor", help="diagnose why a model does not learn or generalise "
                                       "(exit 1 when a finding reaches --fail-on)")
     p.add_argument("model", metavar="MODEL", help="model file, or a bundled sample's name")
-    add_model_args(p)
+    add_model_args(p, stream=True)
     p.add_argument("--train-probe", action="store_true",
                    help="also run the active checks: train a copy of the model on one batch "
                         "and sweep its learning rate")
@@ -61,15 +68,20 @@ def add_doctor_parser(sub) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
-def resolve_model(model: str, data: str | None, logdir: str | None
+def resolve_model(model: str, data: str | None, logdir: str | None, *,
+                  bundled_data: bool = True
                   ) -> tuple[str, str | None, str | None, str | None]:
     """`(model path, data, logdir, custom objects)`: a sample's name becomes its files; a
     `logs/` folder beside a model file is its default logdir (its `data.npz` is found when
     the data is read).
 
+    `bundled_data=False` leaves a sample's data out (`--data-fn` replaces it). TFRecord
+    shards and URLs are checked when they are read (`insight.cli.console.check_data`).
+
     Raises:
         UsageError: MODEL is neither a path nor a sample, or `--data`/`--logdir` is missing.
     """
+    from insight.data.stream import is_stream_path
     from insight.model.samples import list_samples
     from insight.remote import is_remote
 
@@ -78,7 +90,8 @@ def resolve_model(model: str, data: str | None, logdir: str | None
     custom = None
     if sample is not None:
         model = str(sample.model)
-        data = data or (str(sample.data) if sample.data else None)
+        if bundled_data:
+            data = data or (str(sample.data) if sample.data else None)
         logdir = logdir or (str(sample.logdir) if sample.logdir else None)
         custom = str(sample.custom_objects) if sample.custom_objects else None
     elif not is_remote(model) and not Path(model).expanduser().exists():
@@ -86,7 +99,7 @@ def resolve_model(model: str, data: str | None, logdir: str | None
                          f"Give a model path, an s3:// or gs:// URL, or one of: "
                          f"{', '.join(samples)}.", f"MODEL={model!r}")
     for flag, value in (("--data", data), ("--logdir", logdir)):
-        if not is_remote(value):  # a URL is checked when it is read
+        if not is_remote(value) and not is_stream_path(value):  # checked when read
             check_path(flag, value)
     if logdir is None and not is_remote(model):
         path = Path(model).expanduser()
@@ -97,16 +110,28 @@ def resolve_model(model: str, data: str | None, logdir: str | None
 
 def run_doctor(args: argparse.Namespace) -> int:
     """`insight doctor`; returns 1 when a finding reaches `--fail-on`, else 0."""
+    from insight.data import dataset_for
+    from insight.data.stream import is_stream_path
     from insight.doctor import Evidence, doctor_dataset, run_checks
     from insight.model.loading import load_model
     from insight.model.sandbox import LoadLimits
 
-    path, data, logdir, custom = resolve_model(args.model, args.data, args.logdir)
+    streamed = bool(args.features or args.data_fn or is_stream_path(args.data))
+    # a sample's bundled data is its default, not a second source beside --data-fn
+    path, data, logdir, custom = resolve_model(args.model, args.data, args.logdir,
+                                               bundled_data=not args.data_fn)
+    if streamed:  # shards listed and their spec read now: one line before any model loads
+        data, features, data_fn = check_data(data, args.features, args.data_fn)
     limits = LoadLimits.parse(args.load_timeout, args.load_memory)
     with quiet_native_stderr(not args.debug):
         loaded = load_model(path, safe_mode=not args.unsafe,  # a child checks it first
                             custom_objects=args.custom_objects or custom, isolate=limits)
-        dataset, why = doctor_dataset(loaded, data)  # what insight.diagnose does, shown
+        if streamed:
+            cap = min(args.max_examples or STREAM_ROWS, STREAM_ROWS)
+            dataset, why = dataset_for(loaded, data, features=features, data_fn=data_fn,
+                                       max_examples=cap, head_rows=cap), None
+        else:  # what insight.diagnose does, shown
+            dataset, why = doctor_dataset(loaded, data)
         report = run_checks(Evidence(loaded, dataset, logdir, data_error=why, xla=args.xla,
                                      profile=args.profile),
                             train_probe=args.train_probe)

@@ -180,3 +180,36 @@ def test_serve_with_an_unreachable_endpoint_exits_2(s3, tiny, served, monkeypatc
     assert _serve(str(tiny.model), "--logdir", "s3://some-bucket/runs") == 2
     assert "The connection to the storage failed" in _error_line(capsys)
     assert not served
+
+
+# ---------------------------------------------------------------- doctor: streamed data
+@pytest.mark.slow  # the model's isolated load and the doctor's checks (~15 s)
+def test_doctor_streams_shards_from_s3_capped_at_its_rows(s3, tiny, tmp_path, capsys):
+    url = _upload_shards(s3, tiny)
+    assert main(["doctor", str(tiny.model), "--data", url, "--features", str(tiny.spec),
+                 "--max-examples", "90"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "data: shard-*.tfrecord (3 shards), streamed (all 90 examples fit in memory)" in out
+    assert "x (6,) float32, labels" in out  # the spec's inputs and labels were read
+    # a builder longer than the doctor reads: it stops at 2,048 examples
+    builder = tmp_path / "fn.py"
+    builder.write_text("import tensorflow as tf\n\ndef dataset():\n    return tf.data.Dataset"
+                       ".from_tensor_slices((tf.ones((3000, 6)), tf.zeros(3000, tf.int64)))\n")
+    assert main(["doctor", str(tiny.model), "--data-fn", str(builder)]) in (0, 1)
+    text = capsys.readouterr().out
+    assert "fn.py" in text and "streamed (all 2,048 examples fit in memory)" in text
+
+
+def test_doctor_refuses_bad_streamed_data_before_loading(s3, tiny, capsys, monkeypatch):
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model must not load")
+
+    monkeypatch.setattr("insight.model.loading.load_model", no_load)
+    url = _upload_shards(s3, tiny)
+    for args, words in (([url.replace("shard-*", "none-*"), "--features", str(tiny.spec)],
+                         "No TFRecord shard matches"),
+                        ([url], "need a features spec"),
+                        (["s3://no-such-bucket-insight/shard-*.tfrecord", "--features",
+                          str(tiny.spec)], "The bucket 'no-such-bucket-insight'")):
+        assert main(["doctor", str(tiny.model), "--data", *args]) == 2
+        assert words in _error_line(capsys)
