@@ -3,15 +3,12 @@ Keras history JSON, on disk or in `s3://` / `gs://`), train and validation toget
 over the faint raw curve, best validation step and overfitting marked; weight histograms over
 training; live mode."""
 
-from pathlib import Path
-
 import streamlit as st
 
 from insight.curves.remote import relist
 from insight.errors import InsightError
 from insight.panels import PanelContext
 from insight.panels.curves import metric_order
-from insight.remote import is_remote
 from insight.ui.cache import ModelRef, panel
 from insight.ui.curves import (
     VERDICT_COLUMNS,
@@ -23,14 +20,14 @@ from insight.ui.curves import (
     require_logdir,
 )
 from insight.ui.doctor import page_findings
-from insight.ui.widgets import show_panel
+from insight.ui.widgets import location, show_panel
 
 MAX_CHARTS = 24
 
 st.title("Training")
 logdir = require_logdir()
 ref = st.session_state.get("insight_ref") or ModelRef("")
-ctx = PanelContext(logdir=logdir if is_remote(logdir) else Path(logdir))
+ctx = PanelContext(logdir=location(logdir))
 live, params = curve_controls()
 filters = {"runs": params["runs"], "tags": params["tags"]}
 

@@ -42,6 +42,7 @@ from insight.figures.curves import (
 from insight.figures.template import COLORWAY
 from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.patterns import user_regex
+from insight.remote import is_remote
 
 __all__ = ["logs_for", "X_AXES", "X_TITLES", "SMOOTHING_TITLES", "metric_order",
            "step_unit", "VERDICT_TABLE"]
@@ -65,7 +66,7 @@ def logs_for(ctx: PanelContext) -> Logdir:
         raise UsageError("No logdir given.", "Choose one in the sidebar or pass --logdir: a "
                          "TensorBoard logdir, a CSVLogger .csv or a Keras history .json.",
                          "logdir=None")
-    path = Path(ctx.logdir)
+    path = ctx.logdir if is_remote(str(ctx.logdir)) else Path(ctx.logdir)  # a URL stays whole
     logs = ctx.cached(f"logdir-reader|{path}", lambda: Logdir(path))
     logs.refresh()
     return logs

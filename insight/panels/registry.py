@@ -150,7 +150,8 @@ class PanelContext:
     Attributes:
         loaded: the model, or `None` while it loads, when it was refused, or when a panel
             needs none.
-        data_path: the `--data` path, if any.
+        data_path: the `--data` path, if any (an `s3://`/`gs://` URL stays a `str`:
+            `Path` would fold its `//`; so do `logdir`, `vectors_path`, `metadata_path`).
         logdir: the `--logdir` path, if any.
         preflight: the file's static report; taken from `loaded` when not given.
         vectors_path: a `.npy`/`.tsv` of vectors to project, if any.
@@ -165,11 +166,11 @@ class PanelContext:
     """
 
     loaded: LoadedModel | None = None
-    data_path: Path | None = None
-    logdir: Path | None = None
+    data_path: Path | str | None = None
+    logdir: Path | str | None = None
     preflight: Preflight | None = None
-    vectors_path: Path | None = None
-    metadata_path: Path | None = None
+    vectors_path: Path | str | None = None
+    metadata_path: Path | str | None = None
     compare_path: Path | None = None
     memo: Callable[[str, Callable[[], Any]], Any] | None = None
     progress: Callable[[float, str], None] | None = None

@@ -189,6 +189,8 @@ def _typed(label: str, value: str, opts: LaunchOptions) -> Path | None:
     except UsageError as exc:
         st.error(f"**{label}: refused.** {exc}", icon=":material/block:")
         return None
+    if is_remote(value.strip()):
+        return path  # the checked URL, whole (a Path would fold its `//`)
     return path if opts.root else Path(value.strip()).expanduser()
 
 

@@ -11,14 +11,28 @@ import streamlit as st
 
 from insight.data import Dataset
 from insight.errors import UsageError
+from insight.model.fetched import fetched_from
 from insight.model.preflight import Preflight
 from insight.panels.activations import DEAD_LIMIT, SATURATED_LIMIT
 from insight.panels.registry import PanelContext, Param, get_panel
+from insight.remote import is_remote
 from insight.ui.cache import ModelRef, get_dataset, get_model, get_preflight, panel
 from insight.ui.feedback import show_error
 
 __all__ = ["require_ref", "require_preflight", "require_model", "show_panel", "param_of",
-           "file_header", "model_card", "require_probing", "require_dataset"]
+           "file_header", "model_card", "require_probing", "require_dataset", "location"]
+
+
+def location(value: str | Path | None) -> Path | str | None:
+    """A data, logdir or vectors value as the panels take it: a local path as a `Path`, an
+    `s3://`/`gs://` URL as the string it is (`Path` would fold its `//` into one slash).
+
+    >>> location("s3://bucket/runs"), location("logs/run1"), location(None)
+    ('s3://bucket/runs', PosixPath('logs/run1'), None)
+    """
+    if value is None or str(value) == "":
+        return None
+    return str(value) if is_remote(str(value)) else Path(value)
 
 
 def require_ref() -> ModelRef:
@@ -43,14 +57,15 @@ def require_preflight(ref: ModelRef) -> Preflight:
 def require_model(ref: ModelRef) -> PanelContext:
     """A panel context with the loaded model, or the load error and `st.stop()`."""
     try:
-        with st.spinner(f"Loading {Path(ref.path).name} (TensorFlow starts on first use)…"):
+        name = (fetched_from(ref.path) or str(ref.path)).rstrip("/").rsplit("/", 1)[-1]
+        with st.spinner(f"Loading {name} (TensorFlow starts on first use)…"):
             loaded = get_model(ref)
     except Exception as exc:
         show_error(exc)
         st.stop()
     data = st.session_state.get("insight_data")
     logdir = st.session_state.get("insight_logdir")
-    return PanelContext(loaded, Path(data) if data else None, Path(logdir) if logdir else None)
+    return PanelContext(loaded, location(data), location(logdir))
 
 
 def require_probing(ctx: PanelContext, what: str) -> None:
@@ -234,13 +249,14 @@ _FORMATS = {"keras": ".keras (Keras v3)", "h5": "legacy HDF5 (.h5)",
 def file_header(pf: Preflight) -> None:
     """Title, identity line and the file check: all read from the file, before loading."""
     name = (pf.config or {}).get("config", {}).get("name") if pf.config else None
-    st.title(str(name or pf.path.name))
+    shown = pf.shown  # a fetched model's URL: the cache's copy is no path of the user's
+    st.title(str(name or shown.rstrip("/").rsplit("/", 1)[-1]))
     size = pf.model_file.stat().st_size if pf.model_file.is_file() else sum(
         p.stat().st_size for p in pf.model_file.rglob("*") if p.is_file())
     saved = f"saved with Keras {pf.keras_version}" if pf.keras_version else \
         "Keras version not recorded"
     st.caption(f"{_FORMATS[pf.format]} · {pf.model_class or '?'} · {saved} · {_size(size)} · "
-               f"`{pf.model_file}`")
+               f"`{shown}`")
     with st.expander("File check (read before loading, no code run)", expanded=True):
         for line in pf.findings():
             st.markdown(f"- {line}")
