@@ -12,14 +12,26 @@ from insight.errors import (
     CustomObjectError,
     DataError,
     InsightError,
+    StorageError,
     UnsafeModelError,
     UnsupportedModelError,
     UsageError,
 )
 
-__all__ = ["show_error", "progress_bar"]
+__all__ = ["show_error", "progress_bar", "headline", "STORAGE_HEADLINES"]
+
+# A bucket problem is no problem of the model's: what happened, then what to do (the error's
+# own text names the URL and the detail).
+STORAGE_HEADLINES = {
+    "missing": "Not found in the storage: check the bucket and key",
+    "denied": "The storage refused the credentials: give ones with read access",
+    "connection": "Cannot reach the storage: check the network and the endpoint, then reload",
+    "package": "No support for this storage installed: install the package named below",
+    "other": "Cannot read from the storage: check the URL and the storage, then reload",
+}
 
 _HEADLINES = [
+    (StorageError, ""),  # by reason: STORAGE_HEADLINES
     (UnsafeModelError, "Refused in safe mode"),
     (CustomObjectError, "Custom code needed"),
     (UnsupportedModelError, "Unsupported file"),
@@ -34,8 +46,8 @@ def show_error(exc: BaseException) -> None:
     """Show `exc` in the page. insight's own errors show their text; anything else is a bug,
     shown with its type and message, the traceback folded away."""
     if isinstance(exc, InsightError):
-        headline = next(h for cls, h in _HEADLINES if isinstance(exc, cls))
-        st.error(f"**{headline}.** {exc}", icon=":material/error:")
+        icon = ":material/cloud_off:" if isinstance(exc, StorageError) else ":material/error:"
+        st.error(f"**{headline(exc)}.** {exc}", icon=icon)
         return
     st.error(
         f"**Unexpected error** ({type(exc).__name__}: {exc}). This is a bug in insight: "
@@ -44,6 +56,17 @@ def show_error(exc: BaseException) -> None:
     )
     with st.expander("Details"):
         st.exception(exc)
+
+
+def headline(exc: InsightError) -> str:
+    """The bold first words `show_error` puts before an insight error's text.
+
+    >>> headline(StorageError("No such bucket.", "", "", reason="denied"))
+    'The storage refused the credentials: give ones with read access'
+    """
+    if isinstance(exc, StorageError):
+        return STORAGE_HEADLINES.get(exc.reason, STORAGE_HEADLINES["other"])
+    return next(h for cls, h in _HEADLINES if isinstance(exc, cls))
 
 
 @contextmanager
