@@ -2,7 +2,8 @@
 HTML/PNG downloads made by the same code as `insight export`.
 
 Links name models only the way the server knows them (`insight.export.deeplink`): the server's
-default model (no `model=`), or a bundled sample by name. A model opened from a path typed in
+default model (no `model=`, also when it is served from `s3://`: the link never carries the
+URL), or a bundled sample by name. A model opened from a path typed in
 the sidebar has no link (the URL cannot carry a path), but can still be downloaded.
 """
 
@@ -19,8 +20,10 @@ import streamlit as st
 from insight.errors import InsightError
 from insight.export.deeplink import iframe_html, share_url
 from insight.launch import LaunchOptions
+from insight.model.fetched import fetched_from
 from insight.model.samples import list_samples
 from insight.panels.registry import PanelContext, get_panel, validate_params
+from insight.remote import is_remote
 from insight.ui.cache import ModelRef
 
 __all__ = ["share_control", "link_targets", "link_model_name", "base_url", "render_problem"]
@@ -48,9 +51,11 @@ def _str(path: Path | None) -> str | None:
 
 
 def link_model_name(ref: ModelRef, opts: LaunchOptions) -> tuple[bool, str | None]:
-    """`(shareable, model=)` for the model the page shows."""
+    """`(shareable, model=)` for the model the page shows. A remote model is shown from its
+    local copy: it is the server's model when that copy was fetched from the server's URL."""
+    paths = {ref.path, fetched_from(ref.path)} - {None}
     for name, (target, _, _) in link_targets(opts).items():
-        if target.path == ref.path and target.safe_mode == ref.safe_mode:
+        if target.path in paths and target.safe_mode == ref.safe_mode:
             return True, name
     return False, None
 
@@ -90,7 +95,8 @@ def share_control(name: str, ref: ModelRef, ctx: PanelContext, params: Mapping[s
     typed = validate_params(spec, params)
     opts = launch_options()
     shareable, model = link_model_name(ref, opts)
-    model_label = ctx.loaded.name if ctx.loaded is not None else Path(ref.path).name
+    model_label = ctx.loaded.name if ctx.loaded is not None else \
+        (fetched_from(ref.path) or ref.path).rstrip("/").rsplit("/", 1)[-1]
     with st.popover("Share", icon=":material/share:", type="tertiary",
                     help=f"Link, wiki embed code and downloads of “{spec.title}”"):
         if shareable:
@@ -126,9 +132,11 @@ def share_control(name: str, ref: ModelRef, ctx: PanelContext, params: Mapping[s
             st.warning(f"**No PNG download.** {problem}", icon=":material/image_not_supported:")
 
 
-def _differs(current: Path | None, served: str | None) -> bool:
+def _differs(current: Path | str | None, served: str | None) -> bool:
     if current is None and served is None:
         return False
     if current is None or served is None:
         return True
+    if is_remote(str(current)) or is_remote(served):
+        return str(current) != served
     return Path(current).resolve() != Path(served).resolve()
