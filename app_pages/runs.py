@@ -2,21 +2,25 @@
 and best value (TensorBoard's hparams plugin, or hparams.json files), a parallel-coordinates
 plot coloured by a metric, and each run's curves one click away on the Training page."""
 
-from pathlib import Path
-
 import streamlit as st
 
 from insight.curves.hparams import run_pattern
+from insight.errors import InsightError
 from insight.panels import PanelContext
 from insight.panels.runs import default_metric, metric_columns, runs_folder, runs_of
 from insight.ui.cache import ModelRef, with_memo
+from insight.ui.curves import logdir_error
 from insight.ui.shell import PAGE_DIR
-from insight.ui.widgets import show_panel
+from insight.ui.widgets import location, show_panel
 
 st.title("Runs")
 ref = st.session_state.get("insight_ref") or ModelRef("")
 logdir = st.session_state.get("insight_logdir")
-folder = runs_folder(logdir, ref.path or None)
+try:
+    folder = runs_folder(logdir, ref.path or None)
+except InsightError as exc:  # a remote logdir that cannot be listed or read
+    logdir_error(exc)
+    st.stop()
 if folder is None:
     st.info("**No runs with hyperparameters.** Give a logdir (sidebar, or `--logdir`) whose "
             "runs were logged with `hp.KerasCallback(logdir, hparams)` or `hp.hparams(...)`, "
@@ -24,12 +28,17 @@ if folder is None:
             "small sweep.", icon=":material/table_rows:")
     st.stop()
 ctx = PanelContext(logdir=folder)
-if not logdir or Path(logdir) != folder:
+beside = not logdir or location(logdir) != folder  # the sweep/ beside the model
+if beside:
     st.caption(f"The sidebar's logdir records no hyperparameters: these are the runs in "
                f"`{folder.name}/` beside the model.")
 else:
     st.caption(f"`{logdir}`")
-runs = runs_of(with_memo(ctx))
+try:
+    runs = runs_of(with_memo(ctx))
+except InsightError as exc:
+    logdir_error(exc)
+    st.stop()
 columns = metric_columns(runs)
 left, right = st.columns([2, 3], vertical_alignment="bottom")
 metric = left.selectbox("Colour and sort by", columns, key=f"runs_metric|{folder}",
@@ -43,7 +52,7 @@ table = show_panel("runs_table", ref, ctx, filter=filter_, sort=metric or "")
 
 def open_curves(run: str) -> None:
     """Point the Training page at this run: its logdir in the sidebar, its run filter."""
-    if not logdir or Path(logdir) != folder:
+    if beside:
         st.session_state["insight_logdir_path"] = str(folder)
     st.session_state["train_runs"] = run_pattern(run)
 

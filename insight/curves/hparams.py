@@ -39,10 +39,12 @@ import pandas as pd
 from insight.curves import _tfrecord as rec
 from insight.curves.analysis import metric_direction
 from insight.curves.logdir import Logdir
-from insight.errors import DataError
+from insight.curves.remote import as_url, fetch_ranges, listing
+from insight.errors import DataError, StorageError
+from insight.remote import filesystem
 
-__all__ = ["HParamsRuns", "read_hparams", "run_pattern", "CONFIG_FILES", "MAX_CONFIG_BYTES",
-           "HEAD_BYTES"]
+__all__ = ["HParamsRuns", "read_hparams", "has_hparams", "run_pattern", "CONFIG_FILES",
+           "MAX_CONFIG_BYTES", "HEAD_BYTES"]
 
 PLUGIN = b"hparams"
 CONFIG_FILES = ("hparams.json", "config.json")
@@ -91,53 +93,151 @@ def read_hparams(logdir: str | Path) -> HParamsRuns:
 
     Args:
         logdir: a TensorBoard logdir (hparams plugin summaries), or a folder of run folders
-            holding `hparams.json`/`config.json` beside their logs.
+            holding `hparams.json`/`config.json` beside their logs; on disk or an
+            `s3://`/`gs://` URL (read as the Training page reads one: `insight.curves.remote`).
 
     Returns:
         An `HParamsRuns`; its table is empty when no session records hyperparameters.
 
     Raises:
         DataError: the path is not a folder.
+        StorageError: a remote logdir's bucket or prefix is missing, the credentials were
+            refused, or the connection failed.
 
     Example:
 
     >>> read_hparams("logs/").table.sort_values("validation/epoch_loss (best)")  # doctest: +SKIP
     """
+    return _table(*_scan(logdir))
+
+
+def has_hparams(logdir: str | Path) -> bool:
+    """Whether any session in `logdir` records hyperparameters: the heads of its event files
+    and its config files only (no metric is read; a remote logdir's scan is kept per listing).
+
+    Raises:
+        DataError, StorageError: as `read_hparams`.
+
+    Example:
+
+    >>> has_hparams("sample_models/digits_cnn/sweep")  # doctest: +SKIP
+    True
+    """
+    return bool(_scan(logdir)[1])
+
+
+_Scan = tuple[Path | str, dict[str, tuple[str, dict[str, Any]]], dict[str, Any]]
+_REMOTE_SCANS: dict[str, _Scan] = {}
+
+
+def _scan(logdir: str | Path) -> _Scan:
+    """`(root, sessions, experiment)` of `logdir`: what `_table` turns into the table."""
+    url = as_url(logdir)
+    if url is not None:
+        key = f"{url}|{listing(url).stamp}"
+        if key not in _REMOTE_SCANS:
+            if len(_REMOTE_SCANS) >= 16:
+                _REMOTE_SCANS.clear()
+            _REMOTE_SCANS[key] = _scan_remote(url)
+        return _REMOTE_SCANS[key]
     root = Path(logdir).expanduser()
     if not root.is_dir():
         raise DataError("Hyperparameters are read from a logdir folder.",
                         "Give the folder hp.KerasCallback (or hp.hparams) wrote into, or a "
                         "folder of runs with hparams.json files.", f"logdir={str(logdir)!r}")
-    experiment: dict[str, Any] = {}
-    sessions: dict[str, tuple[str, dict[str, Any]]] = {}
+    folders: list[tuple[str, list[bytes], dict[str, bytes]]] = []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         here = Path(folder)
-        run = here.relative_to(root).as_posix() or "."
-        for name in sorted(f for f in files if "tfevents" in f):
-            found, exp = _plugin_data(here / name)
+        heads = [_head(here / name) for name in sorted(f for f in files if "tfevents" in f)]
+        configs = {name: _small(here / name) for name in CONFIG_FILES}
+        folders.append((here.relative_to(root).as_posix() or ".", heads, configs))
+    return _sessions(root, folders)
+
+
+def _scan_remote(url: str) -> _Scan:
+    """`_scan` of an `s3://`/`gs://` logdir: one listing (kept, as the Training page's
+    is), then each event file's first `HEAD_BYTES` and each small config file, fetched
+    concurrently in ranged GETs (the rest of the event files only for the metrics)."""
+    found = listing(url)
+    if found.single:
+        raise DataError("Hyperparameters are read from a logdir folder.",
+                        "Give the folder hp.KerasCallback (or hp.hparams) wrote into, or a "
+                        "folder of runs with hparams.json files.", f"logdir={url!r}")
+    wanted: list[tuple[str, str, int]] = []
+    for key, (size, _) in found.files.items():
+        name = key.rsplit("/", 1)[-1]
+        if "tfevents" in name:
+            wanted.append((key, 0, min(size, HEAD_BYTES)))
+        elif name in CONFIG_FILES and size <= MAX_CONFIG_BYTES:
+            wanted.append((key, 0, size))
+    fs, _ = filesystem(url)
+    got: dict[str, bytes] = {}
+    for i, data in fetch_ranges(fs, url, wanted):
+        if isinstance(data, StorageError) and data.reason != "missing":
+            raise data  # a refused or dropped read: said, not a run quietly left out
+        got[wanted[i][0]] = data if isinstance(data, bytes) else b""
+    by_folder: dict[tuple[str, ...], tuple[list[bytes], dict[str, bytes]]] = {}
+    for key in found.files:
+        rel = found.relative(key)
+        folder = tuple(rel.split("/")[:-1])
+        heads, configs = by_folder.setdefault(folder, ([], {}))
+        name = rel.rsplit("/", 1)[-1]
+        if key in got and "tfevents" in name:
+            heads.append(got[key])
+        elif key in got:
+            configs[name] = got[key]
+    folders = [("/".join(f) or ".", heads, configs)
+               for f, (heads, configs) in sorted(by_folder.items())]
+    return _sessions(url, folders)
+
+
+def _sessions(root: Path | str, folders: list[tuple[str, list[bytes], dict[str, bytes]]]
+              ) -> _Scan:
+    """The sessions of `folders`: `(run, the heads of its event files in name order, its config
+    files' bytes)`, in walk order (a folder before its subfolders)."""
+    experiment: dict[str, Any] = {}
+    sessions: dict[str, tuple[str, dict[str, Any]]] = {}
+    for run, heads, configs in folders:
+        for buf in heads:
+            found, exp = _plugin_data(buf)
             experiment = experiment or exp
             if found is not None:
                 sessions[run] = ("hparams plugin", {**sessions.get(run, ("", {}))[1], **found})
         if run not in sessions:
             for name in CONFIG_FILES:
-                values = _config_file(here / name)
+                values = _config_values(configs.get(name))
                 if values:
                     sessions[run] = (name, values)
                     break
-    return _table(root, sessions, experiment)
+    return root, sessions, experiment
 
 
-def _plugin_data(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """`(session hyperparameters or None, experiment)` from one event file's hparams records."""
+def _head(path: Path) -> bytes:
+    """The first `HEAD_BYTES` of an event file (nothing when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(HEAD_BYTES)
+    except OSError:
+        return b""
+
+
+def _small(path: Path) -> bytes | None:
+    """A config file's bytes, or `None` when there is none or it is too large to be one."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _plugin_data(buf: bytes) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """`(session hyperparameters or None, experiment)` from the hparams records in the head
+    `buf` of one event file."""
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    try:
-        with open(path, "rb") as f:
-            buf = f.read(HEAD_BYTES)
-    except OSError:
-        return None, {}
     offs, lens, _, _ = rec.walk(buf, 0, len(buf))
     arr = np.frombuffer(buf, np.uint8)
     hparams: dict[str, Any] | None = None
@@ -187,14 +287,15 @@ def _metric_name(group: str, tag: str) -> str:
     return f"{group}/{tag}" if group and group != "." else tag
 
 
-def _config_file(path: Path) -> dict[str, Any]:
-    """A flat `{name: number | str | bool}` from a run's JSON, or `{}` when it is not one
-    (too large, not an object, or a model's config: nothing a person would call hparams)."""
+def _config_values(raw: bytes | None) -> dict[str, Any]:
+    """A flat `{name: number | str | bool}` from a run's JSON bytes, or `{}` when it is not
+    one (none, too large, not an object, or a model's config: nothing a person would call
+    hparams)."""
+    if raw is None or len(raw) > MAX_CONFIG_BYTES:
+        return {}
     try:
-        if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
         return {}
     if not isinstance(data, dict) or {"class_name", "config"} <= set(data):
         return {}
@@ -207,7 +308,7 @@ def _config_file(path: Path) -> dict[str, Any]:
     return flat
 
 
-def _table(root: Path, sessions: dict[str, tuple[str, dict[str, Any]]],
+def _table(root: Path | str, sessions: dict[str, tuple[str, dict[str, Any]]],
            experiment: dict[str, Any]) -> HParamsRuns:
     if not sessions:
         return HParamsRuns(pd.DataFrame({"run": pd.Series(dtype=str),

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from insight.curves.hparams import HParamsRuns, read_hparams
+from insight.curves.hparams import HParamsRuns, has_hparams, read_hparams
 from insight.errors import DataError, UsageError
 from insight.figures.runs import parallel_coordinates
 from insight.panels.registry import Panel, PanelContext, Param, register
 from insight.patterns import user_regex
+from insight.remote import is_remote
 
 __all__ = ["runs_of", "runs_folder", "metric_columns", "default_metric", "SWEEP_BESIDE"]
 
@@ -49,26 +50,46 @@ def runs_of(ctx: PanelContext) -> HParamsRuns:
                         "Give a logdir whose runs were written with hp.KerasCallback (or "
                         "hp.hparams), or a folder of runs with hparams.json files.",
                         "logdir=None")
-    folder = Path(folder)
+    folder = _where(folder)
     return ctx.cached(f"hparams|{folder}|{logdir_stamp(folder)}", lambda: read_hparams(folder))
 
 
-def runs_folder(logdir: str | Path | None, model_file: str | Path | None) -> Path | None:
-    """Where the Runs page reads runs: `logdir` when it records hyperparameters, else the
-    `sweep/` folder beside `model_file` when that does, else `None`.
+def _where(value: str | Path) -> str | Path:
+    """A local folder as a `Path`, an `s3://`/`gs://` URL as its string (`Path` folds `//`)."""
+    return str(value) if is_remote(str(value)) else Path(value)
+
+
+def runs_folder(logdir: str | Path | None, model_file: str | Path | None
+                ) -> Path | str | None:
+    """Where the Runs page reads runs: `logdir` (a folder, or an `s3://`/`gs://` URL, returned
+    as that string) when it records hyperparameters, else the `sweep/` folder beside
+    `model_file` when that does, else `None`.
+
+    Raises:
+        StorageError: a remote `logdir` cannot be listed or read (missing, refused,
+            dropped): said, not taken for a logdir without hyperparameters.
 
     Example:
 
     >>> runs_folder(None, None) is None
     True
+    >>> runs_folder("s3://bucket/sweep", None)  # doctest: +SKIP
+    's3://bucket/sweep'
     """
-    candidates = [Path(logdir)] if logdir else []
+    candidates: list[str | Path] = [_where(logdir)] if logdir else []
     if model_file:
         file = Path(model_file)
         candidates.append((file if file.is_dir() else file.parent) / SWEEP_BESIDE)
     for folder in candidates:
+        if isinstance(folder, str):  # remote: listed once, kept (as the Training page's)
+            try:
+                if has_hparams(folder):
+                    return folder
+            except DataError:
+                pass
+            continue
         try:
-            if folder.is_dir() and not read_hparams(folder).empty:
+            if folder.is_dir() and has_hparams(folder):
                 return folder
         except (DataError, OSError):
             continue
