@@ -5,6 +5,13 @@ insight profile MODEL --logdir DIR [--data PATH] [--steps 5] [--train] [--xla]
 insight profile --logdir DIR [--run RUN]        # summarise an existing profile
 ```
 
+`--logdir` may be an `s3://`/`gs://` URL. insight never writes to a bucket: a capture then goes
+to `$INSIGHT_CACHE_DIR/profiles/<model>` (the folder the app's Capture button uses for that
+model, so its Profiler page lists it as "captured here"), and the command says so. Without a
+MODEL, the URL's newest run (or `--run`) is read: only its `.xplane.pb` files are fetched into
+insight's cache. A missing bucket, refused credentials or a dropped connection exit 2 with one
+line.
+
 Example:
 
 >>> main(["profile", "model.keras", "--logdir", "/tmp/p"])  # doctest: +SKIP
@@ -20,7 +27,7 @@ from pathlib import Path
 from insight.cli.console import quiet_native_stderr
 from insight.errors import UsageError
 
-__all__ = ["add_profile_parser", "run_profile"]
+__all__ = ["add_profile_parser", "run_profile", "capture_name"]
 
 TOP = 5  # ops listed in the summary
 
@@ -35,7 +42,9 @@ def add_profile_parser(sub) -> None:
                    help="the model to profile; without it, summarise the newest profile "
                         "under --logdir")
     p.add_argument("--logdir", metavar="DIR", required=True,
-                   help="writes DIR/plugins/profile/<run>/<host>.xplane.pb")
+                   help="writes DIR/plugins/profile/<run>/<host>.xplane.pb; an s3:// or "
+                        "gs:// logdir is only read: a capture goes to insight's cache "
+                        "(profiles/<model>)")
     p.add_argument("--data", metavar="PATH",
                    help="inputs (default: the data beside the model, else synthetic)")
     p.add_argument("--steps", type=int, default=5, help="profiled steps (default: 5)")
@@ -51,31 +60,61 @@ def add_profile_parser(sub) -> None:
 
 def run_profile(args: argparse.Namespace) -> int:
     """Capture (with a MODEL) then summarise the profile; returns the exit status."""
-    if args.model:
-        _capture(args)
-        run = ""
-    else:
-        run = args.run
     from insight.panels.profiler import NO_STEPS
     from insight.profiler.breakdown import profile_steps
     from insight.profiler.capture import get_profile, profile_trace, tool_data, xprof_command
     from insight.profiler.tables import framework_ops, overview_summary
+    from insight.remote import check_url, is_remote
 
+    remote = check_url(args.logdir) if is_remote(args.logdir) else None
+    if args.model:
+        logdir, r = _capture(args, remote)
+        if remote:
+            print(f"insight never writes to a bucket: {remote} is unchanged; the profile was "
+                  f"written to {r.folder} (the app's Profiler lists it for this model)")
+    elif remote:
+        from insight.profiler.fetched import fetch_profile
+
+        logdir = fetch_profile(remote, args.run)  # that run's .xplane.pb files, nothing else
+        r = get_profile(logdir, args.run)
+    else:
+        logdir = Path(args.logdir).expanduser().resolve()
+        r = get_profile(logdir, args.run)
     with quiet_native_stderr(not args.debug):
-        r = get_profile(args.logdir, run)
         overview = tool_data(r, "overview_page")
         summary = overview_summary(overview)
         steps = profile_steps(overview, lambda: profile_trace(r))
         ops = framework_ops(tool_data(r, "framework_op_stats"))
-    print(f"profile: {r.hosts[0]}")
+    fetched = remote is not None and not args.model
+    print(f"profile: {_shown(r.hosts[0], logdir, remote) if fetched else r.hosts[0]}")
     _print_steps(steps, summary, NO_STEPS)
     if len(ops):
         print(f"top {min(TOP, len(ops))} of {len(ops)} TensorFlow ops by self time:")
     for _, o in ops.head(TOP).iterrows():
         print(f"  {o['self_time_percent']:5.1f}%  {o['self_time_us'] / 1e3:8.3f} ms  "
               f"{o['type']}  {o['op']}")
-    print(f"open in XProf: {xprof_command(Path(args.logdir).expanduser().resolve())}")
+    print(f"open in XProf: {xprof_command(logdir)}")
     return 0
+
+
+def _shown(host: Path, view: Path, url: str) -> str:
+    """A fetched profile file named by its URL, not by insight's cache."""
+    try:
+        return f"{url}/{host.relative_to(view).as_posix()}"
+    except ValueError:
+        return str(host)
+
+
+def capture_name(model: str) -> str:
+    """The folder name of a model's captures in insight's cache, as the app's Capture button
+    names it (`insight.ui.profiler`): `<folder>_model` for a `model.keras`, else the file's
+    stem; a URL named by its own path, not the cache's copy.
+
+    >>> capture_name("s3://runs/digits_cnn/model.keras"), capture_name("/m/tiny.keras")
+    ('digits_cnn_model', 'tiny')
+    """
+    p = Path(model.split("://", 1)[1]) if "://" in model else Path(model)
+    return f"{p.parent.name}_{p.stem}" if p.stem == "model" else p.stem
 
 
 def _print_steps(steps, summary: dict, no_steps: str) -> None:
@@ -97,7 +136,8 @@ def _print_steps(steps, summary: dict, no_steps: str) -> None:
         print(f"mean step: {' · '.join(parts)}")
 
 
-def _capture(args: argparse.Namespace) -> None:
+def _capture(args: argparse.Namespace, remote: str | None):
+    """Capture into `--logdir`, or into insight's cache for a remote one; `(folder, run)`."""
     for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
         if value < 1:
             raise UsageError(f"{flag} must be a positive integer.", "", f"{flag}={value}")
@@ -106,12 +146,16 @@ def _capture(args: argparse.Namespace) -> None:
     from insight.data import dataset_for
     from insight.model.loading import load_model
     from insight.model.sandbox import LoadLimits
-    from insight.profiler.capture import capture_profile
+    from insight.profiler.capture import capture_profile, writable_logdir
 
     limits = LoadLimits.parse(args.load_timeout, args.load_memory)
     with quiet_native_stderr(not args.debug):
         loaded = load_model(args.model, safe_mode=not args.unsafe,  # a child checks it first
                             custom_objects=args.custom_objects, isolate=limits)
         dataset = dataset_for(loaded, args.data)
-        capture_profile(loaded, dataset, args.logdir, steps=args.steps, train=args.train,
-                        warmup=args.warmup, batch_size=args.batch_size, xla=args.xla)
+        # as the app's Capture button: a bucket is never written, the cache's folder is
+        folder = writable_logdir(remote, capture_name(args.model)) if remote else \
+            Path(args.logdir).expanduser().resolve()
+        run = capture_profile(loaded, dataset, folder, steps=args.steps, train=args.train,
+                              warmup=args.warmup, batch_size=args.batch_size, xla=args.xla)
+    return folder, run

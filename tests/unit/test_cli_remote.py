@@ -213,3 +213,65 @@ def test_doctor_refuses_bad_streamed_data_before_loading(s3, tiny, capsys, monke
                           str(tiny.spec)], "The bucket 'no-such-bucket-insight'")):
         assert main(["doctor", str(tiny.model), "--data", *args]) == 2
         assert words in _error_line(capsys)
+
+
+# ---------------------------------------------------------------- profile: remote logdirs
+def _profile(*args: str) -> int:
+    return main(["profile", *args])
+
+
+def test_profile_reads_the_newest_remote_run_as_the_local_one(s3, capsys):
+    from insight.profiler.fetched import list_remote_profiles
+
+    url = s3.upload(DIGITS / "logs", f"s3://{s3.bucket()}/digits/logs")
+    assert _profile("--logdir", url) == 0
+    remote = capsys.readouterr().out.splitlines()
+    assert _profile("--logdir", str(DIGITS / "logs")) == 0
+    local = capsys.readouterr().out.splitlines()
+    (host,) = list_remote_profiles(url)[0].hosts
+    assert remote[0] == f"profile: {host}"  # named by its URL, not by the cache's copy
+    assert remote[1].startswith("steps: ") and remote[1:-1] == local[1:-1]
+    assert str(Path(os.environ["INSIGHT_CACHE_DIR"])) in remote[-1]  # xprof reads the copy
+    fetched = [p for p in (Path(os.environ["INSIGHT_CACHE_DIR"]) / "remote").rglob("*")
+               if p.is_file() and "index" not in p.parts]
+    assert fetched and all(p.name.endswith(".xplane.pb") for p in fetched)  # no event file
+    assert _profile("--logdir", url, "--run", "nope") == 2
+    assert "No profile run 'nope'" in _error_line(capsys)
+
+
+def test_profile_storage_errors_exit_2_in_one_line(s3, capsys):
+    bucket = s3.bucket()
+    cases = (("s3://no-such-bucket-insight/logs", "The bucket 'no-such-bucket-insight'"),
+             (f"s3://{bucket}/logs", "No profile under s3://"),
+             (f"s3://{bucket}/logs?versionId=1", "cannot carry a query"))
+    for url, words in cases:
+        assert _profile("--logdir", url) == 2
+        assert words in _error_line(capsys)
+    s3.put(f"s3://{bucket}/logs/plugins/profile/r1/h.xplane.pb", b"x")
+    requests.post(f"{s3.endpoint}/moto-api/reset-auth", data="0", timeout=10)
+    try:
+        assert _profile("--logdir", f"s3://{bucket}/logs") == 2
+    finally:
+        requests.post(f"{s3.endpoint}/moto-api/reset-auth", data="inf", timeout=10)
+    line = _error_line(capsys)
+    assert "refused these credentials" in line and "testing" not in line
+
+
+@pytest.mark.slow  # the model's isolated load, then a profiled run (~15 s)
+def test_profile_capture_with_a_remote_logdir_stays_local(s3, tiny, capsys, monkeypatch):
+    from insight.cli.profile import capture_name
+    from insight.ui.profiler import _model_name
+
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)  # the command sets it
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/runs/logs"
+    assert _profile(str(tiny.model), "--logdir", url, "--steps", "2", "--warmup", "1") == 0
+    out = capsys.readouterr().out
+    where = Path(os.environ["INSIGHT_CACHE_DIR"]) / "profiles" / "tiny" / "plugins" / "profile"
+    assert f"{url} is unchanged; the profile was written to {where}/" in out, out
+    (run,) = list(where.iterdir())
+    assert list(run.glob("*.xplane.pb")) and "steps: 2, mean" in out
+    assert s3.client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0  # the bucket untouched
+    # the folder the app's Capture button writes, and its Profiler lists for this model
+    for path in (str(tiny.model), f"{ROOT}/sample_models/digits_cnn/model.keras"):
+        assert capture_name(path) == _model_name(SimpleNamespace(path=path))
