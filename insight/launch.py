@@ -27,7 +27,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["LaunchOptions", "add_model_args", "add_stream_args", "parse_app_args", "app_argv",
-           "launched"]
+           "launched", "use_cache_dir", "CACHE_ENV"]
+
+CACHE_ENV = "INSIGHT_CACHE_DIR"  # fetched files, converted profiles, results (all processes)
 
 _ENV = {"model": "INSIGHT_MODEL", "data": "INSIGHT_DATA", "logdir": "INSIGHT_LOGDIR",
         "compare": "INSIGHT_COMPARE", "features": "INSIGHT_FEATURES", "data_fn": "INSIGHT_DATA_FN",
@@ -81,6 +83,10 @@ def add_model_args(parser: argparse.ArgumentParser, *, companions: bool = True,
     parser.add_argument("--load-memory", metavar="SIZE",
                         help="stop the isolated first load when it needs more memory than "
                              "this, e.g. 8G or 512M (default: 8G; env INSIGHT_LOAD_MEMORY)")
+    parser.add_argument("--cache-dir", metavar="DIR",
+                        help="insight's cache: files fetched from s3:// or gs://, converted "
+                             "profiles, results, captures of a remote logdir (default: "
+                             f"${CACHE_ENV}, else ~/.cache/insight)")
 
 
 def add_stream_args(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +100,39 @@ def add_stream_args(parser: argparse.ArgumentParser) -> None:
                              "instead of --data (it is executed: only files you trust)")
     parser.add_argument("--max-examples", metavar="N", type=_positive,
                         help="stream at most N examples of --data shards or --data-fn")
+
+
+def use_cache_dir(folder: str | None) -> str | None:
+    """Make `folder` insight's cache for this process and every process it starts (the
+    served app, the isolated loader, captures): it sets `$INSIGHT_CACHE_DIR`. `None`: the
+    environment's, unchanged. Returns the folder used, absolute (created if missing).
+
+    Raises:
+        UsageError: the folder cannot be created or written.
+
+    Example:
+
+    >>> use_cache_dir("/mnt/shared/insight-cache")  # doctest: +SKIP
+    '/mnt/shared/insight-cache'
+    """
+    from pathlib import Path
+
+    from insight.errors import UsageError
+
+    if not folder:
+        return None
+    path = Path(folder).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"The cache folder cannot be created ({exc.strerror}).",
+                         "Give --cache-dir a folder you can write.",
+                         f"--cache-dir {folder!r}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError("The cache folder cannot be written.",
+                         "Give --cache-dir a folder you can write.", f"--cache-dir {folder!r}")
+    os.environ[CACHE_ENV] = str(path)
+    return str(path)
 
 
 def _positive(text: str) -> int:

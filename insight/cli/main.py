@@ -4,10 +4,12 @@
 insight serve [MODEL] [--data PATH] [--features SPEC.json] [--data-fn FILE.py]
               [--max-examples N] [--logdir DIR] [--host 127.0.0.1] [--port 8501]
 insight summary MODEL [--json]
-insight doctor MODEL [--data PATH] [--logdir DIR] [--train-probe] [--json] [--fail-on LEVEL]
+insight doctor MODEL [--data PATH | --data 'shards/*.tfrecord' --features SPEC.json |
+              --data-fn FILE.py] [--max-examples N] [--logdir DIR] [--train-probe] [--json]
+              [--fail-on LEVEL]
 insight stats MODEL [--data PATH | --data 'shards/*.tfrecord' --features SPEC.json |
               --data-fn FILE.py] [--max-examples N] [--json]
-insight profile [MODEL] --logdir DIR [--data PATH] [--steps N] [--train] [--xla]
+insight profile [MODEL] --logdir DIR|s3://... [--data PATH] [--steps N] [--train] [--xla]
 insight export MODEL --panel NAME [--param K=V ...] --out FILE.html|.png|.svg
 insight export MODEL --all-panels --out DIR
 insight snapshot MODEL --baseline-dir DIR [--panels SPEC ...] [--update]
@@ -16,7 +18,8 @@ insight compare A B [--data PATH] [--json] [--out report.html]   (A: or a checkp
 insight --version
 ```
 
-Every command that loads a model takes `--unsafe` and `--custom-objects FILE`. Errors print
+Every command that loads a model takes `--unsafe`, `--custom-objects FILE` and `--cache-dir DIR`
+(insight's cache for this run and the processes it starts: `$INSIGHT_CACHE_DIR`). Errors print
 one line, `error: <message>`, and exit with status 2; `--debug` shows the traceback.
 `insight doctor` exits 1 when a finding reaches `--fail-on` (default `error`).
 
@@ -44,6 +47,7 @@ from insight.cli.stats import add_stats_parser
 from insight.cli.summary import add_summary_parser
 from insight.cli.xla import add_xla_parser
 from insight.errors import InsightError
+from insight.launch import use_cache_dir
 
 __all__ = ["main", "build_parser"]
 
@@ -90,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module, function = COMMANDS[args.command]
     handler = getattr(importlib.import_module(module), function)
     try:
+        use_cache_dir(getattr(args, "cache_dir", None))  # before anything reads the cache
         return handler(args)
     except InsightError as exc:
         if args.debug:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import requests
 
-from insight.cli.main import main
+from insight.cli.main import build_parser, main
 from insight.data.shards import write_shards
 from insight.launch import app_argv
 
@@ -275,3 +275,33 @@ def test_profile_capture_with_a_remote_logdir_stays_local(s3, tiny, capsys, monk
     # the folder the app's Capture button writes, and its Profiler lists for this model
     for path in (str(tiny.model), f"{ROOT}/sample_models/digits_cnn/model.keras"):
         assert capture_name(path) == _model_name(SimpleNamespace(path=path))
+
+
+# ---------------------------------------------------------------- --cache-dir
+def _blobs(folder: Path) -> list[str]:
+    return sorted(p.name for p in (folder / "remote" / "blobs").rglob("*") if p.is_file())
+
+
+def test_cache_dir_holds_what_summary_and_serve_fetch(s3, tiny, served, tmp_path, capsys):
+    url = s3.upload(tiny.model, f"s3://{s3.bucket()}/m/tiny.keras")
+    default = Path(os.environ["INSIGHT_CACHE_DIR"])
+    assert main(["summary", url, "--cache-dir", str(tmp_path / "a")]) == 0
+    assert f"file: {url}" in capsys.readouterr().out
+    assert _blobs(tmp_path / "a") == ["tiny.keras"] and not (default / "remote").exists()
+    # serve: the fetch and the served app (same process, and its children) use the folder
+    assert _serve(url, "--cache-dir", str(tmp_path / "b" / "new")) == 0
+    assert served[0].cache == str(tmp_path / "b" / "new")
+    assert _blobs(tmp_path / "b" / "new") == ["tiny.keras"]
+    (tmp_path / "file").write_text("")
+    assert _serve(url, "--cache-dir", str(tmp_path / "file" / "x")) == 2
+    line = _error_line(capsys)
+    assert "The cache folder cannot be created" in line and "--cache-dir" in line
+    assert len(served) == 1
+
+
+@pytest.mark.parametrize("command", [["serve"], ["summary", "m"], ["doctor", "m"],
+                                     ["compare", "a", "b"], ["stats", "m"],
+                                     ["profile", "--logdir", "d"], ["export", "m", "--all-panels", "--out", "o"],
+                                     ["xla", "m"]])
+def test_every_command_that_fetches_takes_cache_dir(command):
+    assert build_parser().parse_args([*command, "--cache-dir", "c"]).cache_dir == "c"
