@@ -301,7 +301,7 @@ def test_cache_dir_holds_what_summary_and_serve_fetch(s3, tiny, served, tmp_path
 
 @pytest.mark.parametrize("command", [["serve"], ["summary", "m"], ["doctor", "m"],
                                      ["compare", "a", "b"], ["stats", "m"],
-                                     ["profile", "--logdir", "d"], ["export", "m", "--all-panels", "--out", "o"],
-                                     ["xla", "m"]])
+                                     ["profile", "--logdir", "d"], ["xla", "m"],
+                                     ["export", "m", "--all-panels", "--out", "o"]])
 def test_every_command_that_fetches_takes_cache_dir(command):
     assert build_parser().parse_args([*command, "--cache-dir", "c"]).cache_dir == "c"
