@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from insight.cli.console import quiet_native_stderr
+from insight.cli.console import check_data, quiet_native_stderr
 from insight.launch import add_model_args, add_stream_args
 
 __all__ = ["add_stats_parser", "run_stats", "terminal_progress", "GRADIENT_ROWS"]
@@ -66,12 +66,15 @@ def run_stats(args: argparse.Namespace) -> int:
     from insight.probe.report import layer_report, report_records
 
     limits = LoadLimits.parse(args.load_timeout, args.load_memory)
+    # shards listed and their spec read now: a glob matching nothing is one line, before
+    # the model loads
+    data, features, data_fn = check_data(args.data, args.features, args.data_fn)
     with quiet_native_stderr(not args.debug):  # first loaded in a child with limits
         loaded = load_model(args.model, safe_mode=not args.unsafe,
                             custom_objects=args.custom_objects, isolate=limits)
         # a stream keeps only the gradient batch in memory: the statistics read the stream
-        dataset = dataset_for(loaded, args.data, features=args.features,
-                              data_fn=args.data_fn, max_examples=args.max_examples,
+        dataset = dataset_for(loaded, data, features=features,
+                              data_fn=data_fn, max_examples=args.max_examples,
                               head_rows=GRADIENT_ROWS)
         bar = terminal_progress() if dataset.stream is not None else None
         table = layer_report(loaded, dataset, batch_size=args.batch_size,

@@ -200,7 +200,9 @@ def test_doctor_streams_shards_from_s3_capped_at_its_rows(s3, tiny, tmp_path, ca
     assert "fn.py" in text and "streamed (all 2,048 examples fit in memory)" in text
 
 
-def test_doctor_refuses_bad_streamed_data_before_loading(s3, tiny, capsys, monkeypatch):
+@pytest.mark.parametrize("command", ["doctor", "stats"])
+def test_doctor_and_stats_refuse_bad_streamed_data_before_loading(s3, tiny, capsys,
+                                                                  monkeypatch, command):
     def no_load(*args, **kwargs):
         raise AssertionError("the model must not load")
 
@@ -211,7 +213,7 @@ def test_doctor_refuses_bad_streamed_data_before_loading(s3, tiny, capsys, monke
                         ([url], "need a features spec"),
                         (["s3://no-such-bucket-insight/shard-*.tfrecord", "--features",
                           str(tiny.spec)], "The bucket 'no-such-bucket-insight'")):
-        assert main(["doctor", str(tiny.model), "--data", *args]) == 2
+        assert main([command, str(tiny.model), "--data", *args]) == 2
         assert words in _error_line(capsys)
 
 
