@@ -67,7 +67,9 @@ def add_model_args(parser: argparse.ArgumentParser, *, companions: bool = True,
     streamed data's `--features`, `--data-fn`, `--max-examples`) to a parser."""
     if companions:
         parser.add_argument("--data", metavar="PATH",
-                            help="inputs: .npz (x, y, class_names), .npy, .csv or image folder")
+                            help="inputs: .npz (x, y, class_names), .npy, .csv or image folder"
+                                 + (", or TFRecord shards 'shards/*.tfrecord' (or s3://...) "
+                                    "with --features" if stream else ""))
         parser.add_argument("--logdir", metavar="DIR",
                             help="TensorBoard logdir, CSVLogger csv or history json")
     if stream:
