@@ -1,16 +1,20 @@
 """Activations: per-layer statistics over the data (dead and saturated layers flagged),
 histograms by depth, one example through one layer, and the examples that drive one unit."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from insight.panels.activations import RIDGE_FRAME, RIDGE_ROWS, STATS_EXAMPLES, layer_units
 from insight.ui.doctor import page_findings
+from insight.ui.feedback import progress_bar
 from insight.ui.widgets import param_of, probe_page, show_panel
 
 ref, ctx, ds = probe_page("Activations", "activations")
 st.caption(f"Statistics over {min(len(ds), STATS_EXAMPLES):,} examples"
            + (f" (the first of {len(ds):,})." if len(ds) > STATS_EXAMPLES else "."))
-table = show_panel("activation_table", ref, ctx)
+with progress_bar() as progress:  # one pass over the data (streamed shards: batch by batch)
+    table = show_panel("activation_table", ref, replace(ctx, progress=progress))
 if table is None:
     st.stop()
 page_findings("activations", ref, ctx, info=False)  # the flags' warnings, with their fixes

@@ -73,11 +73,13 @@ def _subset(ds: Dataset) -> Dataset:
 
 
 def _stats(ctx: PanelContext) -> tuple[ActivationStats, Dataset]:
-    """Shared by the table and the ridge plot (memoised by the UI through `ctx.cached`)."""
+    """Shared by the table and the ridge plot (memoised by the UI through `ctx.cached`).
+    `ctx.progress` hears of each batch (a stream's batches are read as they come)."""
     check_probing(ctx, "activations")
     ds = _subset(probe_dataset(ctx))
     stats = ctx.cached(f"probe:stats:{STATS_EXAMPLES}",
-                       lambda: activation_stats(ctx.loaded, ds, batch_size=128))
+                       lambda: activation_stats(ctx.loaded, ds, batch_size=128,
+                                                progress=ctx.progress))
     return stats, ds
 
 
