@@ -23,11 +23,11 @@ __all__ = ["show_error", "progress_bar", "headline", "STORAGE_HEADLINES"]
 # A bucket problem is no problem of the model's: what happened, then what to do (the error's
 # own text names the URL and the detail).
 STORAGE_HEADLINES = {
-    "missing": "Not found in the storage: check the bucket and key",
-    "denied": "The storage refused the credentials: give ones with read access",
-    "connection": "Cannot reach the storage: check the network and the endpoint, then reload",
-    "package": "No support for this storage installed: install the package named below",
-    "other": "Cannot read from the storage: check the URL and the storage, then reload",
+    "missing": "Not found in the storage (check the URL)",
+    "denied": "Access denied by the storage (check the credentials)",
+    "connection": "Storage unreachable (check the network, then reload)",
+    "package": "No support for this storage installed (install its package)",
+    "other": "Cannot read from the storage (check the URL and the storage)",
 }
 
 _HEADLINES = [
@@ -62,7 +62,7 @@ def headline(exc: InsightError) -> str:
     """The bold first words `show_error` puts before an insight error's text.
 
     >>> headline(StorageError("No such bucket.", "", "", reason="denied"))
-    'The storage refused the credentials: give ones with read access'
+    'Access denied by the storage (check the credentials)'
     """
     if isinstance(exc, StorageError):
         return STORAGE_HEADLINES.get(exc.reason, STORAGE_HEADLINES["other"])
