@@ -24,10 +24,16 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["phased", "build", "load_weights"]
+from insight.model.keras_errors import translate
+
+if TYPE_CHECKING:
+    from insight.model.preflight import Preflight
+
+__all__ = ["phased", "build", "load_weights", "load"]
 
 _NEEDED = ("_model_from_config", "_load_state", "_raise_loading_failure", "H5IOStore",
            "NpzIOStore", "DiskIOStore", "_CONFIG_FILENAME", "_VARS_FNAME_H5",
@@ -84,3 +90,29 @@ def load_weights(model: Any, model_file: str | Path) -> None:
                 assets.close()
     if failed:
         lib._raise_loading_failure(messages)
+
+
+def load(report: Preflight, custom_objects: dict[str, Any], safe_mode: bool, shown: str,
+         at: Callable[[str], None]) -> Any:
+    """The Keras model of a preflighted `.keras` or `.h5` file, with Keras' errors translated
+    (`insight.model.keras_errors`); `at` is called at `"start"`, `"built"` and `"loaded"`
+    (see `insight.model.loading.load_preflighted`)."""
+    import keras
+
+    at("start")
+    try:
+        if report.format == "keras" and report.model_file.is_file() and phased():
+            model = build(report.model_file, custom_objects=custom_objects or None,
+                          safe_mode=safe_mode)
+            at("built")
+            load_weights(model, report.model_file)
+        else:
+            model = keras.saving.load_model(
+                report.model_file, custom_objects=custom_objects or None, compile=False,
+                safe_mode=safe_mode,
+            )
+            at("built")
+    except Exception as exc:
+        raise translate(exc, shown, report) from exc
+    at("loaded")
+    return model

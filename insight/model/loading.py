@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import re
@@ -25,8 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from insight.errors import CustomObjectError, InsightError, ModelLoadError, UnsafeModelError
+from insight.model import keras_phases, lockstep
 from insight.model.fetched import fetch_model, fetched_from, named_as
-from insight.model.keras_errors import UNSAFE_HINT, translate
+from insight.model.keras_errors import UNSAFE_HINT
 from insight.model.preflight import Preflight, preflight
 from insight.model.samples import is_bundled
 
@@ -346,7 +348,7 @@ def load_preflighted(
             f"path={str(path)!r}",
             names=missing,
         )
-    model = _keras_load(report, provided, safe_mode, str(path), at)
+    model = keras_phases.load(report, provided, safe_mode, str(path), at)
     return LoadedModel(model, report, safe_mode, co_file)
 
 
@@ -357,8 +359,9 @@ def _no_step(_step: str) -> None:
 def _load_isolated(path, safe_mode: bool, custom_objects, isolate) -> LoadedModel:
     """Each step here starts once the child has passed the same step within the limits, and
     runs while the child does the next one: the preflight while the child builds the model,
-    building the model while the child reads the weights, reading the weights while the
-    child runs the first forward pass."""
+    then each Keras step (a variable created or assigned, `insight.model.lockstep`) once the
+    child has run past it; where Keras lacks those steps, building the model while the child
+    reads the weights and reading the weights while the child runs the forward pass."""
     from insight.model.sandbox import LoadLimits, start_check
 
     pending = start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
@@ -367,41 +370,32 @@ def _load_isolated(path, safe_mode: bool, custom_objects, isolate) -> LoadedMode
     report = preflight(path)
     import keras  # noqa: F401  overlaps the child's own start and load
 
+    stepped = lockstep.available()
+    done = 0
+
     def behind_child(step: str) -> None:
         if step == "start":
-            pending.model_built()
-        elif step == "built":
+            pending.reached(1) if stepped else pending.model_built()
+        elif step == "built" and not stepped:
             pending.weights_loaded()
 
-    loaded = load_preflighted(report, safe_mode=safe_mode, custom_objects=custom_objects,
-                              at=behind_child)
+    def next_step() -> None:  # the child has run the code up to our next step first
+        nonlocal done
+        done += 1
+        pending.reached(done + 1)
+
+    try:
+        with lockstep.stepping(next_step) if stepped else contextlib.nullcontext():
+            loaded = load_preflighted(report, safe_mode=safe_mode,
+                                      custom_objects=custom_objects, at=behind_child)
+    except Exception:
+        if pending.failure is None:
+            raise
+    if pending.failure is not None:  # the child's refusal, raised (and wrapped) inside Keras
+        pending.failure.__context__ = pending.failure.__cause__ = None
+        raise pending.failure
     pending.result()  # the forward pass's verdict: the model is dropped if it failed
     return loaded
-
-
-def _keras_load(report: Preflight, provided: dict[str, Any], safe_mode: bool, shown: str,
-                at: Callable[[str], None]):
-    import keras
-
-    from insight.model import keras_phases
-
-    at("start")
-    try:
-        if report.format == "keras" and report.model_file.is_file() and keras_phases.phased():
-            model = keras_phases.build(report.model_file, custom_objects=provided or None,
-                                       safe_mode=safe_mode)
-            at("built")
-            keras_phases.load_weights(model, report.model_file)
-        else:
-            model = keras.saving.load_model(
-                report.model_file, custom_objects=provided or None, compile=False,
-                safe_mode=safe_mode,
-            )
-            at("built")
-    except Exception as exc:
-        raise translate(exc, shown, report) from exc
-    at("loaded")
-    return model
 
 
 def _load_savedmodel(report: Preflight):

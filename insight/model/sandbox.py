@@ -22,7 +22,7 @@ Example:
 >>> limits.timeout_s, limits.memory_text
 (30.0, '4 GB')
 >>> report = check_in_child("sample_models/digits_cnn/model.keras")  # doctest: +SKIP
->>> report.format
+>>> report.format  # doctest: +SKIP
 'keras'
 """
 
@@ -38,19 +38,17 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from insight import errors
 from insight.errors import LoaderCrashError, LoadLimitError, ModelLoadError, UsageError
+from insight.model.limits import LoadLimits
 from insight.model.preflight import Preflight, preflight
 
 __all__ = ["LoadLimits", "check_in_child", "start_check", "PendingCheck", "prestart",
            "spare_ready", "stop_spare", "scrubbed_env"]
 
 CHILD = "insight.model.sandbox_child"
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 # What Python, TensorFlow and CUDA read; everything else (tokens, cloud keys) stays out.
 _KEEP = {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "USER", "LOGNAME",
          "VIRTUAL_ENV", "LD_LIBRARY_PATH", "XLA_FLAGS", "OMP_NUM_THREADS", "SSL_CERT_FILE"}
@@ -58,70 +56,6 @@ _KEEP_PREFIXES = ("LC_", "PYTHON", "TF_", "KERAS_", "CUDA_", "NVIDIA_", "MKL_", 
 _IMPORT_LIMIT_S = 300.0  # TensorFlow's start in the child: trusted code, but never forever
 _MAX_ANSWER = 1 << 20  # bytes of JSON a child may send back
 _POLL_S = 0.05
-
-
-@dataclass(frozen=True)
-class LoadLimits:
-    """How long and how much memory the isolated first load of a file may take.
-
-    Attributes:
-        timeout_s: wall-clock seconds for the preflight, deserialization and first forward
-            pass (not TensorFlow's start). Defaults to `60.0`.
-        memory_bytes: the child's data memory limit. Defaults to 8 GiB: a ResNet50 load
-            needs under 1 GB, the bombs of issue 14 over 10 GB.
-    """
-
-    timeout_s: float = 60.0
-    memory_bytes: int = 8 * 2**30
-
-    @classmethod
-    def parse(cls, timeout: str | float | None = None, memory: str | int | None = None,
-              env: Mapping[str, str] | None = None) -> LoadLimits:
-        """Limits from `--load-timeout`/`--load-memory` text, else `INSIGHT_LOAD_TIMEOUT`/
-        `INSIGHT_LOAD_MEMORY` in `env` (default: `os.environ`), else the defaults.
-
-        Raises:
-            UsageError: a timeout that is not a positive number, a size that is not like
-                `8G`, `512M` or a byte count.
-        """
-        env = os.environ if env is None else env
-        timeout = timeout if timeout not in (None, "") else env.get("INSIGHT_LOAD_TIMEOUT")
-        memory = memory if memory not in (None, "") else env.get("INSIGHT_LOAD_MEMORY")
-        out = cls()
-        if timeout not in (None, ""):
-            try:
-                seconds = float(timeout)
-            except ValueError:
-                seconds = -1.0
-            if not 0 < seconds < 1e7:
-                raise UsageError("The load timeout must be a positive number of seconds.",
-                                 "Pass e.g. --load-timeout 120.", f"--load-timeout={timeout!r}")
-            out = cls(seconds, out.memory_bytes)
-        if memory not in (None, ""):
-            out = cls(out.timeout_s, parse_size(memory))
-        return out
-
-    @property
-    def memory_text(self) -> str:
-        """The memory limit as people write it (`"8 GB"`, `"512 MB"`)."""
-        for unit, name in ((2**30, "GB"), (2**20, "MB")):
-            if self.memory_bytes >= unit:
-                return f"{self.memory_bytes / unit:.3g} {name}"
-        return f"{self.memory_bytes} bytes"
-
-
-def parse_size(text: str | int) -> int:
-    """`"8G"`, `"512M"`, `"1.5GiB"` or a byte count, in bytes (powers of 1024).
-
-    Raises:
-        UsageError: anything else, or less than 64 MB (Python alone needs more).
-    """
-    match = _SIZE.match(str(text))
-    size = int(float(match.group(1)) * _UNITS[match.group(2).upper()]) if match else 0
-    if size < 64 * 2**20:
-        raise UsageError("The load memory limit must be a size of at least 64M, like 8G or "
-                         "512M.", "Pass e.g. --load-memory 8G.", f"--load-memory={text!r}")
-    return size
 
 
 def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -260,6 +194,8 @@ class PendingCheck:
     def __init__(self, proc: subprocess.Popen, shown: str, limits: LoadLimits) -> None:
         self.proc, self.shown, self.limits = proc, shown, limits
         self.stage = "start"
+        self.steps = 0  # the Keras steps the child has reached (`insight.model.lockstep`)
+        self.failure: ModelLoadError | None = None  # the verdict, once it is a refusal
         self.peak_rss = 0
         self._buf = b""
         self._done: dict | None = None
@@ -276,6 +212,11 @@ class PendingCheck:
         otherwise): the moment to build it here, while the child reads the weights."""
         self._wait(lambda: self._done is not None or self.stage in ("weights", "run"))
 
+    def reached(self, step: int) -> None:
+        """Wait until the child has reached Keras step `step` of its load, or has read the
+        weights (every step done): the server may then run up to the same step."""
+        self._wait(lambda: self._done is not None or self.steps >= step or self.stage == "run")
+
     def weights_loaded(self) -> None:
         """Wait until the child has read the weights too: the moment to read them here,
         while the child runs the first forward pass."""
@@ -290,6 +231,17 @@ class PendingCheck:
         self._wait(lambda: self._done is not None)
 
     def _wait(self, enough) -> None:
+        """Raises the refusal again on every later call: a caller whose code caught it once
+        (Keras wraps errors raised in its steps) never runs past it."""
+        if self.failure is None:
+            try:
+                self._read_until(enough)
+            except ModelLoadError as exc:
+                self.failure = exc
+        if self.failure is not None:
+            raise self.failure
+
+    def _read_until(self, enough) -> None:
         fd = self.proc.answer_fd  # type: ignore[attr-defined]
         while not enough():
             now = time.monotonic()
@@ -321,6 +273,9 @@ class PendingCheck:
         except ValueError:
             return
         if not isinstance(msg, dict):
+            return
+        if isinstance(msg.get("step"), int):
+            self.steps = msg["step"]
             return
         stage = msg.get("stage")
         if stage == "import":

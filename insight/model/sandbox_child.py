@@ -18,6 +18,7 @@ folder of its own. A file that tries any of it is refused as unsafe, so a
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import resource
@@ -26,6 +27,8 @@ import sys
 import tempfile
 import threading
 from typing import Any
+
+from insight.model import lockstep
 
 __all__ = ["main"]
 
@@ -216,8 +219,15 @@ def main(argv: list[str]) -> int:
             elif step == "loaded":
                 _send(out, stage="run")
 
-        loaded = load_preflighted(report, safe_mode=req["safe_mode"],
-                                  custom_objects=provided or None, at=announce)
+        steps = itertools.count(1)
+
+        def step() -> None:
+            if not tripped:  # a blocked call stops the server's steps where it happened
+                _send(out, step=next(steps))
+
+        with lockstep.stepping(step):
+            loaded = load_preflighted(report, safe_mode=req["safe_mode"],
+                                      custom_objects=provided or None, at=announce)
         _forward(loaded.model)
         if tripped:  # blocked, and the error swallowed by a broad `except` on the way
             raise _Blocked(tripped[0])

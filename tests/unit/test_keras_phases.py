@@ -1,15 +1,16 @@
 """A `.keras` file loaded in two steps (`insight.model.keras_phases`), and the isolated
 loader keeping each of the server's steps behind the child's (`insight.load_model(path,
-isolate=...)`).
+isolate=...)`, `insight.model.lockstep`).
 
-The server builds the model only once the child has built it, and reads the weights only
-once the child has read them: a config that breaks Keras never reaches the server's Keras,
-and weights that break h5py never reach the server's h5py. The spies below wrap the real
-functions in this process only (the child is another process, untouched).
+The server runs each step of the load (a variable created or assigned, and the code before
+it) only once the child has run past it: a config that breaks Keras never breaks the
+server's Keras, and weights that break h5py never reach the server's h5py. The spies below
+wrap the real functions in this process only (the child is another process, untouched).
 """
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -106,23 +107,66 @@ def _with_weights(src: Path, dst: Path, weights: bytes) -> Path:
 
 
 @pytest.mark.slow
-def test_isolated_load_builds_and_reads_after_the_child(spares, spies):
+def test_isolated_load_builds_and_reads_after_the_child(spares, spies, tmp_path):
     import insight
 
     spares()
-    loaded = insight.load_model(DIGITS, isolate=LIMITS)
+    copy = shutil.copy(DIGITS, tmp_path / "digits.keras")  # the bundled sample skips the child
+    loaded = insight.load_model(copy, isolate=LIMITS)
     assert spies == ["build", "weights"] and loaded.model.count_params() > 0
 
 
+@pytest.fixture
+def shapes(monkeypatch):
+    """The shape of every Keras variable this process creates."""
+    from keras.src.backend.common.variables import Variable
+
+    created: list[tuple] = []
+    init = Variable.__init__
+
+    def spy(self, initializer, shape=None, *args, **kwargs):
+        created.append(tuple(shape) if shape is not None else ())
+        return init(self, initializer, shape, *args, **kwargs)
+
+    monkeypatch.setattr(Variable, "__init__", spy)
+    return created
+
+
 @pytest.mark.slow
-def test_a_config_keras_cannot_build_never_reaches_the_server(spares, spies, tmp_path):
+def test_a_config_keras_cannot_build_never_reaches_the_server(spares, spies, shapes, tmp_path):
     import insight
 
     spares()
     bad = _with_config_change(DIGITS, tmp_path / "bad.keras", b'"units": 10', b'"units": -1')
-    with pytest.raises(ModelLoadError, match="could not build the model"):
+    with pytest.raises(ModelLoadError, match="could not build the model") as refused:
         insight.load_model(bad, isolate=LIMITS)
-    assert spies == []  # the child failed building: the server never built it
+    # The server followed the child up to the step Keras cannot take, and stopped there: the
+    # error is the child's, not one of the server's own Keras (which would be its cause).
+    assert refused.value.__cause__ is None and "ModelLoadError" not in str(refused.value)
+    assert spies in (["build"], [])
+    assert not any(d < 0 for shape in shapes for d in shape if d is not None)
+
+
+@pytest.mark.slow
+def test_the_server_builds_beside_the_child_not_after_it(spares, spies, shapes, tmp_path):
+    """Step by step: the server's build starts while the child is still building."""
+    import insight
+    from insight.model import sandbox
+
+    seen: list[tuple[int, str]] = []
+    reached = sandbox.PendingCheck.reached
+
+    def spy(self, step):
+        reached(self, step)
+        seen.append((step, self.stage))
+
+    spares()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sandbox.PendingCheck, "reached", spy)
+        insight.load_model(shutil.copy(DIGITS, tmp_path / "digits.keras"), isolate=LIMITS)
+    assert seen[0][0] == 1 and [s for s, _ in seen] == list(range(1, len(seen) + 1))
+    assert len(seen) >= len(shapes) > 0  # a wait before every variable made here
+    assert seen[0][1] == "load"  # the first of them while the child was still building
 
 
 @pytest.mark.slow

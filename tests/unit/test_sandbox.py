@@ -26,10 +26,10 @@ from insight.errors import (
     UsageError,
 )
 from insight.launch import LaunchOptions, app_argv, parse_app_args
+from insight.model.limits import parse_size
 from insight.model.sandbox import (
     LoadLimits,
     check_in_child,
-    parse_size,
     prestart,
     scrubbed_env,
     stop_spare,
