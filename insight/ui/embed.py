@@ -21,7 +21,7 @@ from insight.launch import LaunchOptions
 from insight.panels.registry import PanelContext, get_panel
 from insight.remote import is_remote
 from insight.ui.cache import get_model
-from insight.ui.feedback import show_error
+from insight.ui.feedback import progress_bar, show_error
 from insight.ui.share import link_targets
 from insight.ui.sidebar import local_copy
 from insight.ui.widgets import location, show_panel
@@ -69,4 +69,6 @@ def render_embed(opts: LaunchOptions) -> None:
     spec = get_panel(link.panel)
     if spec.kind != "figure":  # figures carry their title; tables and cards get one here
         st.subheader(spec.title)
-    show_panel(link.panel, ref, ctx, share=False, **link.params)
+    with progress_bar() as progress:  # a long build (statistics over a stream, a UMAP)
+        show_panel(link.panel, ref, replace(ctx, progress=progress), share=False,
+                   **link.params)
