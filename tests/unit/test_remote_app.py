@@ -179,6 +179,14 @@ def test_a_deep_link_to_a_remote_model_fetches_it(remote_model, monkeypatch):
     link = share_url("http://127.0.0.1:8501/", "layer_table", {}, None)
     assert "s3" not in link and "model=" not in link
 
+    # A link naming a bucket URL itself is refused before anything is read.
+    other = url.replace("model.keras", "other.keras")
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update({"embed": "true", "panel": "layer_table", "model": other})
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    assert "No model named" in at.error[0].value and not at.dataframe
+
 
 def test_a_deep_link_to_a_missing_remote_model_says_so(s3, monkeypatch):
     monkeypatch.setenv("INSIGHT_MODEL", f"{MISSING}/m.keras")
