@@ -358,16 +358,30 @@ def _streamed(model: Any, data_path: str | None, features: str | Path | None,
                             f"data={name!r}")
         return fitted.x, y
 
-    stream = replace(stream.capped(max_examples), fit=fit,
-                     input_ranks=tuple(len(s.shape) for s in specs or ()))
-    wanted = head_rows if stream.max_examples is None else min(head_rows, stream.max_examples)
-    x, y = stream.head(wanted)
+    stream = replace(stream, fit=fit, input_ranks=tuple(len(s.shape) for s in specs or ()))
+    cap = stream.capped(max_examples).max_examples
+    wanted = head_rows if cap is None else min(head_rows, cap)
+    # One row past the rows kept: whether the stream holds more than them, so that the
+    # caption can say "the first 2,048 of a longer stream" rather than "all of it".
+    x, y, ended = stream.first(wanted + 1)
+    more = _rows_of(x) > wanted
+    if more:
+        x, y = _first_rows(x, wanted), (None if y is None else _first_rows(y, wanted))
+    stream = replace(stream.capped(cap), truncated=more and cap == wanted)
     classes = stream.spec.class_names if stream.spec is not None else None
     head = Dataset(x=x, y=y, class_names=classes, name=name,
                    path=None if data_path is None or "://" in data_path else Path(data_path))
     counts = {k: c for k, v in array_items(head.x) if (c := count_nonfinite(v))}
     if not isinstance(head.x, dict) and counts:
         counts = {(specs[0].name if specs else "x"): counts["x"]}
-    if len(head) < wanted:  # the stream ended: it holds exactly these rows
+    if ended:  # the stream ended: it holds exactly these rows
         stream = stream.capped(len(head))
     return replace(head, nonfinite=counts, stream=stream)
+
+
+def _rows_of(arrays: Any) -> int:
+    return len(next(iter(arrays.values())) if isinstance(arrays, dict) else arrays)
+
+
+def _first_rows(arrays: Any, n: int) -> Any:
+    return {k: v[:n] for k, v in arrays.items()} if isinstance(arrays, dict) else arrays[:n]

@@ -192,10 +192,7 @@ class Dataset:
                     "(no real data given)")
         head = self.name or (self.path.name if self.path else "data")
         if self.stream is not None:
-            cap = self.stream.max_examples
-            head += (f", streamed (all {n:,} examples fit in memory)" if cap == n else
-                     f", streamed ({f'up to {cap:,}' if cap else 'all'} examples; "
-                     f"first {n:,} in memory)")
+            head += ", streamed " + _stream_text(self.stream, n)
         if self.source == "bundled":
             head += " (bundled with the model)"
         parts = [f"{n:,} examples" if self.stream is None else "",
@@ -219,6 +216,22 @@ class Dataset:
         return f"labels {shape_text(self.y.shape[1:])} {self.y.dtype}"
 
 
+def _stream_text(stream: Any, n: int) -> str:
+    """How much of a stream is read, `n` rows of it in memory.
+
+    >>> from types import SimpleNamespace as S
+    >>> _stream_text(S(max_examples=2048, truncated=True), 2048)
+    '(the first 2,048 examples of a longer stream, all in memory)'
+    """
+    cap = stream.max_examples
+    if cap == n:
+        return (f"(the first {n:,} examples of a longer stream, all in memory)"
+                if stream.truncated else f"(all {n:,} examples fit in memory)")
+    if cap and stream.truncated:
+        return f"(the first {cap:,} examples of a longer stream; first {n:,} in memory)"
+    return f"({f'up to {cap:,}' if cap else 'all'} examples; first {n:,} in memory)"
+
+
 def _prefix_stream(dataset: Dataset, indices: Any) -> Any:
     """The stream of a subset: capped for the first rows (`slice(0, n)`), else none (the
     subset is what is in memory)."""
@@ -226,7 +239,12 @@ def _prefix_stream(dataset: Dataset, indices: Any) -> Any:
     if s is None or not isinstance(indices, slice) or indices.start not in (None, 0) or \
             indices.step not in (None, 1):
         return None
-    return s if indices.stop is None else s.capped(max(int(indices.stop), 0))
+    if indices.stop is None:
+        return s
+    stop = max(int(indices.stop), 0)
+    capped = s.capped(stop)
+    # rows in memory past the prefix: the prefix's stream is cut short
+    return replace(capped, truncated=True) if stop < len(dataset) else capped
 
 
 def _as_arrays(value: Any, what: str, name: str) -> Arrays:

@@ -101,6 +101,8 @@ class Stream:
         builder: the builder's `dataset` function (`None` for shards).
         max_examples: read at most this many examples, or `None` for all.
         fit: the per-batch check and fix-up (`conform_to_model`'s), `(x, y) -> (x, y)`.
+        truncated: `max_examples` cuts the stream short: it holds more examples than are
+            read (known once a read went one row past the cap: `first`).
     """
 
     name: str
@@ -110,6 +112,7 @@ class Stream:
     max_examples: int | None = None
     fit: Callable[[Any, Any], tuple[Any, Any]] | None = None
     input_ranks: tuple[int, ...] = ()
+    truncated: bool = False
 
     def __repr__(self) -> str:
         return (f"Stream(name={self.name!r}, shards={len(self.shards)}, "
@@ -178,20 +181,29 @@ class Stream:
     def head(self, n: int) -> tuple[Any, Any]:
         """The first `n` examples (fewer when the stream is shorter, or when `n` rows would
         pass `HEAD_BYTES`) as `(x, y)` arrays."""
+        x, y, _ = self.first(n)
+        return x, y
+
+    def first(self, n: int) -> tuple[Any, Any, bool]:
+        """`(x, y, ended)`: the first `n` examples as `head` gives them, and whether the
+        stream (under its cap) ended before `n` rows, so that it holds exactly those (`False`
+        when `HEAD_BYTES` stopped the read first: the rest is unknown)."""
         xs: list[Any] = []
         ys: list[Any] = []
         rows = size = 0
+        ended = True  # unless a break below stops the read at `n` rows or `HEAD_BYTES`
         for x, y in self.batches(min(n, 256), n):
             xs.append(x)
             ys.append(y)
             rows += _rows(x)
             size += _nbytes(x)
             if rows >= n or size >= HEAD_BYTES:
+                ended = False
                 break
         if not xs:
             raise DataError(f"{self.name} holds no examples.", "Give shards that hold records.",
                             f"data={self.name!r}")
-        return _concat(xs), (None if ys[0] is None else _concat(ys))
+        return _concat(xs), (None if ys[0] is None else _concat(ys)), ended
 
     def _records(self, errors: list[BaseException]):
         import tensorflow as tf
