@@ -87,8 +87,10 @@ def _vectors(ctx: PanelContext, source: str, layer: str, reduce: str):
         from insight.data import dataset_for
 
         dataset = ctx.cached("dataset", lambda: dataset_for(ctx.loaded, ctx.data_path))
+        # a stream is read batch by batch up to its cap (the layer's vectors kept, not the
+        # inputs), the progress bar fed as the Activations page's is
         return es.layer_vectors(ctx.loaded, dataset, layer or default_layer(ctx),
-                                reduce=reduce)
+                                reduce=reduce, progress=ctx.progress)
     if source == "embedding":
         return es.embedding_vectors(ctx.loaded, layer or None)
     if source == "file":

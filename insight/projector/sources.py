@@ -14,8 +14,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,120 +22,11 @@ import pandas as pd
 
 from insight.data.npy import read_npy
 from insight.errors import DataError, UsageError
+from insight.projector.layers import REDUCTIONS, layer_vectors
+from insight.projector.vectors import Vectors
 
 __all__ = ["Vectors", "REDUCTIONS", "layer_vectors", "embedding_vectors", "file_vectors",
            "read_metadata", "projector_vectors", "fetch_projector"]
-
-REDUCTIONS = ("flatten", "mean", "max")
-
-
-@dataclass
-class Vectors:
-    """Vectors to project, with one metadata row per vector.
-
-    Attributes:
-        vectors: `(n, d)` float32.
-        metadata: a frame with `n` rows (may have no columns).
-        name: what the vectors are, for titles.
-        images: `(n, H, W)` or `(n, H, W, C)` inputs for thumbnails, when they are images.
-        total: how many points the full set has (more than `n` for a sample); 0: `n`.
-    """
-
-    vectors: np.ndarray
-    metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
-    name: str = ""
-    images: np.ndarray | None = None
-    total: int = 0
-
-    def __post_init__(self) -> None:
-        self.total = self.total or len(self.vectors)
-
-
-def _reduce(a: np.ndarray, how: str) -> np.ndarray:
-    if a.ndim <= 2:
-        return a.reshape(len(a), -1)
-    if how == "flatten":
-        return a.reshape(len(a), -1)
-    axes = tuple(range(1, a.ndim - 1))  # spatial axes; the last is channels
-    return a.mean(axis=axes) if how == "mean" else a.max(axis=axes)
-
-
-def layer_vectors(loaded: Any, dataset: Any, layer: str, *, reduce: str = "flatten",
-                  batch_size: int = 256) -> Vectors:
-    """The output of `layer` for every example of `dataset`, one vector per example.
-
-    Args:
-        loaded: a `LoadedModel` or `keras.Model`.
-        dataset: an `insight.data.Dataset`.
-        layer: a layer path (see `insight.model.layers.layer_paths`).
-        reduce: for outputs with spatial axes: `"flatten"`, or global `"mean"`/`"max"` pooling
-            over them (one value per channel). Defaults to `"flatten"`.
-        batch_size: rows per forward pass. Defaults to `256`.
-
-    Returns:
-        `Vectors` whose metadata has `label` (class names when known), `predicted`, `correct`
-        and `confidence` (from the model's first output, computed in the same pass).
-    """
-    from insight.model.layers import resolve_layers
-    from insight.probe.capture import capture_function, count_rows, first_output, slice_rows
-
-    if reduce not in REDUCTIONS:
-        raise UsageError(f"Unknown reduction {reduce!r}. Reductions are: "
-                         f"{', '.join(REDUCTIONS)}.", "", f"reduce={reduce!r}")
-    model = getattr(loaded, "model", loaded)
-    [path] = resolve_layers(model, [layer])
-    x = dataset.x
-    fn = capture_function(model, [path], x)
-    parts, outs, rank = [], [], 2
-    n = count_rows(x)
-    for start in range(0, n, batch_size):
-        out, acts = fn(slice_rows(x, start, min(n, start + batch_size)))
-        raw = np.asarray(first_output(acts[path]))
-        rank = raw.ndim
-        parts.append(_reduce(raw, reduce))
-        outs.append(np.asarray(first_output(out)))
-    vectors = np.concatenate(parts).astype(np.float32)
-    meta = _prediction_metadata(np.concatenate(outs), dataset)
-    images = _images(x)
-    how = f", {reduce}" if rank > 2 and reduce != "flatten" else ""
-    return Vectors(vectors, meta, f"layer {path}{how} ({dataset.name})", images)
-
-
-
-
-def _prediction_metadata(outputs: np.ndarray, dataset: Any) -> pd.DataFrame:
-    names = list(dataset.class_names or [])
-    meta = pd.DataFrame(index=range(len(outputs)))
-    y = dataset.y
-    if isinstance(y, Mapping):
-        y = next(iter(y.values()), None)
-    flat = outputs.reshape(len(outputs), -1)
-
-    def label(i: np.ndarray) -> Any:
-        return [names[k] if 0 <= k < len(names) else str(k) for k in i]
-
-    if flat.shape[1] > 1:
-        predicted = flat.argmax(axis=1)
-        meta["predicted"] = label(predicted)
-        meta["confidence"] = flat.max(axis=1).astype(float)
-    else:
-        predicted = (flat[:, 0] > 0.5).astype(int)
-        meta["predicted"] = predicted.astype(str)
-        meta["confidence"] = np.where(predicted == 1, flat[:, 0], 1 - flat[:, 0]).astype(float)
-    if y is not None:
-        y = np.asarray(y).reshape(len(y), -1)[:, 0] if np.ndim(y) > 1 else np.asarray(y)
-        if np.issubdtype(y.dtype, np.integer):
-            meta.insert(0, "label", label(y))
-            meta["correct"] = np.asarray(y) == predicted
-    return meta
-
-
-def _images(x: Any) -> np.ndarray | None:
-    arr = None if isinstance(x, Mapping) else np.asarray(x)
-    if arr is not None and arr.ndim == 4 and arr.shape[-1] in (1, 3) and arr.shape[1] >= 4:
-        return arr[..., 0] if arr.shape[-1] == 1 else arr
-    return None
-
 
 def embedding_vectors(loaded: Any, layer: str | None = None,
                       vocabulary: str | Path | None = None) -> Vectors:
