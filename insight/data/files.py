@@ -86,8 +86,11 @@ def load_dataset(path: str | Path) -> Dataset:
       a flat folder (no labels); images become float32 in [0, 1], shape (N, H, W, C),
       resized to the first image's size.
 
+    An `s3://`/`gs://` URL of an `.npz`, `.npy` or `.csv` is fetched into insight's cache
+    (once per version of the object) and read as the local file is.
+
     Args:
-        path: the file or folder.
+        path: the file or folder, or the URL of a file in a bucket.
 
     Returns:
         A `Dataset` with `source="file"`.
@@ -95,6 +98,7 @@ def load_dataset(path: str | Path) -> Dataset:
     Raises:
         DataError: a missing path, an empty or corrupt file, an unknown format, pickled
             arrays, non-numeric CSV features, a folder without images.
+        StorageError: a URL whose object is missing, denied or unreachable.
 
     Example:
 
@@ -102,7 +106,11 @@ def load_dataset(path: str | Path) -> Dataset:
     >>> ds.describe()  # doctest: +SKIP
     'data.npz: 1,797 examples, x (8, 8, 1) float32, labels 10 classes'
     """
+    from insight.remote import is_remote
+
     shown = f"path={str(path)!r}"
+    if is_remote(str(path)) and not is_stream_path(path):
+        return _load_remote(str(path), shown)
     p = check_data_path(path)
     if is_stream_path(p):
         raise DataError("TFRecord shards are streamed, not read into memory as a whole.",
@@ -117,6 +125,32 @@ def load_dataset(path: str | Path) -> Dataset:
         raise DataError("The data holds no examples (zero rows).",
                         "Give a file with at least one example.", shown)
     return dataset
+
+
+def _load_remote(url: str, shown: str) -> Dataset:
+    """A `.npz`, `.npy` or `.csv` in a bucket: fetched into insight's cache once per version
+    (`insight.remote.fetch`), then read as the local file is; named by the URL's file name
+    (the cache's copy is never shown)."""
+    from dataclasses import replace
+
+    from insight.remote import fetch
+
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    suffix = Path(name).suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise DataError(f"insight reads {', '.join(DATA_SUFFIXES)} files from a bucket, not "
+                        f"{suffix or 'extensionless'} files or folders of images.",
+                        "Give the URL of an .npz (np.savez('data.npz', x=x, y=y)), or "
+                        "TFRecord shards with --features.", shown)
+    local = fetch(url)  # StorageError: missing, denied, unreachable, too large
+    if local.stat().st_size == 0:
+        raise DataError("The data file is empty.", "Save the data again.", shown)
+    loaders = {".npz": _load_npz, ".npy": _load_npy, ".csv": _load_csv}
+    dataset = loaders[suffix](local, shown)  # errors name the URL, not the cache's copy
+    if len(dataset) == 0:
+        raise DataError("The data holds no examples (zero rows).",
+                        "Give a file with at least one example.", shown)
+    return replace(dataset, name=name, path=None)
 
 
 def _corrupt(kind: str, exc: BaseException | None, shown: str) -> DataError:
