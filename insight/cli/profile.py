@@ -2,8 +2,13 @@
 
 ```
 insight profile MODEL --logdir DIR [--data PATH] [--steps 5] [--train] [--xla]
+insight profile MODEL --logdir DIR --data 'shards/*.tfrecord' --features spec.json
 insight profile --logdir DIR [--run RUN]        # summarise an existing profile
 ```
+
+Streamed data (TFRecord shards with `--features`, or `--data-fn`) is checked before the model
+loads, as `insight stats` checks it; the profiled steps read the stream's first rows (as many
+as the warm-up and profiled steps take, at most `--max-examples`).
 
 `--logdir` may be an `s3://`/`gs://` URL. insight never writes to a bucket: a capture then goes
 to `$INSIGHT_CACHE_DIR/profiles/<model>` (the folder the app's Capture button uses for that
@@ -24,10 +29,10 @@ import argparse
 import os
 from pathlib import Path
 
-from insight.cli.console import quiet_native_stderr
+from insight.cli.console import check_data, quiet_native_stderr
 from insight.errors import UsageError
 
-__all__ = ["add_profile_parser", "run_profile", "capture_name"]
+__all__ = ["add_profile_parser", "run_profile"]
 
 TOP = 5  # ops listed in the summary
 
@@ -46,7 +51,9 @@ def add_profile_parser(sub) -> None:
                         "gs:// logdir is only read: a capture goes to insight's cache "
                         "(profiles/<model>)")
     p.add_argument("--data", metavar="PATH",
-                   help="inputs (default: the data beside the model, else synthetic)")
+                   help="inputs: .npz, .npy, .csv, an image folder, or TFRecord shards "
+                        "'shards/*.tfrecord' (or s3://...) with --features (default: the "
+                        "data beside the model, else synthetic)")
     p.add_argument("--steps", type=int, default=5, help="profiled steps (default: 5)")
     p.add_argument("--warmup", type=int, default=2, help="unprofiled steps first (default: 2)")
     p.add_argument("--batch-size", type=int, default=32, help="examples per step (default: 32)")
@@ -54,7 +61,7 @@ def add_profile_parser(sub) -> None:
                    help="training steps on a copy of the model (needs labels)")
     p.add_argument("--xla", action="store_true", help="compile the step with XLA")
     p.add_argument("--run", default="", help="with no MODEL: the run to summarise")
-    add_model_args(p, companions=False)
+    add_model_args(p, companions=False, stream=True)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -105,18 +112,6 @@ def _shown(host: Path, view: Path, url: str) -> str:
         return str(host)
 
 
-def capture_name(model: str) -> str:
-    """The folder name of a model's captures in insight's cache, as the app's Capture button
-    names it (`insight.ui.profiler`): `<folder>_model` for a `model.keras`, else the file's
-    stem; a URL named by its own path, not the cache's copy.
-
-    >>> capture_name("s3://runs/digits_cnn/model.keras"), capture_name("/m/tiny.keras")
-    ('digits_cnn_model', 'tiny')
-    """
-    p = Path(model.split("://", 1)[1]) if "://" in model else Path(model)
-    return f"{p.parent.name}_{p.stem}" if p.stem == "model" else p.stem
-
-
 def _print_steps(steps, summary: dict, no_steps: str) -> None:
     """The steps line (xprof's numbers, or the inferred steps') and the mean step's split."""
     if steps.empty:
@@ -144,15 +139,21 @@ def _capture(args: argparse.Namespace, remote: str | None):
     # Memory events on CPU need the BFC allocator, chosen when TensorFlow starts.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     from insight.data import dataset_for
+    from insight.data.conform import HEAD_ROWS
     from insight.model.loading import load_model
     from insight.model.sandbox import LoadLimits
-    from insight.profiler.capture import capture_profile, writable_logdir
+    from insight.profiler.capture import capture_name, capture_profile, writable_logdir
 
     limits = LoadLimits.parse(args.load_timeout, args.load_memory)
+    # shards listed and their spec read before the model loads (what stats and doctor check)
+    data, features, data_fn = check_data(args.data, args.features, args.data_fn)
+    # what the steps read of a stream (they cycle over the rows in memory)
+    rows = min(max((args.warmup + args.steps) * args.batch_size, 1), HEAD_ROWS)
     with quiet_native_stderr(not args.debug):
         loaded = load_model(args.model, safe_mode=not args.unsafe,  # a child checks it first
                             custom_objects=args.custom_objects, isolate=limits)
-        dataset = dataset_for(loaded, args.data)
+        dataset = dataset_for(loaded, data, features=features, data_fn=data_fn,
+                              max_examples=args.max_examples, head_rows=rows)
         # as the app's Capture button: a bucket is never written, the cache's folder is
         folder = writable_logdir(remote, capture_name(args.model)) if remote else \
             Path(args.logdir).expanduser().resolve()

@@ -42,7 +42,7 @@ from insight.profiler.tables import Trace, with_layers
 
 __all__ = ["ProfileRun", "find_profiles", "get_profile", "tool_data", "capture_profile",
            "TOOLS", "cache_root", "xprof_command", "writable_logdir", "profile_trace",
-           "PAGE_TOOLS"]
+           "PAGE_TOOLS", "capture_name"]
 
 TOOLS = ("overview_page", "trace_viewer", "framework_op_stats", "hlo_stats", "op_profile",
          "memory_profile", "input_pipeline_analyzer")
@@ -294,6 +294,19 @@ def profile_trace(run: ProfileRun, layers: frozenset[str] = frozenset(), host: i
         except OSError:
             pass
     return with_layers(trace, layers) if layers else trace
+
+
+def capture_name(model: str) -> str:
+    """The folder name of a model's captures in insight's cache (`writable_logdir`), the one
+    name `insight profile MODEL` and the app's Capture button both use: `<folder>_model` for a
+    `model.keras`, else the file's stem; a fetched model is named by its URL, so pass the URL
+    rather than the cache's copy.
+
+    >>> capture_name("s3://runs/digits_cnn/model.keras"), capture_name("/m/tiny.keras")
+    ('digits_cnn_model', 'tiny')
+    """
+    p = Path(model.split("://", 1)[1]) if "://" in model else Path(model)
+    return f"{p.parent.name}_{p.stem}" if p.stem == "model" else p.stem
 
 
 def writable_logdir(logdir: str | Path | None, model_name: str) -> Path:

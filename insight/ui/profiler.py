@@ -20,10 +20,12 @@ from typing import Any
 import streamlit as st
 
 from insight.errors import InsightError
+from insight.launch import LaunchOptions
 from insight.model.fetched import fetched_from
 from insight.panels.profiler import LEVEL_TITLES
 from insight.panels.registry import PanelContext
 from insight.profiler.capture import (
+    capture_name,
     find_profiles,
     get_profile,
     writable_logdir,
@@ -35,7 +37,7 @@ from insight.ui.cache import ModelRef, panel
 from insight.ui.widgets import param_of
 
 __all__ = ["OP_COLUMNS", "OP_ORDER", "Choice", "profile_choices", "pick_profile",
-           "require_profile", "capture_form", "profile_error", "profile_summary",
+           "require_profile", "capture_form", "capture_command", "profile_error", "profile_summary",
            "timeline_controls", "level_picker", "ops_table", "convert_profile", "local_choice"]
 
 LISTING_TTL_S = 30  # a remote logdir is listed again after this (a run still being written)
@@ -74,12 +76,6 @@ class Choice:
     label: str
 
 
-def _model_name(ref: ModelRef) -> str:
-    source = fetched_from(ref.path)  # a fetched model: named by its URL, not the cache's hash
-    p = Path(source.split("://", 1)[1]) if source else Path(ref.path)
-    return f"{p.parent.name}_{p.stem}" if p.stem == "model" else p.stem
-
-
 def capture_dir(ref: ModelRef, logdir: str | None) -> Path:
     """Where the Capture button writes: the sidebar's logdir if writable (and not a bundled
     sample's), else a folder per model in insight's cache.
@@ -91,7 +87,9 @@ def capture_dir(ref: ModelRef, logdir: str | None) -> Path:
     opts = launch_options()
     if (opts.locked or opts.root) and logdir and not _same(logdir, opts.logdir):
         logdir = None
-    return writable_logdir(logdir, _model_name(ref))  # a remote logdir: the local folder
+    # a fetched model is named by its URL, not the cache's hash (as `insight profile URL`)
+    name = capture_name(fetched_from(ref.path) or ref.path)
+    return writable_logdir(logdir, name)  # a remote logdir: the local folder
 
 
 def _same(a: str, b: str | None) -> bool:
@@ -180,6 +178,33 @@ def require_profile(ref: ModelRef, logdir: str | None) -> Choice:
     return pick_profile(choices)
 
 
+def capture_command(ref: ModelRef, target: Path, steps: int, *, train: bool, xla: bool,
+                    data: str | None, opts: LaunchOptions) -> list[str]:
+    """The `insight profile` command the Capture button runs: the page's model and data, and
+    the streamed data's companions the server was started with, as `dataset_for` takes them
+    in the app (`--features` for the launched `--data` only, `--data-fn` when no data is
+    chosen, `--max-examples`).
+
+    >>> capture_command(ref, Path("/tmp/p"), 5, train=False, xla=False,
+    ...                 data="s/*.tfrecord", opts=opts)[-4:]  # doctest: +SKIP
+    ['--data', 's/*.tfrecord', '--features', '/abs/spec.json']
+    """
+    cmd = [sys.executable, "-m", "insight.cli", "profile", ref.path, "--logdir", str(target),
+           "--steps", str(int(steps))]
+    cmd += ["--train"] if train else []
+    cmd += ["--xla"] if xla else []
+    cmd += [] if ref.safe_mode else ["--unsafe"]
+    cmd += ["--custom-objects", ref.custom_objects] if ref.custom_objects else []
+    cmd += ["--max-examples", str(opts.max_examples)] if opts.max_examples else []
+    if data:
+        cmd += ["--data", data]
+        if opts.features and _same(data, opts.data):
+            cmd += ["--features", opts.features]
+    elif opts.data_fn:
+        cmd += ["--data-fn", opts.data_fn]
+    return cmd
+
+
 def capture_form(ref: ModelRef, logdir: str | None, data: str | None) -> None:
     """Steps / train / XLA and a Capture button running `insight profile` in a child process;
     after a capture (and the rerun it asks for), what the command printed."""
@@ -203,13 +228,10 @@ def capture_form(ref: ModelRef, logdir: str | None, data: str | None) -> None:
         st.success(f"**Captured.**\n```\n{done}\n```", icon=":material/check_circle:")
     if not go:
         return
-    cmd = [sys.executable, "-m", "insight.cli", "profile", ref.path, "--logdir", str(target),
-           "--steps", str(int(steps))]
-    cmd += ["--train"] if train else []
-    cmd += ["--xla"] if xla else []
-    cmd += ["--data", data] if data else []
-    cmd += [] if ref.safe_mode else ["--unsafe"]
-    cmd += ["--custom-objects", ref.custom_objects] if ref.custom_objects else []
+    from insight.ui.sidebar import launch_options
+
+    cmd = capture_command(ref, target, int(steps), train=train, xla=xla, data=data,
+                          opts=launch_options())
     with st.spinner(f"Profiling {int(steps)} {'training' if train else 'inference'} steps "
                     "(TensorFlow starts in a child process)…"):
         try:

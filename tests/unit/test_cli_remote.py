@@ -263,8 +263,8 @@ def test_profile_storage_errors_exit_2_in_one_line(s3, capsys):
 
 @pytest.mark.slow  # the model's isolated load, then a profiled run (~15 s)
 def test_profile_capture_with_a_remote_logdir_stays_local(s3, tiny, capsys, monkeypatch):
-    from insight.cli.profile import capture_name
-    from insight.ui.profiler import _model_name
+    from insight.profiler.capture import capture_name
+    from insight.ui.profiler import capture_dir
 
     monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)  # the command sets it
     bucket = s3.bucket()
@@ -277,8 +277,9 @@ def test_profile_capture_with_a_remote_logdir_stays_local(s3, tiny, capsys, monk
     assert list(run.glob("*.xplane.pb")) and "steps: 2, mean" in out
     assert s3.client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0  # the bucket untouched
     # the folder the app's Capture button writes, and its Profiler lists for this model
+    assert capture_name(str(tiny.model)) == "tiny"
     for path in (str(tiny.model), f"{ROOT}/sample_models/digits_cnn/model.keras"):
-        assert capture_name(path) == _model_name(SimpleNamespace(path=path))
+        assert capture_dir(SimpleNamespace(path=path), None).name == capture_name(path)
 
 
 # ---------------------------------------------------------------- --cache-dir
