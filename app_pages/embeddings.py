@@ -4,6 +4,8 @@ projector logdir may be remote (s3://...): its config and the files it names are
 
 import streamlit as st
 
+from insight.projector.layers import STREAM_POINTS
+from insight.ui.cache import get_dataset
 from insight.ui.projector import (
     compare_layer,
     projection_controls,
@@ -40,8 +42,13 @@ if not shown:
 every = ("Every point is projected." if not params["sample"] else
          f"Sampling is on: at most {params['sample']:,} points, chosen at random (seed 0); "
          "the `row` column gives each point's index in the full set.")
-st.caption(f"{every} Drag to zoom; click a point to see it beside the plot and list its "
-           "neighbours in the original space, not in the projection.")
+streamed = ""
+if params["source"] == "layer" and getattr(get_dataset(ctx), "stream", None) is not None:
+    streamed = (" A layer's vectors are read from the stream batch by batch, its inputs not "
+                "kept: the first `--max-examples` examples (2,048 when not given, those every "
+                f"page reads), never more than {STREAM_POINTS:,}.")
+st.caption(f"{every}{streamed} Drag to zoom; click a point to see it beside the plot and list "
+           "its neighbours in the original space, not in the projection.")
 if params["point"] >= 0:
     st.subheader(f"Nearest neighbours of point {params['point']}")
     show_panel("neighbor_images", ref, ctx, **params)

@@ -110,7 +110,7 @@ def layer_vectors(loaded: Any, dataset: Any, layer: str, *, reduce: str = "flatt
     meta = _prediction_metadata(np.concatenate(outs), _joined(labels),
                                 list(dataset.class_names or []))
     how = f", {reduce}" if rank > 2 and reduce != "flatten" else ""
-    what = f"{dataset.name}, {n:,} streamed examples" if streamed else dataset.name
+    what = f"{dataset.name}, streamed" if streamed else dataset.name  # the title counts them
     if images is None:  # the rows in memory: a view of them, whatever their size
         from insight.probe.capture import slice_rows
 
