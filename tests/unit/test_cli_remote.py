@@ -95,7 +95,8 @@ def test_serve_streams_an_s3_glob_into_the_app(s3, tiny, served, monkeypatch, ca
     at.switch_page("app_pages/activations.py").run()
     assert not at.exception, at.exception
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("Data: shard-*.tfrecord (3 shards), streamed (all 120 examples")
+    assert any(c.startswith("Data: shard-*.tfrecord (3 shards), streamed (the first 120 "
+                            "examples of a longer stream")
                for c in captions), captions
 
 
