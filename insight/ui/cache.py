@@ -303,4 +303,21 @@ def _dataset_hash(ctx: PanelContext) -> str | None:
             digest.update(f"{part}:{name}:{a.dtype.str}:{a.shape}".encode())
             digest.update(a.data if not a.dtype.hasobject else repr(a.tolist()).encode())
     digest.update(json.dumps(ds.class_names, default=str).encode())
+    if ds.stream is not None:  # the projector reads past the rows in memory, to its cap
+        digest.update(json.dumps(_stream_stamp(ds.stream), default=str).encode())
     return digest.hexdigest()
+
+
+def _stream_stamp(stream: Any) -> dict:
+    """What a stream's results depend on beyond its first rows: its shards (a local one's
+    size and mtime), spec, cap, and whether the cap cuts it."""
+    def stamp(shard: str) -> Any:
+        try:
+            st_ = Path(shard).stat()
+            return [shard, st_.st_size, st_.st_mtime_ns]
+        except OSError:  # a URL: fetched per object version, named here
+            return shard
+
+    return {"name": stream.name, "shards": [stamp(s) for s in stream.shards],
+            "spec": repr(stream.spec), "max_examples": stream.max_examples,
+            "truncated": stream.truncated}

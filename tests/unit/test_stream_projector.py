@@ -128,3 +128,18 @@ def test_a_stream_longer_than_the_cap_is_said_to_be_cut(model, shards, monkeypat
     assert longer.stream.max_examples == ROWS and not longer.stream.truncated
     prefix = ds.take(slice(0, 50))
     assert "the first 50 examples of a longer stream" in prefix.describe()
+
+
+def test_results_of_streams_with_the_same_head_and_other_caps_are_kept_apart(model, shards):
+    """The app's results cache keys a projection by the data's content: two servers on one
+    cache, streaming the same shards with other caps, have the same rows in memory but
+    project other points."""
+    from insight.ui.cache import _dataset_hash
+
+    def digest(max_examples):
+        ds = dataset_for(_loaded(model), shards.pattern, features=shards.spec,
+                         max_examples=max_examples, head_rows=100)
+        return _dataset_hash(SimpleNamespace(dataset=lambda: ds))
+
+    assert digest(300) != digest(400)
+    assert digest(300) == digest(300)
