@@ -58,3 +58,15 @@ def test_remote_data_errors_name_the_url(s3, tmp_path, monkeypatch):
     assert f"s3://{bucket}/bad.npz" in str(corrupt.value) and "cache" not in str(corrupt.value)
     with pytest.raises(DataError, match="folders of images"):
         load_dataset(f"s3://{bucket}/images")
+
+
+@pytest.mark.slow  # the model's isolated load, then the statistics (~10 s)
+def test_cli_stats_reads_data_given_as_a_bucket_url(s3, tmp_path, monkeypatch, capsys):
+    from insight.cli.main import main
+
+    monkeypatch.setenv("INSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    digits = Path(__file__).resolve().parents[2] / "sample_models" / "digits_cnn"
+    url = s3.upload(digits / "data.npz", f"s3://{s3.bucket()}/digits/data.npz")
+    assert main(["stats", str(digits / "model.keras"), "--data", url, "--json"]) == 0, \
+        capsys.readouterr().err
+    assert '"layer"' in capsys.readouterr().out
