@@ -44,7 +44,7 @@ from insight.model.layers import shape_text
 
 __all__ = ["conform_to_model", "dataset_for", "bundled_data", "HEAD_ROWS"]
 
-HEAD_ROWS = 2048  # rows of a stream kept in memory (one gradient batch, predictions, vectors)
+HEAD_ROWS = 2048  # rows of a stream kept in memory (one gradient batch, the probes)
 
 
 def conform_to_model(model: Any, dataset: Dataset) -> Dataset:
@@ -277,8 +277,8 @@ def dataset_for(loaded: Any, data_path: str | Path | None = None, *,
             Defaults to `None`.
         max_examples: stream at most this many examples. Defaults to `None` (all).
         head_rows: rows of a stream kept in memory (what reads rows rather than the
-            stream: one gradient batch, predictions, the projector's vectors). Defaults to
-            `HEAD_ROWS`.
+            stream: one gradient batch, one example's probes; the projector's vectors read
+            the stream past them). Defaults to `HEAD_ROWS`.
 
     Returns:
         A `Dataset`, passed through `conform_to_model`.

@@ -17,7 +17,8 @@ Two sources:
 A `Stream` is read batch by batch and each batch goes through the same checks and fix-ups
 as data in memory (`conform_to_model`), so only a batch, a few read ahead and the parser's
 buffers are in memory at once. `Stream.head(n)` gives the first rows in memory: what one
-gradient batch, the predictions and the projector's vectors read.
+gradient batch and the one-example probes read (the statistics and the projector's vectors
+read the stream itself, batch by batch).
 
 Example:
 
