@@ -35,7 +35,7 @@ from insight.panels.registry import PanelContext, build_panel, get_panel
 from insight.ui.runtime import import_keras
 
 __all__ = ["ModelRef", "get_model", "get_preflight", "model_ready", "panel", "get_dataset",
-           "model_lock", "with_memo"]
+           "model_lock", "with_memo", "dataset_hash"]
 
 # One lock per model object, living as long as the model does (weak keys: a model evicted
 # from the resource cache takes its lock with it). Reentrant, so a builder that asks for
@@ -280,13 +280,18 @@ def _content(ctx: PanelContext) -> dict:
             "insight": __version__,
             "model": hashed(loaded.preflight.model_file) if loaded is not None else None,
             "safe_mode": loaded.safe_mode if loaded is not None else None,
-            "data": _dataset_hash(ctx) if loaded is not None else None,
+            "data": dataset_hash(ctx) if loaded is not None else None,
             "vectors": hashed(ctx.vectors_path), "metadata": hashed(ctx.metadata_path)}
     return _CONTENT[ident]
 
 
-def _dataset_hash(ctx: PanelContext) -> str | None:
-    """SHA-256 of the data the panels read (inputs, labels, class names)."""
+def dataset_hash(ctx: PanelContext) -> str | None:
+    """SHA-256 of the data the panels read (inputs, labels, class names, and for a stream
+    its shards, spec and cap): what the shared results cache keys a result by.
+
+    >>> dataset_hash(SimpleNamespace(dataset=lambda: ds))  # doctest: +SKIP
+    '3f2a…'
+    """
     import numpy as np
 
     try:

@@ -134,12 +134,12 @@ def test_results_of_streams_with_the_same_head_and_other_caps_are_kept_apart(mod
     """The app's results cache keys a projection by the data's content: two servers on one
     cache, streaming the same shards with other caps, have the same rows in memory but
     project other points."""
-    from insight.ui.cache import _dataset_hash
+    from insight.ui.cache import dataset_hash
 
     def digest(max_examples):
         ds = dataset_for(_loaded(model), shards.pattern, features=shards.spec,
                          max_examples=max_examples, head_rows=100)
-        return _dataset_hash(SimpleNamespace(dataset=lambda: ds))
+        return dataset_hash(SimpleNamespace(dataset=lambda: ds))
 
     assert digest(300) != digest(400)
     assert digest(300) == digest(300)
