@@ -321,3 +321,26 @@ def s3(_s3_server, monkeypatch, tmp_path):
     _s3.clear_fs_cache()
     yield _s3_server
     _s3.clear_fs_cache()
+
+
+@pytest.fixture(scope="session")
+def _gcs_server():
+    from unit import _gcs
+
+    server = _gcs.start()
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture
+def gcs(_gcs_server, monkeypatch, tmp_path):
+    """A real GCS endpoint (gcp-storage-emulator's server) with its environment set for this
+    test, and a private insight cache folder (`INSIGHT_CACHE_DIR`). See tests/unit/_gcs.py."""
+    from unit import _gcs
+
+    for key, value in _gcs_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("INSIGHT_CACHE_DIR", str(tmp_path / "insight-cache"))
+    _gcs.clear_fs_cache()
+    yield _gcs_server
+    _gcs.clear_fs_cache()

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +38,8 @@ _S3_CONFIG = {"connect_timeout": 5, "read_timeout": 60,
 _DENIED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                  "InvalidToken", "AllAccessDisabled", "AccountProblem", "Forbidden", "403"}
 _MISSING_CODES = {"NoSuchBucket", "NoSuchKey", "NotFound", "404"}
+# gcsfs's 404 names the request path; listing a bucket's objects is `b/<bucket>/o`.
+_GCS_BUCKET_LISTING = re.compile(r"(?:^|\s)b/[^/\s]+/o$")
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -59,8 +63,29 @@ def filesystem(url: str) -> tuple[Any, str]:
     if package == "s3fs":
         options["config_kwargs"] = _S3_CONFIG
     with storage_errors(url):
+        if package == "gcsfs" and _gcs_emulator():
+            return _gcs_json_only(url, options)
         fs, path = fsspec.core.url_to_fs(url, **options)
     return fs, path
+
+
+def _gcs_emulator() -> bool:
+    """Whether `STORAGE_EMULATOR_HOST` sends gcsfs to an emulator instead of Google."""
+    return os.environ.get("STORAGE_EMULATOR_HOST", "") not in ("", "default")
+
+
+def _gcs_json_only(url: str, options: dict[str, Any]) -> tuple[Any, str]:
+    """gcsfs's JSON-API filesystem, for an emulator.
+
+    gcsfs's default class also asks a gRPC API each bucket's layout (zonal, hierarchical)
+    before operations; emulators answer the JSON API only, on plain HTTP, so that lookup
+    fails on every operation (60 s of TLS retries with anonymous or real credentials, a
+    warning when none are found). The JSON-API class reads the same objects without it.
+    """
+    from gcsfs.core import GCSFileSystem
+
+    fs = GCSFileSystem(**options)
+    return fs, GCSFileSystem._strip_protocol(url)
 
 
 @contextlib.contextmanager
@@ -85,7 +110,8 @@ def translate(exc: BaseException, url: str) -> StorageError:
     if isinstance(exc, FileNotFoundError) or code in _MISSING_CODES:
         bucket = str(url).split("://", 1)[-1].split("/", 1)[0]
         what = (f"The bucket {bucket!r} does not exist (or is not visible to these credentials)."
-                if "bucket" in str(exc).lower() else "Nothing exists at this remote path.")
+                if "bucket" in str(exc).lower() or _GCS_BUCKET_LISTING.search(str(exc))
+                else "Nothing exists at this remote path.")
         return StorageError(what, "Check the bucket and key (they are case-sensitive).", shown,
                             reason="missing")
     if (isinstance(exc, PermissionError) or code in _DENIED_CODES
