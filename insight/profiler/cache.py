@@ -66,11 +66,22 @@ _REPORT: ContextVar[Callable[[str], None] | None] = ContextVar("insight_profile_
 
 
 def cache_root() -> Path:
-    """insight's cache folder (`$INSIGHT_CACHE_DIR`, else `$XDG_CACHE_HOME/insight`)."""
+    """insight's cache folder, the one every cache of insight lives under:
+    `$INSIGHT_CACHE_DIR`, else `$XDG_CACHE_HOME/insight`, else `~/.cache/insight`.
+
+    Example:
+
+    >>> import os
+    >>> os.environ["INSIGHT_CACHE_DIR"] = "/srv/insight-cache"
+    >>> str(cache_root())
+    '/srv/insight-cache'
+    >>> del os.environ["INSIGHT_CACHE_DIR"]
+    """
     env = os.environ.get("INSIGHT_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "insight"
+    xdg = os.environ.get("XDG_CACHE_HOME")  # an empty value means unset (XDG spec)
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "insight"
 
 
 def _store(root: Path | str | None) -> Any:

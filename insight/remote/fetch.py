@@ -5,7 +5,7 @@ as a URL (Keras would download and deserialise it itself, outside insight's pref
 sandbox). It is copied here first, and the local copy is then treated exactly like a
 stranger's file on disk.
 
-Layout under `cache_root()` (`$INSIGHT_CACHE_DIR/remote`, else `~/.cache/insight/remote`):
+Layout under `cache_root()` (`remote/` in insight's cache folder, `$INSIGHT_CACHE_DIR`):
 
 ```
 blobs/<sha256>/<name>          one file, named as in the bucket (loaders read the suffix)
@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from insight.errors import StorageError
+from insight.profiler.cache import cache_root as insight_cache
 from insight.remote.fs import BLOCK_SIZE, filesystem, storage_errors
 from insight.remote.urls import basename, check_url
 
@@ -46,9 +47,10 @@ _WORKERS = 16
 
 
 def cache_root() -> Path:
-    """Where fetched files live: `$INSIGHT_CACHE_DIR/remote`, else `~/.cache/insight/remote`."""
-    base = os.environ.get("INSIGHT_CACHE_DIR") or Path.home() / ".cache" / "insight"
-    return Path(base).expanduser() / "remote"
+    """Where fetched files live: `remote/` in insight's cache folder
+    (`insight.profiler.cache.cache_root`: `$INSIGHT_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/insight`, else `~/.cache/insight`)."""
+    return insight_cache() / "remote"
 
 
 def fetch(url: str, *, max_bytes: int = MAX_FETCH_BYTES, root: Path | None = None) -> Path:
