@@ -30,7 +30,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from insight.cli.console import check_data, check_path, quiet_native_stderr
+from insight.cli.console import check_data, check_path, check_remote, quiet_native_stderr
 from insight.errors import UsageError
 
 __all__ = ["add_doctor_parser", "run_doctor", "resolve_model", "report_text"]
@@ -80,6 +80,7 @@ def resolve_model(model: str, data: str | None, logdir: str | None, *,
 
     Raises:
         UsageError: MODEL is neither a path nor a sample, or `--data`/`--logdir` is missing.
+        StorageError: a `--data`/`--logdir` URL with nothing behind it, or refused.
     """
     from insight.data.stream import is_stream_path
     from insight.model.samples import list_samples
@@ -99,7 +100,13 @@ def resolve_model(model: str, data: str | None, logdir: str | None, *,
                          f"Give a model path, an s3:// or gs:// URL, or one of: "
                          f"{', '.join(samples)}.", f"MODEL={model!r}")
     for flag, value in (("--data", data), ("--logdir", logdir)):
-        if not is_remote(value) and not is_stream_path(value):  # checked when read
+        if is_stream_path(value):  # shards are listed with their spec (check_data)
+            continue
+        # a URL is looked up in its storage now, before any model loads, as serve does: a
+        # missing bucket or refused credentials are one line, not a finding after the load
+        if is_remote(value):
+            check_remote(value)
+        else:
             check_path(flag, value)
     if logdir is None and not is_remote(model):
         path = Path(model).expanduser()
