@@ -33,6 +33,15 @@ SAMPLE_MODELS = {
 }
 SUBCLASSED_CUSTOM_OBJECTS = SAMPLES_DIR / "subclassed" / "custom_objects.py"
 
+
+@pytest.fixture(autouse=True)
+def _child_checks_every_file():
+    """Each test sees the isolated loader check its files in the child, whatever bytes an
+    earlier test of this process got passed (`insight.model.sandbox.passed_before`)."""
+    sandbox = sys.modules.get("insight.model.sandbox")
+    if sandbox is not None:
+        sandbox.forget_passed()
+
 # A package name no module imported by the tests registers anything under.
 FRESH_PACKAGE = "insight_unit_fresh"
 FRESH_MODULE = "insight_unit_fresh_layers"

@@ -362,8 +362,13 @@ def _load_isolated(path, safe_mode: bool, custom_objects, isolate) -> LoadedMode
     then each Keras step (a variable created or assigned, `insight.model.lockstep`) once the
     child has run past it; where Keras lacks those steps, building the model while the child
     reads the weights and reading the weights while the child runs the forward pass."""
+    from insight.model import sandbox
     from insight.model.sandbox import LoadLimits, start_check
 
+    key = sandbox.passed_key(path, safe_mode, custom_objects)
+    if sandbox.passed_before(key):  # these very bytes passed the child and loaded here once
+        return load_preflighted(preflight(path), safe_mode=safe_mode,
+                                custom_objects=custom_objects)
     pending = start_check(path, safe_mode=safe_mode, custom_objects=custom_objects,
                           limits=isolate if isinstance(isolate, LoadLimits) else None)
     pending.preflight_passed()
@@ -395,6 +400,7 @@ def _load_isolated(path, safe_mode: bool, custom_objects, isolate) -> LoadedMode
         pending.failure.__context__ = pending.failure.__cause__ = None
         raise pending.failure
     pending.result()  # the forward pass's verdict: the model is dropped if it failed
+    sandbox.remember_passed(key)
     return loaded
 
 

@@ -46,7 +46,8 @@ from insight.model.limits import LoadLimits
 from insight.model.preflight import Preflight, preflight
 
 __all__ = ["LoadLimits", "check_in_child", "start_check", "PendingCheck", "prestart",
-           "spare_ready", "stop_spare", "scrubbed_env"]
+           "spare_ready", "stop_spare", "scrubbed_env", "passed_key", "passed_before",
+           "remember_passed", "forget_passed"]
 
 CHILD = "insight.model.sandbox_child"
 # What Python, TensorFlow and CUDA read; everything else (tokens, cloud keys) stays out.
@@ -93,6 +94,41 @@ def _spawn(spare: bool) -> subprocess.Popen:
 
 _SPARE: list[subprocess.Popen] = []
 _SPARE_LOCK = threading.Lock()
+# Files the child passed in this process, by content: the server has loaded each of them
+# once already, so loading the same bytes again (a model evicted from the app's cache) needs
+# no second check.
+_PASSED: set[tuple] = set()
+
+
+def passed_key(path: str | Path, safe_mode: bool, custom_objects: str | Path | None
+               ) -> tuple | None:
+    """What identifies a check: the file's and the custom objects file's content, and the
+    safe mode (`None` where a file cannot be hashed)."""
+    from insight.results import file_hash
+
+    try:
+        co = file_hash(custom_objects) if custom_objects is not None else None
+        return (file_hash(path), bool(safe_mode), co)
+    except (OSError, TypeError):
+        return None
+
+
+def passed_before(key: tuple | None) -> bool:
+    """Whether the child passed a file of this `passed_key` in this process."""
+    return key is not None and key in _PASSED
+
+
+def forget_passed() -> None:
+    """Check every file in the child again, including those it passed already."""
+    _PASSED.clear()
+
+
+def remember_passed(key: tuple | None) -> None:
+    """Note that the child passed the file of `key` (see `passed_before`)."""
+    if key is not None:
+        if len(_PASSED) > 1024:
+            _PASSED.clear()
+        _PASSED.add(key)
 
 
 def prestart() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from insight.errors import ModelLoadError
 from insight.model import keras_phases
-from insight.model.sandbox import LoadLimits, prestart, stop_spare
+from insight.model.sandbox import LoadLimits, forget_passed, prestart, stop_spare
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "sample_models" / "digits_cnn" / "model.keras"
@@ -65,7 +65,12 @@ def test_two_steps_keep_assets(tmp_path):
 @pytest.fixture(scope="module")
 def spares():
     prestart()
-    yield prestart
+
+    def ready():
+        forget_passed()  # each test loads the digits bytes anew through the child
+        prestart()
+
+    yield ready
     stop_spare()
 
 
@@ -180,3 +185,32 @@ def test_weights_h5py_cannot_read_never_reach_the_server(spares, spies, tmp_path
     # Built here while the child read the weights, unless the child's error came first
     # (both are fine); the weights are never read here.
     assert spies in (["build"], [])
+
+
+@pytest.mark.slow
+def test_bytes_the_child_passed_load_again_without_it(spares, tmp_path):
+    """A model evicted from the app's cache and loaded again: the same bytes passed the child
+    and loaded here once, so the second load skips the child; other bytes do not."""
+    import insight
+    from insight.model import sandbox
+
+    spares()
+    first = shutil.copy(DIGITS, tmp_path / "a.keras")
+    insight.load_model(first, isolate=LIMITS)
+    again = shutil.copy(DIGITS, tmp_path / "b.keras")  # same bytes, another name
+    bad = _with_config_change(DIGITS, tmp_path / "bad.keras", b'"units": 10', b'"units": -1')
+    started: list[str] = []
+    start = sandbox.start_check
+
+    def spy(path, **kwargs):
+        started.append(Path(path).name)
+        return start(path, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sandbox, "start_check", spy)
+        assert insight.load_model(again, isolate=LIMITS).model.count_params() > 0
+        for _ in range(2):  # a refusal is not remembered as a pass
+            with pytest.raises(ModelLoadError):
+                insight.load_model(bad, isolate=LIMITS)
+        insight.load_model(again, isolate=LIMITS, safe_mode=False)  # another check
+    assert started == ["bad.keras", "bad.keras", "b.keras"]
