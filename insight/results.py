@@ -7,8 +7,9 @@ at the same folder reads: the CLI, a restarted server, or several `insight serve
 behind a proxy with the folder on shared storage. The second process to ask reads the first
 one's result instead of computing it again.
 
-- The folder is `$INSIGHT_CACHE_DIR/results`, else `~/.cache/insight/results`
-  (`cache_dir`); at most `SIZE_LIMIT` bytes (diskcache evicts the least recently stored).
+- The folder is `results/` in insight's cache folder (`cache_root()`: `$INSIGHT_CACHE_DIR`,
+  else `$XDG_CACHE_HOME/insight`, else `~/.cache/insight`; `cache_dir`); at most
+  `SIZE_LIMIT` bytes (diskcache evicts the least recently stored).
 - Keys are `kind/<sha256 of JSON [FORMAT, kind, key_parts]>`: the parts are plain JSON
   (file hashes from `file_hash`, parameters), never Python objects.
 - Values are plain: `None`, numbers, strings, `bytes`, numpy arrays (not of objects), pandas
@@ -52,8 +53,8 @@ from typing import Any
 
 import diskcache
 
-__all__ = ["cache_dir", "results_cache", "cached", "file_hash", "counters", "encode", "decode",
-           "PlainDisk", "FORMAT", "SIZE_LIMIT", "UNAVAILABLE"]
+__all__ = ["cache_root", "cache_dir", "results_cache", "cached", "file_hash", "counters",
+           "encode", "decode", "PlainDisk", "FORMAT", "SIZE_LIMIT", "UNAVAILABLE"]
 
 FORMAT = 1  # bump when a blob's layout changes: older entries are then never read
 SIZE_LIMIT = 8 * 2**30
@@ -122,13 +123,28 @@ class PlainDisk(diskcache.Disk):
         super().remove(file_path)
 
 
-def cache_dir() -> Path:
-    """The results cache's folder: `$INSIGHT_CACHE_DIR/results`, else
-    `~/.cache/insight/results` (`$XDG_CACHE_HOME` when set)."""
+def cache_root() -> Path:
+    """insight's cache folder, the one every cache of insight lives under:
+    `$INSIGHT_CACHE_DIR`, else `$XDG_CACHE_HOME/insight`, else `~/.cache/insight`.
+
+    Example:
+
+    >>> import os
+    >>> os.environ["INSIGHT_CACHE_DIR"] = "/srv/insight-cache"
+    >>> str(cache_root())
+    '/srv/insight-cache'
+    >>> del os.environ["INSIGHT_CACHE_DIR"]
+    """
     env = os.environ.get("INSIGHT_CACHE_DIR")
     if env:
-        return Path(env).expanduser() / "results"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "insight" / "results"
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")  # an empty value means unset (XDG spec)
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "insight"
+
+
+def cache_dir() -> Path:
+    """The results cache's folder: `results/` in `cache_root()`."""
+    return cache_root() / "results"
 
 
 def results_cache(directory: str | Path | None = None) -> diskcache.Cache:

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from insight import results
+from insight.results import cache_root
 
 __all__ = ["content_hash", "entry_path", "read_blob", "write_blob", "atomic_write",
            "converting", "reporting", "report", "cache_root", "Entry", "FORMAT"]
@@ -63,25 +64,6 @@ _CHUNK = 1 << 20
 _HASHES: dict[tuple[str, int, int], str] = {}
 _REPORT: ContextVar[Callable[[str], None] | None] = ContextVar("insight_profile_report",
                                                                  default=None)
-
-
-def cache_root() -> Path:
-    """insight's cache folder, the one every cache of insight lives under:
-    `$INSIGHT_CACHE_DIR`, else `$XDG_CACHE_HOME/insight`, else `~/.cache/insight`.
-
-    Example:
-
-    >>> import os
-    >>> os.environ["INSIGHT_CACHE_DIR"] = "/srv/insight-cache"
-    >>> str(cache_root())
-    '/srv/insight-cache'
-    >>> del os.environ["INSIGHT_CACHE_DIR"]
-    """
-    env = os.environ.get("INSIGHT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")  # an empty value means unset (XDG spec)
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "insight"
 
 
 def _store(root: Path | str | None) -> Any:

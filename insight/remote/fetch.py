@@ -36,9 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from insight.errors import StorageError
-from insight.profiler.cache import cache_root as insight_cache
 from insight.remote.fs import BLOCK_SIZE, filesystem, storage_errors
 from insight.remote.urls import basename, check_url
+from insight.results import cache_root as insight_cache
 
 __all__ = ["cache_root", "fetch", "fetch_tree", "link_view", "MAX_FETCH_BYTES"]
 

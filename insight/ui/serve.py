@@ -92,7 +92,9 @@ def serve(opts: LaunchOptions, *, host: str, port: int, token: str | None = None
             (which child processes inherit).
         hosts: the host names the server answers (`insight.serving.allowed_hosts`).
     """
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "insight" / "numba"
+    from insight.results import cache_root
+
+    cache = cache_root() / "numba"
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache))  # compiled UMAP kept across restarts
     threading.Thread(target=_warm, args=(opts,), name="insight-warm", daemon=True).start()
     import streamlit as st
