@@ -74,10 +74,12 @@ def add_export_parsers(sub) -> None:
 
 
 def _context(args: argparse.Namespace):
+    from insight.cli.console import check_given
     from insight.model.loading import load_model
     from insight.model.samples import list_samples
     from insight.model.sandbox import LoadLimits
     from insight.panels.registry import PanelContext
+    from insight.remote import is_remote
 
     path, data, logdir = args.model, args.data, args.logdir
     samples = {s.name: s for s in list_samples()}
@@ -89,21 +91,22 @@ def _context(args: argparse.Namespace):
         path = str(sample.model)
         data = data or (str(sample.data) if sample.data else None)
         logdir = logdir or (str(sample.logdir) if sample.logdir else None)
-    elif not Path(args.model).exists():
+    elif not (is_remote(args.model) or Path(args.model).exists()):
         raise UsageError("MODEL is neither a file nor a bundled sample.",
                          f"Give a model path or one of: {', '.join(samples)}.",
                          f"MODEL={args.model!r}")
-    for flag, value in (("--data", data), ("--logdir", logdir)):
-        if value and not Path(value).exists():
-            raise UsageError(f"The {flag} path does not exist.", "Check the path.",
-                             f"{flag}={value!r}")
+    # Local paths must exist; s3:// and gs:// ones are looked up in their storage now.
+    data, logdir = check_given("--data", data), check_given("--logdir", logdir)
     limits = LoadLimits.parse(args.load_timeout, args.load_memory)
     custom = args.custom_objects or (str(sample.custom_objects) if sample and
                                      sample.custom_objects else None)
     with quiet_native_stderr(not args.debug):
         loaded = load_model(path, safe_mode=not args.unsafe, custom_objects=custom,
                             isolate=limits)  # first loaded in a child with limits
-    return PanelContext(loaded, Path(data) if data else None, Path(logdir) if logdir else None)
+    def where(value: str | None) -> Path | str | None:  # a URL reaches the panels as text
+        return value if not value or is_remote(value) else Path(value)
+
+    return PanelContext(loaded, where(data), where(logdir))
 
 
 def run_export(args: argparse.Namespace) -> int:

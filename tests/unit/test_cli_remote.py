@@ -311,3 +311,18 @@ def test_cache_dir_holds_what_summary_and_serve_fetch(s3, tiny, served, tmp_path
                                      ["export", "m", "--all-panels", "--out", "o"]])
 def test_every_command_that_fetches_takes_cache_dir(command):
     assert build_parser().parse_args([*command, "--cache-dir", "c"]).cache_dir == "c"
+
+
+def test_export_reads_a_remote_model_and_checks_a_remote_logdir(s3, tiny, tmp_path, capsys):
+    """`insight export` takes an s3:// model and logdir as the other commands do: the model
+    fetched and exported, a missing bucket one error line before any load."""
+    bucket = s3.bucket()
+    url = s3.upload(tiny.model, f"s3://{bucket}/m/tiny.keras")
+    out = tmp_path / "layers.html"
+    assert main(["export", url, "--panel", "layer_table", "--out", str(out)]) == 0
+    assert "hidden" in out.read_text() and "softmax" in out.read_text()
+    capsys.readouterr()
+    assert main(["export", url, "--panel", "layer_table", "--logdir",
+                 "s3://no-such-bucket-insight/runs", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: The bucket 'no-such-bucket-insight'")
