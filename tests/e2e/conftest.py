@@ -96,3 +96,31 @@ def assert_snapshot(png: bytes, name: str, *, threshold: float = 0.1,
         if result.diff_png:
             (folder / "diff.png").write_bytes(result.diff_png)
         pytest.fail(f"{name}: {result.reason}; see {folder.resolve()}")
+
+
+@pytest.fixture
+def page(browser):
+    """A page of its own browser context (no cookies or storage shared with other tests)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    yield context.new_page()
+    context.close()
+
+
+def main_text(page) -> str:
+    """The text of the app's main area (the sidebar left out)."""
+    return page.get_by_test_id("stMain").inner_text()
+
+
+# Every progress bar text the page draws, however briefly: a pass of a few hundred
+# milliseconds can come and go between two of Playwright's polls. Add it as an init script;
+# read `window.__progress`.
+WATCH_PROGRESS = """
+window.__progress = [];
+new MutationObserver(() => {
+  for (const bar of document.querySelectorAll("[data-testid='stProgress']")) {
+    const text = bar.innerText.trim();
+    if (text && window.__progress[window.__progress.length - 1] !== text)
+      window.__progress.push(text);
+  }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""

@@ -12,7 +12,7 @@ from unit._browser import start_server
 
 from insight.model.samples import get_sample
 
-from .conftest import VIEWPORT, wait_for_app
+from .conftest import WATCH_PROGRESS, main_text, wait_for_app
 
 pytestmark = pytest.mark.slow
 
@@ -51,17 +51,6 @@ def remote(chromium_path, _s3_server, tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=VIEWPORT)
-    yield context.new_page()
-    context.close()
-
-
-def _main(page) -> str:
-    return page.get_by_test_id("stMain").inner_text()
-
-
 def test_overview_names_the_url_and_its_link_opens_the_panel(page, remote):
     server, base, cache = remote
     page.goto(server.url)
@@ -70,7 +59,7 @@ def test_overview_names_the_url_and_its_link_opens_the_panel(page, remote):
     wait_for_app(page)
     caption = page.get_by_test_id("stCaptionContainer").first.inner_text()
     assert f"{base}/model.keras" in caption and str(cache) not in caption, caption
-    assert str(cache) not in _main(page)
+    assert str(cache) not in main_text(page)
 
     page.locator("[data-testid='stPopoverButton']:visible").first.click()
     link = page.get_by_test_id("stPopoverBody").locator("code").first.inner_text()
@@ -81,26 +70,14 @@ def test_overview_names_the_url_and_its_link_opens_the_panel(page, remote):
     page.locator(".js-plotly-plot, [data-testid='stDataFrame']").first.wait_for(
         timeout=120_000)
     assert page.get_by_test_id("stSidebar").count() == 0
-    assert page.get_by_test_id("stAlert").count() == 0, _main(page)[:1000]
+    assert page.get_by_test_id("stAlert").count() == 0, main_text(page)[:1000]
 
 
-# Every progress bar text the page draws, however briefly: a pass of a few hundred
-# milliseconds can come and go between two of Playwright's polls.
-_WATCH_PROGRESS = """
-window.__progress = [];
-new MutationObserver(() => {
-  for (const bar of document.querySelectorAll("[data-testid='stProgress']")) {
-    const text = bar.innerText.trim();
-    if (text && window.__progress[window.__progress.length - 1] !== text)
-      window.__progress.push(text);
-  }
-}).observe(document, {subtree: true, childList: true, characterData: true});
-"""
 
 
 def test_activations_show_progress_while_the_shards_stream(page, remote):
     server, base, _ = remote
-    page.add_init_script(_WATCH_PROGRESS)
+    page.add_init_script(WATCH_PROGRESS)
     page.goto(f"{server.url}/activations")
     page.get_by_test_id("stDataFrame").first.wait_for(timeout=180_000)
     wait_for_app(page)
@@ -109,7 +86,7 @@ def test_activations_show_progress_while_the_shards_stream(page, remote):
     assert stats, seen
     assert stats[-1].endswith("of 2,048 examples"), stats  # fed batch by batch to the end
     assert page.get_by_test_id("stProgress").count() == 0  # removed once the pass is done
-    body = _main(page)
+    body = main_text(page)
     assert "streamed" in body and "Statistics over 2,048 examples" in body, body[:1500]
     assert page.get_by_test_id("stException").count() == 0
 
@@ -120,7 +97,7 @@ def test_runs_page_reads_the_sweep_in_the_bucket(page, remote):
     wait_for_app(page)
     page.get_by_test_id("stDataFrame").first.wait_for(timeout=120_000)
     wait_for_app(page)
-    body = _main(page)
+    body = main_text(page)
     assert f"{base}/sweep" in body and f"s3:/{base[5:]}" not in body  # not folded by a Path
     plot = page.locator(".js-plotly-plot").first
     plot.wait_for(timeout=60_000)

@@ -16,7 +16,7 @@ from unit._drop import DropProxy
 
 from insight.model.samples import get_sample
 
-from .conftest import VIEWPORT, wait_for_app
+from .conftest import main_text, wait_for_app
 
 pytestmark = pytest.mark.slow
 
@@ -77,17 +77,6 @@ def remote(chromium_path, _s3_server, tmp_path_factory):
     proxy.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=VIEWPORT)
-    yield context.new_page()
-    context.close()
-
-
-def _main(page) -> str:
-    return page.get_by_test_id("stMain").inner_text()
-
-
 def test_overview_of_a_remote_model(page, remote):
     server, base, *_ = remote
     page.goto(server.url)
@@ -96,7 +85,7 @@ def test_overview_of_a_remote_model(page, remote):
     assert page.locator("h1").first.inner_text() == "digits_cnn"
     model_box = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first
     assert f"{base}/model.keras (command line)" in model_box.inner_html()  # named by its URL
-    assert "No Lambda layers" in _main(page) and "3,658" in _main(page)
+    assert "No Lambda layers" in main_text(page) and "3,658" in main_text(page)
 
 
 def test_profiler_reads_the_remote_profile_and_captures_locally(page, remote):
@@ -105,7 +94,7 @@ def test_profiler_reads_the_remote_profile_and_captures_locally(page, remote):
     wait_for_app(page)
     page.get_by_text("Step-time breakdown").wait_for(timeout=120_000)
     wait_for_app(page)
-    body = _main(page)
+    body = main_text(page)
     picker = page.get_by_test_id("stMain").get_by_test_id("stSelectbox").first.inner_html()
     assert "train/2026_11_26_19_12_21 (remote logdir)" in picker
     assert "Steps (inferred)" in body, body[:2000]
@@ -154,14 +143,14 @@ def test_failures_are_said_in_the_page_which_keeps_working(page, remote):
     requests.post(f"{s3.endpoint}/moto-api/reset-auth", data="0", timeout=10)
     try:
         _open(page, f"{base}/copy.keras")
-        assert "refused these credentials" in _main(page), _main(page)[:1500]
+        assert "refused these credentials" in main_text(page), main_text(page)[:1500]
     finally:
         requests.post(f"{s3.endpoint}/moto-api/reset-auth", data="inf", timeout=10)
 
     proxy.armed = True
     try:
         _open(page, f"{base}/big.keras")
-        assert "dropped" in _main(page), _main(page)[:1500]
+        assert "dropped" in main_text(page), main_text(page)[:1500]
     finally:
         proxy.armed = False
     assert proxy.dropped
@@ -169,7 +158,7 @@ def test_failures_are_said_in_the_page_which_keeps_working(page, remote):
             if p.is_file()]
     assert kept and not [p for p in kept if p.name == "big.keras" or p.parts[0] == "tmp"], \
         kept  # nothing half-written: no blob of the dropped file, no temporary left
-    assert "Traceback" not in _main(page) and page.get_by_test_id("stException").count() == 0
+    assert "Traceback" not in main_text(page) and page.get_by_test_id("stException").count() == 0
 
     _open(page, "")  # the field's value changes, so the same URL below is read again
     _open(page, f"{base}/big.keras")  # the connection is back: the same file now opens

@@ -10,24 +10,13 @@ from unit._browser import start_server
 
 from insight.model.samples import get_sample
 
-from .conftest import VIEWPORT, wait_for_app
+from .conftest import VIEWPORT, WATCH_PROGRESS, wait_for_app
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = get_sample("digits_cnn")
 ROWS, CAP = 4000, 3000  # the cap is past the 2,048 rows the app keeps in memory
 
-# Every progress bar text the page draws, however briefly (as test_remote_app watches).
-_WATCH_PROGRESS = """
-window.__progress = [];
-new MutationObserver(() => {
-  for (const bar of document.querySelectorAll("[data-testid='stProgress']")) {
-    const text = bar.innerText.trim();
-    if (text && window.__progress[window.__progress.length - 1] !== text)
-      window.__progress.push(text);
-  }
-}).observe(document, {subtree: true, childList: true, characterData: true});
-"""
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +42,7 @@ def server(chromium_path, tmp_path_factory):
 
 def test_embeddings_stream_a_layers_vectors_under_a_progress_bar(browser, server):
     page = browser.new_context(viewport=VIEWPORT).new_page()
-    page.add_init_script(_WATCH_PROGRESS)
+    page.add_init_script(WATCH_PROGRESS)
     page.goto(f"{server.url}/embeddings")
     page.locator(".js-plotly-plot, [data-testid='stPlotlyChart'], iframe").first.wait_for(
         timeout=180_000)
