@@ -23,6 +23,7 @@ import requests
 from insight.cli.main import build_parser, main
 from insight.data.shards import write_shards
 from insight.launch import app_argv
+from insight.ui.shell import PAGE_DIR
 
 from ._browser import free_port
 
@@ -92,7 +93,7 @@ def test_serve_streams_an_s3_glob_into_the_app(s3, tiny, served, monkeypatch, ca
     # the app, started as `insight serve` starts it (the checkout's entry script)
     monkeypatch.setattr("sys.argv", [str(ROOT / "app.py"), *app_argv(opts)])
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
-    at.switch_page("app_pages/activations.py").run()
+    at.switch_page(str(PAGE_DIR / "activations.py")).run()  # as the app registers it
     assert not at.exception, at.exception
     captions = [c.value for c in at.caption]
     assert any(c.startswith("Data: shard-*.tfrecord (3 shards), streamed (the first 120 "
