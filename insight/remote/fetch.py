@@ -128,13 +128,7 @@ def fetch_tree(url: str, *, max_bytes: int = MAX_FETCH_BYTES, root: Path | None 
             target = staging / rel[key]
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(staging, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-            shutil.rmtree(staging, ignore_errors=True)  # another process placed it first
+        _place(staging, final)
     else:
         for _, tmp in done.values():
             tmp.unlink(missing_ok=True)
@@ -175,13 +169,19 @@ def link_view(kind: str, files: dict[str, Path], *, salt: str = "") -> Path:
             os.link(local, target)  # no second copy of the cached file
         except OSError:
             shutil.copyfile(local, target)
+    _place(staging, view)
+    return view
+
+
+def _place(staging: Path, final: Path) -> None:
+    """Move the folder `staging` to `final` whole; a reader never sees half of it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.replace(staging, view)
+        os.replace(staging, final)
     except OSError:
-        if not view.is_dir():
+        if not final.is_dir():
             raise
         shutil.rmtree(staging, ignore_errors=True)  # another process placed it first
-    return view
 
 
 def _download(fs, path: str, url: str, root: Path) -> tuple[str, Path]:
