@@ -15,8 +15,11 @@ so tracing is excluded):
 - naive: a multi-output `keras.Model(inputs, [every layer's output]).predict(x)` vs the
   model's own `predict(x)`, as in the reference (anchors-performance.md 2a: 2.0-3.1x).
 - stats time: `insight.activation_stats` over 2,048 random inputs, batch 64, vs 32 compiled
-  forward passes over the same batches. Target <= 1.5x. Floors beside it: the capture passes
-  alone (every layer's output kept), and with one `reduce_sum` per layer.
+  forward passes over the same batches. Target <= 1.5x. Beside it: the same statistics with
+  TensorFlow's kernels (what a GPU runs, and what the CPU ran before the one-read kernels of
+  `insight.probe.fused`); floors: the capture passes alone (every layer's output kept), with
+  one `reduce_sum` per layer in the graph, and with one read per layer on the host (a numba
+  sum through `tf.numpy_function`, the route the statistics take).
 Ratios also give process CPU time (all threads), steadier than wall time on a shared machine.
 - stats peak RSS: peak resident-memory growth of that call, vs the 32 forward passes, each
   in a fresh subprocess (a thread samples VmRSS from /proc/self/status every 2 ms; the
@@ -162,7 +165,20 @@ def stats_floors(model, x_example):
             out.append(tf.reduce_sum(t, list(range(max(t.shape.rank - 1, 1)))))
         return out
 
-    return fn, one_sum
+    @tf.function(reduce_retracing=True)
+    def one_read(a):
+        from insight.probe.fused import moments
+
+        _, acts = fn(a)
+        out = []
+        for v in acts.values():
+            t = tf.cast(first_output(v), tf.float32)
+            out.append(tf.numpy_function(
+                lambda b: moments(b.reshape(-1, b.shape[-1]) if b.ndim > 1 else
+                                  b.reshape(-1, 1))[0], [t], tf.float64, stateful=False))
+        return out
+
+    return fn, one_sum, one_read
 
 
 class Table:
@@ -325,8 +341,20 @@ def bench_stats(table: Table, name: str, model, rows: int, repeat: int) -> None:
     t_ins, t_base = interleaved(stats, passes, repeat, warmup=0)
     table.timing(name, f"stats over {rows:,} inputs, batch {BATCH}", t_ins, t_base,
                  f"{batches} fwd passes", "<= 1.5x")
-    capture, one_sum = stats_floors(model, x[:BATCH])
+    import insight.probe.stats as stats_module
+
+    keep = stats_module.on_host
+    stats_module.on_host = lambda: False
+    try:
+        insight.activation_stats(model, x[:BATCH], batch_size=BATCH)
+        t_ins, t_base = interleaved(stats, passes, repeat, warmup=0)
+    finally:
+        stats_module.on_host = keep
+    table.timing(name, "same statistics, TensorFlow's kernels (a GPU's path; the CPU's before "
+                 "insight.probe.fused)", t_ins, t_base, f"{batches} fwd passes", "-")
+    capture, one_sum, one_read = stats_floors(model, x[:BATCH])
     one_sum(x[:BATCH])
+    one_read(x[:BATCH])
     t_ins, t_base = interleaved(lambda: [capture(x[i:i + BATCH]) for i in range(0, rows, BATCH)],
                                 passes, repeat, warmup=0)
     table.timing(name, f"floor: {batches} capture passes (every layer's output kept)", t_ins,
@@ -335,6 +363,11 @@ def bench_stats(table: Table, name: str, model, rows: int, repeat: int) -> None:
         lambda: [np.asarray(one_sum(x[i:i + BATCH])[0]) for i in range(0, rows, BATCH)],
         passes, repeat, warmup=0)
     table.timing(name, f"floor: {batches} capture passes + one reduce_sum per layer (in graph)",
+                 t_ins, t_base, f"{batches} fwd passes", "-")
+    t_ins, t_base = interleaved(
+        lambda: [np.asarray(one_read(x[i:i + BATCH])[0]) for i in range(0, rows, BATCH)],
+        passes, repeat, warmup=0)
+    table.timing(name, f"floor: {batches} capture passes + one read per layer on the host",
                  t_ins, t_base, f"{batches} fwd passes", "-")
     mem_ins = measure_memory("stats", name, rows)
     mem_base = measure_memory("forward", name, rows)

@@ -116,6 +116,35 @@ def _reduce(a, given_range, bins: int, saturation: str | None):
     return tf.concat(adds, 0), lo, hi, value_range
 
 
+def _reduce_host(a, given_range, bins: int, saturation: str | None):
+    """`_reduce` on the host, every statistic in one read of the output
+    (`insight.probe.fused`): what a CPU runs, where memory, not arithmetic, bounds the pass."""
+    import tensorflow as tf
+
+    from insight.probe.fused import SATURATION_MODES, reduce_on_host
+
+    a = tf.cast(a, tf.float32)
+    mode = SATURATION_MODES[saturation]
+    units = 1 if a.shape.rank is not None and a.shape.rank <= 1 else a.shape[-1]
+    adds, lo, hi, used = tf.numpy_function(
+        lambda v, r: reduce_on_host(v, r, bins, mode, HIST_SAMPLE), [a, given_range],
+        [tf.float64, tf.float32, tf.float32, tf.float32], stateful=False)
+    if units is not None:
+        adds.set_shape((1 + 3 * units + (1 if mode else 0) + bins,))
+        lo.set_shape((units,))
+        hi.set_shape((units,))
+    used.set_shape((2,))
+    return adds, lo, hi, used
+
+
+def on_host() -> bool:
+    """Whether the statistics reduce on the host (`_reduce_host`): when TensorFlow sees no GPU.
+    On a GPU the reductions stay on the device, next to the activations."""
+    import tensorflow as tf
+
+    return not tf.config.list_logical_devices("GPU")
+
+
 def _unit_extremes(a, u):
     """Per-unit min and max. For an image-shaped output (rows, h, w, units) a window of the
     whole image in oneDNN's max pooling first: ~4x faster than `reduce_max` on CPU, and exact."""
@@ -138,19 +167,24 @@ def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
     """
     import tensorflow as tf
 
-    key = ("stats", tuple(paths), signature_key(x_example), bins)
+    reduce = _reduce_host if on_host() else _reduce
+    key = ("stats", tuple(paths), signature_key(x_example), bins, reduce.__name__)
     cache = COMPILED.setdefault(model, {})
     if key in cache:
         return cache[key]
     layers = {p: layer for p, layer, _ in iter_layers(model)}
     kinds = {p: saturating_activation(layers[p]) for p in paths}
     wanted = set(paths)
+    if reduce is _reduce_host:
+        from insight.probe.fused import warm_up
+
+        warm_up()  # compiled here, not inside the graph's first run
 
     def run(x, ranges):
         store: dict[str, Any] = {}
         with recording(model, wanted, store):
             model(x, training=False)
-        parts = [_reduce(first_output(store[p]), ranges[i], bins, kinds[p])
+        parts = [reduce(first_output(store[p]), ranges[i], bins, kinds[p])
                  for i, p in enumerate(paths)]
         return (tf.concat([q[0] for q in parts], 0), tf.concat([q[1] for q in parts], 0),
                 tf.concat([q[2] for q in parts], 0), tf.stack([q[3] for q in parts]),

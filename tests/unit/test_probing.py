@@ -242,7 +242,13 @@ def _direct_activations(model, x, names):
     return {n: np.asarray(_sub_model(model, n)(x)).astype(np.float64) for n in names}
 
 
-def test_stats_equal_numpy_over_several_batches(stats_model, stats_data):
+@pytest.mark.parametrize("host", [True, False], ids=["one-read-on-host", "tensorflow-kernels"])
+def test_stats_equal_numpy_over_several_batches(stats_model, stats_data, host, monkeypatch):
+    """Both reductions (the CPU's one read, `insight.probe.fused`, and TensorFlow's kernels,
+    which a GPU runs) give numpy's statistics."""
+    import insight.probe.stats as stats_module
+
+    monkeypatch.setattr(stats_module, "on_host", lambda: host)
     names = ["conv", "gap", "tanh", "sig", "soft"]
     stats = insight.activation_stats(stats_model, stats_data, batch_size=16)
     direct = _direct_activations(stats_model, stats_data, names)
