@@ -355,17 +355,23 @@ def bench_stats(table: Table, name: str, model, rows: int, repeat: int) -> None:
     capture, one_sum, one_read = stats_floors(model, x[:BATCH])
     one_sum(x[:BATCH])
     one_read(x[:BATCH])
-    t_ins, t_base = interleaved(lambda: [capture(x[i:i + BATCH]) for i in range(0, rows, BATCH)],
-                                passes, repeat, warmup=0)
+    def each(fn):
+        """`fn` on every batch, each result dropped before the next (a list of 32 captures
+        would hold 32 GB)."""
+        for i in range(0, rows, BATCH):
+            out = fn(x[i:i + BATCH])
+            del out
+
+    t_ins, t_base = interleaved(lambda: each(capture), passes, repeat, warmup=0)
     table.timing(name, f"floor: {batches} capture passes (every layer's output kept)", t_ins,
                  t_base, f"{batches} fwd passes", "-")
     t_ins, t_base = interleaved(
-        lambda: [np.asarray(one_sum(x[i:i + BATCH])[0]) for i in range(0, rows, BATCH)],
+        lambda: each(lambda b: np.asarray(one_sum(b)[0])),
         passes, repeat, warmup=0)
     table.timing(name, f"floor: {batches} capture passes + one reduce_sum per layer (in graph)",
                  t_ins, t_base, f"{batches} fwd passes", "-")
     t_ins, t_base = interleaved(
-        lambda: [np.asarray(one_read(x[i:i + BATCH])[0]) for i in range(0, rows, BATCH)],
+        lambda: each(lambda b: np.asarray(one_read(b)[0])),
         passes, repeat, warmup=0)
     table.timing(name, f"floor: {batches} capture passes + one read per layer on the host",
                  t_ins, t_base, f"{batches} fwd passes", "-")

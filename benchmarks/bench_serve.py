@@ -7,7 +7,10 @@ Rows:
   models are a stranger's files, so the app loads them in the sandbox child first, as it
   would a user's: a copy of the digits_cnn sample outside the package (the bundled samples
   skip the child) and `keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3))`
-  (156 layers) saved to a temporary folder. Target <= 1.3x.
+  (156 layers) saved to a temporary folder. Target <= 1.3x. A second floor beside it, opened
+  the same way: a bare Streamlit app (`streamlit run`) that imports TensorFlow and Keras,
+  loads the same file and draws what the wait below waits for (a metric, a table of the
+  layers, a Plotly chart of two traces): Streamlit's own start and page, without insight.
 - rerun (digits_cnn): a sidebar widget change -> the last websocket message of the rerun it
   triggers (Streamlit's script_finished) received by the browser, with insight's settings
   beside Streamlit's defaults: its post-run `gc.collect()` (`--runner.postScriptGC true`),
@@ -74,6 +77,34 @@ def floor(model: Path) -> float:
     subprocess.run([sys.executable, "-c", code], check=True, env=ENV,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+STREAMLIT_FLOOR = """\
+import sys
+
+import keras
+import plotly.graph_objects as go
+import streamlit as st
+import tensorflow  # noqa: F401  (what insight imports too)
+
+model = keras.saving.load_model(sys.argv[1], compile=False)
+st.metric("Parameters", f"{model.count_params():,}")
+st.dataframe({"layer": [layer.name for layer in model.layers],
+              "class": [type(layer).__name__ for layer in model.layers]})
+names = [layer.name for layer in model.layers]
+counts = [layer.count_params() for layer in model.layers]
+st.plotly_chart(go.Figure([go.Bar(x=names, y=counts), go.Scatter(x=names, y=counts)]))
+"""
+
+
+def streamlit_floor_cmd(model: Path, script: Path):
+    """A bare Streamlit app showing the model, no insight (`STREAMLIT_FLOOR`)."""
+    script.write_text(STREAMLIT_FLOOR)
+    return lambda port: [
+        sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+        "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--", str(model)]
 
 
 def wait_health(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -173,7 +204,7 @@ def cold_and_reruns(browser, cmd_for, reruns: int, env: dict = ENV
         cold = time.perf_counter() - start
         box = page.get_by_test_id("stTextInput").filter(has_text="Logdir").locator("input")
         times = []
-        for i in range(reruns + 1):
+        for i in range(reruns + 1 if reruns else 0):
             box.fill(f"{ROOT}" if i % 2 == 0 else str(ROOT / "sample_models"))
             sent = time.perf_counter()
             box.press("Enter")
@@ -209,17 +240,22 @@ def run(args: argparse.Namespace, models: dict[str, Path]) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         for label, model in models.items():
             floor(model)  # warm the OS file cache once, for both sides
-            floors, colds = [], []
+            floors, colds, bare = [], [], []
+            bare_cmd = streamlit_floor_cmd(model, model.with_suffix(".floor.py"))
             for _ in range(args.repeat):  # interleaved, so drift hits both sides
                 floors.append(floor(model))
+                bare.append(cold_and_reruns(browser, bare_cmd, 0)[0])
                 want = args.reruns if label == "digits_cnn" else 0
                 cold, times = cold_and_reruns(browser, serve_cmd(model), want)
                 colds.append(cold)
                 reruns += times
             rows.append((f"cold: {label}", med(colds), "bare import+load_model", med(floors),
                          "<= 1.3x"))
+            rows.append((f"cold: {label}", med(colds), "bare Streamlit app, same load",
+                         med(bare), "-"))
             runs.append(f"{label}: cold {', '.join(f'{c:.2f}' for c in colds)}; floors "
-                        f"{', '.join(f'{f:.2f}' for f in floors)}")
+                        f"{', '.join(f'{f:.2f}' for f in floors)}; bare Streamlit "
+                        f"{', '.join(f'{b:.2f}' for b in bare)}")
         if reruns:
             digits = models["digits_cnn"]
             _, gc_reruns = cold_and_reruns(browser, streamlit_defaults_cmd(digits),
