@@ -183,9 +183,10 @@ async def _act(page, frames: Frames, action, kind: str, out: Session, where: str
 
 
 async def user(browser, url: str, examples: list[int], pages: list[str],
-               delay: float = 0) -> Session:
+               delay: float = 0, after_page=None) -> Session:
     """One session: open the app (after `delay` seconds), walk `pages` through the sidebar,
-    type `examples` on the pages that have an Example input; back to Overview."""
+    type `examples` on the pages that have an Example input; back to Overview.
+    `after_page(name)` is called once each page's script has finished (and its examples)."""
     out = Session()
     await asyncio.sleep(delay)
     context = await browser.new_context(viewport=VIEWPORT)
@@ -199,6 +200,8 @@ async def user(browser, url: str, examples: list[int], pages: list[str],
             await _act(page, frames, partial(link.click, timeout=WAIT_MS), "page", out,
                        where or "overview")
             if where not in EXAMPLE_PAGES:
+                if after_page is not None:
+                    after_page(where or "overview")
                 continue
             box = page.get_by_test_id("stNumberInput").filter(has_text="Example").locator(
                 "input")
@@ -206,6 +209,8 @@ async def user(browser, url: str, examples: list[int], pages: list[str],
                 await box.fill(str(n), timeout=WAIT_MS)
                 enter = partial(box.press, "Enter", timeout=WAIT_MS)
                 await _act(page, frames, enter, "example", out, where, n)
+            if after_page is not None:
+                after_page(where or "overview")
     except Exception as exc:  # noqa: BLE001  a session that broke is a finding, not a crash
         out.slow.append(f"session failed: {type(exc).__name__}: {str(exc)[:2000]}")
         if os.environ.get("BENCH_LOAD_SHOTS"):

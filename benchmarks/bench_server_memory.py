@@ -58,15 +58,15 @@ def mobilenet(rows: int) -> tuple[Path, Path]:
     return model_path, data_path
 
 
-async def visit(url: str, pages: list[str]) -> bench_load.Session:
-    """One session walks `pages` (then its tab closes)."""
+async def visit(url: str, pages: list[str], after_page=None) -> bench_load.Session:
+    """One session walks `pages` (then its tab closes); `after_page(name)` after each."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=bench_load.CHROMIUM, headless=True,
                                           args=bench_load.ARGS)
         try:
-            return await bench_load.user(browser, url, [7], pages)
+            return await bench_load.user(browser, url, [7], pages, after_page=after_page)
         finally:
             await browser.close()
 
@@ -99,7 +99,12 @@ def main() -> int:
         before = bench_load.settle_rss(memory, 5)
         memory.reset()
         start = time.monotonic()
-        session = asyncio.run(visit(server.url, bench_load.PAGES))
+        by_page: list[tuple[str, float, float]] = []  # page, RSS at its end, peak so far
+
+        def after_page(name: str) -> None:
+            by_page.append((name, bench_load.rss_mb(server.pid), memory.peak()))
+
+        session = asyncio.run(visit(server.url, bench_load.PAGES, after_page))
         walk = time.monotonic() - start
         peak = memory.peak()
         closed = bench_load.settle_rss(memory, 10)
@@ -120,6 +125,11 @@ def main() -> int:
         print(f"  {p[:300]}")
     print("Pages (script finished, s): " + ", ".join(f"{w} {t:.1f}" for w, t in steps.items())
           + "\n")
+    print("| after page | RSS MB | vs before | peak so far MB |")
+    print("|---|---:|---:|---:|")
+    for name, mb, high in by_page:
+        print(f"| {name} | {mb:,.0f} | {mb - before:+,.0f} | {high:,.0f} |")
+    print()
     print("| server RSS | MB | vs before |")
     print("|---|---:|---:|")
     for label, mb in (("before (no session)", before), ("peak, walking every page", peak),
