@@ -84,8 +84,36 @@ def _gcs_json_only(url: str, options: dict[str, Any]) -> tuple[Any, str]:
     """
     from gcsfs.core import GCSFileSystem
 
+    _emulator_listens(os.environ["STORAGE_EMULATOR_HOST"])
     fs = GCSFileSystem(**options)
     return fs, GCSFileSystem._strip_protocol(url)
+
+
+_LISTENING: set[str] = set()
+
+
+def _emulator_listens(host: str, timeout: float = 2.0) -> None:
+    """Connect once to the emulator's address (remembered once it answers).
+
+    gcsfs retries a refused connection six times with backoff (a fixed 30-odd seconds before
+    any error); an emulator that is not running refuses at once, so it is said at once.
+
+    Raises:
+        ConnectionError: nothing accepts connections at `host` (`translate` words it).
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if host in _LISTENING:
+        return
+    parts = urlsplit(host if "://" in host else f"http://{host}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "localhost", port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConnectionRefusedError(f"Nothing answers at {host}: {exc}") from exc
+    _LISTENING.add(host)
 
 
 @contextlib.contextmanager
