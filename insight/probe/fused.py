@@ -14,7 +14,7 @@ while TensorFlow computes the next and each output is freed as soon as it is rea
 Example:
 
 >>> import numpy as np
->>> adds, lo, hi, used = reduce_on_host(np.array([[0., 2.], [1., -2.]], np.float32),
+>>> adds, lo, hi, used = reduce_host_arrays(np.array([[0., 2.], [1., -2.]], np.float32),
 ...                                     np.array([np.nan, np.nan], np.float32), 4, 0)
 >>> adds[:7].tolist()  # count, sums, sums of squares, nonzero counts
 [2.0, 1.0, 0.0, 1.0, 8.0, 1.0, 2.0]
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["SATURATION_MODES", "reduce_on_host", "moments", "sampled_histogram", "warm_up"]
+__all__ = ["SATURATION_MODES", "reduce_host_arrays", "moments", "sampled_histogram", "warm_up"]
 
 # `moments`' `mode`: which values count as saturated (see `insight.probe.stats`).
 SATURATION_MODES = {None: 0, "sigmoid": 1, "tanh": 2, "softmax": 3}
@@ -116,11 +116,11 @@ def sampled_histogram(flat: np.ndarray, step: int, low: float, high: float,
     return _histogram(flat, int(step), float(low), float(high), int(bins))
 
 
-def reduce_on_host(a: np.ndarray, given_range: np.ndarray, bins: int, mode: int,
+def reduce_host_arrays(a: np.ndarray, given_range: np.ndarray, bins: int, mode: int,
                    hist_sample: int = 65_536) -> tuple[np.ndarray, ...]:
     """One layer's batch reduced to `(adds, mins, maxs, used_range)`, laid out as
-    `insight.probe.stats._reduce` lays them out (`adds`: count, sums, sums of squares, nonzero
-    counts, the saturated count when `mode`, the histogram), float64 sums.
+    `insight.probe.reductions.reduce_in_graph` lays them out (`adds`: count, sums, sums of
+    squares, nonzero counts, the saturated count when `mode`, the histogram), float64 sums.
 
     `given_range` of NaNs asks for this batch's extremes, padded by 10% (by 0.5 when
     constant), as the histogram range; the histogram reads every k-th value, at most
@@ -148,4 +148,4 @@ def reduce_on_host(a: np.ndarray, given_range: np.ndarray, bins: int, mode: int,
 
 def warm_up() -> None:
     """Compile (or load from numba's disk cache) both kernels for float32 outputs."""
-    reduce_on_host(np.zeros((2, 2), np.float32), np.full(2, np.nan, np.float32), 2, 1)
+    reduce_host_arrays(np.zeros((2, 2), np.float32), np.full(2, np.nan, np.float32), 2, 1)

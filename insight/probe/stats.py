@@ -41,16 +41,13 @@ from insight.probe.capture import (
     signature_key,
     slice_rows,
 )
+from insight.probe.reductions import HIST_SAMPLE, on_host, reduce_in_graph, reduce_on_host
 
 __all__ = ["ActivationStats", "activation_stats", "STAT_COLUMNS", "HIST_SAMPLE", "Progress",
            "data_batches", "expected_rows", "replicas", "read_ahead"]
 
 # `progress(fraction_done, what_is_running)`, as the app's progress bar takes it.
 Progress = Callable[[float, str], None]
-
-# Histograms read every k-th value, at most this many per layer per batch: a histogram of
-# every value (~1 GB of activations per batch on MobileNetV2) doubles the cost of a pass.
-HIST_SAMPLE = 65_536
 
 STAT_COLUMNS = ["layer", "class", "shape", "units", "mean", "std", "min", "max",
                 "zero_fraction", "dead_units", "dead_fraction", "saturation", "saturated_fraction"]
@@ -77,87 +74,6 @@ class ActivationStats:
     n_examples: int = 0
 
 
-def _reduce(a, given_range, bins: int, saturation: str | None):
-    """One layer's output reduced to `(adds, mins, maxs, used_range)`, all small vectors.
-
-    `adds` (summed over batches) is `[count, sum(units), sumsq(units), nonzero(units),
-    saturated?, hist(bins)]`; `given_range` of NaNs asks for this batch's extremes, padded by
-    10% (by 0.5 when constant), as the histogram range.
-    """
-    import tensorflow as tf
-
-    a = tf.cast(a, tf.float32)
-    if a.shape.rank is not None and a.shape.rank <= 1:
-        a = tf.reshape(a, (-1, 1))
-    axes = list(range(a.shape.rank - 1))
-    u = tf.reshape(a, (-1, tf.shape(a)[-1]))
-    lo, hi = _unit_extremes(a, u)
-    low, high = tf.reduce_min(lo), tf.reduce_max(hi)
-    pad = tf.where(high > low, (high - low) * 0.1, 0.5)
-    value_range = tf.where(tf.math.is_nan(given_range), tf.stack([low - pad, high + pad]),
-                           given_range)
-    flat = tf.reshape(a, [-1])
-    step = tf.maximum(tf.size(flat) // HIST_SAMPLE, 1)
-    adds = [
-        tf.cast(tf.shape(u)[:1], tf.float32),
-        # Sums over the original axes: ~2x faster than over the (rows, units) view on CPU.
-        tf.reduce_sum(a, axes),
-        tf.reduce_sum(tf.square(a), axes),
-        tf.reduce_sum(tf.cast(tf.not_equal(u, 0.0), tf.float32), 0),
-    ]
-    if saturation == "sigmoid":
-        adds.append(tf.reduce_sum(tf.cast((u < 0.01) | (u > 0.99), tf.float32))[None])
-    elif saturation == "tanh":
-        adds.append(tf.reduce_sum(tf.cast(tf.abs(u) > 0.99, tf.float32))[None])
-    elif saturation == "softmax":
-        adds.append(tf.reduce_sum(tf.cast(tf.reduce_max(u, -1) > 0.99, tf.float32))[None])
-    adds.append(tf.cast(tf.histogram_fixed_width(flat[::step], value_range, nbins=bins),
-                        tf.float32))
-    return tf.concat(adds, 0), lo, hi, value_range
-
-
-def _reduce_host(a, given_range, bins: int, saturation: str | None):
-    """`_reduce` on the host, every statistic in one read of the output
-    (`insight.probe.fused`): what a CPU runs, where memory, not arithmetic, bounds the pass."""
-    import tensorflow as tf
-
-    from insight.probe.fused import SATURATION_MODES, reduce_on_host
-
-    a = tf.cast(a, tf.float32)
-    mode = SATURATION_MODES[saturation]
-    units = 1 if a.shape.rank is not None and a.shape.rank <= 1 else a.shape[-1]
-    adds, lo, hi, used = tf.numpy_function(
-        lambda v, r: reduce_on_host(v, r, bins, mode, HIST_SAMPLE), [a, given_range],
-        [tf.float64, tf.float32, tf.float32, tf.float32], stateful=False)
-    if units is not None:
-        adds.set_shape((1 + 3 * units + (1 if mode else 0) + bins,))
-        lo.set_shape((units,))
-        hi.set_shape((units,))
-    used.set_shape((2,))
-    return adds, lo, hi, used
-
-
-def on_host() -> bool:
-    """Whether the statistics reduce on the host (`_reduce_host`): when TensorFlow sees no GPU.
-    On a GPU the reductions stay on the device, next to the activations."""
-    import tensorflow as tf
-
-    return not tf.config.list_logical_devices("GPU")
-
-
-def _unit_extremes(a, u):
-    """Per-unit min and max. For an image-shaped output (rows, h, w, units) a window of the
-    whole image in oneDNN's max pooling first: ~4x faster than `reduce_max` on CPU, and exact."""
-    import tensorflow as tf
-
-    if a.shape.rank == 4 and a.shape[1] is not None and a.shape[2] is not None:
-        window = [int(a.shape[1]), int(a.shape[2])]
-        hi = tf.reduce_max(tf.nn.max_pool2d(a, window, window, "VALID"), [0, 1, 2])
-        lo = -tf.reduce_max(tf.nn.max_pool2d(-a, window, window, "VALID"), [0, 1, 2])
-        return lo, hi
-    return tf.reduce_min(u, 0), tf.reduce_max(u, 0)
-
-
 def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
     """The compiled `run(x, ranges) -> (adds, mins, maxs, used_ranges, units)` of `paths`.
 
@@ -167,7 +83,7 @@ def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
     """
     import tensorflow as tf
 
-    reduce = _reduce_host if on_host() else _reduce
+    reduce = reduce_on_host if on_host() else reduce_in_graph
     key = ("stats", tuple(paths), signature_key(x_example), bins, reduce.__name__)
     cache = COMPILED.setdefault(model, {})
     if key in cache:
@@ -175,7 +91,7 @@ def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
     layers = {p: layer for p, layer, _ in iter_layers(model)}
     kinds = {p: saturating_activation(layers[p]) for p in paths}
     wanted = set(paths)
-    if reduce is _reduce_host:
+    if reduce is reduce_on_host:
         from insight.probe.fused import warm_up
 
         warm_up()  # compiled here, not inside the graph's first run
@@ -425,7 +341,7 @@ def _unpack(adds: np.ndarray, mins: np.ndarray, maxs: np.ndarray, units: np.ndar
             paths: list[str], kinds: dict[str, str | None], bins: int
             ) -> Iterator[dict[str, Any]]:
     """Each layer's totals, `{count, sum, sumsq, nonzero, [saturated], hist, min, max}`, cut
-    out of the packed vectors in `_reduce`'s order."""
+    out of the packed vectors in `reduce_in_graph`'s order."""
     at = unit_at = 0
     for p, c in zip(paths, units.tolist(), strict=True):
         acc: dict[str, Any] = {"count": adds[at], "sum": adds[at + 1:at + 1 + c],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from insight.probe.fused import SATURATION_MODES, moments, reduce_on_host, sampled_histogram
+from insight.probe.fused import SATURATION_MODES, moments, reduce_host_arrays, sampled_histogram
 
 
 def test_moments_equal_numpy_across_block_boundaries():
@@ -51,24 +51,25 @@ def test_histogram_counts_as_tensorflow_counts():
 
 def test_nan_values_keep_the_sums_nan_and_the_rest_counted():
     u = np.array([[1.0, 0.0], [np.nan, 2.0], [3.0, -1.0]], np.float32)
-    adds, lo, hi, used = reduce_on_host(u, np.full(2, np.nan, np.float32), 4, 0)
+    adds, lo, hi, used = reduce_host_arrays(u, np.full(2, np.nan, np.float32), 4, 0)
     assert np.isnan(adds[1]) and adds[2] == 1.0  # unit 0's sum is NaN, unit 1's is 1
     assert hi.tolist() == [3.0, 2.0] and lo.tolist() == [1.0, -1.0]
     assert adds[-4:].sum() == 5  # the NaN is in no bin
 
 
 def test_layout_matches_the_tensorflow_reduction():
-    """`reduce_on_host` packs what `insight.probe.stats._reduce` packs, in the same order."""
-    from insight.probe.stats import _reduce
+    """`reduce_host_arrays` packs what `reduce_in_graph` packs, in the same order."""
+    from insight.probe.reductions import reduce_in_graph
 
     rng = np.random.default_rng(3)
     a = rng.uniform(0.0, 1.0, size=(4, 6, 6, 3)).astype(np.float32)
     a[..., 1] = 0.0
     nan_range = np.full(2, np.nan, np.float32)
-    host = reduce_on_host(a, nan_range, 8, SATURATION_MODES["sigmoid"])
-    graph = [t.numpy() for t in _reduce(tf.constant(a), tf.constant(nan_range), 8, "sigmoid")]
+    host = reduce_host_arrays(a, nan_range, 8, SATURATION_MODES["sigmoid"])
+    graph = [t.numpy() for t in reduce_in_graph(tf.constant(a), tf.constant(nan_range), 8,
+                                                "sigmoid")]
     for h, g in zip(host, graph, strict=True):
         np.testing.assert_allclose(h, g, rtol=1e-5)
     given = np.array([0.2, 0.7], np.float32)
-    np.testing.assert_allclose(reduce_on_host(a, given, 8, 0)[0],
-                               _reduce(tf.constant(a), tf.constant(given), 8, None)[0], rtol=1e-5)
+    graph = reduce_in_graph(tf.constant(a), tf.constant(given), 8, None)[0]
+    np.testing.assert_allclose(reduce_host_arrays(a, given, 8, 0)[0], graph, rtol=1e-5)
