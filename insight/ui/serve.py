@@ -69,8 +69,14 @@ def _warm(opts: LaunchOptions) -> None:
         _PAGE_DRAWN.wait()
         time.sleep(3.0)
         warm_up()  # UMAP's numba compilation, before anyone asks for a UMAP
+        from insight.probe import reductions
+
+        if reductions.on_host():
+            from insight.probe.fused import warm_up as warm_statistics
+
+            warm_statistics()  # the statistics' kernels (a second on a first start)
         print(f"insight: warm in {time.perf_counter() - started:.1f} s (TensorFlow, the "
-              "model, UMAP)", file=sys.stderr, flush=True)
+              "model, UMAP, statistics)", file=sys.stderr, flush=True)
         # Not pynndescent (UMAPs of over 20,000 points): its ~25 s of compilation holds the
         # GIL, and any UMAP asked for meanwhile, however small, would wait for all of it.
     except Exception:  # noqa: BLE001  the page reports any real problem
