@@ -105,7 +105,8 @@ def ridge_figure(histograms: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
     small = row_px < 26
     for i, (lo, hi) in enumerate(extents):  # each row's own range, right of it
         fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=n - 1 - i + 0.3, yref="y",
-                           text=f"{_number(lo)} … {_number(hi)}", showarrow=False,
+                           text="NaN" if np.isnan([lo, hi]).any() else
+                           f"{_number(lo)} … {_number(hi)}", showarrow=False,
                            font=dict(size=10 if small else 11, color="#555"))
     fig.update_layout(
         height=int(row_px * n + 150), hovermode="closest", margin=dict(t=100, r=130, b=60),

@@ -129,8 +129,12 @@ def reduce_host_arrays(a: np.ndarray, given_range: np.ndarray, bins: int, mode: 
     a = np.asarray(a, np.float32)
     u = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(-1, 1)
     s, q, nz, lo, hi, saturated = moments(u, mode)
+    unseen = lo > hi  # a unit whose every value is NaN has no extremes: NaN, not +-inf
+    if unseen.any():
+        lo[unseen] = hi[unseen] = np.nan
     if np.isnan(given_range).any():
-        low, high = (float(lo.min()), float(hi.max())) if lo.size else (0.0, 0.0)
+        low, high = ((float(np.nanmin(lo)), float(np.nanmax(hi))) if np.isfinite(lo).any()
+                     else (np.nan, np.nan))
         pad = (high - low) * 0.1 if high > low else 0.5
         used = np.array([low - pad, high + pad], np.float32)
     else:

@@ -55,6 +55,11 @@ def test_nan_values_keep_the_sums_nan_and_the_rest_counted():
     assert np.isnan(adds[1]) and adds[2] == 1.0  # unit 0's sum is NaN, unit 1's is 1
     assert hi.tolist() == [3.0, 2.0] and lo.tolist() == [1.0, -1.0]
     assert adds[-4:].sum() == 5  # the NaN is in no bin
+    # a unit with no value but NaN has no extremes, and its batch no histogram range
+    adds, lo, hi, used = reduce_host_arrays(np.full((3, 2), np.nan, np.float32),
+                                            np.full(2, np.nan, np.float32), 4, 0)
+    assert np.isnan(lo).all() and np.isnan(hi).all() and np.isnan(used).all()
+    assert adds[-4:].sum() == 0
 
 
 def test_layout_matches_the_tensorflow_reduction():
