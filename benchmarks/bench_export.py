@@ -13,7 +13,9 @@ Rows (one markdown table, baselines measured in the same run):
   fresh tab, `?embed=true`, on a warm plain `streamlit run` server): an empty script (its
   page boot: JS bundle, websocket, script run), and a bare script that draws the same figure
   with `st.plotly_chart` as insight does (its boot plus its lazily loaded plotly.js). What the
-  deep link costs beyond that last one is insight's.
+  deep link costs beyond that last one is insight's. And the same link as a plain page
+  (`/_insight/panel?panel=param_chart`, `insight.ui.static_panel`: the exported page built by
+  the server, plotly.js one file the browser keeps), in a fresh tab and a new profile.
 
 Usage: python benchmarks/bench_export.py [--repeat 3] [--baseline-panels 6] [--settle 30]
        [--link-only]
@@ -200,32 +202,40 @@ def bench_link(repeat: int, settle: float) -> list[tuple[str, str, str, str]]:
                 return time.perf_counter() - t
 
             link = "/?embed=true&panel=param_chart"
+            page_link = "/_insight/panel?panel=param_chart"  # the same link as a plain page
             bare = (f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{empty_port}")
             load(link, chart)  # warm: model loaded, panel cached
+            load(page_link, chart)
             load("/", overview)
             load("/?embed=true", chart, base=bare[0])
             load("/?embed=true", script_done, base=bare[1])
             static_page()
             time.sleep(settle)  # the server's background warm-up (UMAP compilation) is done
-            deep, floor, plain, empty = [], [], [], []
+            deep, floor, plain, empty, plain_page = [], [], [], [], []
             for _ in range(repeat):  # interleaved, so drift hits every side
                 deep.append(load(link, chart))
+                plain_page.append(load(page_link, chart))
                 floor.append(static_page())
                 plain.append(load("/?embed=true", chart, base=bare[0]))
                 empty.append(load("/?embed=true", script_done, base=bare[1]))
             full = [load("/", overview) for _ in range(repeat)]
             cold = [load(link, chart, cold=True) for _ in range(repeat)]
+            cold_page = [load(page_link, chart, cold=True) for _ in range(repeat)]
             b.close()
     finally:
         for server in (proc, *others):
             server.terminate()
             server.wait(timeout=20)
     d, f, c = statistics.median(deep), statistics.median(full), statistics.median(cold)
+    pg, cpg = statistics.median(plain_page), statistics.median(cold_page)
     s, bare_s, empty_s = (statistics.median(floor), statistics.median(plain),
                           statistics.median(empty))
     return [(f"deep link param_chart, fresh tab, warm server (median of {repeat})",
              f"{d:.2f} s", f"{d / s:.2f}x the static page; {d / bare_s:.2f}x bare Streamlit "
              f"drawing it; {f / d:.1f}x faster than the Overview", "<= 1.2x static"),
+            (f"the same link as a plain page, {page_link}, fresh tab, warm server (median of "
+             f"{repeat})", f"{pg:.2f} s", f"{pg / s:.2f}x the static page; {pg / d:.2f}x the "
+             "Streamlit deep link", "<= 1.2x static"),
             (f"floor: the same figure as exported self-contained HTML, file:// (median of "
              f"{repeat})", f"{s:.2f} s", "plotly.js parse + draw alone", ""),
             (f"Streamlit alone: empty script, fresh tab, ?embed=true (median of {repeat})",
@@ -236,7 +246,9 @@ def bench_link(repeat: int, settle: float) -> list[tuple[str, str, str, str]]:
             (f"Overview page, fresh tab, warm server (median of {repeat})", f"{f:.2f} s", "",
              "baseline"),
             (f"deep link param_chart, new browser profile (no cache) (median of {repeat})",
-             f"{c:.2f} s", "", "")]
+             f"{c:.2f} s", "", ""),
+            (f"plain page, new browser profile (no cache: plotly.js fetched) (median of "
+             f"{repeat})", f"{cpg:.2f} s", f"{cpg / s:.2f}x the static page", "")]
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 from insight.errors import UsageError
 from insight.panels.registry import Panel, get_panel, validate_params
 
-__all__ = ["DeepLink", "parse_query", "share_query", "share_url", "iframe_html",
+__all__ = ["DeepLink", "parse_query", "share_query", "share_url", "page_url", "iframe_html",
            "FORBIDDEN_KEYS", "STREAMLIT_KEYS"]
 
 # Streamlit's own embed keys: never passed to a panel.
@@ -119,6 +119,19 @@ def share_url(base: str, name: str, params: Mapping[str, Any], model: str | None
     """
     query = {"embed": "true", **share_query(name, params, model)}
     return base.rstrip("/") + "/?" + urlencode(query)
+
+
+def page_url(base: str, name: str, params: Mapping[str, Any], model: str | None = None
+             ) -> str:
+    """The same link as a plain page (`insight serve`'s `/_insight/panel`: the exported HTML,
+    no Streamlit session).
+
+    Example:
+
+    >>> page_url("http://127.0.0.1:8501/", "param_chart", {})
+    'http://127.0.0.1:8501/_insight/panel?panel=param_chart'
+    """
+    return base.rstrip("/") + "/_insight/panel?" + urlencode(share_query(name, params, model))
 
 
 def iframe_html(url: str, title: str, height: int = 620) -> str:

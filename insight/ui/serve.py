@@ -110,7 +110,10 @@ def serve(opts: LaunchOptions, *, host: str, port: int, token: str | None = None
 
     # Streamlit's ASGI app (st.App) takes middleware: the gate sees every request, the
     # websocket included, before Streamlit does.
-    app = st.App(str(ENTRY), middleware=[Middleware(Gate, token=token, port=port, hosts=hosts)])
+    from insight.ui.static_panel import routes
+
+    app = st.App(str(ENTRY), routes=routes(opts),
+                 middleware=[Middleware(Gate, token=token, port=port, hosts=hosts)])
     sys.argv = [str(ENTRY), *app_argv(opts)]  # what the script reads (`launch_options`)
     app.run(config={
         "server.address": host, "server.port": port, "server.headless": True,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from insight.errors import InsightError
-from insight.export.deeplink import iframe_html, share_url
+from insight.export.deeplink import iframe_html, page_url, share_url
 from insight.launch import LaunchOptions
 from insight.model.fetched import fetched_from
 from insight.model.samples import list_samples
@@ -26,7 +26,8 @@ from insight.panels.registry import PanelContext, get_panel, validate_params
 from insight.remote import is_remote
 from insight.ui.cache import ModelRef
 
-__all__ = ["share_control", "link_targets", "link_model_name", "base_url", "render_problem"]
+__all__ = ["share_control", "link_targets", "link_model_name", "base_url", "render_problem",
+           "offer_plain_pages"]
 
 
 @functools.lru_cache(maxsize=8)  # the samples and launch options do not change while serving
@@ -44,6 +45,15 @@ def link_targets(opts: LaunchOptions) -> dict[str | None, tuple[ModelRef, str | 
         out[s.name] = target
         out.setdefault(None, target)
     return out
+
+
+_PLAIN_PAGES: list[bool] = []
+
+
+def offer_plain_pages() -> None:
+    """Offer each link's plain page too (`insight serve` mounts `insight.ui.static_panel`;
+    `streamlit run app.py` does not)."""
+    _PLAIN_PAGES.append(True)
 
 
 def _str(path: Path | None) -> str | None:
@@ -105,6 +115,12 @@ def share_control(name: str, ref: ModelRef, ctx: PanelContext, params: Mapping[s
             st.code(url, language=None, wrap_lines=True)
             st.caption("Embed in a wiki page")
             st.code(iframe_html(url, spec.title), language="html", wrap_lines=True)
+            if _PLAIN_PAGES and not is_remote(ref.path) and not fetched_from(ref.path) and \
+                    not (opts.compare and "compare" in spec.uses):
+                st.caption("Or as a plain page: no app session, quicker in a wiki; the "
+                           "panel as the HTML download below")
+                st.code(page_url(base_url(), name, typed, model), language=None,
+                        wrap_lines=True)
             _, data, logdir = link_targets(opts)[model]
             uses = get_panel(name).uses
             if ("data" in uses and _differs(ctx.data_path, data)) or (

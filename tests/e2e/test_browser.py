@@ -4,8 +4,11 @@ per page against its baseline, and a deep-linked panel inside an iframe on anoth
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -80,6 +83,50 @@ def test_deep_link_in_an_iframe_on_another_origin(browser, app_url, tmp_path):
         server.shutdown()
 
 
+def test_plain_page_link_draws_the_figure_without_streamlit(browser, app_url, tmp_path):
+    """`/_insight/panel?...`: the same link as a plain page (the exported HTML, built by the
+    server), in a wiki's iframe on another origin; plotly.js one cached file."""
+    wiki = tmp_path / "wiki.html"
+    link = f"{app_url}/_insight/panel?panel=param_chart&model=digits_cnn"
+    wiki.write_text(f"<!DOCTYPE html><html><body style='margin:0'><h1>Team wiki</h1>"
+                    f"<iframe src='{link}' width='900' height='560' style='border:0'>"
+                    f"</iframe></body></html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/wiki.html")
+        frame = page.frame_locator("iframe")
+        frame.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible",
+                                                                  timeout=60_000)
+        assert frame.locator("[data-testid='stApp']").count() == 0  # no Streamlit at all
+        assert frame.locator(".gtitle").first.text_content().startswith("Parameters per layer")
+    finally:
+        context.close()
+        server.shutdown()
+    with urllib.request.urlopen(f"{app_url}/_insight/plotly.min.js", timeout=30) as response:
+        assert "max-age" in response.headers["Cache-Control"]
+        assert response.read(200).lstrip().startswith(b"/**")
+    with urllib.request.urlopen(f"{app_url}/_insight/panel?panel=layer_table",
+                                timeout=60) as response:
+        assert "<table" in response.read().decode()  # a table panel is a plain table
+
+
+@pytest.mark.parametrize(("query", "said"), [
+    ("panel=projection&method=bogus", "must be one of pca, umap, tsne"),
+    ("panel=param_chart&data=/etc/passwd", "cannot name files or trust flags"),
+    ("panel=param_chart&model=nobody", "No model named 'nobody'"),
+])
+def test_plain_page_link_refuses_a_bad_link_in_words(app_url, query, said):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{app_url}/_insight/panel?{query}", timeout=60)
+    text = html.unescape(caught.value.read().decode())
+    assert caught.value.code == 400 and said in text and "Received:" in text
+    assert "/etc/passwd" not in text.split("Received:")[0]  # named only as what was received
+
+
 def test_bad_deep_link_lists_the_valid_values(page, app_url):
     page.goto(f"{app_url}/?embed=true&panel=projection&method=bogus")
     wait_for_app(page)
@@ -94,6 +141,8 @@ def test_share_popover_downloads_html_and_png(page, app_url, tmp_path):
     popover = page.get_by_test_id("stPopoverBody")
     link = popover.locator("code").first.inner_text()
     assert link.startswith(f"{app_url}/?embed=true&panel=") and "model=digits_cnn" in link
+    codes = popover.locator("code").all_inner_texts()
+    assert any(c.startswith(f"{app_url}/_insight/panel?panel=") for c in codes), codes
     with page.expect_download(timeout=60_000) as html:
         popover.get_by_role("button", name="HTML").click()
     text = Path(html.value.path()).read_text()

@@ -67,6 +67,12 @@ def test_host_names_origins_and_token_over_raw_http(server):
     # DNS rebinding: the attacker's name re-pointed at 127.0.0.1
     assert _request(port, "/", f"rebind.evil.example:{port}", {"Cookie": signed}) == 403
     assert _request(port, "/_stcore/health", f"rebind.evil.example:{port}") == 403
+    # the plain-page deep link and its plotly.js sit behind the same gate
+    assert _request(port, "/_insight/panel?panel=layer_table", here) == 401
+    assert _request(port, "/_insight/plotly.min.js", here) == 401
+    assert _request(port, "/_insight/panel?panel=layer_table", here, {"Cookie": signed}) == 200
+    assert _request(port, "/_insight/panel?panel=layer_table", f"rebind.evil.example:{port}",
+                    {"Cookie": signed}) == 403
     assert _websocket(port, here, f"http://{here}", signed) == 101
     assert _websocket(port, here, f"http://{here}", None) == 403  # no token: no app
     assert _websocket(port, here, "http://evil.example", signed) == 403
