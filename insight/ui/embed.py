@@ -15,14 +15,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from insight.errors import StorageError, UsageError
+from insight.errors import StorageError
 from insight.export.deeplink import parse_query
 from insight.launch import LaunchOptions
 from insight.panels.registry import PanelContext, get_panel
 from insight.remote import is_remote
 from insight.ui.cache import get_model
 from insight.ui.feedback import progress_bar, show_error
-from insight.ui.share import link_targets
+from insight.ui.share import link_target
 from insight.ui.sidebar import local_copy
 from insight.ui.widgets import location, show_panel
 
@@ -33,16 +33,10 @@ def render_embed(opts: LaunchOptions) -> None:
     """Draw the panel the URL names (one script run)."""
     try:
         link = parse_query(st.query_params.to_dict())
-        targets = link_targets(opts)
-        if link.model not in targets:
-            names = ", ".join(sorted(n for n in targets if n))
-            raise UsageError(f"No model named {link.model!r} on this server. Its models are: "
-                             f"{names}.", "Leave model= out for the server's default model.",
-                             f"model={link.model!r}")
+        ref, data, logdir = link_target(link.model, opts)
     except Exception as exc:
         show_error(exc)
         return
-    ref, data, logdir = targets[link.model]
     # --compare belongs to the command-line model (the only one a link can pair with it).
     compare = opts.compare if opts.compare and ref.path == opts.model else None
     try:

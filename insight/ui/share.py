@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from insight.errors import InsightError
+from insight.errors import InsightError, UsageError
 from insight.export.deeplink import iframe_html, page_url, share_url
 from insight.launch import LaunchOptions
 from insight.model.fetched import fetched_from
@@ -26,8 +26,8 @@ from insight.panels.registry import PanelContext, get_panel, validate_params
 from insight.remote import is_remote
 from insight.ui.cache import ModelRef
 
-__all__ = ["share_control", "link_targets", "link_model_name", "base_url", "render_problem",
-           "offer_plain_pages"]
+__all__ = ["share_control", "link_targets", "link_target", "link_model_name", "base_url",
+           "render_problem", "offer_plain_pages"]
 
 
 @functools.lru_cache(maxsize=8)  # the samples and launch options do not change while serving
@@ -54,6 +54,21 @@ def offer_plain_pages() -> None:
     """Offer each link's plain page too (`insight serve` mounts `insight.ui.static_panel`;
     `streamlit run app.py` does not)."""
     _PLAIN_PAGES.append(True)
+
+
+def link_target(model: str | None, opts: LaunchOptions
+                ) -> tuple[ModelRef, str | None, str | None]:
+    """`(model ref, data, logdir)` of a link's `model=` (see `link_targets`).
+
+    Raises:
+        UsageError: no model of that name on this server (the message lists them).
+    """
+    targets = link_targets(opts)
+    if model not in targets:
+        names = ", ".join(sorted(n for n in targets if n))
+        raise UsageError(f"No model named {model!r} on this server. Its models are: {names}.",
+                         "Leave model= out for the server's default model.", f"model={model!r}")
+    return targets[model]
 
 
 def _str(path: Path | None) -> str | None:

@@ -48,8 +48,7 @@ def routes(opts: LaunchOptions) -> list[Any]:
 
     async def panel_page(request: Any) -> Any:
         # Loading a model and building a panel block: off the event loop.
-        return await run_in_threadpool(page, opts, link_targets(opts),
-                                       dict(request.query_params))
+        return await run_in_threadpool(page, opts, dict(request.query_params))
 
     async def plotly_file(request: Any) -> Any:
         # The installed plotly's own bundle; a week in the browser's cache (the file changes
@@ -57,17 +56,16 @@ def routes(opts: LaunchOptions) -> list[Any]:
         return FileResponse(plotly_js, media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=604800"})
 
-    from insight.ui.share import link_targets, offer_plain_pages
+    from insight.ui.share import offer_plain_pages
 
     offer_plain_pages()
     return [Route(PANEL_PATH, panel_page, methods=["GET"]),
             Route(PLOTLY_PATH, plotly_file, methods=["GET"])]
 
 
-def page(opts: LaunchOptions, targets: dict, query: dict[str, str]) -> Any:
-    """The response for one link (`targets`: what its `model=` may name,
-    `insight.ui.share.link_targets`): the panel's page, a redirect to the embedded view, or
-    an error page."""
+def page(opts: LaunchOptions, query: dict[str, str]) -> Any:
+    """The response for one link: the panel's page, a redirect to the embedded view, or an
+    error page."""
     from starlette.responses import HTMLResponse, RedirectResponse
 
     from insight.export import panel_html
@@ -75,16 +73,12 @@ def page(opts: LaunchOptions, targets: dict, query: dict[str, str]) -> Any:
     from insight.panels.registry import PanelContext, get_panel
     from insight.remote import is_remote
     from insight.ui.cache import get_model, panel
+    from insight.ui.share import link_target
     from insight.ui.widgets import location
 
     try:
         link = parse_query(query)
-        if link.model not in targets:
-            names = ", ".join(sorted(n for n in targets if n))
-            raise UsageError(f"No model named {link.model!r} on this server. Its models are: "
-                             f"{names}.", "Leave model= out for the server's default model.",
-                             f"model={link.model!r}")
-        ref, data, logdir = targets[link.model]
+        ref, data, logdir = link_target(link.model, opts)
         paired = opts.compare and ref.path == opts.model and \
             "compare" in get_panel(link.panel).uses
         if is_remote(ref.path) or paired:

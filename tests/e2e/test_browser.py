@@ -3,6 +3,7 @@ per page against its baseline, and a deep-linked panel inside an iframe on anoth
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import http.server
@@ -53,12 +54,13 @@ def test_page_loads_and_matches_baseline(page, app_url, n, file, title):
     assert_snapshot(target.screenshot(animations="disabled"), f"page_{Path(file).stem}")
 
 
-def test_deep_link_in_an_iframe_on_another_origin(browser, app_url, tmp_path):
-    wiki = tmp_path / "wiki.html"
-    link = f"{app_url}/?embed=true&panel=param_chart"
-    wiki.write_text(f"<!DOCTYPE html><html><body style='margin:0'><h1>Team wiki</h1>"
-                    f"<iframe src='{link}' width='900' height='560' style='border:0'>"
-                    f"</iframe></body></html>")
+@contextlib.contextmanager
+def _wiki(browser, tmp_path, link: str):
+    """A wiki page on another origin (its own HTTP server) with `link` in an iframe; yields
+    the browser page and the iframe's frame, the chart in it drawn."""
+    (tmp_path / "wiki.html").write_text(
+        f"<!DOCTYPE html><html><body style='margin:0'><h1>Team wiki</h1><iframe src='{link}' "
+        f"width='900' height='560' style='border:0'></iframe></body></html>")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -69,6 +71,14 @@ def test_deep_link_in_an_iframe_on_another_origin(browser, app_url, tmp_path):
         frame = page.frame_locator("iframe")
         frame.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible",
                                                                   timeout=60_000)
+        yield page, frame
+    finally:
+        context.close()
+        server.shutdown()
+
+
+def test_deep_link_in_an_iframe_on_another_origin(browser, app_url, tmp_path):
+    with _wiki(browser, tmp_path, f"{app_url}/?embed=true&panel=param_chart") as (page, frame):
         assert frame.get_by_test_id("stSidebar").count() == 0
         assert frame.get_by_test_id("stPopover").count() == 0  # no share control inside
         assert frame.locator("[data-testid='stPlotlyChart']").count() == 1
@@ -78,34 +88,15 @@ def test_deep_link_in_an_iframe_on_another_origin(browser, app_url, tmp_path):
         page.wait_for_timeout(300)
         assert_snapshot(page.locator("iframe").screenshot(animations="disabled"),
                         "iframe_param_chart")
-    finally:
-        context.close()
-        server.shutdown()
 
 
 def test_plain_page_link_draws_the_figure_without_streamlit(browser, app_url, tmp_path):
     """`/_insight/panel?...`: the same link as a plain page (the exported HTML, built by the
     server), in a wiki's iframe on another origin; plotly.js one cached file."""
-    wiki = tmp_path / "wiki.html"
     link = f"{app_url}/_insight/panel?panel=param_chart&model=digits_cnn"
-    wiki.write_text(f"<!DOCTYPE html><html><body style='margin:0'><h1>Team wiki</h1>"
-                    f"<iframe src='{link}' width='900' height='560' style='border:0'>"
-                    f"</iframe></body></html>")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
-    try:
-        page = context.new_page()
-        page.goto(f"http://127.0.0.1:{server.server_address[1]}/wiki.html")
-        frame = page.frame_locator("iframe")
-        frame.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible",
-                                                                  timeout=60_000)
+    with _wiki(browser, tmp_path, link) as (_, frame):
         assert frame.locator("[data-testid='stApp']").count() == 0  # no Streamlit at all
         assert frame.locator(".gtitle").first.text_content().startswith("Parameters per layer")
-    finally:
-        context.close()
-        server.shutdown()
     with urllib.request.urlopen(f"{app_url}/_insight/plotly.min.js", timeout=30) as response:
         assert "max-age" in response.headers["Cache-Control"]
         assert response.read(200).lstrip().startswith(b"/**")
