@@ -36,7 +36,16 @@ SATURATION_MODES = {None: 0, "sigmoid": 1, "tanh": 2, "softmax": 3}
 # inner loop stays in single precision (twice the SIMD width).
 _BLOCK = 256
 
-@numba.njit(nogil=True, cache=True)
+def _jit(fn):
+    """`fn` compiled by numba, kept in its disk cache where one is writable (`NUMBA_CACHE_DIR`,
+    beside the module, or the user's cache); compiled per process where none is."""
+    try:
+        return numba.njit(nogil=True, cache=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(fn)
+
+
+@_jit
 def _moments(u, mode):  # pragma: no cover - compiled
     n, c = u.shape
     s = np.zeros(c, np.float64)
@@ -78,7 +87,7 @@ def _moments(u, mode):  # pragma: no cover - compiled
     return s, q, nz, lo, hi, saturated
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit
 def _histogram(flat, step, low, high, bins):  # pragma: no cover - compiled
     counts = np.zeros(bins, np.float64)
     width = high - low
