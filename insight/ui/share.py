@@ -27,7 +27,7 @@ from insight.remote import is_remote
 from insight.ui.cache import ModelRef
 
 __all__ = ["share_control", "link_targets", "link_target", "link_model_name", "base_url",
-           "render_problem", "offer_plain_pages"]
+           "render_problem", "offer_plain_pages", "plain_page_serves"]
 
 
 @functools.lru_cache(maxsize=8)  # the samples and launch options do not change while serving
@@ -54,6 +54,15 @@ def offer_plain_pages() -> None:
     """Offer each link's plain page too (`insight serve` mounts `insight.ui.static_panel`;
     `streamlit run app.py` does not)."""
     _PLAIN_PAGES.append(True)
+
+
+def plain_page_serves(target: ModelRef, name: str, opts: LaunchOptions) -> bool:
+    """Whether `/_insight/panel` draws panel `name` of the link target `target` itself; it
+    sends a model from `s3://`/`gs://` (fetched first) and a comparison panel of the
+    `--compare` pair (paired first) to the embedded view instead."""
+    paired = bool(opts.compare) and target.path == opts.model and \
+        "compare" in get_panel(name).uses
+    return not is_remote(target.path) and not paired
 
 
 def link_target(model: str | None, opts: LaunchOptions
@@ -130,13 +139,12 @@ def share_control(name: str, ref: ModelRef, ctx: PanelContext, params: Mapping[s
             st.code(url, language=None, wrap_lines=True)
             st.caption("Embed in a wiki page")
             st.code(iframe_html(url, spec.title), language="html", wrap_lines=True)
-            if _PLAIN_PAGES and not is_remote(ref.path) and not fetched_from(ref.path) and \
-                    not (opts.compare and "compare" in spec.uses):
+            target, data, logdir = link_targets(opts)[model]
+            if _PLAIN_PAGES and plain_page_serves(target, name, opts):
                 st.caption("Or as a plain page: no app session, quicker in a wiki; the "
                            "panel as the HTML download below")
                 st.code(page_url(base_url(), name, typed, model), language=None,
                         wrap_lines=True)
-            _, data, logdir = link_targets(opts)[model]
             uses = get_panel(name).uses
             if ("data" in uses and _differs(ctx.data_path, data)) or (
                     "logdir" in uses and _differs(ctx.logdir, logdir)):

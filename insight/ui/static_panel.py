@@ -70,18 +70,15 @@ def page(opts: LaunchOptions, query: dict[str, str]) -> Any:
 
     from insight.export import panel_html
     from insight.export.deeplink import parse_query
-    from insight.panels.registry import PanelContext, get_panel
-    from insight.remote import is_remote
+    from insight.panels.registry import PanelContext
     from insight.ui.cache import get_model, panel
-    from insight.ui.share import link_target
+    from insight.ui.share import link_target, plain_page_serves
     from insight.ui.widgets import location
 
     try:
         link = parse_query(query)
         ref, data, logdir = link_target(link.model, opts)
-        paired = opts.compare and ref.path == opts.model and \
-            "compare" in get_panel(link.panel).uses
-        if is_remote(ref.path) or paired:
+        if not plain_page_serves(ref, link.panel, opts):
             embed = {**query, "embed": "true"}
             return RedirectResponse("/?" + urlencode(embed), status_code=307)
         loaded = get_model(ref)
