@@ -13,7 +13,8 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["HIST_SAMPLE", "on_host", "reduce_in_graph", "reduce_on_host", "unit_extremes"]
+__all__ = ["HIST_SAMPLE", "on_host", "reduce_in_graph", "reduce_on_host", "unit_extremes",
+           "warm_up"]
 
 # Histograms read every k-th value, at most this many per layer per batch: a histogram of
 # every value (~1 GB of activations per batch on MobileNetV2) doubles the cost of a pass.
@@ -81,11 +82,20 @@ def reduce_on_host(a, given_range, bins: int, saturation: str | None):
 
 
 def on_host() -> bool:
-    """Whether the statistics reduce on the host (`_reduce_host`): when TensorFlow sees no GPU.
-    On a GPU the reductions stay on the device, next to the activations."""
+    """Whether the statistics reduce on the host (`reduce_on_host`): when TensorFlow sees no
+    GPU. On a GPU the reductions stay on the device, next to the activations."""
     import tensorflow as tf
 
     return not tf.config.list_logical_devices("GPU")
+
+
+def warm_up() -> None:
+    """Compile the host kernels (from numba's disk cache after a first time) where the host
+    path is the one used; nothing on a GPU."""
+    if on_host():
+        from insight.probe.fused import warm_up as compile_kernels
+
+        compile_kernels()
 
 
 def unit_extremes(a, u):

@@ -41,7 +41,13 @@ from insight.probe.capture import (
     signature_key,
     slice_rows,
 )
-from insight.probe.reductions import HIST_SAMPLE, on_host, reduce_in_graph, reduce_on_host
+from insight.probe.reductions import (
+    HIST_SAMPLE,
+    on_host,
+    reduce_in_graph,
+    reduce_on_host,
+    warm_up,
+)
 
 __all__ = ["ActivationStats", "activation_stats", "STAT_COLUMNS", "HIST_SAMPLE", "Progress",
            "data_batches", "expected_rows", "replicas", "read_ahead"]
@@ -92,8 +98,6 @@ def _stats_function(model: Any, paths: list[str], x_example: Any, bins: int):
     kinds = {p: saturating_activation(layers[p]) for p in paths}
     wanted = set(paths)
     if reduce is reduce_on_host:
-        from insight.probe.fused import warm_up
-
         warm_up()  # compiled here, not inside the graph's first run
 
     def run(x, ranges):

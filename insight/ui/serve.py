@@ -69,12 +69,9 @@ def _warm(opts: LaunchOptions) -> None:
         _PAGE_DRAWN.wait()
         time.sleep(3.0)
         warm_up()  # UMAP's numba compilation, before anyone asks for a UMAP
-        from insight.probe import reductions
+        from insight.probe.reductions import warm_up as warm_statistics
 
-        if reductions.on_host():
-            from insight.probe.fused import warm_up as warm_statistics
-
-            warm_statistics()  # the statistics' kernels (a second on a first start)
+        warm_statistics()  # the statistics' kernels on CPU (a second on a first start)
         print(f"insight: warm in {time.perf_counter() - started:.1f} s (TensorFlow, the "
               "model, UMAP, statistics)", file=sys.stderr, flush=True)
         # Not pynndescent (UMAPs of over 20,000 points): its ~25 s of compilation holds the

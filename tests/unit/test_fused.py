@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from insight.probe.fused import SATURATION_MODES, moments, reduce_host_arrays, sampled_histogram
+from insight.probe.reductions import HIST_SAMPLE
 
 
 def test_moments_equal_numpy_across_block_boundaries():
@@ -51,13 +52,13 @@ def test_histogram_counts_as_tensorflow_counts():
 
 def test_nan_values_keep_the_sums_nan_and_the_rest_counted():
     u = np.array([[1.0, 0.0], [np.nan, 2.0], [3.0, -1.0]], np.float32)
-    adds, lo, hi, used = reduce_host_arrays(u, np.full(2, np.nan, np.float32), 4, 0)
+    adds, lo, hi, used = reduce_host_arrays(u, np.full(2, np.nan, np.float32), 4, 0, HIST_SAMPLE)
     assert np.isnan(adds[1]) and adds[2] == 1.0  # unit 0's sum is NaN, unit 1's is 1
     assert hi.tolist() == [3.0, 2.0] and lo.tolist() == [1.0, -1.0]
     assert adds[-4:].sum() == 5  # the NaN is in no bin
     # a unit with no value but NaN has no extremes, and its batch no histogram range
     adds, lo, hi, used = reduce_host_arrays(np.full((3, 2), np.nan, np.float32),
-                                            np.full(2, np.nan, np.float32), 4, 0)
+                                            np.full(2, np.nan, np.float32), 4, 0, HIST_SAMPLE)
     assert np.isnan(lo).all() and np.isnan(hi).all() and np.isnan(used).all()
     assert adds[-4:].sum() == 0
 
@@ -70,14 +71,14 @@ def test_layout_matches_the_tensorflow_reduction():
     a = rng.uniform(0.0, 1.0, size=(4, 6, 6, 3)).astype(np.float32)
     a[..., 1] = 0.0
     nan_range = np.full(2, np.nan, np.float32)
-    host = reduce_host_arrays(a, nan_range, 8, SATURATION_MODES["sigmoid"])
+    host = reduce_host_arrays(a, nan_range, 8, SATURATION_MODES["sigmoid"], HIST_SAMPLE)
     graph = [t.numpy() for t in reduce_in_graph(tf.constant(a), tf.constant(nan_range), 8,
                                                 "sigmoid")]
     for h, g in zip(host, graph, strict=True):
         np.testing.assert_allclose(h, g, rtol=1e-5)
     given = np.array([0.2, 0.7], np.float32)
     graph = reduce_in_graph(tf.constant(a), tf.constant(given), 8, None)[0]
-    np.testing.assert_allclose(reduce_host_arrays(a, given, 8, 0)[0], graph, rtol=1e-5)
+    np.testing.assert_allclose(reduce_host_arrays(a, given, 8, 0, HIST_SAMPLE)[0], graph, rtol=1e-5)
 
 
 def test_kernels_compile_where_no_cache_can_be_written():
