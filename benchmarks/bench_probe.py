@@ -149,35 +149,31 @@ def copy_out_seconds(fn, x, repeat: int) -> dict:
 
 
 def stats_floors(model, x_example):
-    """Per-batch floors of the statistics: the capture, and one `reduce_sum` per layer."""
+    """Per-batch floors of the statistics: the capture, and the capture with one `reduce_sum`
+    per layer in the graph, or one read per layer on the host."""
     import tensorflow as tf
 
     from insight.model.layers import layer_paths
     from insight.probe.capture import capture_function, first_output
     fn = capture_function(model, layer_paths(model), x_example, with_outputs=False)
 
-    @tf.function(reduce_retracing=True)
-    def one_sum(a):
-        _, acts = fn(a)
-        out = []
-        for v in acts.values():
-            t = tf.cast(first_output(v), tf.float32)
-            out.append(tf.reduce_sum(t, list(range(max(t.shape.rank - 1, 1)))))
-        return out
+    def per_layer(reduce):
+        """A compiled capture pass with `reduce` applied to every layer's float32 output."""
+        @tf.function(reduce_retracing=True)
+        def run(a):
+            _, acts = fn(a)
+            return [reduce(tf.cast(first_output(v), tf.float32)) for v in acts.values()]
+        return run
 
-    @tf.function(reduce_retracing=True)
-    def one_read(a):
+    def host_read(t):
         from insight.probe.fused import moments
 
-        _, acts = fn(a)
-        out = []
-        for v in acts.values():
-            t = tf.cast(first_output(v), tf.float32)
-            out.append(tf.numpy_function(
-                lambda b: moments(b.reshape(-1, b.shape[-1]) if b.ndim > 1 else
-                                  b.reshape(-1, 1))[0], [t], tf.float64, stateful=False))
-        return out
+        return tf.numpy_function(
+            lambda b: moments(b.reshape(-1, b.shape[-1]) if b.ndim > 1 else b.reshape(-1, 1))[0],
+            [t], tf.float64, stateful=False)
 
+    one_sum = per_layer(lambda t: tf.reduce_sum(t, list(range(max(t.shape.rank - 1, 1)))))
+    one_read = per_layer(host_read)
     return fn, one_sum, one_read
 
 
