@@ -28,7 +28,10 @@ Rows:
   epoch (`background=True`), and with the default (traced on the first log), interleaved, medians of
   `--repeat`. Overheads against the plain fit: wall, the main thread's time inside the
   callback's hooks (what the fit waits for; robust on a shared machine) and process CPU
-  (the background trace's cost lands here, not in the hooks).
+  (the background trace's cost lands here, not in the hooks). Then the logger's one-off
+  work (its first log: prepare, trace, TensorFlow's first run) in CPU seconds beside two
+  floors: a bare `tf.function` of the forward pass and loss gradient traced and run once, and
+  Keras' own first `train_on_batch` (the train step every `fit` traces).
 
 - `--read-only`: only `read_scalars` on the large logdir and on a small one (3 runs x 4 tags x
   25,000 steps, 300k points, where per-file and per-tag fixed costs weigh most), interleaved.
@@ -206,6 +209,83 @@ LOGGER_HOOKS = ("on_train_begin", "on_train_batch_begin", "on_train_batch_end", 
                 "on_test_begin", "on_train_end")  # every hook the logger defines
 
 
+def digits_fit_data():
+    """The logger rows' training data: digits, 8x8x1 in [0, 1], tiled to 7,188 examples."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return (np.tile((d.images[..., None] / 16).astype("float32"), (4, 1, 1, 1)),
+            np.tile(d.target, 4))
+
+
+def digits_fit_model():
+    """The logger rows' small CNN, compiled, the same weights every time."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
+    m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m
+
+
+def logger_one_off(repeat: int = 5) -> dict:
+    """CPU seconds (medians of `repeat`, each on a fresh model) of the logger's one-off work,
+    its first log (prepare, trace, TensorFlow's first run of the graph), against two floors:
+    a bare `tf.function` of the forward pass and the loss gradient of the same 64 rows,
+    traced and run once (no per-layer outputs, no statistics), and Keras' own first
+    `train_on_batch` (the train step every `fit` traces before its first batch)."""
+    import keras
+    import tensorflow as tf
+
+    from insight.callbacks import ActivationLogger
+
+    x, y = digits_fit_data()
+    digits_fit_model().fit(x[:256], y[:256], epochs=1, verbose=0)  # warm Keras/TF once
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    out: dict = {"logger": [], "bare": [], "keras": []}
+    for _ in range(repeat):
+        m = digits_fit_model()
+        m.predict(x[:8], verbose=0)
+        tmp = tempfile.mkdtemp(prefix="insight-cb-")
+        logger = ActivationLogger(tmp, x, y)
+        logger.set_model(m)
+        start = time.process_time()
+        logger.log(0)
+        out["logger"].append(time.process_time() - start)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+        @tf.function
+        def bare(a, b, m=m):
+            with tf.GradientTape() as tape:
+                value = loss(b, m(a, training=False))
+            return tape.gradient(value, m.trainable_variables)
+
+        start = time.process_time()
+        [g.numpy() for g in bare(tf.constant(x[:64]), tf.constant(y[:64]))]
+        out["bare"].append(time.process_time() - start)
+        fresh = digits_fit_model()
+        start = time.process_time()
+        fresh.train_on_batch(x[:32], y[:32])
+        out["keras"].append(time.process_time() - start)
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def one_off_table(one_off: dict) -> list[str]:
+    """The logger's first log beside its two floors, CPU seconds."""
+    return ["| one-off work, CPU (median, fresh model each) | seconds | ratio to the logger |",
+            "|---|---:|---:|",
+            f"| the logger's first log (prepare, trace, first run, write) | "
+            f"{one_off['logger']:.3f} s | 1.00x |",
+            f"| floor: bare tf.function forward + loss gradient, traced and run once | "
+            f"{one_off['bare']:.3f} s | {one_off['bare'] / one_off['logger']:.2f}x |",
+            f"| Keras' own first train_on_batch (every fit pays it) | "
+            f"{one_off['keras']:.3f} s | {one_off['keras'] / one_off['logger']:.2f}x |"]
+
+
 def logger_overhead(epochs: tuple[int, ...] = (5, 10, 15), repeat: int = 3) -> dict:
     """Plain `fit` against `fit` with an ActivationLogger tracing in the background
     (`background=True`) and one tracing on its first log (the default), interleaved,
@@ -215,24 +295,10 @@ def logger_overhead(epochs: tuple[int, ...] = (5, 10, 15), repeat: int = 3) -> d
     seconds), `inside` (main-thread seconds inside the logger's hooks), `first` (the first
     log, incl. any trace not done in the background) and `steady` (median later log).
     """
-    import keras
-    import numpy as np
-    from sklearn.datasets import load_digits
-
     from insight.callbacks import ActivationLogger
 
-    d = load_digits()
-    x = np.tile((d.images[..., None] / 16).astype("float32"), (4, 1, 1, 1))
-    y = np.tile(d.target, 4)
-
-    def model():
-        keras.utils.set_random_seed(0)
-        m = keras.Sequential([
-            keras.Input((8, 8, 1)), keras.layers.Conv2D(16, 3, activation="relu"),
-            keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.Flatten(),
-            keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
-        m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        return m
+    x, y = digits_fit_data()
+    model = digits_fit_model
 
     def timed_logger(tmp: str, background: bool, run: dict):
         logger = ActivationLogger(tmp, x, y, background=background)
@@ -335,6 +401,7 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.1f} before", file=sys.stderr)
         epochs = tuple(int(e) for e in args.epochs.split(","))
         lines = logger_table(logger_overhead(epochs, repeat=args.repeat))
+        lines += [""] + one_off_table(logger_one_off())
         print(f"load average {os.getloadavg()[0]:.1f} after", file=sys.stderr)
         print("\n".join(lines))
         return

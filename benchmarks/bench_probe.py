@@ -18,8 +18,10 @@ so tracing is excluded):
   forward passes over the same batches. Target <= 1.5x. Beside it: the same statistics with
   TensorFlow's kernels (what a GPU runs, and what the CPU ran before the one-read kernels of
   `insight.probe.fused`); floors: the capture passes alone (every layer's output kept), with
-  one `reduce_sum` per layer in the graph, and with one read per layer on the host (a numba
-  sum through `tf.numpy_function`, the route the statistics take).
+  one `reduce_sum` per layer in the graph, with the hand-off alone (a `tf.numpy_function` per
+  layer that reads nothing), and with one read per layer on the host (a numba sum through
+  `tf.numpy_function`, the route the statistics take); and one forward pass under XLA
+  (`jit_compile=True`), the only TensorFlow route that fuses reductions into the producers.
 Ratios also give process CPU time (all threads), steadier than wall time on a shared machine.
 - stats peak RSS: peak resident-memory growth of that call, vs the 32 forward passes, each
   in a fresh subprocess (a thread samples VmRSS from /proc/self/status every 2 ms; the
@@ -80,10 +82,11 @@ def inputs(name: str, rows: int, seed: int = 0):
     return np.random.default_rng(seed).random((rows, *shape), dtype=np.float32)
 
 
-def compiled_forward(model):
+def compiled_forward(model, jit_compile: bool = False):
     import tensorflow as tf
 
-    return tf.function(lambda a: model(a, training=False), reduce_retracing=True)
+    return tf.function(lambda a: model(a, training=False), reduce_retracing=True,
+                       jit_compile=jit_compile)
 
 
 CPU_RATIOS: list[float] = []  # the CPU-time ratio of the last `interleaved` call
@@ -150,7 +153,9 @@ def copy_out_seconds(fn, x, repeat: int) -> dict:
 
 def stats_floors(model, x_example):
     """Per-batch floors of the statistics: the capture, and the capture with one `reduce_sum`
-    per layer in the graph, or one read per layer on the host."""
+    per layer in the graph, with a hand-off per layer to Python that reads nothing, or with
+    one read per layer on the host."""
+    import numpy as np
     import tensorflow as tf
 
     from insight.model.layers import layer_paths
@@ -172,9 +177,11 @@ def stats_floors(model, x_example):
             lambda b: moments(b.reshape(-1, b.shape[-1]) if b.ndim > 1 else b.reshape(-1, 1))[0],
             [t], tf.float64, stateful=False)
 
+    def hand_off(t):
+        return tf.numpy_function(lambda b: np.zeros(1), [t], tf.float64, stateful=False)
+
     one_sum = per_layer(lambda t: tf.reduce_sum(t, list(range(max(t.shape.rank - 1, 1)))))
-    one_read = per_layer(host_read)
-    return fn, one_sum, one_read
+    return fn, one_sum, per_layer(hand_off), per_layer(host_read)
 
 
 class Table:
@@ -348,9 +355,9 @@ def bench_stats(table: Table, name: str, model, rows: int, repeat: int) -> None:
         stats_module.on_host = keep
     table.timing(name, "same statistics, TensorFlow's kernels (a GPU's path; the CPU's before "
                  "insight.probe.fused)", t_ins, t_base, f"{batches} fwd passes", "-")
-    capture, one_sum, one_read = stats_floors(model, x[:BATCH])
-    one_sum(x[:BATCH])
-    one_read(x[:BATCH])
+    capture, one_sum, hand_off, one_read = stats_floors(model, x[:BATCH])
+    for warm in (one_sum, hand_off, one_read):
+        warm(x[:BATCH])
     def each(fn):
         """`fn` on every batch, each result dropped before the next (a list of 32 captures
         would hold 32 GB)."""
@@ -367,10 +374,23 @@ def bench_stats(table: Table, name: str, model, rows: int, repeat: int) -> None:
     table.timing(name, f"floor: {batches} capture passes + one reduce_sum per layer (in graph)",
                  t_ins, t_base, f"{batches} fwd passes", "-")
     t_ins, t_base = interleaved(
+        lambda: each(lambda b: np.asarray(hand_off(b)[0])),
+        passes, repeat, warmup=0)
+    table.timing(name, f"floor: {batches} capture passes + a hand-off per layer to Python "
+                 "(tf.numpy_function, no read)", t_ins, t_base, f"{batches} fwd passes", "-")
+    t_ins, t_base = interleaved(
         lambda: each(lambda b: np.asarray(one_read(b)[0])),
         passes, repeat, warmup=0)
     table.timing(name, f"floor: {batches} capture passes + one read per layer on the host",
                  t_ins, t_base, f"{batches} fwd passes", "-")
+    # The only TensorFlow route that fuses reductions into the kernels producing the outputs
+    # (what the target needs): is its forward pass itself fast enough on this CPU?
+    xla = compiled_forward(model, jit_compile=True)
+    np.asarray(xla(x[:BATCH]))  # compiles
+    t_ins, t_base = interleaved(lambda: np.asarray(xla(x[:BATCH])),
+                                lambda: np.asarray(forward(x[:BATCH])), repeat, warmup=0)
+    table.timing(name, f"floor: one forward pass under XLA (jit_compile=True), batch {BATCH}",
+                 t_ins, t_base, "1 fwd pass", "-")
     mem_ins = measure_memory("stats", name, rows)
     mem_base = measure_memory("forward", name, rows)
     table.add(name, f"stats peak RSS growth, {rows:,} inputs (fresh process, cold)",
