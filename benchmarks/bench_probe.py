@@ -368,21 +368,13 @@ def bench_stats(table: Table, name: str, model, rows: int, repeat: int) -> None:
     t_ins, t_base = interleaved(lambda: each(capture), passes, repeat, warmup=0)
     table.timing(name, f"floor: {batches} capture passes (every layer's output kept)", t_ins,
                  t_base, f"{batches} fwd passes", "-")
-    t_ins, t_base = interleaved(
-        lambda: each(lambda b: np.asarray(one_sum(b)[0])),
-        passes, repeat, warmup=0)
-    table.timing(name, f"floor: {batches} capture passes + one reduce_sum per layer (in graph)",
-                 t_ins, t_base, f"{batches} fwd passes", "-")
-    t_ins, t_base = interleaved(
-        lambda: each(lambda b: np.asarray(hand_off(b)[0])),
-        passes, repeat, warmup=0)
-    table.timing(name, f"floor: {batches} capture passes + a hand-off per layer to Python "
-                 "(tf.numpy_function, no read)", t_ins, t_base, f"{batches} fwd passes", "-")
-    t_ins, t_base = interleaved(
-        lambda: each(lambda b: np.asarray(one_read(b)[0])),
-        passes, repeat, warmup=0)
-    table.timing(name, f"floor: {batches} capture passes + one read per layer on the host",
-                 t_ins, t_base, f"{batches} fwd passes", "-")
+    for floor, what in ((one_sum, "one reduce_sum per layer (in graph)"),
+                        (hand_off, "a hand-off per layer to Python (tf.numpy_function, no read)"),
+                        (one_read, "one read per layer on the host")):
+        t_ins, t_base = interleaved(lambda f=floor: each(lambda b: np.asarray(f(b)[0])),
+                                    passes, repeat, warmup=0)
+        table.timing(name, f"floor: {batches} capture passes + {what}", t_ins, t_base,
+                     f"{batches} fwd passes", "-")
     # The only TensorFlow route that fuses reductions into the kernels producing the outputs
     # (what the target needs): is its forward pass itself fast enough on this CPU?
     xla = compiled_forward(model, jit_compile=True)
