@@ -9,8 +9,9 @@ layer: dead units or vanishing gradients show up layer against layer, epoch afte
 The statistics come from one compiled function, traced once (see `background`): a forward
 pass in inference mode whose layer outputs are recorded (`insight.probe.capture.recording`),
 one backward pass of the loss (`insight.probe.backprop.tape_gradients`) and the per-layer
-reductions. Each log writes one `tf.summary.experimental.write_raw_pb` per layer (byte for
-byte what `tf.summary.scalar` writes, without tracing summary ops).
+reductions (a small layer's by numpy after the run: `insight.probe.logged`). Each log
+writes one `tf.summary.experimental.write_raw_pb` per layer (byte for byte what
+`tf.summary.scalar` writes, without tracing summary ops).
 
 Tags written per layer:
 - `mean_abs`: mean absolute output value.
@@ -40,11 +41,10 @@ import keras
 import numpy as np
 
 from insight.errors import UsageError
+from insight.probe.logged import LOGGED_STATS
 
 __all__ = ["ActivationLogger", "DoctorCallback", "LOGGED_STATS", "STOP_ON"]
 
-LOGGED_STATS = ("mean_abs", "std", "zero_fraction", "dead_fraction", "weight_grad_norm",
-                "output_grad_norm")
 _SHAPE_ONLY = ("InputLayer", "Flatten", "Reshape", "Dropout", "Permute", "RepeatVector",
                "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise")
 
@@ -104,6 +104,7 @@ class ActivationLogger(keras.callbacks.Callback):
         self._layers, self._loss = layers, loss
         self._fn = self._pending = None  # the function once traced; prepared, maybe not
         self._tracer: Future | None = None  # a background trace
+        self._on_host: tuple[bool, ...] = ()  # per layer: reduced by numpy (set by the trace)
         self._last: int | None = None  # the batch before which it must be done
         self._batches = 0
         self.paths: list[str] = []
@@ -176,7 +177,9 @@ class ActivationLogger(keras.callbacks.Callback):
         if self._fn is None:
             self._fn = self._ready()
         args = [self._x] + ([] if self._y is None else [self._y])
-        values = self._fn(*args).numpy()
+        from insight.probe.logged import finish
+
+        values = finish(self._on_host, *self._fn(*args))
         for p, row, writer in zip(self.paths, values, self._writers, strict=True):
             stats = [(n, v) for n, v in zip(LOGGED_STATS, row, strict=True)
                      if n != "weight_grad_norm" or self._owned[p]]
@@ -191,8 +194,14 @@ class ActivationLogger(keras.callbacks.Callback):
         import tensorflow as tf
 
         from insight.model.layers import iter_layers, resolve_layers
-        from insight.probe.backprop import own_variables, score_description, tape_gradients
-        from insight.probe.capture import as_inputs, input_spec, slice_rows
+        from insight.probe.backprop import (
+            output_structure,
+            own_variables,
+            score_description,
+            tape_gradients,
+        )
+        from insight.probe.capture import as_inputs, count_rows, input_spec
+        from insight.probe.logged import in_graph
         from insight.probe.losses import model_loss, output_items
 
         model = self.model
@@ -206,9 +215,10 @@ class ActivationLogger(keras.callbacks.Callback):
         else:
             paths = resolve_layers(model, self._layers)
         variables = list(model.trainable_variables)
+        rows = count_rows(x[0] if isinstance(x, list | tuple) else x)
         owned = own_variables(model, paths, variables)
         terms = None
-        outputs = model(slice_rows(x, 0, 1), training=False)
+        outputs = output_structure(model, x)  # symbolic: no forward pass (one if no graph)
         if y is not None:
             plan = model_loss(model, y, outputs, loss=self._loss)
             terms, y = plan.terms, plan.labels(y)
@@ -218,7 +228,10 @@ class ActivationLogger(keras.callbacks.Callback):
 
         def run(x, y=None):
             _, _, w_grads, acts, a_grads = tape_gradients(model, paths, variables, terms, x, y)
-            return _statistics(acts, a_grads, [[w_grads[i] for i in owned[p]] for p in paths])
+            # Which layers numpy reduces is known once traced (a Python value, not an output).
+            self._on_host, stats, raw = in_graph(
+                acts, a_grads, [[w_grads[i] for i in owned[p]] for p in paths], rows)
+            return stats, raw
 
         signature = [input_spec(x)] + ([] if y is None else [input_spec(list(y))])
         self._x, self._y, self.target, self.paths = x, y, target, paths
@@ -227,29 +240,6 @@ class ActivationLogger(keras.callbacks.Callback):
         # No autograph: the function has no tensor-dependent Python control flow, and
         # Keras' own training step is traced without it (`do_not_convert`) too.
         return tf.function(run, input_signature=signature, autograph=False)
-
-
-def _statistics(acts: list, a_grads: list, w_grads: list[list]):
-    """In the graph: the `(layers, len(LOGGED_STATS))` statistics, in few ops (each costs
-    tracing time): shared constants, static shapes."""
-    import tensorflow as tf
-
-    zero, one, nan = tf.constant(0.0), tf.constant(1.0), tf.constant(float("nan"))
-    values = []
-    for a, g, ws in zip(acts, a_grads, w_grads, strict=True):
-        a, g = tf.cast(a, tf.float32), tf.cast(g, tf.float32)
-        # Rows of units, rows of examples: static shapes (one constant op) when known.
-        k, n = a.shape[-1] if a.shape.rank > 1 else 1, g.shape[1:].num_elements()
-        nonzero = tf.cast(tf.not_equal(tf.reshape(a, (-1, k if k is not None else
-                                                      tf.shape(a)[-1])), zero), tf.float32)
-        values += [
-            tf.reduce_mean(tf.abs(a)), tf.math.reduce_std(a), one - tf.reduce_mean(nonzero),
-            tf.reduce_mean(tf.cast(tf.equal(tf.reduce_max(nonzero, axis=0), zero), tf.float32)),
-            tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) for w in ws]))
-            if ws else nan,
-            tf.reduce_mean(tf.norm(tf.reshape(g, (-1, n) if n else (tf.shape(g)[0], -1)),
-                                   axis=1))]
-    return tf.reshape(tf.stack(values), (len(acts), len(LOGGED_STATS)))
 
 
 def _first_rows(y: Any, rows: int) -> Any:

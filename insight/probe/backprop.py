@@ -58,7 +58,7 @@ from insight.probe.losses import (
 from insight.probe.lossfn import logits_of
 
 __all__ = ["Gradients", "gradients", "resolve_loss", "GRAD_COLUMNS", "own_variables",
-           "tape_gradients", "score_description"]
+           "tape_gradients", "score_description", "output_structure"]
 
 GRAD_COLUMNS = ["layer", "class", "params", "weight_norm", "weight_grad_norm",
                 "activation_grad_norm"]
@@ -290,7 +290,7 @@ def gradients(model: Any, x: Any, y: Any = None, *, loss: Any = None,
         target = plan.description
     else:
         target = score_description([n for n, _ in
-                                    output_items(_output_structure(keras_model, x), keras_model)])
+                                    output_items(output_structure(keras_model, x), keras_model)])
     return Gradients(weights, acts, float(value), target,
                      _norm_table(keras_model, paths, variables, owned, norms.numpy()),
                      () if plan is None else plan.terms)
@@ -302,7 +302,7 @@ def _cached_plan(model: Any, keras_model: Any, loss: Any, y: Any, x: Any) -> Mod
            getattr(model, "preflight", None) is not None)
     cache = COMPILED.setdefault(keras_model, {})
     if key not in cache:
-        cache[key] = model_loss(model, y, _output_structure(keras_model, x), loss=loss)
+        cache[key] = model_loss(model, y, output_structure(keras_model, x), loss=loss)
     return cache[key]
 
 
@@ -330,13 +330,19 @@ def _labels_key(y: Any) -> tuple:
     return ("array", one(y))
 
 
-def _output_structure(model: Any, x: Any) -> Any:
+def output_structure(model: Any, x: Any) -> Any:
     """What the model returns: its symbolic outputs when it has a graph, else a one-row pass's
     (once per input signature)."""
     try:
         return model.output
     except (AttributeError, ValueError):
         pass
+    try:
+        symbolic = model.outputs  # a built Sequential has these, not `output`
+    except (AttributeError, ValueError):
+        symbolic = None
+    if isinstance(symbolic, list) and len(symbolic) == 1:
+        return symbolic[0]
     key = ("outputs", signature_key(x))
     cache = COMPILED.setdefault(model, {})
     if key not in cache:
