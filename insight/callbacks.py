@@ -41,7 +41,7 @@ import keras
 import numpy as np
 
 from insight.errors import UsageError
-from insight.probe.logged import LOGGED_STATS
+from insight.probe.logged import LOGGED_STATS, finish, in_graph
 
 __all__ = ["ActivationLogger", "DoctorCallback", "LOGGED_STATS", "STOP_ON"]
 
@@ -98,6 +98,7 @@ class ActivationLogger(keras.callbacks.Callback):
         x = x if isinstance(x, list | tuple) else as_inputs(x)
         rows = min(int(examples), count_rows(x[0] if isinstance(x, list | tuple) else x))
         self.log_dir, self.freq, self.background = Path(log_dir), freq, bool(background)
+        self._rows = rows
         self._x = [np.asarray(v)[:rows] for v in x] if isinstance(x, list | tuple) else \
             slice_rows(x, 0, rows)
         self._y = None if y is None else _first_rows(y, rows)
@@ -177,8 +178,6 @@ class ActivationLogger(keras.callbacks.Callback):
         if self._fn is None:
             self._fn = self._ready()
         args = [self._x] + ([] if self._y is None else [self._y])
-        from insight.probe.logged import finish
-
         values = finish(self._on_host, *self._fn(*args))
         for p, row, writer in zip(self.paths, values, self._writers, strict=True):
             stats = [(n, v) for n, v in zip(LOGGED_STATS, row, strict=True)
@@ -200,8 +199,7 @@ class ActivationLogger(keras.callbacks.Callback):
             score_description,
             tape_gradients,
         )
-        from insight.probe.capture import as_inputs, count_rows, input_spec
-        from insight.probe.logged import in_graph
+        from insight.probe.capture import as_inputs, input_spec
         from insight.probe.losses import model_loss, output_items
 
         model = self.model
@@ -215,7 +213,6 @@ class ActivationLogger(keras.callbacks.Callback):
         else:
             paths = resolve_layers(model, self._layers)
         variables = list(model.trainable_variables)
-        rows = count_rows(x[0] if isinstance(x, list | tuple) else x)
         owned = own_variables(model, paths, variables)
         terms = None
         outputs = output_structure(model, x)  # symbolic: no forward pass (one if no graph)
@@ -230,7 +227,7 @@ class ActivationLogger(keras.callbacks.Callback):
             _, _, w_grads, acts, a_grads = tape_gradients(model, paths, variables, terms, x, y)
             # Which layers numpy reduces is known once traced (a Python value, not an output).
             self._on_host, stats, raw = in_graph(
-                acts, a_grads, [[w_grads[i] for i in owned[p]] for p in paths], rows)
+                acts, a_grads, [[w_grads[i] for i in owned[p]] for p in paths], self._rows)
             return stats, raw
 
         signature = [input_spec(x)] + ([] if y is None else [input_spec(list(y))])

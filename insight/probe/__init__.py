@@ -7,6 +7,7 @@
 - `lossfn`: one output's Keras loss, evaluated as Keras' training step evaluates it (a
   cross-entropy reads the logits behind a softmax or sigmoid output);
 - `stats`: activation statistics streamed over a whole dataset;
+- `logged`: the per-layer statistics `ActivationLogger` writes (small layers by numpy);
 - `attribution`: saliency, SmoothGrad, integrated gradients, Grad-CAM;
 - `report`: statistics joined with gradient norms, one table per model (`insight stats`).
 

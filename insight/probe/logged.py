@@ -68,8 +68,8 @@ def finish(mask: tuple, stats: Any, raw: list) -> np.ndarray:
 
 def _host_row(a: Any, g: Any, ws: list) -> list[float]:
     """One layer's statistics in numpy, as `_graph_statistics` computes them."""
-    a, g = np.asarray(a).astype(np.float32, copy=False), np.asarray(g).astype(np.float32,
-                                                                              copy=False)
+    a = np.asarray(a).astype(np.float32, copy=False)
+    g = np.asarray(g).astype(np.float32, copy=False)
     units = a.reshape(-1, a.shape[-1] if a.ndim > 1 else 1)
     nan = float("nan")
     if not units.size:
@@ -82,7 +82,7 @@ def _host_row(a: Any, g: Any, ws: list) -> list[float]:
             # A unit is dead when zero for every example; a NaN is not zero (as in the graph).
             float(np.mean(magnitude.max(axis=0) == 0)),
             math.sqrt(sum(squares)) if ws else nan,
-            float(per_example.mean()) if len(per_example) else nan]
+            float(per_example.mean())]
 
 
 def _graph_statistics(acts: list, a_grads: list, w_grads: list):
